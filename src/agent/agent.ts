@@ -1,0 +1,234 @@
+/**
+ * The agent: dials out to the hub (never accepts connections), serves HTTP/2 on that one TLS socket so
+ * the hub can open streams toward it, keeps it alive with PINGs, and comes back by itself with capped
+ * exponential backoff and full jitter whenever the tunnel drops. A hub that refuses the agent's
+ * identity (removed agent) stops it for good: retrying could not help.
+ */
+import http2, { type ServerHttp2Session, type ServerHttp2Stream, type IncomingHttpHeaders } from 'node:http2';
+import os from 'node:os';
+import { EventEmitter } from 'node:events';
+import { WarrenError, asWarrenError } from '../errors.js';
+import type { Logger } from '../log.js';
+import { Backoff } from '../tunnel/backoff.js';
+import { startKeepalive } from '../tunnel/keepalive.js';
+import { ALPN, CONNECTION_WINDOW, H2_SETTINGS, INFO_PATH, MAX_SESSION_MEMORY_MB, type AgentInfo, type Refusal } from '../tunnel/protocol.js';
+import { VERSION } from '../version.js';
+import { dialHub, proxyFor } from '../client/dialHub.js';
+import { AllowList } from './allowList.js';
+import type { AgentConfig } from './config.js';
+import { handleConnectStream, refuseStream } from './dialer.js';
+import { enroll, loadIdentity, renew, renewalDelayMs, type AgentIdentity } from './identity.js';
+
+/** A tunnel that stayed up this long resets the backoff. */
+const STABLE_MS = 10_000;
+
+export interface Agent extends EventEmitter {
+  readonly name: string;
+  /** Resolves when the agent stops: after stop(), or rejects on a fatal refusal from the hub. */
+  readonly done: Promise<void>;
+  readonly connected: boolean;
+  stop(): Promise<void>;
+}
+
+export async function startAgent(config: AgentConfig, log: Logger): Promise<Agent> {
+  const hubOverride = config.hub ? new URL(config.hub) : undefined;
+  let identity = loadIdentity(config.dataDir);
+  if (identity && identity.name !== config.name) {
+    log.warn({ stored: identity.name, flag: config.name }, 'data dir holds another agent name; using the stored identity');
+  }
+  if (!identity) {
+    if (!config.token) {
+      throw new WarrenError('WARREN_E_CONFIG', `no agent identity in ${config.dataDir} and no join token: run \`warren join-token create\` on the hub side and start with --token`);
+    }
+    const proxyUrl = proxyFor(hubOverride ?? new URL(tokenHub(config.token)), config);
+    identity = await enroll({ token: config.token, name: config.name, labels: config.labels, dataDir: config.dataDir, hubOverride: config.hub, proxy: proxyUrl });
+    log.info({ agent: identity.name, hub: identity.hubUrl.host }, 'joined the hub');
+  }
+  const agent = new AgentRunner(identity, config, log.child({ agent: identity.name }), hubOverride);
+  agent.start();
+  return agent;
+}
+
+function tokenHub(token: string): string {
+  try {
+    return Buffer.from(token.split('.')[1] ?? '', 'base64url').toString('utf8');
+  } catch {
+    return 'https://invalid';
+  }
+}
+
+class AgentRunner extends EventEmitter implements Agent {
+  readonly done: Promise<void>;
+  private resolveDone!: () => void;
+  private rejectDone!: (err: Error) => void;
+  private stopped = false;
+  private session: ServerHttp2Session | undefined;
+  private readonly backoff: Backoff;
+  private readonly allow: AllowList;
+  private readonly h2 = http2.createServer({ settings: H2_SETTINGS, maxSessionMemory: MAX_SESSION_MEMORY_MB });
+  private wake: (() => void) | undefined;
+  private renewTimer: NodeJS.Timeout | undefined;
+
+  constructor(
+    private identity: AgentIdentity,
+    private readonly config: AgentConfig,
+    private readonly log: Logger,
+    private readonly hubOverride: URL | undefined,
+  ) {
+    super();
+    this.done = new Promise((resolve, reject) => ((this.resolveDone = resolve), (this.rejectDone = reject)));
+    this.done.catch(() => undefined);
+    this.backoff = new Backoff({ baseMs: 250, capMs: config.reconnectMaxMs });
+    this.allow = new AllowList(config.allow);
+    this.h2.on('stream', (stream, headers) => this.onStream(stream, headers));
+  }
+
+  get name(): string {
+    return this.identity.name;
+  }
+
+  get connected(): boolean {
+    return Boolean(this.session && !this.session.closed && !this.session.destroyed);
+  }
+
+  private get hubUrl(): URL {
+    return this.hubOverride ?? this.identity.hubUrl;
+  }
+
+  start(): void {
+    this.scheduleRenewal();
+    void this.loop();
+  }
+
+  private async loop(): Promise<void> {
+    while (!this.stopped) {
+      const started = Date.now();
+      try {
+        const refusal = await this.runOnce();
+        if (refusal) {
+          if (refusal.code === 'WARREN_E_AGENT_REVOKED') {
+            this.stopped = true;
+            this.rejectDone(new WarrenError('WARREN_E_AGENT_REVOKED', refusal.message));
+            return;
+          }
+          this.log.warn({ code: refusal.code, reason: refusal.message }, 'hub refused the tunnel');
+        }
+      } catch (err) {
+        const e = asWarrenError(err);
+        this.log.warn({ code: e.code, err: e.code === 'WARREN_E_INTERNAL' ? (err as Error).message : e.message }, 'tunnel attempt failed');
+      }
+      if (this.stopped) break;
+      if (Date.now() - started > STABLE_MS) this.backoff.reset();
+      const delay = this.backoff.next();
+      this.log.info({ delayMs: delay }, 'reconnecting');
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, delay);
+        this.wake = () => (clearTimeout(timer), resolve());
+      });
+      this.wake = undefined;
+    }
+    this.resolveDone();
+  }
+
+  /** One tunnel from dial to close; resolves with the hub's refusal, if it sent one. */
+  private async runOnce(): Promise<Refusal | undefined> {
+    const socket = await dialHub(
+      { url: this.hubUrl, ca: this.identity.caPem, cert: this.identity.certPem, key: this.identity.keyPem, proxy: proxyFor(this.hubUrl, this.config) },
+      { alpn: [ALPN] },
+    );
+    if (socket.alpnProtocol !== ALPN) {
+      socket.destroy();
+      throw new WarrenError('WARREN_E_HUB_UNREACHABLE', `${this.hubUrl.host} does not speak ${ALPN}: is it a Warren hub (and no TLS-terminating proxy in between)?`);
+    }
+    return new Promise<Refusal | undefined>((resolve) => {
+      let refusal: Refusal | undefined;
+      this.h2.once('session', (session: ServerHttp2Session) => {
+        this.session = session;
+        session.setLocalWindowSize(CONNECTION_WINDOW);
+        const stopKeepalive = startKeepalive(session, {
+          intervalMs: this.config.pingIntervalMs,
+          onDead: () => {
+            this.log.warn('hub missed its keepalive deadline; reconnecting');
+            session.destroy();
+          },
+        });
+        session.on('goaway', (_code: number, _last: number, data?: Buffer) => {
+          if (data?.length) {
+            try {
+              refusal ??= JSON.parse(data.toString('utf8')) as Refusal;
+            } catch {
+              // not ours: a plain GOAWAY (hub draining)
+            }
+          }
+        });
+        session.on('error', (err) => this.log.debug({ err: err.message }, 'tunnel session error'));
+        session.once('close', () => {
+          stopKeepalive();
+          if (this.session === session) this.session = undefined;
+          if (!refusal) this.log.info('tunnel closed');
+          this.emit('disconnected');
+          resolve(refusal);
+        });
+        this.emit('session');
+      });
+      this.h2.emit('connection', socket);
+    });
+  }
+
+  private onStream(stream: ServerHttp2Stream, headers: IncomingHttpHeaders): void {
+    stream.on('error', () => undefined);
+    const method = headers[':method'];
+    if (method === 'GET' && headers[':path'] === INFO_PATH) {
+      const info: AgentInfo = {
+        name: this.identity.name, version: VERSION, hostname: os.hostname(), labels: this.config.labels,
+        routes: this.config.routes, clusters: this.config.clusters, allow: this.config.allow,
+      };
+      stream.respond({ ':status': 200, 'content-type': 'application/json' });
+      stream.end(JSON.stringify(info));
+      if (!this.announced) {
+        this.announced = true;
+        this.log.info({ hub: this.hubUrl.host }, 'tunnel up');
+      }
+      this.emit('connected');
+      return;
+    }
+    if (method === 'CONNECT') {
+      void handleConnectStream(stream, String(headers[':authority'] ?? ''), { allow: this.allow, dialTimeoutMs: this.config.dialTimeoutMs, log: this.log }).catch((err) => {
+        this.log.error({ err: (err as Error).message }, 'stream handler failed');
+        refuseStream(stream, asWarrenError(err));
+      });
+      return;
+    }
+    refuseStream(stream, new WarrenError('WARREN_E_NOT_FOUND', `agent: nothing at ${String(method)} ${String(headers[':path'])}`));
+  }
+
+  private announced = false;
+
+  private scheduleRenewal(): void {
+    clearTimeout(this.renewTimer);
+    if (this.stopped) return;
+    this.renewTimer = setTimeout(() => {
+      renew(this.identity, this.config.dataDir, proxyFor(this.hubUrl, this.config)).then(
+        (next) => {
+          this.identity = next;
+          this.log.info('agent certificate renewed');
+          this.scheduleRenewal();
+        },
+        (err: unknown) => {
+          this.log.warn({ err: asWarrenError(err).message }, 'certificate renewal failed; retrying in a minute');
+          this.renewTimer = setTimeout(() => this.scheduleRenewal(), 60_000);
+          this.renewTimer.unref();
+        },
+      );
+    }, renewalDelayMs(this.identity.certPem));
+    this.renewTimer.unref();
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    clearTimeout(this.renewTimer);
+    this.session?.destroy();
+    this.wake?.();
+    await this.done.catch(() => undefined);
+  }
+}

@@ -1,0 +1,67 @@
+/**
+ * The agent's side of a CONNECT stream: check the target against the allow-list, dial it, answer the
+ * hub with 200 or a refusal that says why (`warren-error` + `warren-message`), then relay bytes.
+ */
+import net from 'node:net';
+import type { ServerHttp2Stream } from 'node:http2';
+import { WarrenError, type ErrorCode } from '../errors.js';
+import { formatHostPort, parseHostPort } from '../hostPort.js';
+import { relay } from '../tunnel/relay.js';
+import { ERROR_HEADER, MESSAGE_HEADER } from '../tunnel/protocol.js';
+import type { Logger } from '../log.js';
+import type { AllowList } from './allowList.js';
+
+export interface DialerOptions {
+  readonly allow: AllowList;
+  readonly dialTimeoutMs: number;
+  readonly log: Logger;
+}
+
+export function refuseStream(stream: ServerHttp2Stream, err: WarrenError): void {
+  if (stream.destroyed || stream.headersSent) return;
+  // Header values cannot carry newlines; messages are one line by construction, this is belt and braces.
+  stream.respond({ ':status': err.status, [ERROR_HEADER]: err.code, [MESSAGE_HEADER]: err.message.replace(/[\r\n]+/g, ' ') }, { endStream: true });
+}
+
+function dialError(err: NodeJS.ErrnoException, target: string): WarrenError {
+  const map: Record<string, [ErrorCode, string]> = {
+    ECONNREFUSED: ['WARREN_E_TARGET_REFUSED', `connection to ${target} refused`],
+    ECONNRESET: ['WARREN_E_TARGET_REFUSED', `connection to ${target} reset`],
+    ENOTFOUND: ['WARREN_E_TARGET_UNREACHABLE', `host of ${target} not found (DNS)`],
+    EAI_AGAIN: ['WARREN_E_TARGET_UNREACHABLE', `host of ${target} could not be resolved (DNS)`],
+    EHOSTUNREACH: ['WARREN_E_TARGET_UNREACHABLE', `no route to ${target}`],
+    ENETUNREACH: ['WARREN_E_TARGET_UNREACHABLE', `network of ${target} unreachable`],
+    ETIMEDOUT: ['WARREN_E_TARGET_TIMEOUT', `connection to ${target} timed out`],
+  };
+  const [code, message] = map[err.code ?? ''] ?? ['WARREN_E_TARGET_UNREACHABLE', `cannot connect to ${target}: ${err.code ?? err.message}`];
+  return new WarrenError(code, `agent: ${message}`);
+}
+
+export async function handleConnectStream(stream: ServerHttp2Stream, authority: string, opts: DialerOptions): Promise<void> {
+  const target = parseHostPort(authority);
+  if (!target) return refuseStream(stream, new WarrenError('WARREN_E_BAD_TARGET', `agent: "${authority.slice(0, 200)}" is not HOST:PORT`));
+  const shown = formatHostPort(target);
+  const address = await opts.allow.check(target.host, target.port);
+  if (address === undefined) {
+    opts.log.info({ target: shown }, 'refused by allow-list');
+    return refuseStream(stream, new WarrenError('WARREN_E_AGENT_REFUSED', `agent refuses ${shown}: not in its allow-list (--allow)`));
+  }
+  const socket = net.connect({ host: address, port: target.port, allowHalfOpen: true, noDelay: true, autoSelectFamily: true });
+  const connected = await new Promise<WarrenError | undefined>((resolve) => {
+    const timer = setTimeout(() => resolve(new WarrenError('WARREN_E_TARGET_TIMEOUT', `agent: no connection to ${shown} within ${opts.dialTimeoutMs} ms`)), opts.dialTimeoutMs);
+    socket.once('connect', () => (clearTimeout(timer), resolve(undefined)));
+    socket.once('error', (err) => (clearTimeout(timer), resolve(dialError(err, shown))));
+    stream.once('close', () => (clearTimeout(timer), resolve(new WarrenError('WARREN_E_TUNNEL_LOST', 'hub cancelled the stream'))));
+  });
+  if (connected) {
+    socket.destroy();
+    return refuseStream(stream, connected);
+  }
+  if (stream.destroyed) {
+    socket.destroy();
+    return;
+  }
+  stream.respond({ ':status': 200 });
+  const counts = await relay(stream, socket);
+  opts.log.debug({ target: shown, bytesIn: counts.aToB, bytesOut: counts.bToA, error: counts.error?.message }, 'stream closed');
+}

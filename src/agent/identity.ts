@@ -1,0 +1,105 @@
+/**
+ * The agent's identity in its data dir:
+ *
+ *   identity.json   { name, hubUrl, caPin }
+ *   agent.key       private key, generated here, never leaves the machine (0600)
+ *   agent.crt       certificate from the hub, bound to the name
+ *   ca.crt          the hub CA, pinned by the join token
+ *
+ * The first start exchanges a join token for the certificate; later starts need no token. Renewal
+ * swaps the certificate for a fresh one (same name) before it expires.
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import { z } from 'zod';
+import { WarrenError } from '../errors.js';
+import { parseJoinToken } from '../joinToken.js';
+import { certNotAfter, createCsr } from '../pki/pki.js';
+import { fetchPinnedCa, hubRequest, jsonOrThrow } from '../client/hubHttp.js';
+import type { HubEndpoint } from '../client/dialHub.js';
+
+export interface AgentIdentity {
+  readonly name: string;
+  readonly hubUrl: URL;
+  readonly caPin: string;
+  readonly caPem: string;
+  readonly certPem: string;
+  readonly keyPem: string;
+}
+
+const identitySchema = z.object({ name: z.string(), hubUrl: z.string(), caPin: z.string() });
+
+function files(dataDir: string) {
+  const f = (n: string) => path.join(dataDir, n);
+  return { identity: f('identity.json'), key: f('agent.key'), cert: f('agent.crt'), ca: f('ca.crt') };
+}
+
+/** Writes through a temp file and rename, so a crash never leaves half a certificate. */
+function writeAtomic(file: string, data: string, mode: number): void {
+  const tmp = `${file}.${process.pid}.tmp`;
+  fs.writeFileSync(tmp, data, { mode });
+  fs.renameSync(tmp, file);
+}
+
+export function loadIdentity(dataDir: string): AgentIdentity | undefined {
+  const f = files(dataDir);
+  if (!fs.existsSync(f.identity)) return undefined;
+  try {
+    const id = identitySchema.parse(JSON.parse(fs.readFileSync(f.identity, 'utf8')));
+    return {
+      name: id.name, hubUrl: new URL(id.hubUrl), caPin: id.caPin,
+      caPem: fs.readFileSync(f.ca, 'utf8'), certPem: fs.readFileSync(f.cert, 'utf8'), keyPem: fs.readFileSync(f.key, 'utf8'),
+    };
+  } catch (err) {
+    throw new WarrenError('WARREN_E_CONFIG', `agent data dir ${dataDir} is damaged (${(err as Error).message}); move it away and join again with a token`);
+  }
+}
+
+function saveIdentity(dataDir: string, id: AgentIdentity): void {
+  fs.mkdirSync(dataDir, { recursive: true, mode: 0o700 });
+  const f = files(dataDir);
+  writeAtomic(f.key, id.keyPem, 0o600);
+  writeAtomic(f.cert, id.certPem, 0o644);
+  writeAtomic(f.ca, id.caPem, 0o644);
+  writeAtomic(f.identity, JSON.stringify({ name: id.name, hubUrl: id.hubUrl.toString(), caPin: id.caPin }, null, 2) + '\n', 0o644);
+}
+
+/** First start: pin the hub CA from the token, send a CSR with the token, store the certificate. */
+export async function enroll(opts: {
+  token: string;
+  name: string;
+  labels: Record<string, string>;
+  dataDir: string;
+  hubOverride?: string | undefined;
+  proxy?: URL | undefined;
+}): Promise<AgentIdentity> {
+  const parsed = parseJoinToken(opts.token);
+  if (!parsed) throw new WarrenError('WARREN_E_JOIN_TOKEN_INVALID', 'join token is malformed; copy it again from `warren join-token create`');
+  const hubUrl = new URL(opts.hubOverride ?? parsed.hubUrl);
+  const base = { url: hubUrl, ...(opts.proxy ? { proxy: opts.proxy } : {}) };
+  const caPem = await fetchPinnedCa(base, parsed.caPin);
+  const { csrPem, keyPem } = await createCsr(opts.name);
+  const out = jsonOrThrow<{ certPem: string; name: string }>(
+    await hubRequest({ ...base, ca: caPem }, 'POST', '/api/v1/join', { body: { token: opts.token, name: opts.name, csr: csrPem, labels: opts.labels } }),
+  );
+  const id: AgentIdentity = { name: out.name, hubUrl, caPin: parsed.caPin, caPem, certPem: out.certPem, keyPem };
+  saveIdentity(opts.dataDir, id);
+  return id;
+}
+
+/** Renews the certificate over mTLS with the current one; returns the new identity (already saved). */
+export async function renew(id: AgentIdentity, dataDir: string, proxy?: URL): Promise<AgentIdentity> {
+  const ep: HubEndpoint = { url: id.hubUrl, ca: id.caPem, cert: id.certPem, key: id.keyPem, ...(proxy ? { proxy } : {}) };
+  const { csrPem, keyPem } = await createCsr(id.name);
+  const out = jsonOrThrow<{ certPem: string }>(await hubRequest(ep, 'POST', '/api/v1/renew', { body: { csr: csrPem } }));
+  const next = { ...id, certPem: out.certPem, keyPem };
+  saveIdentity(dataDir, next);
+  return next;
+}
+
+/** When to renew: two thirds into the certificate's remaining life (at least a minute from now). */
+export function renewalDelayMs(certPem: string, now = Date.now()): number {
+  const remaining = certNotAfter(certPem).getTime() - now;
+  // setTimeout cannot wait longer than 2^31-1 ms (~24.8 days); the timer re-arms after that.
+  return Math.min(2 ** 31 - 1, Math.max(60_000, Math.floor((remaining * 2) / 3)));
+}

@@ -1,0 +1,286 @@
+/** Client commands that talk to the hub's admin API: tokens, agents, grants, audit, login. */
+import type { Command } from 'commander';
+import { WarrenError } from '../../errors.js';
+import { parseDuration } from '../../duration.js';
+import { hubRequest, jsonOrThrow, fetchPinnedCa } from '../../client/hubHttp.js';
+import { dialHub } from '../../client/dialHub.js';
+import { parseLabels } from '../../agent/config.js';
+import { normalisePin, parseHubUrl, resolveClient, writeLogin, type ClientFlags } from '../clientConfig.js';
+import { parseFormat, render, type Column } from '../output.js';
+import { collect } from '../flags.js';
+import http from 'node:http';
+
+type Opts = ClientFlags & { output?: string };
+
+function clientFlags(cmd: Command): Opts {
+  return cmd.optsWithGlobals() as Opts;
+}
+
+async function call<T>(cmd: Command, method: string, path: string, body?: unknown): Promise<T> {
+  const { endpoint, token } = await resolveClient(clientFlags(cmd));
+  return jsonOrThrow<T>(await hubRequest(endpoint, method, path, { body, token }));
+}
+
+function print<T>(cmd: Command, data: T | T[], columns: Column<T>[], fallback: 'table' | 'json' = 'table'): void {
+  process.stdout.write(render(data, parseFormat(clientFlags(cmd).output, fallback), columns));
+}
+
+function duration(what: string, text: string): string {
+  if (parseDuration(text) === undefined) throw new WarrenError('WARREN_E_USAGE', `${what}: "${text}" is not a duration like 30m, 8h, 7d`);
+  return text;
+}
+
+function ago(iso: string | null): string {
+  if (!iso) return '-';
+  const s = Math.round((Date.now() - Date.parse(iso)) / 1000);
+  return s < 60 ? `${s}s` : s < 3600 ? `${Math.round(s / 60)}m` : s < 86400 ? `${Math.round(s / 3600)}h` : `${Math.round(s / 86400)}d`;
+}
+
+interface AgentRow {
+  name: string; connected: boolean; labels: Record<string, string>; clusters: string[]; routes: string[]; version: string | null;
+  connectedAt: string | null; lastSeen: string | null; rttMs: number | null; streamsOpen: number;
+}
+const agentColumns: Column<AgentRow>[] = [
+  { header: 'NAME', get: (a) => a.name },
+  { header: 'CONNECTED', get: (a) => (a.connected ? `yes (${ago(a.connectedAt)})` : `no (seen ${ago(a.lastSeen)} ago)`) },
+  { header: 'RTT', get: (a) => (a.rttMs === null ? '-' : `${a.rttMs}ms`) },
+  { header: 'STREAMS', get: (a) => a.streamsOpen },
+  { header: 'VERSION', get: (a) => a.version },
+  { header: 'ROUTES', get: (a) => a.routes },
+  { header: 'CLUSTERS', get: (a) => a.clusters },
+  { header: 'LABELS', get: (a) => a.labels },
+];
+
+interface GrantRow { id: string; subject: string; agent: string | null; host: string | null; ports: string | null; cluster: string | null; kubeGroups: string[] }
+const grantColumns: Column<GrantRow>[] = [
+  { header: 'ID', get: (g) => g.id },
+  { header: 'SUBJECT', get: (g) => g.subject },
+  { header: 'AGENT', get: (g) => g.agent },
+  { header: 'HOST', get: (g) => g.host },
+  { header: 'PORTS', get: (g) => g.ports },
+  { header: 'CLUSTER', get: (g) => g.cluster },
+  { header: 'KUBE-GROUPS', get: (g) => g.kubeGroups },
+];
+
+interface AuditRowView { time: string; kind: string; user: string | null; door: string | null; agent: string | null; target: string | null; result: string; reason: string | null; bytesIn: number | null; bytesOut: number | null; durationMs: number | null }
+const auditColumns: Column<AuditRowView>[] = [
+  { header: 'TIME', get: (r) => r.time },
+  { header: 'KIND', get: (r) => r.kind },
+  { header: 'USER', get: (r) => r.user },
+  { header: 'DOOR', get: (r) => r.door },
+  { header: 'AGENT', get: (r) => r.agent },
+  { header: 'TARGET', get: (r) => r.target },
+  { header: 'RESULT', get: (r) => r.result },
+  { header: 'IN', get: (r) => r.bytesIn },
+  { header: 'OUT', get: (r) => r.bytesOut },
+  { header: 'MS', get: (r) => r.durationMs },
+  { header: 'REASON', get: (r) => r.reason },
+];
+
+export function registerAdmin(program: Command): void {
+  program
+    .command('login')
+    .description('Save the hub URL, your token and the pinned hub CA for later commands.')
+    .requiredOption('--hub <url>', 'hub URL, e.g. https://hub.example.com:8443')
+    .requiredOption('--token <token>', 'your access token')
+    .requiredOption('--ca-fingerprint <pin>', 'sha256:… pin of the hub CA (printed by `warren hub`)')
+    .action(async (o: { hub: string; token: string; caFingerprint: string }) => {
+      const url = parseHubUrl(o.hub);
+      const pin = normalisePin(o.caFingerprint);
+      const caPem = await fetchPinnedCa({ url }, pin);
+      const me = jsonOrThrow<{ user: string; groups: string[] }>(await hubRequest({ url, ca: caPem }, 'GET', '/api/v1/whoami', { token: o.token }));
+      const file = writeLogin({ hub: url.origin, token: o.token, caPin: pin, caPem });
+      process.stdout.write(`Logged in to ${url.origin} as ${me.user}${me.groups.length ? ` (${me.groups.join(', ')})` : ''}; saved to ${file}\n`);
+    });
+
+  program
+    .command('whoami')
+    .description('Show who the hub thinks you are.')
+    .action(async (_o, cmd: Command) => {
+      const me = await call<{ user: string; groups: string[]; admin: boolean }>(cmd, 'GET', '/api/v1/whoami');
+      print(cmd, me, [{ header: 'USER', get: (m) => m.user }, { header: 'GROUPS', get: (m) => m.groups }, { header: 'ADMIN', get: (m) => m.admin }]);
+    });
+
+  const jt = program.command('join-token').description('Join tokens that let agents register.');
+  jt.command('create')
+    .description('Create a join token and print the agent command that uses it.')
+    .option('--ttl <d>', 'how long the token may be used', '1h')
+    .option('--uses <n>', 'how many agents may join with it ("unlimited" for a fleet image)', '1')
+    .option('--labels <k=v,...>', 'labels given to agents that join with it')
+    .action(async (o: { ttl: string; uses: string; labels?: string }, cmd: Command) => {
+      const uses = o.uses === 'unlimited' ? null : Number(o.uses);
+      if (uses !== null && (!Number.isInteger(uses) || uses < 1)) throw new WarrenError('WARREN_E_USAGE', '--uses must be a whole number ≥ 1 or "unlimited"');
+      const out = await call<{ token: string; expiresAt: string; command: string; id: string }>(cmd, 'POST', '/api/v1/join-tokens', {
+        ttl: duration('--ttl', o.ttl), uses, labels: parseLabels(o.labels),
+      });
+      const view = { token: out.token, expiresAt: out.expiresAt, command: out.command, id: out.id };
+      if (parseFormat(clientFlags(cmd).output, 'table') === 'table') {
+        process.stdout.write(`Join token (id ${out.id}, expires ${out.expiresAt}):\n\n  ${out.token}\n\nOn the node, run:\n\n  ${out.command}\n`);
+      } else print(cmd, view, []);
+    });
+  jt.command('ls')
+    .description('List join tokens (never their secrets).')
+    .action(async (_o, cmd: Command) => {
+      const rows = await call<Array<{ id: string; expiresAt: string; uses: number | null; used: number; expired: boolean; labels: Record<string, string> }>>(cmd, 'GET', '/api/v1/join-tokens');
+      print(cmd, rows, [
+        { header: 'ID', get: (t) => t.id }, { header: 'EXPIRES', get: (t) => (t.expired ? `expired ${t.expiresAt}` : t.expiresAt) },
+        { header: 'USED', get: (t) => `${t.used}/${t.uses ?? '∞'}` }, { header: 'LABELS', get: (t) => t.labels },
+      ]);
+    });
+  jt.command('rm <id>')
+    .description('Delete a join token.')
+    .action(async (id: string, _o, cmd: Command) => {
+      await call(cmd, 'DELETE', `/api/v1/join-tokens/${encodeURIComponent(id)}`);
+      process.stdout.write(`join token ${id} deleted\n`);
+    });
+
+  const agents = program.command('agents').description('Agents registered with the hub.');
+  agents
+    .command('ls')
+    .description('List agents with their live tunnel state.')
+    .action(async (_o, cmd: Command) => print(cmd, await call<AgentRow[]>(cmd, 'GET', '/api/v1/agents'), agentColumns));
+  agents
+    .command('show <name>')
+    .description('Show one agent.')
+    .action(async (name: string, _o, cmd: Command) => print(cmd, await call<AgentRow>(cmd, 'GET', `/api/v1/agents/${encodeURIComponent(name)}`), agentColumns, 'json'));
+  agents
+    .command('rm <name>')
+    .description('Remove an agent: revokes its certificate and drops its tunnel at once.')
+    .action(async (name: string, _o, cmd: Command) => {
+      await call(cmd, 'DELETE', `/api/v1/agents/${encodeURIComponent(name)}`);
+      process.stdout.write(`agent ${name} removed; its certificate is revoked\n`);
+    });
+
+  program
+    .command('token')
+    .description('Access tokens for people and programs.')
+    .command('create')
+    .description('Issue an access token.')
+    .requiredOption('--user <name>', 'subject of the token')
+    .option('--groups <a,b>', 'groups of the subject', collect, [])
+    .option('--ttl <d>', 'lifetime', '8h')
+    .action(async (o: { user: string; groups: string[]; ttl: string }, cmd: Command) => {
+      const out = await call<{ token: string; user: string; groups: string[]; expiresAt: string; id: string }>(cmd, 'POST', '/api/v1/tokens', {
+        user: o.user, groups: o.groups, ttl: duration('--ttl', o.ttl),
+      });
+      const view = { token: out.token, user: out.user, groups: out.groups, expiresAt: out.expiresAt, id: out.id };
+      if (parseFormat(clientFlags(cmd).output, 'table') === 'table') process.stdout.write(out.token + '\n');
+      else print(cmd, view, []);
+    });
+  const tokens = program.command('tokens').description('List and revoke access tokens.');
+  tokens
+    .command('ls')
+    .description('List access tokens (ids only).')
+    .action(async (_o, cmd: Command) => {
+      const rows = await call<Array<{ id: string; user: string; groups: string[]; expiresAt: string | null; revoked: boolean }>>(cmd, 'GET', '/api/v1/tokens');
+      print(cmd, rows, [
+        { header: 'ID', get: (t) => t.id }, { header: 'USER', get: (t) => t.user }, { header: 'GROUPS', get: (t) => t.groups },
+        { header: 'EXPIRES', get: (t) => t.expiresAt ?? 'never' }, { header: 'REVOKED', get: (t) => t.revoked },
+      ]);
+    });
+  tokens
+    .command('rm <id>')
+    .description('Revoke an access token.')
+    .action(async (id: string, _o, cmd: Command) => {
+      await call(cmd, 'DELETE', `/api/v1/tokens/${encodeURIComponent(id)}`);
+      process.stdout.write(`token ${id} revoked\n`);
+    });
+
+  program
+    .command('grant')
+    .description('Allow a user or group to reach targets through agents, or to use a cluster.')
+    .option('--user <name>', 'the user to grant')
+    .option('--group <name>', 'the group to grant')
+    .option('--agent <glob>', 'agents whose targets are granted (e.g. "site-*")')
+    .option('--host <glob|cidr>', 'hosts the agent dials (localhost for its own host)')
+    .option('--ports <list>', 'ports, e.g. 22,8000-8100')
+    .option('--cluster <glob>', 'cluster(s) whose API is granted')
+    .option('--kube-groups <a,b>', 'extra Kubernetes groups to impersonate for this grant', collect, [])
+    .addHelpText('after', `
+Examples:
+  warren grant --user ana --agent 'site-*' --ports 22
+  warren grant --group ops --agent gw --host 10.20.0.0/16
+  warren grant --group dev --cluster prod --kube-groups view`)
+    .action(async (o: { user?: string; group?: string; agent?: string; host?: string; ports?: string; cluster?: string; kubeGroups: string[] }, cmd: Command) => {
+      if (!o.user === !o.group) throw new WarrenError('WARREN_E_USAGE', 'give exactly one of --user or --group');
+      if (!o.agent === !o.cluster) throw new WarrenError('WARREN_E_USAGE', 'give exactly one of --agent (targets) or --cluster (Kubernetes API)');
+      const body = { user: o.user, group: o.group, agent: o.agent, host: o.host, ports: o.ports, cluster: o.cluster, kubeGroups: o.kubeGroups };
+      const g = await call<GrantRow>(cmd, 'POST', '/api/v1/grants', body);
+      if (parseFormat(clientFlags(cmd).output, 'table') === 'table') process.stdout.write(`grant ${g.id} created\n`);
+      else print(cmd, g, grantColumns);
+    });
+  const grants = program.command('grants').description('List and delete grants.');
+  grants.command('ls').description('List grants.').action(async (_o, cmd: Command) => print(cmd, await call<GrantRow[]>(cmd, 'GET', '/api/v1/grants'), grantColumns));
+  grants
+    .command('rm <id>')
+    .description('Delete a grant.')
+    .action(async (id: string, _o, cmd: Command) => {
+      await call(cmd, 'DELETE', `/api/v1/grants/${encodeURIComponent(id)}`);
+      process.stdout.write(`grant ${id} deleted\n`);
+    });
+
+  program
+    .command('audit')
+    .description('Audit trail: streams, kube requests, agent connections, admin changes.')
+    .option('--since <d|iso>', 'only rows newer than this (e.g. 1h, 2026-01-01T00:00:00Z)', '24h')
+    .option('--user <name>', 'only this user')
+    .option('--agent <name>', 'only this agent')
+    .option('--kind <kind>', 'stream, kube, agent or admin')
+    .option('--limit <n>', 'at most this many rows', '1000')
+    .option('--follow', 'keep printing rows as they are written')
+    .action(async (o: { since: string; user?: string; agent?: string; kind?: string; limit: string; follow?: boolean }, cmd: Command) => {
+      const q = new URLSearchParams({ since: o.since, limit: o.limit });
+      if (o.user) q.set('user', o.user);
+      if (o.agent) q.set('agent', o.agent);
+      if (o.kind) q.set('kind', o.kind);
+      if (!o.follow) return print(cmd, await call<AuditRowView[]>(cmd, 'GET', `/api/v1/audit?${q}`), auditColumns);
+      q.set('follow', 'true');
+      await followAudit(cmd, `/api/v1/audit?${q}`);
+    });
+}
+
+/** Streams NDJSON rows; json output prints one JSON object a line, tables one row a line. */
+async function followAudit(cmd: Command, path: string): Promise<void> {
+  const { endpoint, token } = await resolveClient(clientFlags(cmd));
+  const format = parseFormat(clientFlags(cmd).output, 'table');
+  const socket = await dialHub(endpoint);
+  await new Promise<void>((resolve, reject) => {
+    const req = http.request({ createConnection: () => socket, method: 'GET', path, headers: { host: endpoint.url.host, authorization: `Bearer ${token}` } });
+    req.once('response', (res) => {
+      if (res.statusCode !== 200) {
+        const chunks: Buffer[] = [];
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.once('end', () => {
+          try {
+            jsonOrThrow({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks) });
+          } catch (err) {
+            reject(err);
+          }
+        });
+        return;
+      }
+      let buffered = '';
+      let header = format === 'table';
+      res.setEncoding('utf8');
+      res.on('data', (chunk: string) => {
+        buffered += chunk;
+        let nl;
+        while ((nl = buffered.indexOf('\n')) >= 0) {
+          const line = buffered.slice(0, nl);
+          buffered = buffered.slice(nl + 1);
+          if (!line) continue;
+          if (format === 'json') process.stdout.write(line + '\n');
+          else {
+            const text = render([JSON.parse(line) as AuditRowView], format, auditColumns);
+            process.stdout.write(header ? text : text.split('\n').slice(1).join('\n'));
+            header = false;
+          }
+        }
+      });
+      res.once('end', resolve);
+      res.once('error', reject);
+    });
+    req.once('error', reject);
+    req.end();
+  });
+}

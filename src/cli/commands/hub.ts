@@ -1,0 +1,97 @@
+/** `warren hub`: run the hub; with --demo also a local demo agent, and print what to do next. */
+import fs from 'node:fs';
+import path from 'node:path';
+import type { Command } from 'commander';
+import { hubConfig, hubDefaults } from '../../hub/config.js';
+import { startHub, type Hub } from '../../hub/hub.js';
+import { createLogger } from '../../log.js';
+import { agentConfig } from '../../agent/config.js';
+import { startAgent } from '../../agent/agent.js';
+import { collect } from '../flags.js';
+
+export function registerHub(program: Command): void {
+  program
+    .command('hub')
+    .description('Run the hub: the one HTTPS port agents dial out to and people connect through.')
+    .option('--listen <addr>', 'HOST:PORT for agents, the API and HTTP CONNECT (port 0: a free port)', hubDefaults.listen)
+    .option('--data-dir <dir>', 'CA, serving certificate, admin token and SQLite store', hubDefaults.dataDir)
+    .option('--public-url <url>', 'the https:// URL agents and clients use (default: this host and the bound port)')
+    .option('--store <url>', 'sqlite:PATH (default: DATA_DIR/warren.db)')
+    .option('--tls-cert <file>', 'serve this certificate instead of the generated one (with --tls-key)')
+    .option('--tls-key <file>', 'key for --tls-cert')
+    .option('--tls-san <name>', 'extra DNS name or IP for the generated certificate (repeatable)', collect, [])
+    .option('--ping-interval <d>', 'keepalive interval; a silent agent is dropped after two', hubDefaults.pingInterval)
+    .option('--agent-cert-ttl <d>', 'lifetime of agent certificates (renewed at 2/3)', hubDefaults.agentCertTtl)
+    .option('--dial-timeout <d>', 'how long an agent may take to reach a target', hubDefaults.dialTimeout)
+    .option('--header-timeout <d>', 'how long a client may take to complete TLS and send request headers', hubDefaults.headerTimeout)
+    .option('--drain-timeout <d>', 'on SIGTERM, how long open streams may finish', hubDefaults.drainTimeout)
+    .option('--log-level <level>', 'trace|debug|info|warn|error (env WARREN_LOG_LEVEL)')
+    .option('--demo', 'also run a local demo agent named "demo" that can reach this host')
+    .addHelpText(
+      'after',
+      `
+Examples:
+  warren hub --demo                                   # hub on :8443 plus a local demo agent
+  warren hub --listen 0.0.0.0:8443 --public-url https://hub.example.com:8443
+  warren hub --listen 127.0.0.1:0 --data-dir /tmp/w   # free port; the bound address is logged`,
+    )
+    .action(async (o: Record<string, unknown>) => {
+      const config = hubConfig({
+        listen: o.listen as string, dataDir: o.dataDir as string, publicUrl: o.publicUrl as string | undefined, store: o.store as string | undefined,
+        tlsCert: o.tlsCert as string | undefined, tlsKey: o.tlsKey as string | undefined, tlsSan: o.tlsSan as string[],
+        pingInterval: o.pingInterval as string, agentCertTtl: o.agentCertTtl as string, dialTimeout: o.dialTimeout as string,
+        headerTimeout: o.headerTimeout as string, drainTimeout: o.drainTimeout as string, logLevel: o.logLevel as 'info' | undefined, demo: Boolean(o.demo),
+      });
+      const log = createLogger('hub', config.logLevel);
+      const hub = await startHub(config, log);
+      const stopDemo = config.demo ? await startDemoAgent(hub, config.dataDir) : undefined;
+      printNextSteps(hub, config.demo);
+      await new Promise<void>((resolve) => {
+        const stop = (signal: string) => {
+          log.info({ signal }, 'draining');
+          void (async () => {
+            await stopDemo?.();
+            await hub.close();
+            resolve();
+          })();
+        };
+        process.once('SIGTERM', () => stop('SIGTERM'));
+        process.once('SIGINT', () => stop('SIGINT'));
+      });
+    });
+}
+
+async function startDemoAgent(hub: Hub, dataDir: string): Promise<() => Promise<void>> {
+  const agentDir = path.join(dataDir, 'demo-agent');
+  let token: string | undefined;
+  if (!fs.existsSync(path.join(agentDir, 'identity.json'))) {
+    token = (await hub.enrollment.createJoinToken({ ttlMs: 600_000, uses: 1, labels: { demo: 'true' }, createdBy: 'hub --demo' })).token;
+  }
+  const local = `https://127.0.0.1:${hub.address.port}`;
+  const agent = await startAgent(agentConfig({ token, name: 'demo', dataDir: agentDir, hub: local, labels: 'demo=true' }), createLogger('agent', 'warn'));
+  return () => agent.stop();
+}
+
+function printNextSteps(hub: Hub, demo: boolean): void {
+  const lines = [
+    '',
+    `Warren hub is up at ${hub.url}`,
+    `  CA pin:      ${hub.caPin}`,
+    `  CA file:     ${hub.caPath}`,
+    `  admin token: ${hub.adminTokenPath} (keep it secret)`,
+    '',
+    'Next:',
+    `  1. Log in as admin:   npx warren login --hub ${hub.url} --token "$(cat ${hub.adminTokenPath})" --ca-fingerprint ${hub.caPin}`,
+    '  2. Join an agent:     npx warren join-token create --ttl 1h      # then run the printed `warren agent --token …` on the node',
+    '  3. Reach a node:      ssh -o ProxyCommand="npx warren connect %h:%p" root@NODE',
+  ];
+  if (demo) {
+    lines.push(
+      '',
+      'Demo agent "demo" is connected and can reach this host:',
+      `  npx warren agents ls`,
+      `  curl -p -x ${hub.url} --proxy-cacert ${hub.caPath} --proxy-header "Proxy-Authorization: Bearer $(cat ${hub.adminTokenPath})" http://demo.warren:PORT/`,
+    );
+  }
+  process.stderr.write(lines.join('\n') + '\n\n');
+}

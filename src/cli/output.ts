@@ -1,0 +1,32 @@
+/** `-o json|yaml|table` for every listing. */
+import YAML from 'yaml';
+import { WarrenError } from '../errors.js';
+
+export type OutputFormat = 'json' | 'yaml' | 'table';
+
+export function parseFormat(text: string | undefined, fallback: OutputFormat = 'table'): OutputFormat {
+  const f = text ?? fallback;
+  if (f !== 'json' && f !== 'yaml' && f !== 'table') throw new WarrenError('WARREN_E_USAGE', `-o must be json, yaml or table, not "${f}"`);
+  return f;
+}
+
+export interface Column<T> {
+  readonly header: string;
+  readonly get: (row: T) => unknown;
+}
+
+function cell(v: unknown): string {
+  if (v === null || v === undefined || v === '') return '-';
+  if (Array.isArray(v)) return v.length ? v.join(',') : '-';
+  if (typeof v === 'object') return Object.entries(v as Record<string, unknown>).map(([k, x]) => `${k}=${String(x)}`).join(',') || '-';
+  return String(v);
+}
+
+export function render<T>(data: T | T[], format: OutputFormat, columns: Column<T>[]): string {
+  if (format === 'json') return JSON.stringify(data, null, 2) + '\n';
+  if (format === 'yaml') return YAML.stringify(data);
+  const rows = Array.isArray(data) ? data : [data];
+  const table = [columns.map((c) => c.header), ...rows.map((r) => columns.map((c) => cell(c.get(r))))];
+  const widths = columns.map((_, i) => Math.max(...table.map((row) => row[i]!.length)));
+  return table.map((row) => row.map((v, i) => (i === row.length - 1 ? v : v.padEnd(widths[i]!))).join('  ')).join('\n') + '\n';
+}

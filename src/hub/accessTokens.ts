@@ -1,0 +1,65 @@
+/**
+ * Hub-issued access tokens: JWTs signed ES256 by the hub's signing key (the algorithm is pinned on
+ * verification, so `alg: none` or an HS256 token forged with the public key is refused). Each token
+ * also has a store row, so it can be listed and revoked before it expires.
+ */
+import { randomBytes, type KeyObject } from 'node:crypto';
+import { SignJWT, jwtVerify, errors as joseErrors } from 'jose';
+import { WarrenError } from '../errors.js';
+import type { Store } from '../store/store.js';
+import type { Principal } from './doors/door.js';
+
+export const ADMIN_GROUP = 'warren:admins';
+
+export interface IssuedToken {
+  readonly token: string;
+  readonly id: string;
+  readonly user: string;
+  readonly groups: readonly string[];
+  readonly expiresAt: string | null;
+}
+
+export class AccessTokens {
+  constructor(
+    private readonly store: Store,
+    private readonly signingKey: KeyObject,
+    private readonly verifyKey: KeyObject,
+    private readonly issuer: string,
+  ) {}
+
+  async issue(opts: { user: string; groups: readonly string[]; ttlMs: number | null; createdBy: string }): Promise<IssuedToken> {
+    const id = randomBytes(12).toString('base64url');
+    const now = Date.now();
+    const expiresAt = opts.ttlMs === null ? null : now + opts.ttlMs;
+    let jwt = new SignJWT({ groups: [...opts.groups] })
+      .setProtectedHeader({ alg: 'ES256', typ: 'JWT' })
+      .setIssuer(this.issuer)
+      .setSubject(opts.user)
+      .setJti(id)
+      .setIssuedAt(Math.floor(now / 1000));
+    if (expiresAt !== null) jwt = jwt.setExpirationTime(Math.floor(expiresAt / 1000));
+    const token = await jwt.sign(this.signingKey);
+    await this.store.createAccessToken({
+      id, user: opts.user, groups: opts.groups, expiresAt, createdAt: now, createdBy: opts.createdBy, revokedAt: null,
+    });
+    return { token, id, user: opts.user, groups: opts.groups, expiresAt: expiresAt === null ? null : new Date(expiresAt).toISOString() };
+  }
+
+  /** True when the token looks like one of ours (so other verifiers, e.g. external JWTs, can be tried). */
+  async verify(token: string): Promise<Principal> {
+    let payload;
+    try {
+      ({ payload } = await jwtVerify(token, this.verifyKey, { algorithms: ['ES256'], issuer: this.issuer }));
+    } catch (err) {
+      const expired = err instanceof joseErrors.JWTExpired;
+      throw new WarrenError('WARREN_E_UNAUTHENTICATED', expired ? 'access token expired; ask an admin for a new one (`warren token create`)' : 'access token is not valid for this hub');
+    }
+    const row = payload.jti ? await this.store.getAccessToken(payload.jti) : undefined;
+    if (!row || row.revokedAt !== null) throw new WarrenError('WARREN_E_UNAUTHENTICATED', 'access token was revoked or is unknown to this hub');
+    return { user: row.user, groups: row.groups, via: 'token' };
+  }
+}
+
+export function isAdmin(p: Principal): boolean {
+  return p.groups.includes(ADMIN_GROUP);
+}

@@ -1,0 +1,387 @@
+/**
+ * The admin REST API under /api/v1 (JSON in and out; errors as `{code, message}` with the status of
+ * the code). Every route declares who may call it; admin changes are audited. The OpenAPI document at
+ * /api/v1/openapi.json is generated from this same table.
+ */
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import tls from 'node:tls';
+import { randomBytes } from 'node:crypto';
+import { z } from 'zod';
+import { WarrenError } from '../errors.js';
+import { parseDuration } from '../duration.js';
+import { AGENT_OU, normalizeSerial } from '../pki/pki.js';
+import type { Store, GrantRecord, AgentRecord } from '../store/store.js';
+import type { Principal } from './doors/door.js';
+import { AccessTokens, isAdmin } from './accessTokens.js';
+import type { HubAuth } from './auth.js';
+import type { AgentTunnels } from './agentTunnels.js';
+import type { Audit, AuditEntry } from './audit.js';
+import type { Enrollment } from './enroll.js';
+import { readJson, sendError, sendJson } from './httpJson.js';
+import { parseCidr, parsePorts } from '../patterns.js';
+
+export interface ApiDeps {
+  readonly store: Store;
+  readonly auth: HubAuth;
+  readonly tokens: AccessTokens;
+  readonly tunnels: AgentTunnels;
+  readonly enrollment: Enrollment;
+  readonly audit: Audit;
+  readonly caPem: string;
+  readonly version: string;
+}
+
+type Access = 'none' | 'user' | 'admin' | 'agent';
+
+interface Ctx {
+  readonly req: IncomingMessage;
+  readonly res: ServerResponse;
+  readonly params: Record<string, string>;
+  readonly query: URLSearchParams;
+  readonly principal: Principal;
+  /** For agent routes: the agent certificate's name and serial. */
+  readonly agent: { name: string; serial: string } | undefined;
+}
+
+interface Route {
+  readonly method: 'GET' | 'POST' | 'DELETE';
+  readonly path: string;
+  readonly access: Access;
+  readonly summary: string;
+  readonly status?: number;
+  handle(ctx: Ctx): Promise<unknown>;
+}
+
+const ANONYMOUS: Principal = { user: 'anonymous', groups: [], via: 'token' };
+
+const labelsSchema = z.record(z.string().regex(/^[A-Za-z0-9._/-]{1,63}$/, 'label keys are letters, digits, . _ / -'), z.string().max(253)).default({});
+const ttl = (what: string) =>
+  z.string().refine((s) => (parseDuration(s) ?? 0) > 0, `${what} must be a duration like 30m, 8h, 7d`).transform((s) => parseDuration(s)!);
+const nameSchema = z.string().min(1).max(253).regex(/^[A-Za-z0-9@._:-]+$/, 'use letters, digits and @ . _ : -');
+
+const grantSchema = z
+  .object({
+    user: nameSchema.optional(),
+    group: nameSchema.optional(),
+    agent: z.string().min(1).max(253).optional(),
+    host: z.string().min(1).max(253).optional(),
+    ports: z.string().refine((p) => parsePorts(p) !== undefined, 'ports must look like 22,80,8000-8100').optional(),
+    cluster: z.string().min(1).max(253).optional(),
+    kubeGroups: z.array(nameSchema).max(50).default([]),
+  })
+  .strict()
+  .superRefine((g, ctx) => {
+    if (!g.user === !g.group) ctx.addIssue({ code: 'custom', message: 'give exactly one of user or group', path: ['user'] });
+    if (!g.agent === !g.cluster) ctx.addIssue({ code: 'custom', message: 'give exactly one of agent (a target grant) or cluster (a cluster grant)', path: ['agent'] });
+    if (g.cluster && (g.host || g.ports)) ctx.addIssue({ code: 'custom', message: 'host and ports go with agent, not cluster', path: ['host'] });
+    if (g.agent && g.kubeGroups.length) ctx.addIssue({ code: 'custom', message: 'kubeGroups go with cluster, not agent', path: ['kubeGroups'] });
+    if (g.host?.includes('/') && !parseCidr(g.host)) ctx.addIssue({ code: 'custom', message: 'host is neither a glob nor a valid CIDR', path: ['host'] });
+  });
+
+export function grantView(g: GrantRecord) {
+  return {
+    id: g.id, [g.subjectKind]: g.subject, subject: `${g.subjectKind}:${g.subject}`, agent: g.agent, host: g.host, ports: g.ports,
+    cluster: g.cluster, kubeGroups: g.kubeGroups, createdAt: new Date(g.createdAt).toISOString(), createdBy: g.createdBy,
+  };
+}
+
+export function auditView(r: AuditEntry) {
+  return {
+    id: r.id, time: new Date(r.time).toISOString(), kind: r.kind, user: r.user, door: r.door, agent: r.agent, target: r.target,
+    result: r.result, reason: r.reason, bytesIn: r.bytesIn, bytesOut: r.bytesOut, durationMs: r.durationMs, source: r.source,
+  };
+}
+
+export class Api {
+  private readonly routes: Array<Route & { re: RegExp; keys: string[] }>;
+
+  constructor(private readonly deps: ApiDeps) {
+    this.routes = this.table().map((r) => {
+      const keys: string[] = [];
+      const re = new RegExp('^' + r.path.replace(/:(\w+)/g, (_, k: string) => (keys.push(k), '([^/]+)')) + '$');
+      return { ...r, re, keys };
+    });
+  }
+
+  /** Handles a request under /api/v1; answers 404/405 for unknown paths and methods. */
+  async handle(req: IncomingMessage, res: ServerResponse, url: URL): Promise<void> {
+    try {
+      const candidates = this.routes.filter((r) => r.re.test(url.pathname));
+      if (candidates.length === 0) throw new WarrenError('WARREN_E_NOT_FOUND', `no API endpoint ${url.pathname}`);
+      const route = candidates.find((r) => r.method === req.method);
+      if (!route) throw new WarrenError('WARREN_E_METHOD_NOT_ALLOWED', `${req.method} is not supported on ${url.pathname}; use ${candidates.map((r) => r.method).join(', ')}`);
+      const m = route.re.exec(url.pathname)!;
+      const params = Object.fromEntries(route.keys.map((k, i) => [k, decodeURIComponent(m[i + 1]!)]));
+      let principal = ANONYMOUS;
+      let agent: Ctx['agent'];
+      if (route.access === 'agent') agent = agentFromCert(req);
+      else if (route.access !== 'none') {
+        principal = await this.deps.auth.fromHttp(req.headers.authorization, req.socket);
+        if (route.access === 'admin' && !isAdmin(principal)) {
+          throw new WarrenError('WARREN_E_FORBIDDEN', `user "${principal.user}" is not an admin (group warren:admins)`);
+        }
+      }
+      const result = await route.handle({ req, res, params, query: url.searchParams, principal, agent });
+      if (!res.headersSent && !res.writableEnded) sendJson(res, route.status ?? 200, result ?? {});
+    } catch (err) {
+      sendError(res, err);
+    }
+  }
+
+  private adminAudit(principal: Principal, target: string, reason: string): Promise<void> {
+    return this.deps.audit.record({ kind: 'admin', result: 'ok', user: principal.user, door: 'api', target, reason });
+  }
+
+  private async agentView(a: AgentRecord) {
+    const live = this.deps.tunnels.get(a.name);
+    return {
+      name: a.name,
+      connected: Boolean(live),
+      labels: a.labels,
+      clusters: live?.info.clusters ?? a.meta.clusters ?? [],
+      routes: live?.info.routes ?? a.meta.routes ?? [],
+      version: live?.info.version ?? a.meta.version ?? null,
+      hostname: live?.info.hostname ?? a.meta.hostname ?? null,
+      allow: live?.info.allow ?? a.meta.allow ?? [],
+      connectedAt: live ? live.connectedAt.toISOString() : null,
+      lastSeen: live ? new Date().toISOString() : a.lastSeen ? new Date(a.lastSeen).toISOString() : null,
+      rttMs: live?.rttMs ?? null,
+      streamsOpen: live?.streamsOpen ?? 0,
+      remoteAddress: live?.remoteAddress ?? null,
+      certExpiresAt: new Date(a.certExpiresAt).toISOString(),
+    };
+  }
+
+  private table(): Route[] {
+    const d = this.deps;
+    return [
+      {
+        method: 'GET', path: '/api/v1/ca', access: 'none', summary: 'The hub CA certificate (PEM); clients check it against their pin.',
+        handle: async ({ res }) => {
+          res.writeHead(200, { 'content-type': 'application/x-pem-file' });
+          res.end(d.caPem);
+        },
+      },
+      {
+        method: 'GET', path: '/api/v1/whoami', access: 'user', summary: 'The caller as the hub sees it.',
+        handle: async ({ principal }) => ({ user: principal.user, groups: principal.groups, via: principal.via, admin: isAdmin(principal) }),
+      },
+      {
+        method: 'POST', path: '/api/v1/join', access: 'none', status: 201, summary: 'Exchange a join token and a CSR for an agent certificate.',
+        handle: async ({ req }) => {
+          const body = await readJson(req, z.object({ token: z.string().max(1024), name: z.string().max(253), csr: z.string().max(16384), labels: labelsSchema }).strict());
+          const out = await d.enrollment.join(body);
+          await d.audit.record({ kind: 'agent', result: 'ok', agent: out.name, reason: 'joined with a join token', source: req.socket.remoteAddress ?? null });
+          d.tunnels.markKnown(out.name);
+          return out;
+        },
+      },
+      {
+        method: 'POST', path: '/api/v1/renew', access: 'agent', summary: 'Renew the calling agent certificate (mTLS with the current one).',
+        handle: async ({ req, agent }) => {
+          const body = await readJson(req, z.object({ csr: z.string().max(16384) }).strict());
+          const out = await d.enrollment.renew(agent!.name, agent!.serial, body.csr);
+          await d.audit.record({ kind: 'agent', result: 'ok', agent: agent!.name, reason: 'certificate renewed' });
+          return out;
+        },
+      },
+      {
+        method: 'POST', path: '/api/v1/join-tokens', access: 'admin', status: 201, summary: 'Create a join token (ttl, uses, labels).',
+        handle: async ({ req, principal }) => {
+          const body = await readJson(req, z.object({ ttl: ttl('ttl').default(3_600_000), uses: z.number().int().min(1).max(1_000_000).nullable().default(1), labels: labelsSchema }).strict());
+          const out = await d.enrollment.createJoinToken({ ttlMs: body.ttl, uses: body.uses, labels: body.labels, createdBy: principal.user });
+          await this.adminAudit(principal, `join-token/${out.id}`, `join token created (uses ${body.uses ?? 'unlimited'}, expires ${out.expiresAt})`);
+          return out;
+        },
+      },
+      {
+        method: 'GET', path: '/api/v1/join-tokens', access: 'admin', summary: 'List join tokens (never their secrets).',
+        handle: async () =>
+          (await d.store.listJoinTokens()).map((t) => ({
+            id: t.id, expiresAt: new Date(t.expiresAt).toISOString(), uses: t.maxUses, used: t.used, labels: t.labels,
+            expired: t.expiresAt <= Date.now(), createdBy: t.createdBy,
+          })),
+      },
+      {
+        method: 'DELETE', path: '/api/v1/join-tokens/:id', access: 'admin', summary: 'Delete a join token.',
+        handle: async ({ params, principal }) => {
+          if (!(await d.store.deleteJoinToken(params.id!))) throw new WarrenError('WARREN_E_NOT_FOUND', `no join token "${params.id}"`);
+          await this.adminAudit(principal, `join-token/${params.id}`, 'join token deleted');
+          return { deleted: params.id };
+        },
+      },
+      {
+        method: 'POST', path: '/api/v1/tokens', access: 'admin', status: 201, summary: 'Issue an access token for a user or program.',
+        handle: async ({ req, principal }) => {
+          const body = await readJson(req, z.object({ user: nameSchema, groups: z.array(nameSchema).max(50).default([]), ttl: ttl('ttl').default(8 * 3_600_000) }).strict());
+          const out = await d.tokens.issue({ user: body.user, groups: body.groups, ttlMs: body.ttl, createdBy: principal.user });
+          await this.adminAudit(principal, `token/${out.id}`, `access token issued for user "${out.user}" groups [${out.groups.join(',')}] until ${out.expiresAt}`);
+          return out;
+        },
+      },
+      {
+        method: 'GET', path: '/api/v1/tokens', access: 'admin', summary: 'List access tokens (ids, never the tokens).',
+        handle: async () =>
+          (await d.store.listAccessTokens()).map((t) => ({
+            id: t.id, user: t.user, groups: t.groups, expiresAt: t.expiresAt ? new Date(t.expiresAt).toISOString() : null,
+            revoked: t.revokedAt !== null, createdBy: t.createdBy,
+          })),
+      },
+      {
+        method: 'DELETE', path: '/api/v1/tokens/:id', access: 'admin', summary: 'Revoke an access token.',
+        handle: async ({ params, principal }) => {
+          if (!(await d.store.revokeAccessToken(params.id!, Date.now()))) throw new WarrenError('WARREN_E_NOT_FOUND', `no active access token "${params.id}"`);
+          await this.adminAudit(principal, `token/${params.id}`, 'access token revoked');
+          return { revoked: params.id };
+        },
+      },
+      {
+        method: 'GET', path: '/api/v1/agents', access: 'admin', summary: 'List agents with live tunnel state.',
+        handle: async () => Promise.all((await d.store.listAgents()).map((a) => this.agentView(a))),
+      },
+      {
+        method: 'GET', path: '/api/v1/agents/:name', access: 'admin', summary: 'One agent with live tunnel state.',
+        handle: async ({ params }) => {
+          const a = await d.store.getAgent(params.name!);
+          if (!a) throw new WarrenError('WARREN_E_NOT_FOUND', `no agent "${params.name}"; list them with \`warren agents ls\``);
+          return this.agentView(a);
+        },
+      },
+      {
+        method: 'DELETE', path: '/api/v1/agents/:name', access: 'admin', summary: 'Remove an agent: revokes its certificate and drops its tunnel.',
+        handle: async ({ params, principal }) => {
+          if (!(await d.store.deleteAgent(params.name!))) throw new WarrenError('WARREN_E_NOT_FOUND', `no agent "${params.name}"`);
+          d.tunnels.forget(params.name!);
+          await this.adminAudit(principal, `agent/${params.name}`, 'agent removed; certificate revoked');
+          return { deleted: params.name };
+        },
+      },
+      {
+        method: 'POST', path: '/api/v1/grants', access: 'admin', status: 201, summary: 'Grant a user or group access to targets or a cluster.',
+        handle: async ({ req, principal }) => {
+          const g = await readJson(req, grantSchema);
+          const record: GrantRecord = {
+            id: 'g_' + randomBytes(6).toString('hex'), subjectKind: g.user ? 'user' : 'group', subject: (g.user ?? g.group)!,
+            agent: g.agent ?? null, host: g.host ?? null, ports: g.ports ?? null, cluster: g.cluster ?? null, kubeGroups: g.kubeGroups,
+            createdAt: Date.now(), createdBy: principal.user,
+          };
+          await d.store.createGrant(record);
+          const view = grantView(record);
+          await this.adminAudit(principal, `grant/${record.id}`, `grant created: ${describeGrant(record)}`);
+          return view;
+        },
+      },
+      {
+        method: 'GET', path: '/api/v1/grants', access: 'admin', summary: 'List grants.',
+        handle: async () => (await d.store.listGrants()).map(grantView),
+      },
+      {
+        method: 'DELETE', path: '/api/v1/grants/:id', access: 'admin', summary: 'Delete a grant.',
+        handle: async ({ params, principal }) => {
+          if (!(await d.store.deleteGrant(params.id!))) throw new WarrenError('WARREN_E_NOT_FOUND', `no grant "${params.id}"; list them with \`warren grants ls\``);
+          await this.adminAudit(principal, `grant/${params.id}`, 'grant deleted');
+          return { deleted: params.id };
+        },
+      },
+      {
+        method: 'GET', path: '/api/v1/audit', access: 'admin',
+        summary: 'Audit rows: ?since=1h|ISO, user, agent, kind, limit; follow=true streams NDJSON as rows are written.',
+        handle: async ({ query, res, req }) => this.auditRoute(query, req, res),
+      },
+      {
+        method: 'GET', path: '/api/v1/openapi.json', access: 'none', summary: 'This API as an OpenAPI 3.1 document.',
+        handle: async () => this.openapi(),
+      },
+    ];
+  }
+
+  private async auditRoute(query: URLSearchParams, req: IncomingMessage, res: ServerResponse): Promise<unknown> {
+    const since = query.get('since');
+    let sinceMs: number | undefined;
+    if (since) {
+      const rel = parseDuration(since);
+      sinceMs = rel !== undefined ? Date.now() - rel : Date.parse(since);
+      if (Number.isNaN(sinceMs)) throw new WarrenError('WARREN_E_BAD_REQUEST', 'since must be a duration (1h) or an ISO time', { field: 'since' });
+    }
+    const limitText = query.get('limit');
+    const limit = limitText === null ? 1000 : Number(limitText);
+    if (!Number.isInteger(limit) || limit < 1 || limit > 100_000) throw new WarrenError('WARREN_E_BAD_REQUEST', 'limit must be 1..100000', { field: 'limit' });
+    const kind = query.get('kind') ?? undefined;
+    if (kind !== undefined && !['stream', 'kube', 'admin', 'agent'].includes(kind)) throw new WarrenError('WARREN_E_BAD_REQUEST', 'kind must be stream, kube, admin or agent', { field: 'kind' });
+    const filter = {
+      ...(sinceMs !== undefined ? { since: sinceMs } : {}),
+      ...(query.get('user') ? { user: query.get('user')! } : {}),
+      ...(query.get('agent') ? { agent: query.get('agent')! } : {}),
+      ...(kind ? { kind: kind as AuditEntry['kind'] } : {}),
+      limit,
+    };
+    const matches = (r: AuditEntry) =>
+      (!filter.user || r.user === filter.user) && (!filter.agent || r.agent === filter.agent) && (!filter.kind || r.kind === filter.kind);
+    if (query.get('follow') !== 'true') return (await this.deps.audit.query(filter)).map(auditView);
+
+    res.writeHead(200, { 'content-type': 'application/x-ndjson', 'cache-control': 'no-store' });
+    const pending: AuditEntry[] = [];
+    let lastId = 0;
+    let live = false;
+    const write = (r: AuditEntry) => {
+      if (r.id <= lastId || !matches(r)) return;
+      lastId = r.id;
+      res.write(JSON.stringify(auditView(r)) + '\n');
+    };
+    // Subscribe before the backlog query so no row falls between the two.
+    const unsubscribe = this.deps.audit.subscribe((r) => (live ? write(r) : pending.push(r)));
+    req.socket.once('close', unsubscribe);
+    for (const r of await this.deps.audit.query(filter)) write(r);
+    for (const r of pending) write(r);
+    live = true;
+    return undefined;
+  }
+
+  private openapi(): unknown {
+    const paths: Record<string, Record<string, unknown>> = {};
+    for (const r of this.routes) {
+      const p = r.path.replace(/:(\w+)/g, '{$1}');
+      paths[p] ??= {};
+      paths[p]![r.method.toLowerCase()] = {
+        summary: r.summary,
+        security: r.access === 'none' ? [] : r.access === 'agent' ? [{ agentCertificate: [] }] : [{ bearer: [] }],
+        'x-warren-access': r.access,
+        parameters: r.keys.map((k) => ({ name: k, in: 'path', required: true, schema: { type: 'string' } })),
+        responses: {
+          [String(r.status ?? 200)]: { description: 'OK' },
+          default: { description: 'Error', content: { 'application/json': { schema: { $ref: '#/components/schemas/Error' } } } },
+        },
+      };
+    }
+    return {
+      openapi: '3.1.0',
+      info: { title: 'Warren hub API', version: this.deps.version },
+      paths,
+      components: {
+        securitySchemes: { bearer: { type: 'http', scheme: 'bearer' }, agentCertificate: { type: 'mutualTLS' } },
+        schemas: { Error: { type: 'object', required: ['code', 'message'], properties: { code: { type: 'string', pattern: '^WARREN_E_' }, message: { type: 'string' } } } },
+      },
+    };
+  }
+}
+
+function describeGrant(g: GrantRecord): string {
+  const parts = [`${g.subjectKind}:${g.subject}`];
+  if (g.agent) parts.push(`agent=${g.agent}`);
+  if (g.host) parts.push(`host=${g.host}`);
+  if (g.ports) parts.push(`ports=${g.ports}`);
+  if (g.cluster) parts.push(`cluster=${g.cluster}`);
+  if (g.kubeGroups.length) parts.push(`kubeGroups=${g.kubeGroups.join(',')}`);
+  return parts.join(' ');
+}
+
+function agentFromCert(req: IncomingMessage): { name: string; serial: string } {
+  const socket = req.socket;
+  if (!(socket instanceof tls.TLSSocket) || !socket.authorized) {
+    throw new WarrenError('WARREN_E_UNAUTHENTICATED', 'this endpoint needs the agent client certificate');
+  }
+  const cert = socket.getPeerCertificate();
+  const subject = cert.subject as unknown as Record<string, string>;
+  if (subject.OU !== AGENT_OU || typeof subject.CN !== 'string') throw new WarrenError('WARREN_E_UNAUTHENTICATED', 'not an agent certificate');
+  return { name: subject.CN, serial: normalizeSerial(cert.serialNumber) };
+}

@@ -1,0 +1,128 @@
+/**
+ * The hub's configuration: one defaults object, one schema, and the only place the hub reads the
+ * environment. Contradictory or malformed options fail here, at start-up, never on a first request.
+ */
+import path from 'node:path';
+import { z } from 'zod';
+import { WarrenError } from '../errors.js';
+import { parseDuration } from '../duration.js';
+import { parseListen, type HostPort } from '../hostPort.js';
+
+export interface HubConfig {
+  readonly listen: HostPort;
+  readonly dataDir: string;
+  /** The URL agents and clients use; when unset it is derived from the bound address. */
+  readonly publicUrl: string | undefined;
+  readonly storePath: string;
+  readonly tlsCertFile: string | undefined;
+  readonly tlsKeyFile: string | undefined;
+  /** Extra names and addresses for the generated serving certificate. */
+  readonly tlsSans: readonly string[];
+  readonly socksListen: HostPort | undefined;
+  readonly connectUds: string | undefined;
+  readonly jwtPublicKeyFile: string | undefined;
+  readonly pingIntervalMs: number;
+  readonly agentCertTtlMs: number;
+  readonly drainTimeoutMs: number;
+  readonly dialTimeoutMs: number;
+  /** How long a client may take to send TLS handshake and request headers (slowloris bound). */
+  readonly headerTimeoutMs: number;
+  readonly logLevel: string;
+  readonly demo: boolean;
+}
+
+const duration = (what: string) =>
+  z.string().transform((s, ctx) => {
+    const ms = parseDuration(s);
+    if (ms === undefined || ms <= 0) {
+      ctx.addIssue({ code: 'custom', message: `${what}: "${s}" is not a duration like 500ms, 10s, 5m, 8h, 30d` });
+      return z.NEVER;
+    }
+    return ms;
+  });
+
+const listen = (what: string) =>
+  z.string().transform((s, ctx) => {
+    const hp = parseListen(s);
+    if (!hp) {
+      ctx.addIssue({ code: 'custom', message: `${what}: "${s}" is not HOST:PORT (e.g. 0.0.0.0:8443, 127.0.0.1:0)` });
+      return z.NEVER;
+    }
+    return hp;
+  });
+
+export const hubDefaults = {
+  listen: '0.0.0.0:8443',
+  dataDir: './warren-data',
+  pingInterval: '10s',
+  agentCertTtl: '30d',
+  drainTimeout: '10s',
+  dialTimeout: '10s',
+  headerTimeout: '10s',
+  logLevel: 'info',
+};
+
+const schema = z
+  .object({
+    listen: listen('--listen').prefault(hubDefaults.listen),
+    dataDir: z.string().min(1).default(hubDefaults.dataDir),
+    publicUrl: z.url({ protocol: /^https$/, error: '--public-url must be an https:// URL' }).optional(),
+    store: z.string().optional(),
+    tlsCert: z.string().optional(),
+    tlsKey: z.string().optional(),
+    tlsSan: z.array(z.string().min(1)).default([]),
+    socksListen: listen('--socks-listen').optional(),
+    connectUds: z.string().min(1).optional(),
+    jwtPublicKey: z.string().min(1).optional(),
+    pingInterval: duration('--ping-interval').prefault(hubDefaults.pingInterval),
+    agentCertTtl: duration('--agent-cert-ttl').prefault(hubDefaults.agentCertTtl),
+    drainTimeout: duration('--drain-timeout').prefault(hubDefaults.drainTimeout),
+    dialTimeout: duration('--dial-timeout').prefault(hubDefaults.dialTimeout),
+    headerTimeout: duration('--header-timeout').prefault(hubDefaults.headerTimeout),
+    logLevel: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).default('info'),
+    demo: z.boolean().default(false),
+  })
+  .strict();
+
+export type HubFlags = z.input<typeof schema>;
+
+/** Builds the config from CLI flags; WARREN_LOG_LEVEL is the one environment variable the hub reads. */
+export function hubConfig(flags: HubFlags, env: NodeJS.ProcessEnv = process.env): HubConfig {
+  const parsed = schema.safeParse({ logLevel: env.WARREN_LOG_LEVEL, ...stripUndefined(flags) });
+  if (!parsed.success) throw new WarrenError('WARREN_E_CONFIG', parsed.error.issues.map((i) => i.message).join('; '));
+  const f = parsed.data;
+  if (Boolean(f.tlsCert) !== Boolean(f.tlsKey)) {
+    throw new WarrenError('WARREN_E_CONFIG', '--tls-cert and --tls-key go together: give both or neither');
+  }
+  const dataDir = path.resolve(f.dataDir);
+  let storePath = path.join(dataDir, 'warren.db');
+  if (f.store !== undefined) {
+    if (f.store.startsWith('sqlite:')) storePath = path.resolve(f.store.slice('sqlite:'.length));
+    else if (/^postgres(ql)?:\/\//.test(f.store)) {
+      throw new WarrenError('WARREN_E_CONFIG', '--store postgres:// is not supported by this version yet; use sqlite:PATH (the default)');
+    } else throw new WarrenError('WARREN_E_CONFIG', `--store must be sqlite:PATH or postgres://…, not "${f.store}"`);
+  }
+  return {
+    listen: f.listen,
+    dataDir,
+    publicUrl: f.publicUrl?.replace(/\/+$/, ''),
+    storePath,
+    tlsCertFile: f.tlsCert,
+    tlsKeyFile: f.tlsKey,
+    tlsSans: f.tlsSan,
+    socksListen: f.socksListen,
+    connectUds: f.connectUds,
+    jwtPublicKeyFile: f.jwtPublicKey,
+    pingIntervalMs: f.pingInterval,
+    agentCertTtlMs: f.agentCertTtl,
+    drainTimeoutMs: f.drainTimeout,
+    dialTimeoutMs: f.dialTimeout,
+    headerTimeoutMs: f.headerTimeout,
+    logLevel: f.logLevel,
+    demo: f.demo,
+  };
+}
+
+function stripUndefined<T extends object>(o: T): Partial<T> {
+  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as Partial<T>;
+}

@@ -1,0 +1,65 @@
+/**
+ * The HTTP CONNECT door (RFC 9110 §9.3.6), on the hub's HTTPS port and, with --connect-uds, on a unix
+ * socket:
+ *
+ *   CONNECT node1:22 HTTP/1.1
+ *   Host: node1:22
+ *   Proxy-Authorization: Bearer <token>          (or Basic base64(any:<token>), or a client cert)
+ *
+ *   → 200 Connection Established, then raw bytes both ways
+ *   → 407 + Proxy-Authenticate when credentials are missing or bad, 403 without a grant,
+ *     502 unknown host (JSON body names it), 503 agent offline, 504 dial timeout
+ */
+import { STATUS_CODES, type IncomingMessage } from 'node:http';
+import type { Duplex } from 'node:stream';
+import { WarrenError, asWarrenError } from '../../errors.js';
+import type { Logger } from '../../log.js';
+import type { DoorName, Opener, Principal } from './door.js';
+
+export interface ConnectDoorDeps {
+  readonly opener: Opener;
+  /** Who the caller is; rejects with WARREN_E_UNAUTHENTICATED. */
+  readonly authenticate: (req: IncomingMessage) => Promise<Principal>;
+  readonly door?: DoorName;
+  readonly log?: Logger;
+}
+
+export async function handleConnect(req: IncomingMessage, socket: Duplex, head: Buffer, deps: ConnectDoorDeps): Promise<void> {
+  socket.on('error', () => undefined);
+  const source = `${req.socket.remoteAddress ?? 'unix'}:${req.socket.remotePort ?? 0}`;
+  let principal: Principal;
+  try {
+    principal = await deps.authenticate(req);
+  } catch (err) {
+    return refuse(socket, asWarrenError(err), true);
+  }
+  const abort = new AbortController();
+  const onClose = () => abort.abort();
+  socket.once('close', onClose);
+  try {
+    const opened = await deps.opener.open({ target: req.url ?? '', principal, door: deps.door ?? 'connect', source, signal: abort.signal });
+    socket.off('close', onClose);
+    if (socket.destroyed) {
+      opened.stream.destroy();
+      return;
+    }
+    socket.write('HTTP/1.1 200 Connection Established\r\n\r\n');
+    if (head.length > 0) socket.unshift(head);
+    await opened.relay(socket);
+  } catch (err) {
+    socket.off('close', onClose);
+    const e = asWarrenError(err);
+    if (e.code === 'WARREN_E_INTERNAL') deps.log?.error({ err: (err as Error)?.message }, 'connect door failed');
+    refuse(socket, e, false);
+  }
+}
+
+function refuse(socket: Duplex, err: WarrenError, authFailure: boolean): void {
+  if (socket.destroyed) return;
+  const status = authFailure || err.code === 'WARREN_E_UNAUTHENTICATED' ? 407 : err.status;
+  const body = JSON.stringify(err.toJSON()) + '\n';
+  const extra = status === 407 ? 'Proxy-Authenticate: Bearer realm="warren", Basic realm="warren"\r\n' : '';
+  socket.end(
+    `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? 'Error'}\r\n${extra}Content-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
+  );
+}

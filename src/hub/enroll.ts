@@ -1,0 +1,87 @@
+/**
+ * Agent enrollment: join tokens are created by admins and exchanged once (or N times, for a fleet)
+ * for an agent certificate bound to the agent's name; renewal swaps a still-valid certificate for a
+ * fresh one. The name is authorised here, never taken from the CSR.
+ */
+import { WarrenError } from '../errors.js';
+import { formatJoinToken, hashSecret, newJoinSecret, parseJoinToken, pinsEqual, secretMatches } from '../joinToken.js';
+import { issueAgentCert, type Ca } from '../pki/pki.js';
+import { isLabel } from '../hostPort.js';
+import type { Store } from '../store/store.js';
+
+export interface EnrollmentDeps {
+  readonly store: Store;
+  readonly ca: Ca;
+  readonly caPin: string;
+  readonly hubUrl: () => string;
+  readonly certTtlMs: number;
+}
+
+export interface CreatedJoinToken {
+  readonly token: string;
+  readonly id: string;
+  readonly expiresAt: string;
+  readonly uses: number | null;
+  readonly labels: Record<string, string>;
+  readonly command: string;
+}
+
+export class Enrollment {
+  constructor(private readonly deps: EnrollmentDeps) {}
+
+  async createJoinToken(opts: { ttlMs: number; uses: number | null; labels: Record<string, string>; createdBy: string }): Promise<CreatedJoinToken> {
+    const { id, secret } = newJoinSecret();
+    const now = Date.now();
+    const expiresAt = now + opts.ttlMs;
+    await this.deps.store.createJoinToken({
+      id, secretHash: hashSecret(secret), expiresAt, maxUses: opts.uses, used: 0, labels: opts.labels, createdAt: now, createdBy: opts.createdBy,
+    });
+    const token = formatJoinToken({ hubUrl: this.deps.hubUrl(), caPin: this.deps.caPin, id, secret });
+    return { token, id, expiresAt: new Date(expiresAt).toISOString(), uses: opts.uses, labels: opts.labels, command: `warren agent --token ${token}` };
+  }
+
+  /** Exchanges a join token and a CSR for a certificate naming `name`. */
+  async join(req: { token: string; name: string; csr: string; labels: Record<string, string> }): Promise<{ certPem: string; caPem: string; name: string; labels: Record<string, string> }> {
+    const parsed = parseJoinToken(req.token);
+    if (!parsed) throw new WarrenError('WARREN_E_JOIN_TOKEN_INVALID', 'join token is malformed; copy it again from `warren join-token create`');
+    if (!pinsEqual(parsed.caPin, this.deps.caPin)) throw new WarrenError('WARREN_E_JOIN_TOKEN_INVALID', 'join token was made by another hub (CA pin differs)');
+    if (!isLabel(req.name)) {
+      throw new WarrenError('WARREN_E_BAD_REQUEST', `agent name "${req.name.slice(0, 80)}" is not an RFC 1123 label (lower-case letters, digits, '-', at most 63)`);
+    }
+    const existing = await this.deps.store.getAgent(req.name);
+    if (existing) throw new WarrenError('WARREN_E_AGENT_NAME_TAKEN', `agent name "${req.name}" is already registered; remove it first with \`warren agents rm ${req.name}\``, { agent: req.name });
+    const result = await this.deps.store.consumeJoinToken(parsed.id, Date.now(), (t) => secretMatches(parsed.secret, t.secretHash));
+    if (!result.ok) {
+      if (result.why === 'expired') throw new WarrenError('WARREN_E_JOIN_TOKEN_EXPIRED', 'join token has expired; create a new one with `warren join-token create`');
+      if (result.why === 'used-up') throw new WarrenError('WARREN_E_JOIN_TOKEN_USED_UP', 'join token has no uses left; create a new one with `warren join-token create`');
+      throw new WarrenError('WARREN_E_JOIN_TOKEN_INVALID', 'join token is unknown to this hub or was deleted');
+    }
+    const issued = await this.issue(req.csr, req.name);
+    const labels = { ...result.token.labels, ...req.labels };
+    const created = await this.deps.store.putAgent(
+      { name: req.name, certSerial: issued.serial, certExpiresAt: issued.notAfter.getTime(), labels, createdAt: Date.now(), meta: {}, lastSeen: null },
+      false,
+    );
+    if (!created) throw new WarrenError('WARREN_E_AGENT_NAME_TAKEN', `agent name "${req.name}" was registered meanwhile`, { agent: req.name });
+    return { certPem: issued.certPem, caPem: this.deps.ca.certPem, name: req.name, labels };
+  }
+
+  /** Renews the certificate of an agent that authenticated with its current certificate. */
+  async renew(name: string, currentSerial: string, csr: string): Promise<{ certPem: string; caPem: string }> {
+    const record = await this.deps.store.getAgent(name);
+    if (!record || record.certSerial !== currentSerial) throw new WarrenError('WARREN_E_AGENT_REVOKED', `agent "${name}" was removed or its certificate replaced`);
+    const issued = await this.issue(csr, name);
+    if (!(await this.deps.store.updateAgentCert(name, currentSerial, issued.serial, issued.notAfter.getTime()))) {
+      throw new WarrenError('WARREN_E_CONFLICT', `agent "${name}" renewed concurrently; retry`);
+    }
+    return { certPem: issued.certPem, caPem: this.deps.ca.certPem };
+  }
+
+  private async issue(csr: string, name: string) {
+    try {
+      return await issueAgentCert(this.deps.ca, csr, name, this.deps.certTtlMs / 86_400_000);
+    } catch (err) {
+      throw new WarrenError('WARREN_E_BAD_REQUEST', `csr: ${(err as Error).message}`);
+    }
+  }
+}

@@ -1,0 +1,48 @@
+/** JSON in and out for the hub's HTTP handlers: bounded bodies, `{code, message}` errors. */
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { z } from 'zod';
+import { WarrenError, asWarrenError } from '../errors.js';
+
+const MAX_BODY = 1 << 20;
+
+export async function readJson<T extends z.ZodType>(req: IncomingMessage, schema: T): Promise<z.output<T>> {
+  const declared = Number(req.headers['content-length'] ?? 0);
+  if (declared > MAX_BODY) throw new WarrenError('WARREN_E_PAYLOAD_TOO_LARGE', `request body exceeds ${MAX_BODY} bytes`);
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of req as AsyncIterable<Buffer>) {
+    size += chunk.length;
+    if (size > MAX_BODY) throw new WarrenError('WARREN_E_PAYLOAD_TOO_LARGE', `request body exceeds ${MAX_BODY} bytes`);
+    chunks.push(chunk);
+  }
+  let value: unknown = {};
+  if (size > 0) {
+    try {
+      value = JSON.parse(Buffer.concat(chunks).toString('utf8'));
+    } catch {
+      throw new WarrenError('WARREN_E_BAD_REQUEST', 'request body is not valid JSON');
+    }
+  }
+  const parsed = schema.safeParse(value);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0]!;
+    const field = issue.path.join('.') || 'body';
+    throw new WarrenError('WARREN_E_BAD_REQUEST', `${field}: ${issue.message}`, { field });
+  }
+  return parsed.data;
+}
+
+export function sendJson(res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
+  const text = JSON.stringify(body) + '\n';
+  res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text), 'cache-control': 'no-store', ...headers });
+  res.end(text);
+}
+
+export function sendError(res: ServerResponse, err: unknown): void {
+  const e = asWarrenError(err);
+  if (res.headersSent) {
+    res.destroy();
+    return;
+  }
+  sendJson(res, e.status, e.toJSON(), e.status === 401 ? { 'www-authenticate': 'Bearer realm="warren"' } : {});
+}

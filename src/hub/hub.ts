@@ -1,0 +1,195 @@
+/**
+ * The hub's composition root: key material, store, tunnels, policy, audit, and one HTTPS port that
+ * serves agents (ALPN warren/1), HTTP CONNECT, the admin API, /metrics, /healthz and /readyz.
+ * It owns every listener; doors only get sockets.
+ */
+import fs from 'node:fs';
+import http from 'node:http';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import tls from 'node:tls';
+import { once } from 'node:events';
+import { WarrenError, asWarrenError } from '../errors.js';
+import type { Logger } from '../log.js';
+import { SqliteStore } from '../store/sqliteStore.js';
+import type { Store } from '../store/store.js';
+import { ALPN } from '../tunnel/protocol.js';
+import { VERSION } from '../version.js';
+import { formatHostPort } from '../hostPort.js';
+import { AccessTokens, ADMIN_GROUP, isAdmin } from './accessTokens.js';
+import { AgentTunnels } from './agentTunnels.js';
+import { Api } from './api.js';
+import { Audit } from './audit.js';
+import { HubAuth } from './auth.js';
+import type { HubConfig } from './config.js';
+import { handleConnect } from './doors/connect.js';
+import type { Principal } from './doors/door.js';
+import { Enrollment } from './enroll.js';
+import { loadHubPki, wantedSans } from './hubPki.js';
+import { sendError, sendJson } from './httpJson.js';
+import { HubMetrics } from './metrics.js';
+import { HubOpener } from './opener.js';
+
+export const METRICS_GROUP = 'warren:metrics';
+
+export interface Hub {
+  /** The URL agents and clients use. */
+  readonly url: string;
+  /** The bound address of the main port. */
+  readonly address: net.AddressInfo;
+  readonly caPin: string;
+  readonly caPath: string;
+  readonly adminTokenPath: string;
+  /** True on the first start of this data dir. */
+  readonly firstStart: boolean;
+  readonly store: Store;
+  readonly tunnels: AgentTunnels;
+  readonly enrollment: Enrollment;
+  readonly tokens: AccessTokens;
+  readonly opener: HubOpener;
+  readonly auth: HubAuth;
+  readonly audit: Audit;
+  readonly metrics: HubMetrics;
+  readonly log: Logger;
+  /** Stops accepting, drains tunnels (GOAWAY, open streams may finish), closes the store. */
+  close(): Promise<void>;
+}
+
+function defaultPublicHost(listenHost: string): string {
+  return listenHost === '0.0.0.0' || listenHost === '::' ? os.hostname() : listenHost;
+}
+
+export async function startHub(config: HubConfig, log: Logger): Promise<Hub> {
+  const publicHost = config.publicUrl ? new URL(config.publicUrl).hostname.replace(/^\[|\]$/g, '') : defaultPublicHost(config.listen.host);
+  const pki = await loadHubPki(config.dataDir, {
+    sans: wantedSans(publicHost, config.tlsSans),
+    tlsCertFile: config.tlsCertFile,
+    tlsKeyFile: config.tlsKeyFile,
+  });
+  const caPath = path.join(config.dataDir, 'ca.crt');
+  const store: Store = new SqliteStore(config.storePath);
+  const tokens = new AccessTokens(store, pki.signingKey, pki.verifyKey, `warren:${pki.caPin.slice(7, 23)}`);
+  const adminTokenPath = path.join(config.dataDir, 'admin.token');
+  if (!fs.existsSync(adminTokenPath)) {
+    const admin = await tokens.issue({ user: 'admin', groups: [ADMIN_GROUP], ttlMs: null, createdBy: 'hub' });
+    fs.writeFileSync(adminTokenPath, admin.token + '\n', { mode: 0o600 });
+  }
+
+  const metrics = new HubMetrics();
+  const audit = new Audit(store, log);
+  const auth = new HubAuth(tokens);
+  const tunnels = new AgentTunnels({
+    store,
+    log: log.child({ component: 'tunnels' }),
+    pingIntervalMs: config.pingIntervalMs,
+    onEvent: (e) => {
+      if (e.kind === 'connected') metrics.agentConnects.inc();
+      if (e.kind === 'refused') metrics.agentRefusals.inc();
+      metrics.agentsConnected.set(tunnels.size);
+      void audit.record({ kind: 'agent', agent: e.agent, result: e.kind === 'refused' ? 'denied' : 'ok', reason: `${e.kind}: ${e.reason}`, source: e.source });
+    },
+  });
+  await tunnels.load();
+  let url = '';
+  const enrollment = new Enrollment({ store, ca: pki.ca, caPin: pki.caPin, hubUrl: () => url, certTtlMs: config.agentCertTtlMs });
+  const opener = new HubOpener({ tunnels, store, audit, metrics, log: log.child({ component: 'opener' }), dialTimeoutMs: config.dialTimeoutMs });
+  const api = new Api({ store, auth, tokens, tunnels, enrollment, audit, caPem: pki.ca.certPem, version: VERSION });
+
+  const proxyAuth = async (req: http.IncomingMessage): Promise<Principal> => {
+    try {
+      return await auth.fromHttp(req.headers['proxy-authorization'], req.socket);
+    } catch (err) {
+      metrics.authFailures.inc({ door: 'connect' });
+      throw err;
+    }
+  };
+
+  const httpServer = http.createServer({
+    headersTimeout: config.headerTimeoutMs,
+    requestTimeout: 0,
+    keepAliveTimeout: 5_000,
+    maxHeaderSize: 16 * 1024,
+    connectionsCheckingInterval: Math.min(1000, config.headerTimeoutMs),
+  });
+  httpServer.on('request', (req, res) => {
+    const url = new URL(req.url ?? '/', 'https://hub');
+    if (url.pathname.startsWith('/api/v1/')) return void api.handle(req, res, url);
+    if (url.pathname === '/healthz') return sendJson(res, 200, { status: 'ok' });
+    if (url.pathname === '/readyz') {
+      return void store.ping().then(
+        () => sendJson(res, listening ? 200 : 503, { status: listening ? 'ready' : 'starting' }),
+        () => sendError(res, new WarrenError('WARREN_E_UNAVAILABLE', 'store is not reachable')),
+      );
+    }
+    if (url.pathname === '/metrics') {
+      return void auth
+        .fromHttp(req.headers.authorization, req.socket)
+        .then(async (p) => {
+          if (!isAdmin(p) && !p.groups.includes(METRICS_GROUP)) throw new WarrenError('WARREN_E_FORBIDDEN', `/metrics needs group ${METRICS_GROUP} or ${ADMIN_GROUP}`);
+          res.writeHead(200, { 'content-type': metrics.registry.contentType });
+          res.end(await metrics.registry.metrics());
+        })
+        .catch((err) => sendError(res, err));
+    }
+    sendError(res, new WarrenError('WARREN_E_NOT_FOUND', `nothing at ${url.pathname}; the admin API is under /api/v1/`));
+  });
+  httpServer.on('connect', (req: http.IncomingMessage, socket: net.Socket, head: Buffer) => {
+    socket.setNoDelay(true);
+    void handleConnect(req, socket, head, { opener, authenticate: proxyAuth, log });
+  });
+
+  const tlsServer = tls.createServer({
+    key: pki.serverKeyPem,
+    cert: pki.serverCertPem + pki.ca.certPem,
+    ca: [pki.ca.certPem],
+    requestCert: true,
+    rejectUnauthorized: false,
+    ALPNProtocols: [ALPN, 'http/1.1'],
+    minVersion: 'TLSv1.2',
+    handshakeTimeout: config.headerTimeoutMs,
+    // CONNECT streams carry TCP half-close end to end, so a client's EOF must not close our side.
+    allowHalfOpen: true,
+  });
+  tlsServer.on('secureConnection', (socket: tls.TLSSocket) => {
+    socket.setNoDelay(true);
+    if (socket.alpnProtocol === ALPN) tunnels.accept(socket);
+    else httpServer.emit('connection', socket);
+  });
+  tlsServer.on('tlsClientError', (err, socket) => {
+    log.debug({ err: err.message, source: socket.remoteAddress }, 'TLS handshake failed');
+    socket.destroy();
+  });
+
+  tlsServer.listen(config.listen.port, config.listen.host);
+  await Promise.race([once(tlsServer, 'listening'), once(tlsServer, 'error').then(([err]) => Promise.reject(listenError(err as Error, config.listen)))]);
+  let listening = true;
+  const address = tlsServer.address() as net.AddressInfo;
+  url = config.publicUrl ?? `https://${formatHostPort({ host: publicHost, port: address.port })}`;
+  log.info({ listen: formatHostPort({ host: address.address, port: address.port }), url, caPin: pki.caPin }, 'hub listening');
+
+  let closing: Promise<void> | undefined;
+  return {
+    url, address, caPin: pki.caPin, caPath, adminTokenPath, firstStart: pki.created, store, tunnels, enrollment, tokens, opener, auth, audit, metrics, log,
+    close() {
+      closing ??= (async () => {
+        listening = false;
+        tlsServer.close();
+        await tunnels.drain(config.drainTimeoutMs);
+        httpServer.closeAllConnections();
+        await store.close();
+        log.info('hub stopped');
+      })();
+      return closing;
+    },
+  };
+}
+
+function listenError(err: Error, listen: { host: string; port: number }): WarrenError {
+  const code = (err as NodeJS.ErrnoException).code;
+  const where = formatHostPort(listen);
+  if (code === 'EADDRINUSE') return new WarrenError('WARREN_E_CONFIG', `cannot listen on ${where}: the address is in use; pick another --listen (port 0 picks a free one)`);
+  if (code === 'EACCES') return new WarrenError('WARREN_E_CONFIG', `cannot listen on ${where}: permission denied (ports below 1024 need privileges)`);
+  if (code === 'EADDRNOTAVAIL') return new WarrenError('WARREN_E_CONFIG', `cannot listen on ${where}: no such local address`);
+  return asWarrenError(err);
+}

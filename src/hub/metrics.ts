@@ -1,0 +1,21 @@
+/** Prometheus metrics for /metrics (prom-client), one registry per hub. */
+import client from 'prom-client';
+
+export class HubMetrics {
+  readonly registry = new client.Registry();
+  readonly agentsConnected = new client.Gauge({ name: 'warren_agents_connected', help: 'Agents with an open tunnel', registers: [this.registry] });
+  readonly streamsOpen = new client.Gauge({ name: 'warren_streams_open', help: 'Streams currently relayed', labelNames: ['door'], registers: [this.registry] });
+  readonly dials = new client.Counter({ name: 'warren_dials_total', help: 'Stream open attempts by result code', labelNames: ['door', 'result'], registers: [this.registry] });
+  readonly dialSeconds = new client.Histogram({
+    name: 'warren_dial_duration_seconds', help: 'Time to open a stream through an agent', labelNames: ['door'],
+    buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10], registers: [this.registry],
+  });
+  readonly bytes = new client.Counter({ name: 'warren_stream_bytes_total', help: 'Bytes relayed', labelNames: ['door', 'direction'], registers: [this.registry] });
+  readonly authFailures = new client.Counter({ name: 'warren_auth_failures_total', help: 'Rejected credentials', labelNames: ['door'], registers: [this.registry] });
+  readonly agentConnects = new client.Counter({ name: 'warren_agent_connects_total', help: 'Agent tunnel (re)connections', registers: [this.registry] });
+  readonly agentRefusals = new client.Counter({ name: 'warren_agent_refusals_total', help: 'Agent tunnels refused', registers: [this.registry] });
+
+  constructor() {
+    client.collectDefaultMetrics({ register: this.registry, prefix: 'warren_hub_' });
+  }
+}

@@ -1,0 +1,217 @@
+/**
+ * The embedded store: one SQLite file, WAL mode, versioned migrations applied at open.
+ */
+import Database from 'better-sqlite3';
+import type {
+  AccessTokenRecord, AgentMeta, AgentRecord, AuditFilter, AuditRow, ConsumeResult, GrantRecord, JoinTokenRecord, Store,
+} from './store.js';
+
+/** Append-only: a released migration is never edited, a new one is added. */
+const MIGRATIONS: readonly string[] = [
+  `CREATE TABLE join_tokens (
+     id TEXT PRIMARY KEY, secret_hash BLOB NOT NULL, expires_at INTEGER NOT NULL, max_uses INTEGER,
+     used INTEGER NOT NULL DEFAULT 0, labels TEXT NOT NULL, created_at INTEGER NOT NULL, created_by TEXT NOT NULL);
+   CREATE TABLE agents (
+     name TEXT PRIMARY KEY, cert_serial TEXT NOT NULL, cert_expires_at INTEGER NOT NULL, labels TEXT NOT NULL,
+     created_at INTEGER NOT NULL, meta TEXT NOT NULL, last_seen INTEGER);
+   CREATE TABLE grants (
+     id TEXT PRIMARY KEY, subject_kind TEXT NOT NULL, subject TEXT NOT NULL, agent TEXT, host TEXT, ports TEXT,
+     cluster TEXT, kube_groups TEXT NOT NULL, created_at INTEGER NOT NULL, created_by TEXT NOT NULL);
+   CREATE TABLE access_tokens (
+     id TEXT PRIMARY KEY, user TEXT NOT NULL, groups TEXT NOT NULL, expires_at INTEGER, created_at INTEGER NOT NULL,
+     created_by TEXT NOT NULL, revoked_at INTEGER);
+   CREATE TABLE audit (
+     id INTEGER PRIMARY KEY AUTOINCREMENT, time INTEGER NOT NULL, kind TEXT NOT NULL, user TEXT, door TEXT, agent TEXT,
+     target TEXT, result TEXT NOT NULL, reason TEXT, bytes_in INTEGER, bytes_out INTEGER, duration_ms INTEGER, source TEXT);
+   CREATE INDEX audit_time ON audit(time);`,
+];
+
+type Row = Record<string, unknown>;
+
+const json = (v: unknown) => JSON.stringify(v);
+const parse = <T>(v: unknown): T => JSON.parse(String(v)) as T;
+const num = (v: unknown) => (v === null || v === undefined ? null : Number(v));
+
+function toJoinToken(r: Row): JoinTokenRecord {
+  return {
+    id: String(r.id), secretHash: r.secret_hash as Buffer, expiresAt: Number(r.expires_at), maxUses: num(r.max_uses),
+    used: Number(r.used), labels: parse(r.labels), createdAt: Number(r.created_at), createdBy: String(r.created_by),
+  };
+}
+
+function toAgent(r: Row): AgentRecord {
+  return {
+    name: String(r.name), certSerial: String(r.cert_serial), certExpiresAt: Number(r.cert_expires_at), labels: parse(r.labels),
+    createdAt: Number(r.created_at), meta: parse<AgentMeta>(r.meta), lastSeen: num(r.last_seen),
+  };
+}
+
+function toGrant(r: Row): GrantRecord {
+  return {
+    id: String(r.id), subjectKind: r.subject_kind as GrantRecord['subjectKind'], subject: String(r.subject),
+    agent: (r.agent as string | null) ?? null, host: (r.host as string | null) ?? null, ports: (r.ports as string | null) ?? null,
+    cluster: (r.cluster as string | null) ?? null, kubeGroups: parse(r.kube_groups), createdAt: Number(r.created_at),
+    createdBy: String(r.created_by),
+  };
+}
+
+function toAccessToken(r: Row): AccessTokenRecord {
+  return {
+    id: String(r.id), user: String(r.user), groups: parse(r.groups), expiresAt: num(r.expires_at), createdAt: Number(r.created_at),
+    createdBy: String(r.created_by), revokedAt: num(r.revoked_at),
+  };
+}
+
+function toAudit(r: Row): AuditRow & { id: number } {
+  return {
+    id: Number(r.id), time: Number(r.time), kind: r.kind as AuditRow['kind'], user: (r.user as string | null) ?? null,
+    door: (r.door as string | null) ?? null, agent: (r.agent as string | null) ?? null, target: (r.target as string | null) ?? null,
+    result: r.result as AuditRow['result'], reason: (r.reason as string | null) ?? null, bytesIn: num(r.bytes_in),
+    bytesOut: num(r.bytes_out), durationMs: num(r.duration_ms), source: (r.source as string | null) ?? null,
+  };
+}
+
+export class SqliteStore implements Store {
+  private readonly db: Database.Database;
+
+  constructor(path: string) {
+    this.db = new Database(path);
+    this.db.pragma('journal_mode = WAL');
+    this.db.pragma('synchronous = NORMAL');
+    this.db.pragma('busy_timeout = 5000');
+    this.migrate();
+  }
+
+  /** Applies every migration newer than the file's `user_version`, each in its own transaction. */
+  private migrate(): void {
+    const current = Number(this.db.pragma('user_version', { simple: true }));
+    if (current > MIGRATIONS.length) {
+      throw new Error(`store schema version ${current} is newer than this Warren (${MIGRATIONS.length}); upgrade Warren`);
+    }
+    for (let v = current; v < MIGRATIONS.length; v++) {
+      this.db.transaction(() => {
+        this.db.exec(MIGRATIONS[v]!);
+        this.db.pragma(`user_version = ${v + 1}`);
+      })();
+    }
+  }
+
+  async ping(): Promise<void> {
+    this.db.prepare('SELECT 1').get();
+  }
+
+  async close(): Promise<void> {
+    this.db.close();
+  }
+
+  async createJoinToken(t: JoinTokenRecord): Promise<void> {
+    this.db
+      .prepare('INSERT INTO join_tokens VALUES (?,?,?,?,?,?,?,?)')
+      .run(t.id, t.secretHash, t.expiresAt, t.maxUses, t.used, json(t.labels), t.createdAt, t.createdBy);
+  }
+
+  async consumeJoinToken(id: string, now: number, matches: (t: JoinTokenRecord) => boolean): Promise<ConsumeResult> {
+    return this.db.transaction((): ConsumeResult => {
+      const row = this.db.prepare('SELECT * FROM join_tokens WHERE id = ?').get(id) as Row | undefined;
+      if (!row) return { ok: false, why: 'unknown' };
+      const t = toJoinToken(row);
+      if (!matches(t)) return { ok: false, why: 'unknown' };
+      if (t.expiresAt <= now) return { ok: false, why: 'expired' };
+      if (t.maxUses !== null && t.used >= t.maxUses) return { ok: false, why: 'used-up' };
+      this.db.prepare('UPDATE join_tokens SET used = used + 1 WHERE id = ?').run(id);
+      return { ok: true, token: { ...t, used: t.used + 1 } };
+    }).immediate();
+  }
+
+  async listJoinTokens(): Promise<JoinTokenRecord[]> {
+    return (this.db.prepare('SELECT * FROM join_tokens ORDER BY created_at').all() as Row[]).map(toJoinToken);
+  }
+
+  async deleteJoinToken(id: string): Promise<boolean> {
+    return this.db.prepare('DELETE FROM join_tokens WHERE id = ?').run(id).changes > 0;
+  }
+
+  async getAgent(name: string): Promise<AgentRecord | undefined> {
+    const row = this.db.prepare('SELECT * FROM agents WHERE name = ?').get(name) as Row | undefined;
+    return row && toAgent(row);
+  }
+
+  async listAgents(): Promise<AgentRecord[]> {
+    return (this.db.prepare('SELECT * FROM agents ORDER BY name').all() as Row[]).map(toAgent);
+  }
+
+  async putAgent(a: AgentRecord, replace: boolean): Promise<boolean> {
+    const sql = replace ? 'INSERT OR REPLACE INTO agents VALUES (?,?,?,?,?,?,?)' : 'INSERT OR IGNORE INTO agents VALUES (?,?,?,?,?,?,?)';
+    return (
+      this.db.prepare(sql).run(a.name, a.certSerial, a.certExpiresAt, json(a.labels), a.createdAt, json(a.meta), a.lastSeen).changes > 0
+    );
+  }
+
+  async updateAgentCert(name: string, oldSerial: string, serial: string, expiresAt: number): Promise<boolean> {
+    return (
+      this.db
+        .prepare('UPDATE agents SET cert_serial = ?, cert_expires_at = ? WHERE name = ? AND cert_serial = ?')
+        .run(serial, expiresAt, name, oldSerial).changes > 0
+    );
+  }
+
+  async updateAgentSeen(name: string, meta: AgentMeta, lastSeen: number): Promise<void> {
+    this.db.prepare('UPDATE agents SET meta = ?, last_seen = ? WHERE name = ?').run(json(meta), lastSeen, name);
+  }
+
+  async deleteAgent(name: string): Promise<boolean> {
+    return this.db.prepare('DELETE FROM agents WHERE name = ?').run(name).changes > 0;
+  }
+
+  async createGrant(g: GrantRecord): Promise<void> {
+    this.db
+      .prepare('INSERT INTO grants VALUES (?,?,?,?,?,?,?,?,?,?)')
+      .run(g.id, g.subjectKind, g.subject, g.agent, g.host, g.ports, g.cluster, json(g.kubeGroups), g.createdAt, g.createdBy);
+  }
+
+  async listGrants(): Promise<GrantRecord[]> {
+    return (this.db.prepare('SELECT * FROM grants ORDER BY created_at, id').all() as Row[]).map(toGrant);
+  }
+
+  async deleteGrant(id: string): Promise<boolean> {
+    return this.db.prepare('DELETE FROM grants WHERE id = ?').run(id).changes > 0;
+  }
+
+  async createAccessToken(t: AccessTokenRecord): Promise<void> {
+    this.db
+      .prepare('INSERT INTO access_tokens VALUES (?,?,?,?,?,?,?)')
+      .run(t.id, t.user, json(t.groups), t.expiresAt, t.createdAt, t.createdBy, t.revokedAt);
+  }
+
+  async getAccessToken(id: string): Promise<AccessTokenRecord | undefined> {
+    const row = this.db.prepare('SELECT * FROM access_tokens WHERE id = ?').get(id) as Row | undefined;
+    return row && toAccessToken(row);
+  }
+
+  async listAccessTokens(): Promise<AccessTokenRecord[]> {
+    return (this.db.prepare('SELECT * FROM access_tokens ORDER BY created_at').all() as Row[]).map(toAccessToken);
+  }
+
+  async revokeAccessToken(id: string, now: number): Promise<boolean> {
+    return this.db.prepare('UPDATE access_tokens SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL').run(now, id).changes > 0;
+  }
+
+  async appendAudit(r: AuditRow): Promise<number> {
+    const info = this.db
+      .prepare('INSERT INTO audit (time, kind, user, door, agent, target, result, reason, bytes_in, bytes_out, duration_ms, source) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)')
+      .run(r.time, r.kind, r.user, r.door, r.agent, r.target, r.result, r.reason, r.bytesIn, r.bytesOut, r.durationMs, r.source);
+    return Number(info.lastInsertRowid);
+  }
+
+  async queryAudit(f: AuditFilter): Promise<Array<AuditRow & { id: number }>> {
+    const where: string[] = [];
+    const args: unknown[] = [];
+    if (f.since !== undefined) (where.push('time >= ?'), args.push(f.since));
+    if (f.afterId !== undefined) (where.push('id > ?'), args.push(f.afterId));
+    if (f.user !== undefined) (where.push('user = ?'), args.push(f.user));
+    if (f.agent !== undefined) (where.push('agent = ?'), args.push(f.agent));
+    if (f.kind !== undefined) (where.push('kind = ?'), args.push(f.kind));
+    const sql = `SELECT * FROM audit ${where.length ? 'WHERE ' + where.join(' AND ') : ''} ORDER BY id LIMIT ?`;
+    return (this.db.prepare(sql).all(...args, f.limit ?? 1000) as Row[]).map(toAudit);
+  }
+}

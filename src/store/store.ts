@@ -1,0 +1,127 @@
+/**
+ * The hub's persistent state behind one interface, so SQLite (default, embedded) and PostgreSQL (HA)
+ * implement the same contract. Methods are async even where SQLite is synchronous.
+ */
+
+export interface JoinTokenRecord {
+  readonly id: string;
+  /** SHA-256 of the token secret; the secret itself is never stored. */
+  readonly secretHash: Buffer;
+  readonly expiresAt: number;
+  /** null: unlimited. */
+  readonly maxUses: number | null;
+  readonly used: number;
+  readonly labels: Record<string, string>;
+  readonly createdAt: number;
+  readonly createdBy: string;
+}
+
+export interface AgentRecord {
+  readonly name: string;
+  /** Serial of the only certificate accepted for this agent (hex, no leading zeros). */
+  readonly certSerial: string;
+  readonly certExpiresAt: number;
+  readonly labels: Record<string, string>;
+  readonly createdAt: number;
+  /** What the agent reported when it last connected (version, routes, clusters, allow-list). */
+  readonly meta: AgentMeta;
+  readonly lastSeen: number | null;
+}
+
+export interface AgentMeta {
+  readonly version?: string;
+  readonly routes?: readonly string[];
+  readonly clusters?: readonly string[];
+  readonly allow?: readonly string[];
+  readonly hostname?: string;
+}
+
+export interface GrantRecord {
+  readonly id: string;
+  readonly subjectKind: 'user' | 'group';
+  readonly subject: string;
+  /** Glob over agent names, e.g. "prod-*". null for a cluster grant. */
+  readonly agent: string | null;
+  /** Glob over host names or a CIDR; null: any host the agent serves. */
+  readonly host: string | null;
+  /** "22,8000-8100"; null: any port. */
+  readonly ports: string | null;
+  /** Cluster name (glob); null for a target grant. */
+  readonly cluster: string | null;
+  readonly kubeGroups: readonly string[];
+  readonly createdAt: number;
+  readonly createdBy: string;
+}
+
+export interface AccessTokenRecord {
+  readonly id: string;
+  readonly user: string;
+  readonly groups: readonly string[];
+  readonly expiresAt: number | null;
+  readonly createdAt: number;
+  readonly createdBy: string;
+  readonly revokedAt: number | null;
+}
+
+export interface AuditRow {
+  readonly time: number;
+  readonly kind: 'stream' | 'kube' | 'admin' | 'agent';
+  readonly user: string | null;
+  readonly door: string | null;
+  readonly agent: string | null;
+  readonly target: string | null;
+  readonly result: 'ok' | 'denied' | 'error';
+  readonly reason: string | null;
+  readonly bytesIn: number | null;
+  readonly bytesOut: number | null;
+  readonly durationMs: number | null;
+  readonly source: string | null;
+}
+
+export interface AuditFilter {
+  readonly since?: number;
+  readonly afterId?: number;
+  readonly user?: string;
+  readonly agent?: string;
+  readonly kind?: AuditRow['kind'];
+  readonly limit?: number;
+}
+
+export type ConsumeResult =
+  | { readonly ok: true; readonly token: JoinTokenRecord }
+  | { readonly ok: false; readonly why: 'unknown' | 'expired' | 'used-up' };
+
+export interface Store {
+  /** Cheap round trip for /readyz. */
+  ping(): Promise<void>;
+  close(): Promise<void>;
+
+  createJoinToken(t: JoinTokenRecord): Promise<void>;
+  /**
+   * Atomically checks a join token (known, unexpired, uses left) and counts one use. `matches` compares
+   * the stored hash with the presented secret (constant time) inside the same transaction.
+   */
+  consumeJoinToken(id: string, now: number, matches: (t: JoinTokenRecord) => boolean): Promise<ConsumeResult>;
+  listJoinTokens(): Promise<JoinTokenRecord[]>;
+  deleteJoinToken(id: string): Promise<boolean>;
+
+  getAgent(name: string): Promise<AgentRecord | undefined>;
+  listAgents(): Promise<AgentRecord[]>;
+  /** Creates the agent, or replaces its certificate when `replace` allows it. Returns false when the name is taken. */
+  putAgent(a: AgentRecord, replace: boolean): Promise<boolean>;
+  updateAgentCert(name: string, oldSerial: string, serial: string, expiresAt: number): Promise<boolean>;
+  updateAgentSeen(name: string, meta: AgentMeta, lastSeen: number): Promise<void>;
+  deleteAgent(name: string): Promise<boolean>;
+
+  createGrant(g: GrantRecord): Promise<void>;
+  listGrants(): Promise<GrantRecord[]>;
+  deleteGrant(id: string): Promise<boolean>;
+
+  createAccessToken(t: AccessTokenRecord): Promise<void>;
+  getAccessToken(id: string): Promise<AccessTokenRecord | undefined>;
+  listAccessTokens(): Promise<AccessTokenRecord[]>;
+  revokeAccessToken(id: string, now: number): Promise<boolean>;
+
+  appendAudit(row: AuditRow): Promise<number>;
+  queryAudit(filter: AuditFilter): Promise<Array<AuditRow & { id: number }>>;
+}
