@@ -1,0 +1,43 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { parseHostPort, formatHostPort, isLabel, parseListen } from './hostPort.js';
+import { parseDuration } from './duration.js';
+
+test('parseHostPort: the target grammar', () => {
+  const ok: Array<[string, string, number]> = [
+    ['node1:22', 'node1', 22],
+    ['Node1.Example.COM:443', 'node1.example.com', 443],
+    ['10.20.0.5:8080', '10.20.0.5', 8080],
+    ['[fd00::1]:22', 'fd00::1', 22],
+    ['[FD00:0:0::1]:22', 'fd00::1', 22],
+    ['db.prod.svc.cluster.local.alpha.warren:5432', 'db.prod.svc.cluster.local.alpha.warren', 5432],
+    ['_sip._tcp.example:5060', '_sip._tcp.example', 5060],
+  ];
+  for (const [text, host, port] of ok) assert.deepEqual(parseHostPort(text), { host, port }, text);
+  for (const bad of ['node1', 'node1:0', 'node1:65536', ':22', 'fd00::1:22', '[notip]:22', 'a b:22', 'x'.repeat(300) + ':1', 'host:-1', 'host:22x', '-bad:22']) {
+    assert.equal(parseHostPort(bad), undefined, bad);
+  }
+  assert.equal(formatHostPort({ host: 'fd00::1', port: 22 }), '[fd00::1]:22');
+});
+
+test('isLabel: RFC 1123 agent names', () => {
+  for (const n of ['a', 'node1', 'site-1', 'x'.repeat(63)]) assert.ok(isLabel(n), n);
+  for (const n of ['', 'Node', '-a', 'a-', 'a.b', 'x'.repeat(64), 'a_b']) assert.ok(!isLabel(n), n);
+});
+
+test('parseListen: flags people write', () => {
+  assert.deepEqual(parseListen('8443'), { host: '0.0.0.0', port: 8443 });
+  assert.deepEqual(parseListen(':0'), { host: '0.0.0.0', port: 0 });
+  assert.deepEqual(parseListen('127.0.0.1:0'), { host: '127.0.0.1', port: 0 });
+  assert.deepEqual(parseListen('[::1]:9'), { host: '::1', port: 9 });
+  assert.equal(parseListen('host:99999'), undefined);
+});
+
+test('parseDuration', () => {
+  assert.equal(parseDuration('500ms'), 500);
+  assert.equal(parseDuration('10s'), 10_000);
+  assert.equal(parseDuration('1h30m'), 5_400_000);
+  assert.equal(parseDuration('7d'), 604_800_000);
+  assert.equal(parseDuration('30'), 30_000);
+  for (const bad of ['', 'h', '1x', '1h 2m', '-1s']) assert.equal(parseDuration(bad), undefined, bad);
+});

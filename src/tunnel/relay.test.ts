@@ -1,0 +1,65 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import net from 'node:net';
+import { once } from 'node:events';
+import { relay } from './relay.js';
+import { Backoff } from './backoff.js';
+
+/** A connected pair of real TCP sockets on loopback: [client side, server side]. */
+async function socketPair(): Promise<[net.Socket, net.Socket]> {
+  const server = net.createServer({ allowHalfOpen: true });
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  const accepted = once(server, 'connection');
+  const client = net.connect({ port: (server.address() as net.AddressInfo).port, host: '127.0.0.1', allowHalfOpen: true });
+  const [peer] = (await accepted) as [net.Socket];
+  await once(client, 'connect');
+  server.close();
+  return [client, peer];
+}
+
+function readAll(s: net.Socket): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  s.on('data', (c: Buffer) => chunks.push(c));
+  return once(s, 'end').then(() => Buffer.concat(chunks));
+}
+
+test('relay carries half-close: the answer sent after the client EOF still arrives (regression: nc -N)', async () => {
+  const [client, hubSide] = await socketPair();
+  const [agentSide, target] = await socketPair();
+  const done = relay(hubSide, agentSide);
+  // target answers only after reading EOF
+  const request = readAll(target).then((req) => target.end(`got ${req.length}`));
+  const answer = readAll(client);
+  client.end('x'.repeat(100_000));
+  await request;
+  assert.equal((await answer).toString(), 'got 100000');
+  client.end();
+  const counts = await done;
+  assert.equal(counts.aToB, 100_000);
+  assert.equal(counts.bToA, 'got 100000'.length);
+  assert.equal(counts.error, undefined);
+});
+
+test('relay aborts the other side with a reset when one side fails', async () => {
+  const [client, hubSide] = await socketPair();
+  const [agentSide, target] = await socketPair();
+  const done = relay(hubSide, agentSide);
+  // (events.once would reject on 'error', which is the outcome this test wants to observe)
+  const clientError = new Promise<NodeJS.ErrnoException | undefined>((resolve) => client.once('error', resolve).once('close', () => resolve(undefined)));
+  target.resetAndDestroy();
+  const counts = await done;
+  assert.ok(counts.error, 'relay reports the abnormal end');
+  assert.equal((await clientError)?.code, 'ECONNRESET', 'the client sees a reset, not a clean EOF');
+});
+
+test('backoff: full jitter under a capped exponential ceiling', () => {
+  const ceilings: number[] = [];
+  const b = new Backoff({ baseMs: 100, capMs: 1000, random: () => 0.999999 });
+  for (let i = 0; i < 6; i++) ceilings.push(b.next());
+  assert.deepEqual(ceilings, [99, 199, 399, 799, 999, 999]);
+  b.reset();
+  assert.equal(b.next(), 99);
+  const zero = new Backoff({ baseMs: 100, capMs: 1000, random: () => 0 });
+  assert.equal(zero.next(), 0);
+});

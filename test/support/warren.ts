@@ -1,0 +1,128 @@
+/**
+ * Real Warren processes for end-to-end tests: `warren hub` and `warren agent` started from the built
+ * CLI (bin/warren.js), on port 0, optionally inside a network namespace, and the CLI run against them.
+ * Readiness is the hub's "hub listening" log line and the agent's "tunnel up" line, never a sleep.
+ */
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { ChildProcess } from 'node:child_process';
+import { ChildGroup, run, waitForLine, type RunResult } from './proc.js';
+
+export const WARREN_BIN = fileURLToPath(new URL('../../bin/warren.js', import.meta.url));
+
+export interface HubOptions {
+  readonly group: ChildGroup;
+  /** Network namespace (name as `ip netns` knows it) to run in. */
+  readonly netns?: string;
+  readonly listen?: string;
+  readonly dataDir?: string;
+  readonly publicUrl?: string;
+  readonly args?: readonly string[];
+  readonly env?: NodeJS.ProcessEnv;
+}
+
+export interface HubProc {
+  readonly url: string;
+  readonly port: number;
+  readonly caPin: string;
+  readonly caPath: string;
+  readonly adminToken: string;
+  readonly dataDir: string;
+  readonly child: ChildProcess;
+  readonly options: HubOptions;
+  /** Environment for CLI commands against this hub (admin token unless another is given). */
+  env(token?: string): NodeJS.ProcessEnv;
+}
+
+export function tempDir(prefix: string): string {
+  return fs.mkdtempSync(path.join(os.tmpdir(), `warren-${prefix}-`));
+}
+
+export async function startHub(opts: HubOptions): Promise<HubProc> {
+  const dataDir = opts.dataDir ?? tempDir('hub');
+  const args = [WARREN_BIN, 'hub', '--listen', opts.listen ?? '127.0.0.1:0', '--data-dir', dataDir, ...(opts.publicUrl ? ['--public-url', opts.publicUrl] : []), ...(opts.args ?? [])];
+  const child = opts.group.spawn(process.execPath, args, { netns: opts.netns, env: { ...process.env, WARREN_LOG_LEVEL: 'debug', ...opts.env } });
+  const m = await waitForLine(child, /"url":"([^"]+)","caPin":"(sha256:[0-9a-f]{64})".*"msg":"hub listening"/, { timeoutMs: 20_000 });
+  const url = m[1]!;
+  const listen = await waitForLine(child, /"listen":"[^"]*:(\d+)"/, { timeoutMs: 1000 });
+  const adminToken = fs.readFileSync(path.join(dataDir, 'admin.token'), 'utf8').trim();
+  return {
+    url,
+    port: Number(listen[1]),
+    caPin: m[2]!,
+    caPath: path.join(dataDir, 'ca.crt'),
+    adminToken,
+    dataDir,
+    child,
+    options: { ...opts, dataDir },
+    env(token?: string) {
+      return { ...process.env, WARREN_HUB: url, WARREN_TOKEN: token ?? adminToken, WARREN_CA_FINGERPRINT: m[2]!, WARREN_CONFIG: path.join(dataDir, 'no-login.json') };
+    },
+  };
+}
+
+/** Stops the hub with SIGTERM (graceful drain) and starts it again on the same port and data dir. */
+export async function restartHub(hub: HubProc): Promise<HubProc> {
+  await stopProcess(hub.child, 'SIGTERM');
+  const listen = hub.options.listen ?? '127.0.0.1:0';
+  return startHub({ ...hub.options, listen: listen.replace(/:0$/, `:${hub.port}`) });
+}
+
+export async function stopProcess(child: ChildProcess, signal: NodeJS.Signals = 'SIGTERM', timeoutMs = 15_000): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return;
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  child.kill(signal);
+  const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
+  await exited;
+  clearTimeout(timer);
+}
+
+/** Runs `warren ARGS` against the hub (admin unless `token`), optionally in a namespace. */
+export function cli(hub: HubProc, args: readonly string[], opts: { token?: string; netns?: string; input?: Buffer | string; timeoutMs?: number } = {}): Promise<RunResult> {
+  return run(process.execPath, [WARREN_BIN, ...args], { env: hub.env(opts.token), netns: opts.netns, input: opts.input, timeoutMs: opts.timeoutMs ?? 30_000 });
+}
+
+export async function cliJson<T>(hub: HubProc, args: readonly string[], opts: { token?: string; netns?: string } = {}): Promise<T> {
+  const r = await cli(hub, [...args, '-o', 'json'], opts);
+  if (r.code !== 0) throw new Error(`warren ${args.join(' ')} failed (${r.code}): ${r.stderr}`);
+  return JSON.parse(r.stdout) as T;
+}
+
+export async function joinToken(hub: HubProc, args: readonly string[] = []): Promise<string> {
+  return (await cliJson<{ token: string }>(hub, ['join-token', 'create', ...args])).token;
+}
+
+export async function accessToken(hub: HubProc, user: string, groups: readonly string[] = []): Promise<string> {
+  const args = ['token', 'create', '--user', user, ...(groups.length ? ['--groups', groups.join(',')] : [])];
+  return (await cliJson<{ token: string }>(hub, args)).token;
+}
+
+export interface AgentOptions {
+  readonly group: ChildGroup;
+  readonly hub: HubProc;
+  readonly name: string;
+  readonly token?: string;
+  readonly dataDir?: string;
+  readonly netns?: string;
+  readonly args?: readonly string[];
+  readonly env?: NodeJS.ProcessEnv;
+}
+
+export interface AgentProc {
+  readonly child: ChildProcess;
+  readonly dataDir: string;
+  readonly options: AgentOptions;
+}
+
+/** Starts an agent (joining with a fresh token unless its data dir already holds an identity) and waits for its tunnel. */
+export async function startAgent(opts: AgentOptions): Promise<AgentProc> {
+  const dataDir = opts.dataDir ?? tempDir(`agent-${opts.name}`);
+  const hasIdentity = fs.existsSync(path.join(dataDir, 'identity.json'));
+  const token = opts.token ?? (hasIdentity ? undefined : await joinToken(opts.hub));
+  const args = [WARREN_BIN, 'agent', '--name', opts.name, '--data-dir', dataDir, ...(token ? ['--token', token] : []), ...(opts.args ?? [])];
+  const child = opts.group.spawn(process.execPath, args, { netns: opts.netns, env: { ...process.env, WARREN_LOG_LEVEL: 'debug', ...opts.env } });
+  await waitForLine(child, /"msg":"tunnel up"/, { timeoutMs: 20_000 });
+  return { child, dataDir, options: { ...opts, dataDir } };
+}
