@@ -49,6 +49,7 @@ export const ErrorCodes = {
   WARREN_E_TARGET_REFUSED: { status: 502, socks: SocksReply.connectionRefused, summary: 'The agent reached the host but the connection was refused (nothing listens on that port).' },
   WARREN_E_TARGET_UNREACHABLE: { status: 502, socks: SocksReply.hostUnreachable, summary: 'The agent could not resolve or reach the host.' },
   WARREN_E_TARGET_TIMEOUT: { status: 504, socks: SocksReply.ttlExpired, summary: 'The agent did not get a connection to the target within the dial timeout.' },
+  WARREN_E_LISTEN_FAILED: { status: 409, socks: SocksReply.generalFailure, summary: "A forward's entry could not listen (address in use, no permission, no such local address); shown as the forward's last error in `warren forwards ls`." },
   WARREN_E_TUNNEL_LOST: { status: 502, socks: SocksReply.generalFailure, summary: 'The tunnel to the agent closed while the stream was being opened or used.' },
   WARREN_E_UNAVAILABLE: { status: 503, socks: SocksReply.generalFailure, summary: 'The hub is shutting down or not ready; retry shortly (agents and clients do so by themselves).' },
   WARREN_E_TIMEOUT: { status: 408, socks: SocksReply.generalFailure, summary: 'The client did not send a complete request in time.' },

@@ -11,6 +11,7 @@ import { WarrenError, asWarrenError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { Backoff } from '../tunnel/backoff.js';
 import { startKeepalive } from '../tunnel/keepalive.js';
+import { abortSession } from '../tunnel/relay.js';
 import { ALPN, CONNECTION_WINDOW, H2_SETTINGS, INFO_PATH, MAX_SESSION_MEMORY_MB, type AgentInfo, type Refusal } from '../tunnel/protocol.js';
 import { VERSION } from '../version.js';
 import { dialHub, proxyFor } from '../client/dialHub.js';
@@ -18,6 +19,12 @@ import { AllowList } from './allowList.js';
 import type { AgentConfig } from './config.js';
 import { handleConnectStream, refuseStream } from './dialer.js';
 import { enroll, loadIdentity, renew, renewalDelayMs, type AgentIdentity } from './identity.js';
+import { EntryListeners } from './listeners.js';
+import { Uplink } from './uplink.js';
+import { LISTENERS_PATH } from '../tunnel/protocol.js';
+import { KUBE_SERVICE, SERVICE_HEADER } from '../tunnel/protocol.js';
+import { KubeCredentials } from './kube/credentials.js';
+import { KubeProxy } from './kube/kubeProxy.js';
 
 /** A tunnel that stayed up this long resets the backoff. */
 const STABLE_MS = 10_000;
@@ -32,6 +39,13 @@ export interface Agent extends EventEmitter {
 
 export async function startAgent(config: AgentConfig, log: Logger): Promise<Agent> {
   const hubOverride = config.hub ? new URL(config.hub) : undefined;
+  // The member cluster's credentials are checked before joining: a broken kubeconfig fails at start-up.
+  let kube: KubeProxy | undefined;
+  if (config.kube) {
+    const creds = await KubeCredentials.load(config.kube);
+    kube = new KubeProxy(config.clusters, creds, log.child({ component: 'kube' }));
+    log.info({ cluster: config.clusters[0], server: creds.server.origin, source: config.kube.kind }, 'serving the Kubernetes API of the cluster');
+  }
   let identity = loadIdentity(config.dataDir);
   if (identity && identity.name !== config.name) {
     log.warn({ stored: identity.name, flag: config.name }, 'data dir holds another agent name; using the stored identity');
@@ -44,7 +58,7 @@ export async function startAgent(config: AgentConfig, log: Logger): Promise<Agen
     identity = await enroll({ token: config.token, name: config.name, labels: config.labels, dataDir: config.dataDir, hubOverride: config.hub, proxy: proxyUrl });
     log.info({ agent: identity.name, hub: identity.hubUrl.host }, 'joined the hub');
   }
-  const agent = new AgentRunner(identity, config, log.child({ agent: identity.name }), hubOverride);
+  const agent = new AgentRunner(identity, config, log.child({ agent: identity.name }), hubOverride, kube);
   agent.start();
   return agent;
 }
@@ -68,12 +82,16 @@ class AgentRunner extends EventEmitter implements Agent {
   private readonly h2 = http2.createServer({ settings: H2_SETTINGS, maxSessionMemory: MAX_SESSION_MEMORY_MB });
   private wake: (() => void) | undefined;
   private renewTimer: NodeJS.Timeout | undefined;
+  /** Forward entries the hub asked this agent to hold (PUT /warren/v1/listeners), and their uplink. */
+  private readonly entries: EntryListeners;
 
   constructor(
     private identity: AgentIdentity,
     private readonly config: AgentConfig,
     private readonly log: Logger,
     private readonly hubOverride: URL | undefined,
+    /** The Kubernetes door's agent side (--kube), if this agent serves a cluster. */
+    private readonly kube?: KubeProxy,
   ) {
     super();
     this.done = new Promise((resolve, reject) => ((this.resolveDone = resolve), (this.rejectDone = reject)));
@@ -81,6 +99,12 @@ class AgentRunner extends EventEmitter implements Agent {
     this.backoff = new Backoff({ baseMs: 250, capMs: config.reconnectMaxMs });
     this.allow = new AllowList(config.allow);
     this.h2.on('stream', (stream, headers) => this.onStream(stream, headers));
+    const uplink = new Uplink({
+      endpoint: () => ({ url: this.hubUrl, ca: this.identity.caPem, cert: this.identity.certPem, key: this.identity.keyPem, proxy: proxyFor(this.hubUrl, this.config) }),
+      pingIntervalMs: config.pingIntervalMs,
+      log,
+    });
+    this.entries = new EntryListeners({ uplink, log });
   }
 
   get name(): string {
@@ -144,12 +168,18 @@ class AgentRunner extends EventEmitter implements Agent {
       let refusal: Refusal | undefined;
       this.h2.once('session', (session: ServerHttp2Session) => {
         this.session = session;
+        // "tunnel up" is logged once per tunnel (the hub asks for info once per session), so a reconnect
+        // after a hub restart or a network drop is visible in the log, not only the first connect.
+        this.announced = false;
         session.setLocalWindowSize(CONNECTION_WINDOW);
+        // dialHub's socket is half-open capable, so the hub's FIN alone would not close the session (it
+        // would linger, e.g. while draining with a stream open, once the hub is gone). EOF means gone.
+        socket.once('end', () => abortSession(session));
         const stopKeepalive = startKeepalive(session, {
           intervalMs: this.config.pingIntervalMs,
           onDead: () => {
             this.log.warn('hub missed its keepalive deadline; reconnecting');
-            session.destroy();
+            abortSession(session);
           },
         });
         session.on('goaway', (_code: number, _last: number, data?: Buffer) => {
@@ -164,6 +194,7 @@ class AgentRunner extends EventEmitter implements Agent {
         session.on('error', (err) => this.log.debug({ err: err.message }, 'tunnel session error'));
         session.once('close', () => {
           stopKeepalive();
+          this.entries.closeAll();
           if (this.session === session) this.session = undefined;
           if (!refusal) this.log.info('tunnel closed');
           this.emit('disconnected');
@@ -191,6 +222,15 @@ class AgentRunner extends EventEmitter implements Agent {
       }
       this.emit('connected');
       return;
+    }
+    if (method === 'PUT' && headers[':path'] === LISTENERS_PATH) {
+      void this.entries.handlePut(stream).catch((err) => refuseStream(stream, asWarrenError(err)));
+      return;
+    }
+    if (method === 'CONNECT' && headers[SERVICE_HEADER] !== undefined) {
+      const service = String(headers[SERVICE_HEADER]);
+      if (service === KUBE_SERVICE && this.kube) return this.kube.serve(stream, String(headers[':authority'] ?? ''));
+      return refuseStream(stream, new WarrenError('WARREN_E_NOT_FOUND', `agent "${this.identity.name}" does not serve "${service.slice(0, 40)}"${service === KUBE_SERVICE ? ': it was started without --kube' : ''}`));
     }
     if (method === 'CONNECT') {
       void handleConnectStream(stream, String(headers[':authority'] ?? ''), { allow: this.allow, dialTimeoutMs: this.config.dialTimeoutMs, log: this.log }).catch((err) => {
@@ -227,7 +267,9 @@ class AgentRunner extends EventEmitter implements Agent {
   async stop(): Promise<void> {
     this.stopped = true;
     clearTimeout(this.renewTimer);
-    this.session?.destroy();
+    this.entries.closeAll();
+    this.kube?.close();
+    if (this.session) abortSession(this.session);
     this.wake?.();
     await this.done.catch(() => undefined);
   }

@@ -8,8 +8,9 @@ import fs from 'node:fs';
 import { z } from 'zod';
 import { WarrenError } from '../errors.js';
 import { parseDuration } from '../duration.js';
-import { isLabel } from '../hostPort.js';
+import { isLabel, parseListen, type HostPort } from '../hostPort.js';
 import { parseCidr } from '../patterns.js';
+import type { KubeSource } from './kube/credentials.js';
 
 export interface AgentConfig {
   readonly token: string | undefined;
@@ -21,6 +22,10 @@ export interface AgentConfig {
   readonly allow: readonly string[];
   readonly routes: readonly string[];
   readonly clusters: readonly string[];
+  /** Where the member cluster's credentials come from (--kube); undefined: this agent serves no cluster API. */
+  readonly kube: KubeSource | undefined;
+  /** --health-listen: /healthz and /readyz on plain HTTP; undefined: off. */
+  readonly healthListen: HostPort | undefined;
   readonly pingIntervalMs: number;
   readonly dialTimeoutMs: number;
   readonly reconnectMaxMs: number;
@@ -39,6 +44,9 @@ export interface AgentFlags {
   allow?: string | undefined;
   route?: string | undefined;
   cluster?: string | undefined;
+  kube?: string | undefined;
+  kubeContext?: string | undefined;
+  healthListen?: string | undefined;
   pingInterval?: string | undefined;
   dialTimeout?: string | undefined;
   reconnectMax?: string | undefined;
@@ -93,8 +101,17 @@ export function agentConfig(flags: AgentFlags, env: NodeJS.ProcessEnv = process.
   if (!isLabel(name)) throw new WarrenError('WARREN_E_CONFIG', `--name "${name}" is not an RFC 1123 label (lower-case letters, digits, '-', at most 63)`);
   const routes = list(flags.route);
   for (const r of routes) if (!isRoute(r)) throw new WarrenError('WARREN_E_CONFIG', `--route "${r}" is neither a CIDR (10.20.0.0/16) nor a DNS suffix (.corp.internal)`);
-  const clusters = list(flags.cluster);
+  let clusters = list(flags.cluster);
   for (const c of clusters) if (!isLabel(c)) throw new WarrenError('WARREN_E_CONFIG', `--cluster "${c}" is not an RFC 1123 label`);
+  const kube = kubeSource(flags, env);
+  if (kube) {
+    // One API server, one cluster name (several agents may share it): default, the agent's name.
+    if (clusters.length > 1) throw new WarrenError('WARREN_E_CONFIG', '--kube serves one cluster: give one --cluster name (several agents may serve the same one)');
+    if (clusters.length === 0) clusters = [name];
+  }
+  const healthText = flags.healthListen ?? (kube?.kind === 'in-cluster' ? DEFAULT_IN_CLUSTER_HEALTH : 'off');
+  const healthListen = healthText === 'off' ? undefined : parseListen(healthText);
+  if (healthText !== 'off' && !healthListen) throw new WarrenError('WARREN_E_CONFIG', `--health-listen "${healthText}" is not HOST:PORT (or off)`);
   const level = logLevel.safeParse(flags.logLevel ?? env.WARREN_LOG_LEVEL ?? 'info');
   if (!level.success) throw new WarrenError('WARREN_E_CONFIG', '--log-level must be trace, debug, info, warn, error, fatal or silent');
   if (flags.hub !== undefined && !/^https:\/\//.test(flags.hub)) throw new WarrenError('WARREN_E_CONFIG', '--hub must be an https:// URL');
@@ -107,6 +124,8 @@ export function agentConfig(flags: AgentFlags, env: NodeJS.ProcessEnv = process.
     allow: flags.allow !== undefined ? list(flags.allow) : ['localhost', '127.0.0.1', '::1', ...routes],
     routes,
     clusters,
+    kube,
+    healthListen,
     pingIntervalMs: ms('--ping-interval', flags.pingInterval ?? '10s'),
     dialTimeoutMs: ms('--dial-timeout', flags.dialTimeout ?? '10s'),
     reconnectMaxMs: ms('--reconnect-max', flags.reconnectMax ?? '30s'),
@@ -114,4 +133,26 @@ export function agentConfig(flags: AgentFlags, env: NodeJS.ProcessEnv = process.
     noProxy: env.NO_PROXY ?? env.no_proxy,
     logLevel: level.data,
   };
+}
+
+/**
+ * An agent in a pod (`--kube in-cluster`) serves its probes on :8081 unless told otherwise: the
+ * manifests of src/kube/manifest.ts and the Helm chart probe that port without passing the flag.
+ */
+export const DEFAULT_IN_CLUSTER_HEALTH = '0.0.0.0:8081';
+
+function kubeSource(flags: AgentFlags, env: NodeJS.ProcessEnv): KubeSource | undefined {
+  const text = flags.kube?.trim();
+  if (flags.kubeContext !== undefined && !text) throw new WarrenError('WARREN_E_CONFIG', '--kube-context goes with --kube KUBECONFIG');
+  if (!text) return undefined;
+  if (text === 'in-cluster') {
+    if (flags.kubeContext !== undefined) throw new WarrenError('WARREN_E_CONFIG', '--kube-context goes with --kube KUBECONFIG, not in-cluster');
+    if (!env.KUBERNETES_SERVICE_HOST || !env.KUBERNETES_SERVICE_PORT) {
+      throw new WarrenError('WARREN_E_CONFIG', '--kube in-cluster: KUBERNETES_SERVICE_HOST/PORT are not set; is this running in a pod? (else use --kube PATH-TO-KUBECONFIG)');
+    }
+    return { kind: 'in-cluster' };
+  }
+  const file = path.resolve(text);
+  if (!fs.existsSync(file)) throw new WarrenError('WARREN_E_CONFIG', `--kube ${text}: no such kubeconfig file (or use --kube in-cluster)`);
+  return { kind: 'kubeconfig', path: file, context: flags.kubeContext };
 }

@@ -7,19 +7,36 @@ import { asWarrenError } from '../errors.js';
 import { VERSION } from '../version.js';
 import { registerHub } from './commands/hub.js';
 import { registerAgent } from './commands/agent.js';
+import { registerAgentInstall } from './commands/agentInstall.js';
+import { registerAgentManifest } from './commands/agentManifest.js';
+import { registerKubeconfig } from './commands/kubeconfig.js';
+import { registerSocks } from './commands/socks.js';
+import { registerForward } from './commands/forward.js';
+import { registerRoute } from './commands/route.js';
 import { registerAdmin } from './commands/admin.js';
-import { runConnect } from './commands/connect.js';
+import { registerForwards } from './commands/forwards.js';
+import { connectTarget, runConnect } from './commands/connect.js';
 import { resolveClient, type ClientFlags } from './clientConfig.js';
 
 function buildProgram(): Command {
   const program = new Command('warren')
     .description('Reach Kubernetes clusters, nodes and servers behind NAT through agents that dial out to a hub.')
     .version(VERSION, '-v, --version')
+    // Options after a subcommand belong to it: `warren agent install --token T` must reach `install`,
+    // not the `agent` command's own --token (commander needs this on every level above).
+    .enablePositionalOptions()
     .exitOverride();
 
   registerHub(program);
-  registerAgent(program);
+  const agentCommand = registerAgent(program);
+  registerAgentInstall(agentCommand);
+  registerAgentManifest(agentCommand);
+  registerKubeconfig(program);
   registerAdmin(program);
+  registerForwards(program);
+  registerSocks(program);
+  registerForward(program);
+  registerRoute(program);
   program
     .command('connect <target>')
     .description('Carry stdin/stdout to HOST:PORT through the hub (for ssh ProxyCommand).')
@@ -31,6 +48,7 @@ Examples:
   ssh -o ProxyCommand='warren connect %h:%p' root@node1
   ansible_ssh_common_args='-o ProxyCommand="warren connect %h:%p"'`)
     .action(async (target: string, _o, cmd: Command) => {
+      connectTarget(target);
       const { endpoint, token } = await resolveClient(cmd.optsWithGlobals() as ClientFlags);
       process.exitCode = await runConnect(endpoint, token!, target);
     });

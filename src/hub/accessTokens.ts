@@ -1,7 +1,9 @@
 /**
  * Hub-issued access tokens: JWTs signed ES256 by the hub's signing key (the algorithm is pinned on
  * verification, so `alg: none` or an HS256 token forged with the public key is refused). Each token
- * also has a store row, so it can be listed and revoked before it expires.
+ * also has a store row, so it can be listed and revoked before it expires; the row, not the JWT, is
+ * what names the user and groups. The JWT carries only issuer, id and expiry, which keeps every token
+ * under 255 bytes: it fits an RFC 1929 SOCKS5 password and a Basic password of any client.
  */
 import { randomBytes, type KeyObject } from 'node:crypto';
 import { SignJWT, jwtVerify, errors as joseErrors } from 'jose';
@@ -31,12 +33,7 @@ export class AccessTokens {
     const id = randomBytes(12).toString('base64url');
     const now = Date.now();
     const expiresAt = opts.ttlMs === null ? null : now + opts.ttlMs;
-    let jwt = new SignJWT({ groups: [...opts.groups] })
-      .setProtectedHeader({ alg: 'ES256', typ: 'JWT' })
-      .setIssuer(this.issuer)
-      .setSubject(opts.user)
-      .setJti(id)
-      .setIssuedAt(Math.floor(now / 1000));
+    let jwt = new SignJWT({}).setProtectedHeader({ alg: 'ES256' }).setIssuer(this.issuer).setJti(id);
     if (expiresAt !== null) jwt = jwt.setExpirationTime(Math.floor(expiresAt / 1000));
     const token = await jwt.sign(this.signingKey);
     await this.store.createAccessToken({

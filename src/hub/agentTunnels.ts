@@ -11,6 +11,7 @@ import { WarrenError, isErrorCode } from '../errors.js';
 import { AGENT_OU, normalizeSerial } from '../pki/pki.js';
 import { formatHostPort } from '../hostPort.js';
 import { startKeepalive } from '../tunnel/keepalive.js';
+import { abortSession } from '../tunnel/relay.js';
 import { ALPN, CONNECTION_WINDOW, ERROR_HEADER, H2_SETTINGS, INFO_PATH, MAX_SESSION_MEMORY_MB, MESSAGE_HEADER, type AgentInfo, type Refusal } from '../tunnel/protocol.js';
 import type { Store } from '../store/store.js';
 import type { Logger } from '../log.js';
@@ -129,7 +130,11 @@ export class AgentTunnels extends EventEmitter implements RouterView {
   forget(name: string): void {
     this.known.delete(name);
     const t = this.tunnels.get(name);
-    if (t) refuse(t.session, { code: 'WARREN_E_AGENT_REVOKED', message: `agent "${name}" was removed from the hub; join again with a new token` });
+    if (!t) return;
+    refuse(t.session, { code: 'WARREN_E_AGENT_REVOKED', message: `agent "${name}" was removed from the hub; join again with a new token` });
+    // Revocation cuts the tunnel now, in-flight streams included (refuse() alone lets them finish and
+    // waits for the agent to hang up). The GOAWAY above is still flushed before the socket closes.
+    abortSession(t.session);
   }
 
   /** Takes over a TLS socket that negotiated ALPN warren/1. */
@@ -142,6 +147,10 @@ export class AgentTunnels extends EventEmitter implements RouterView {
       maxSessionMemory: MAX_SESSION_MEMORY_MB,
     });
     session.on('error', (err) => log.debug({ err: err.message }, 'agent session error'));
+    // The TLS server keeps half-open sockets (CONNECT streams need them), so an agent's EOF alone does
+    // not close the session: a killed agent's tunnel would stay "connected", and take new streams into
+    // the void, until the keepalive deadline. A tunnel never half-closes on purpose; EOF means gone.
+    socket.once('end', () => abortSession(session));
     session.once('connect', () => session.setLocalWindowSize(CONNECTION_WINDOW));
     this.admit(socket, session, source).then(
       (tunnel) => tunnel && log.info({ agent: tunnel.name, version: tunnel.info.version }, 'agent connected'),
@@ -173,14 +182,14 @@ export class AgentTunnels extends EventEmitter implements RouterView {
     const previous = this.tunnels.get(name);
     this.tunnels.set(name, tunnel);
     this.known.add(name);
-    if (previous) previous.session.destroy();
+    if (previous) abortSession(previous.session);
 
     startKeepalive(session, {
       intervalMs: this.opts.pingIntervalMs,
       onRtt: (ms) => (tunnel.rttMs = Math.round(ms * 100) / 100),
       onDead: () => {
         this.opts.log.warn({ agent: name }, 'agent missed its keepalive deadline; closing tunnel');
-        session.destroy(new Error('keepalive timeout'));
+        abortSession(session, new Error('keepalive timeout'));
       },
     });
     session.once('close', () => {
@@ -204,7 +213,7 @@ export class AgentTunnels extends EventEmitter implements RouterView {
         (s) =>
           new Promise<void>((resolve) => {
             if (s.destroyed) return resolve();
-            const timer = setTimeout(() => s.destroy(), timeoutMs);
+            const timer = setTimeout(() => abortSession(s), timeoutMs);
             s.once('close', () => (clearTimeout(timer), resolve()));
             s.close();
           }),
@@ -229,7 +238,7 @@ function refuse(session: ClientHttp2Session, refusal: Refusal): void {
     session.goaway(h2c.NGHTTP2_REFUSED_STREAM, 0, Buffer.from(JSON.stringify(refusal)));
     session.close();
     // a peer that never acknowledges must not keep the socket: destroy after a grace period
-    setTimeout(() => session.destroy(), 2000).unref();
+    setTimeout(() => abortSession(session), 2000).unref();
   };
   if (session.connecting) session.once('connect', send);
   else send();

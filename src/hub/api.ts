@@ -17,8 +17,12 @@ import type { HubAuth } from './auth.js';
 import type { AgentTunnels } from './agentTunnels.js';
 import type { Audit, AuditEntry } from './audit.js';
 import type { Enrollment } from './enroll.js';
+import type { Forwards } from './forwards.js';
+import { forwardRoutes } from './forwardsApi.js';
 import { readJson, sendError, sendJson } from './httpJson.js';
 import { parseCidr, parsePorts } from '../patterns.js';
+import { explainFromQuery } from './routeExplain.js';
+import type { ClusterRoute } from './kube/clustersApi.js';
 
 export interface ApiDeps {
   readonly store: Store;
@@ -29,6 +33,10 @@ export interface ApiDeps {
   readonly audit: Audit;
   readonly caPem: string;
   readonly version: string;
+  /** TCP forwards (`warren forwards`); their routes are mounted when given. */
+  readonly forwards?: Pick<Forwards, 'create' | 'list' | 'get' | 'remove'>;
+  /** The Kubernetes door's routes (GET /api/v1/clusters), mounted when given. */
+  readonly kubeRoutes?: readonly ClusterRoute[];
 }
 
 type Access = 'none' | 'user' | 'admin' | 'agent';
@@ -284,10 +292,17 @@ export class Api {
         },
       },
       {
+        method: 'GET', path: '/api/v1/routes/explain', access: 'admin',
+        summary: 'Dry run: ?target=HOST:PORT[&user=U][&groups=a,b] → the rule, route and agents that would serve it, and the grant that allows the user (nothing is dialled).',
+        handle: async ({ query, principal }) => explainFromQuery(query, principal, { live: d.tunnels, store: d.store }),
+      },
+      {
         method: 'GET', path: '/api/v1/audit', access: 'admin',
         summary: 'Audit rows: ?since=1h|ISO, user, agent, kind, limit; follow=true streams NDJSON as rows are written.',
         handle: async ({ query, res, req }) => this.auditRoute(query, req, res),
       },
+      ...(d.forwards ? forwardRoutes(d.forwards, (p, target, reason) => this.adminAudit(p, target, reason)) : []),
+      ...(d.kubeRoutes ?? []),
       {
         method: 'GET', path: '/api/v1/openapi.json', access: 'none', summary: 'This API as an OpenAPI 3.1 document.',
         handle: async () => this.openapi(),

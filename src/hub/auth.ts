@@ -10,7 +10,10 @@ import { USER_OU } from '../pki/pki.js';
 import type { AccessTokens } from './accessTokens.js';
 import type { Authenticator, Principal } from './doors/door.js';
 
-/** A verifier for tokens the hub did not issue (e.g. multikube-style JWTs); undefined: not mine. */
+/**
+ * A verifier for tokens the hub did not issue (e.g. multikube-style JWTs); undefined: not mine. It may
+ * throw a WarrenError for a token that is its own but unusable (expired): that message reaches the caller.
+ */
 export type ExternalVerifier = (token: string) => Promise<Principal | undefined>;
 
 const MAX_TOKEN_LENGTH = 8192;
@@ -30,7 +33,10 @@ export class HubAuth implements Authenticator {
       return await this.tokens.verify(token);
     } catch (err) {
       for (const v of this.external) {
-        const p = await v(token).catch(() => undefined);
+        const p = await v(token).catch((e: unknown) => {
+          if (e instanceof WarrenError) throw e;
+          return undefined;
+        });
         if (p) return p;
       }
       throw err;

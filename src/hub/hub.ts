@@ -30,6 +30,10 @@ import { loadHubPki, wantedSans } from './hubPki.js';
 import { sendError, sendJson } from './httpJson.js';
 import { HubMetrics } from './metrics.js';
 import { HubOpener } from './opener.js';
+import { Forwards } from './forwards.js';
+import { UP_ALPN } from '../tunnel/protocol.js';
+import { startDoorListeners } from './doorListeners.js';
+import { createKubeDoor } from './kube/kubeDoor.js';
 
 export const METRICS_GROUP = 'warren:metrics';
 
@@ -52,6 +56,8 @@ export interface Hub {
   readonly audit: Audit;
   readonly metrics: HubMetrics;
   readonly log: Logger;
+  /** The SOCKS5 door's bound address (--socks-listen), when enabled. */
+  readonly socksAddress: net.AddressInfo | undefined;
   /** Stops accepting, drains tunnels (GOAWAY, open streams may finish), closes the store. */
   close(): Promise<void>;
 }
@@ -69,7 +75,7 @@ export async function startHub(config: HubConfig, log: Logger): Promise<Hub> {
   });
   const caPath = path.join(config.dataDir, 'ca.crt');
   const store: Store = new SqliteStore(config.storePath);
-  const tokens = new AccessTokens(store, pki.signingKey, pki.verifyKey, `warren:${pki.caPin.slice(7, 23)}`);
+  const tokens = new AccessTokens(store, pki.signingKey, pki.verifyKey, `w:${pki.caPin.slice(7, 19)}`);
   const adminTokenPath = path.join(config.dataDir, 'admin.token');
   if (!fs.existsSync(adminTokenPath)) {
     const admin = await tokens.issue({ user: 'admin', groups: [ADMIN_GROUP], ttlMs: null, createdBy: 'hub' });
@@ -91,10 +97,13 @@ export async function startHub(config: HubConfig, log: Logger): Promise<Hub> {
     },
   });
   await tunnels.load();
+  const kube = createKubeDoor({ jwtPublicKeyFile: config.jwtPublicKeyFile, dialTimeoutMs: config.dialTimeoutMs, store, tunnels, auth, audit, log });
   let url = '';
   const enrollment = new Enrollment({ store, ca: pki.ca, caPin: pki.caPin, hubUrl: () => url, certTtlMs: config.agentCertTtlMs });
   const opener = new HubOpener({ tunnels, store, audit, metrics, log: log.child({ component: 'opener' }), dialTimeoutMs: config.dialTimeoutMs });
-  const api = new Api({ store, auth, tokens, tunnels, enrollment, audit, caPem: pki.ca.certPem, version: VERSION });
+  const forwards = new Forwards({ store, opener, audit, sessions: tunnels, log: log.child({ component: 'forwards' }), pingIntervalMs: config.pingIntervalMs });
+  await forwards.start();
+  const api = new Api({ store, auth, tokens, tunnels, enrollment, audit, caPem: pki.ca.certPem, version: VERSION, forwards, kubeRoutes: kube.apiRoutes });
 
   const proxyAuth = async (req: http.IncomingMessage): Promise<Principal> => {
     try {
@@ -112,7 +121,13 @@ export async function startHub(config: HubConfig, log: Logger): Promise<Hub> {
     maxHeaderSize: 16 * 1024,
     connectionsCheckingInterval: Math.min(1000, config.headerTimeoutMs),
   });
+  // This server never listens (the TLS server hands it sockets), and Node only starts the connection
+  // tracking that enforces headersTimeout (and lets closeAllConnections work) on 'listening'. Without
+  // this a slowloris client that drips header bytes is never cut off.
+  httpServer.emit('listening');
   httpServer.on('request', (req, res) => {
+    // Kubernetes first: multikube-style requests (a JWT with `ctx`) may use /api/v1/… paths too.
+    if (kube.router.claims(req)) return kube.router.handleRequest(req, res);
     const url = new URL(req.url ?? '/', 'https://hub');
     if (url.pathname.startsWith('/api/v1/')) return void api.handle(req, res, url);
     if (url.pathname === '/healthz') return sendJson(res, 200, { status: 'ok' });
@@ -134,6 +149,10 @@ export async function startHub(config: HubConfig, log: Logger): Promise<Hub> {
     }
     sendError(res, new WarrenError('WARREN_E_NOT_FOUND', `nothing at ${url.pathname}; the admin API is under /api/v1/`));
   });
+  httpServer.on('upgrade', (req: http.IncomingMessage, socket: net.Socket, head: Buffer) => {
+    socket.setNoDelay(true);
+    if (!kube.router.handleUpgrade(req, socket, head)) kube.rejectUpgrade(socket);
+  });
   httpServer.on('connect', (req: http.IncomingMessage, socket: net.Socket, head: Buffer) => {
     socket.setNoDelay(true);
     void handleConnect(req, socket, head, { opener, authenticate: proxyAuth, log });
@@ -145,7 +164,7 @@ export async function startHub(config: HubConfig, log: Logger): Promise<Hub> {
     ca: [pki.ca.certPem],
     requestCert: true,
     rejectUnauthorized: false,
-    ALPNProtocols: [ALPN, 'http/1.1'],
+    ALPNProtocols: [ALPN, UP_ALPN, 'http/1.1'],
     minVersion: 'TLSv1.2',
     handshakeTimeout: config.headerTimeoutMs,
     // CONNECT streams carry TCP half-close end to end, so a client's EOF must not close our side.
@@ -154,6 +173,7 @@ export async function startHub(config: HubConfig, log: Logger): Promise<Hub> {
   tlsServer.on('secureConnection', (socket: tls.TLSSocket) => {
     socket.setNoDelay(true);
     if (socket.alpnProtocol === ALPN) tunnels.accept(socket);
+    else if (socket.alpnProtocol === UP_ALPN) forwards.acceptUplink(socket);
     else httpServer.emit('connection', socket);
   });
   tlsServer.on('tlsClientError', (err, socket) => {
@@ -163,6 +183,11 @@ export async function startHub(config: HubConfig, log: Logger): Promise<Hub> {
 
   tlsServer.listen(config.listen.port, config.listen.host);
   await Promise.race([once(tlsServer, 'listening'), once(tlsServer, 'error').then(([err]) => Promise.reject(listenError(err as Error, config.listen)))]);
+  // The SOCKS5 port and the CONNECT unix socket, before "hub listening" so that line means every door is up.
+  const doorListeners = await startDoorListeners({
+    socksListen: config.socksListen, connectUds: config.connectUds, opener, authenticator: auth, log, handshakeTimeoutMs: config.headerTimeoutMs,
+    onAuthFailure: (door) => metrics.authFailures.inc({ door }),
+  }).catch((err: unknown) => (tlsServer.close(), Promise.reject(err)));
   let listening = true;
   const address = tlsServer.address() as net.AddressInfo;
   url = config.publicUrl ?? `https://${formatHostPort({ host: publicHost, port: address.port })}`;
@@ -171,12 +196,18 @@ export async function startHub(config: HubConfig, log: Logger): Promise<Hub> {
   let closing: Promise<void> | undefined;
   return {
     url, address, caPin: pki.caPin, caPath, adminTokenPath, firstStart: pki.created, store, tunnels, enrollment, tokens, opener, auth, audit, metrics, log,
+    socksAddress: doorListeners.socksAddress,
     close() {
       closing ??= (async () => {
         listening = false;
         tlsServer.close();
+        doorListeners.stopAccepting();
+        const forwardsClosed = forwards.close(config.drainTimeoutMs);
         await tunnels.drain(config.drainTimeoutMs);
+        await forwardsClosed;
+        kube.close();
         httpServer.closeAllConnections();
+        doorListeners.destroyConnections();
         await store.close();
         log.info('hub stopped');
       })();

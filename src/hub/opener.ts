@@ -38,7 +38,10 @@ export class HubOpener implements Opener {
       const resolution = resolveTarget(hp.host, this.deps.tunnels);
       agentName = resolution.agents[0]!;
       const grants = await this.deps.store.listGrants();
-      const allowed = resolution.agents.filter((a) => findTargetGrant(grants, req.principal, { agent: a, host: resolution.dialHost, port: hp.port }));
+      const scope = req.principal.scope;
+      const allowed = scope
+        ? resolution.agents.filter(() => sameTarget(scope.target, hp))
+        : resolution.agents.filter((a) => findTargetGrant(grants, req.principal, { agent: a, host: resolution.dialHost, port: hp.port }));
       if (allowed.length === 0) {
         throw new WarrenError('WARREN_E_FORBIDDEN', `user "${req.principal.user}" has no grant for ${formatHostPort(hp)} through agent "${agentName}"`, {
           target: formatHostPort(hp), agent: agentName,
@@ -99,6 +102,12 @@ export class HubOpener implements Opener {
       },
     };
   }
+}
+
+/** A scoped principal's one target, compared in canonical form (case, IPv6 spelling). */
+function sameTarget(scoped: string, hp: { host: string; port: number }): boolean {
+  const s = parseHostPort(scoped);
+  return s !== undefined && formatHostPort(s) === formatHostPort(hp);
 }
 
 function truncate(s: string): string {

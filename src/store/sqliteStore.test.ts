@@ -4,7 +4,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import Database from 'better-sqlite3';
-import { SqliteStore } from './sqliteStore.js';
+import { SCHEMA_VERSION, SqliteStore } from './sqliteStore.js';
 
 function tmp(): string {
   return path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'warren-store-')), 'w.db');
@@ -21,7 +21,7 @@ test('migrations are versioned and idempotent across reopen', async () => {
   assert.equal((await again.listJoinTokens()).length, 1);
   await again.close();
   const raw = new Database(file);
-  assert.equal(raw.pragma('user_version', { simple: true }), 1);
+  assert.equal(raw.pragma('user_version', { simple: true }), SCHEMA_VERSION);
   raw.pragma('user_version = 99');
   raw.close();
   assert.throws(() => new SqliteStore(file), /newer than this Warren/);
@@ -60,4 +60,35 @@ test('audit rows are appended and filtered', async () => {
   assert.deepEqual((await s.queryAudit({ user: 'bob' })).map((r) => r.agent), ['a2']);
   assert.deepEqual((await s.queryAudit({ since: 1500 })).map((r) => r.user), ['bob']);
   assert.equal((await s.queryAudit({ agent: 'a1', kind: 'stream' })).length, 1);
+});
+
+test('forwards: created once per name, port-0 entries remember their port, survive reopen', async () => {
+  const file = tmp();
+  const s = new SqliteStore(file);
+  const f = { name: 'web', entryAgent: null, entryHost: '0.0.0.0', entryPort: 0, target: 'alpha:80', allowFrom: ['10.0.0.0/8'], createdAt: 1, createdBy: 'admin' };
+  assert.equal(await s.createForward(f), true);
+  assert.equal(await s.createForward({ ...f, target: 'beta:80' }), false);
+  await s.createForward({ ...f, name: 'db', entryAgent: 'alpha', entryPort: 5432, allowFrom: [] });
+  await s.updateForwardPort('web', 41000);
+  await s.close();
+  const again = new SqliteStore(file);
+  assert.deepEqual(await again.listForwards(), [
+    { ...f, name: 'db', entryAgent: 'alpha', entryPort: 5432, allowFrom: [] },
+    { ...f, entryPort: 41000 },
+  ]);
+  assert.equal(await again.deleteForward('web'), true);
+  assert.equal(await again.deleteForward('web'), false);
+  await again.close();
+});
+
+test('a store at the first schema version gains the forwards table on open (append-only migrations)', async () => {
+  const file = tmp();
+  const raw = new Database(file);
+  raw.exec(`CREATE TABLE audit (id INTEGER PRIMARY KEY AUTOINCREMENT, time INTEGER NOT NULL, kind TEXT NOT NULL, user TEXT, door TEXT, agent TEXT,
+     target TEXT, result TEXT NOT NULL, reason TEXT, bytes_in INTEGER, bytes_out INTEGER, duration_ms INTEGER, source TEXT)`);
+  raw.pragma('user_version = 1');
+  raw.close();
+  const s = new SqliteStore(file);
+  assert.deepEqual(await s.listForwards(), []);
+  await s.close();
 });

@@ -5,6 +5,7 @@ import Database from 'better-sqlite3';
 import type {
   AccessTokenRecord, AgentMeta, AgentRecord, AuditFilter, AuditRow, ConsumeResult, GrantRecord, JoinTokenRecord, Store,
 } from './store.js';
+import type { ForwardRecord } from './store.js';
 
 /** Append-only: a released migration is never edited, a new one is added. */
 const MIGRATIONS: readonly string[] = [
@@ -24,7 +25,13 @@ const MIGRATIONS: readonly string[] = [
      id INTEGER PRIMARY KEY AUTOINCREMENT, time INTEGER NOT NULL, kind TEXT NOT NULL, user TEXT, door TEXT, agent TEXT,
      target TEXT, result TEXT NOT NULL, reason TEXT, bytes_in INTEGER, bytes_out INTEGER, duration_ms INTEGER, source TEXT);
    CREATE INDEX audit_time ON audit(time);`,
+  `CREATE TABLE forwards (
+     name TEXT PRIMARY KEY, entry_agent TEXT, entry_host TEXT NOT NULL, entry_port INTEGER NOT NULL, target TEXT NOT NULL,
+     allow_from TEXT NOT NULL, created_at INTEGER NOT NULL, created_by TEXT NOT NULL);`,
 ];
+
+/** The schema version a fresh store is at (one per migration). */
+export const SCHEMA_VERSION = MIGRATIONS.length;
 
 type Row = Record<string, unknown>;
 
@@ -59,6 +66,13 @@ function toAccessToken(r: Row): AccessTokenRecord {
   return {
     id: String(r.id), user: String(r.user), groups: parse(r.groups), expiresAt: num(r.expires_at), createdAt: Number(r.created_at),
     createdBy: String(r.created_by), revokedAt: num(r.revoked_at),
+  };
+}
+
+function toForward(r: Row): ForwardRecord {
+  return {
+    name: String(r.name), entryAgent: (r.entry_agent as string | null) ?? null, entryHost: String(r.entry_host), entryPort: Number(r.entry_port),
+    target: String(r.target), allowFrom: parse(r.allow_from), createdAt: Number(r.created_at), createdBy: String(r.created_by),
   };
 }
 
@@ -194,6 +208,26 @@ export class SqliteStore implements Store {
 
   async revokeAccessToken(id: string, now: number): Promise<boolean> {
     return this.db.prepare('UPDATE access_tokens SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL').run(now, id).changes > 0;
+  }
+
+  async createForward(f: ForwardRecord): Promise<boolean> {
+    return (
+      this.db
+        .prepare('INSERT OR IGNORE INTO forwards VALUES (?,?,?,?,?,?,?,?)')
+        .run(f.name, f.entryAgent, f.entryHost, f.entryPort, f.target, json(f.allowFrom), f.createdAt, f.createdBy).changes > 0
+    );
+  }
+
+  async listForwards(): Promise<ForwardRecord[]> {
+    return (this.db.prepare('SELECT * FROM forwards ORDER BY name').all() as Row[]).map(toForward);
+  }
+
+  async updateForwardPort(name: string, port: number): Promise<void> {
+    this.db.prepare('UPDATE forwards SET entry_port = ? WHERE name = ?').run(port, name);
+  }
+
+  async deleteForward(name: string): Promise<boolean> {
+    return this.db.prepare('DELETE FROM forwards WHERE name = ?').run(name).changes > 0;
   }
 
   async appendAudit(r: AuditRow): Promise<number> {

@@ -87,6 +87,24 @@ export interface AuditFilter {
   readonly limit?: number;
 }
 
+/** A TCP forward (`warren forwards create`): where it listens and what it reaches. */
+export interface ForwardRecord {
+  /** RFC 1123 label. */
+  readonly name: string;
+  /** null: the entry is on the hub; otherwise the agent that listens. */
+  readonly entryAgent: string | null;
+  /** Bind address of the entry. */
+  readonly entryHost: string;
+  /** Entry port; 0 until a free port was bound, then the port that was. */
+  readonly entryPort: number;
+  /** HOST:PORT, resolved by the router like any other door's target. */
+  readonly target: string;
+  /** CIDRs that may connect; empty: anyone who can reach the entry. */
+  readonly allowFrom: readonly string[];
+  readonly createdAt: number;
+  readonly createdBy: string;
+}
+
 export type ConsumeResult =
   | { readonly ok: true; readonly token: JoinTokenRecord }
   | { readonly ok: false; readonly why: 'unknown' | 'expired' | 'used-up' };
@@ -121,6 +139,13 @@ export interface Store {
   getAccessToken(id: string): Promise<AccessTokenRecord | undefined>;
   listAccessTokens(): Promise<AccessTokenRecord[]>;
   revokeAccessToken(id: string, now: number): Promise<boolean>;
+
+  /** Returns false when a forward of that name exists. */
+  createForward(f: ForwardRecord): Promise<boolean>;
+  listForwards(): Promise<ForwardRecord[]>;
+  /** Records the port a port-0 entry got, so restarts bind the same one. */
+  updateForwardPort(name: string, port: number): Promise<void>;
+  deleteForward(name: string): Promise<boolean>;
 
   appendAudit(row: AuditRow): Promise<number>;
   queryAudit(filter: AuditFilter): Promise<Array<AuditRow & { id: number }>>;

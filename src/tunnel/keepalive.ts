@@ -15,7 +15,9 @@ export interface KeepaliveOptions {
 export function startKeepalive(session: Http2Session, opts: KeepaliveOptions): () => void {
   let outstanding = false;
   const timer = setInterval(() => {
-    if (session.destroyed || session.closed) return stop();
+    // Only a destroyed session stops the pings: a closing one (GOAWAY, streams still draining) must
+    // still notice a peer that died meanwhile, or it lingers with its streams forever.
+    if (session.destroyed) return stop();
     if (outstanding) {
       stop();
       opts.onDead();

@@ -9,15 +9,60 @@
  *   hub → agent   CONNECT :authority = host:port    → 200, then raw bytes both ways (one TCP stream)
  *                                                   → 4xx/5xx with `warren-error: WARREN_E_…` and
  *                                                     `warren-message: …` when the agent refuses or fails
+ *   hub → agent   CONNECT :authority = CLUSTER      (a cluster name the agent serves with --kube)
+ *                 warren-service: kube              → 200, then HTTP/1.1 both ways on the stream: the hub
+ *                                                     sends kube API requests (keep-alive, several in a row,
+ *                                                     possibly for different callers), the agent answers them
+ *                                                     from its API server. Per request, the hub's trusted
+ *                                                     headers carry the caller:
+ *                   warren-impersonate-user: U       (exactly one; the agent refuses a request without it)
+ *                   warren-impersonate-group: G      (one header line per group, zero or more)
+ *                                                     The agent drops every incoming Authorization,
+ *                                                     Impersonate-* and warren-* header, adds its own
+ *                                                     credentials and Impersonate-User/-Group from these.
+ *                                                     An `Upgrade` request (exec, attach, port-forward) turns
+ *                                                     the stream into a raw byte pipe after the 101.
+ *                                                   → 4xx/5xx with warren-error / warren-message when the
+ *                                                     agent serves no such cluster (see src/agent/kube/)
  *   hub → agent   GOAWAY with JSON opaque data {code, message} when the hub refuses the agent
  *                 (revoked certificate): the agent reports it and stops retrying.
+ *   hub → agent   PUT     /warren/v1/listeners      JSON ListenerSet: every forward entry this agent must
+ *                                                   listen on (the whole set, not a delta). Sent when the
+ *                                                   agent connects and whenever the set changes; the agent
+ *                                                   reconciles (opens new, closes gone, keeps unchanged)
+ *                                                   → 200 JSON ListenerReport (bound address or bind error
+ *                                                     per forward). Listeners live only as long as this
+ *                                                     tunnel: the agent closes them all when it drops.
+ *
+ * Agent-initiated streams (a connection accepted on an agent-side forward entry) go the normal way
+ * round on a second connection: the agent dials TLS to the same port with ALPN `warren-up/1` and the
+ * same client certificate, acts as the HTTP/2 client, and the hub serves HTTP/2. It is opened lazily
+ * while the agent has listeners.
+ *
+ *   agent → hub   CONNECT :authority = FORWARD:PORT (the forward's name and the entry port that accepted)
+ *                 warren-source: IP:PORT            (the client as the agent's listener saw it)
+ *                                                   → 200, then raw bytes both ways, once the hub has
+ *                                                     reached the forward's target through the router
+ *                                                   → 4xx/5xx with warren-error / warren-message when the
+ *                                                     forward is unknown, is not this agent's entry, the
+ *                                                     source is outside --allow-from, or the target fails
  */
 import type { Settings } from 'node:http2';
 
 export const ALPN = 'warren/1';
+/** ALPN of the agent's second, normal-direction HTTP/2 connection (agent = client, hub = server). */
+export const UP_ALPN = 'warren-up/1';
 export const INFO_PATH = '/warren/v1/info';
+export const LISTENERS_PATH = '/warren/v1/listeners';
+export const SOURCE_HEADER = 'warren-source';
 export const ERROR_HEADER = 'warren-error';
 export const MESSAGE_HEADER = 'warren-message';
+/** CONNECT header naming a service of the agent instead of a TCP target (`kube`: the Kubernetes API). */
+export const SERVICE_HEADER = 'warren-service';
+export const KUBE_SERVICE = 'kube';
+/** Trusted per-request headers on a kube stream: set by the hub only (it strips any a client sends). */
+export const IMPERSONATE_USER_HEADER = 'warren-impersonate-user';
+export const IMPERSONATE_GROUP_HEADER = 'warren-impersonate-group';
 
 /**
  * Flow-control sizes. Measured on loopback: a per-stream window ≥ 256 KiB and a 16 MiB connection
@@ -52,4 +97,31 @@ export interface AgentInfo {
 export interface Refusal {
   readonly code: string;
   readonly message: string;
+}
+
+/** One listener the hub asks an agent to hold (a forward whose entry is on that agent). */
+export interface ListenerSpec {
+  /** The forward's name; also what the agent names in its CONNECT back to the hub. */
+  readonly forward: string;
+  /** Bind address on the agent's host (0.0.0.0: every IPv4 interface). */
+  readonly host: string;
+  /** 0: any free port; the agent reports the one it got and the hub keeps it. */
+  readonly port: number;
+}
+
+export interface ListenerSet {
+  readonly listeners: readonly ListenerSpec[];
+}
+
+export interface ListenerStatus {
+  readonly forward: string;
+  readonly listening: boolean;
+  /** HOST:PORT actually bound, when listening. */
+  readonly address?: string;
+  /** Why it is not listening (bind failure), when not. */
+  readonly error?: Refusal;
+}
+
+export interface ListenerReport {
+  readonly listeners: readonly ListenerStatus[];
 }

@@ -79,9 +79,9 @@ export async function stopProcess(child: ChildProcess, signal: NodeJS.Signals = 
   clearTimeout(timer);
 }
 
-/** Runs `warren ARGS` against the hub (admin unless `token`), optionally in a namespace. */
+/** Runs `warren ARGS` against the hub (admin unless `token`), in `netns` (default: the hub's own namespace, the one place its address is sure to be reachable). */
 export function cli(hub: HubProc, args: readonly string[], opts: { token?: string; netns?: string; input?: Buffer | string; timeoutMs?: number } = {}): Promise<RunResult> {
-  return run(process.execPath, [WARREN_BIN, ...args], { env: hub.env(opts.token), netns: opts.netns, input: opts.input, timeoutMs: opts.timeoutMs ?? 30_000 });
+  return run(process.execPath, [WARREN_BIN, ...args], { env: hub.env(opts.token), netns: opts.netns ?? hub.options.netns, input: opts.input, timeoutMs: opts.timeoutMs ?? 30_000 });
 }
 
 export async function cliJson<T>(hub: HubProc, args: readonly string[], opts: { token?: string; netns?: string } = {}): Promise<T> {

@@ -6,8 +6,11 @@
 import http from 'node:http';
 import type { Duplex } from 'node:stream';
 import { WarrenError, isErrorCode } from '../../errors.js';
-import { parseHostPort, formatHostPort } from '../../hostPort.js';
+import { parseHostPort, formatHostPort, type HostPort } from '../../hostPort.js';
 import { dialHub, type HubEndpoint } from '../../client/dialHub.js';
+
+/** After SIGHUP (ssh exiting), how long the stream may take to close cleanly before it is dropped. */
+const HANG_UP_GRACE_MS = 2_000;
 
 /** Opens a CONNECT tunnel through the hub; resolves with the socket once the hub answered 200. */
 export async function openThroughHub(ep: HubEndpoint, token: string, target: string): Promise<{ socket: Duplex; head: Buffer }> {
@@ -24,6 +27,9 @@ export async function openThroughHub(ep: HubEndpoint, token: string, target: str
       const chunks: Buffer[] = [head];
       sock.on('data', (c: Buffer) => chunks.push(c));
       sock.once('close', () => reject(refusalFrom(res.statusCode ?? 0, Buffer.concat(chunks))));
+      // The hub ends its side after the refusal; ours is half-open (allowHalfOpen), so without this
+      // 'close' never comes and the caller waits forever (or Node exits 13 on the unsettled promise).
+      sock.once('end', () => sock.destroy());
       sock.once('error', () => undefined);
     });
     req.once('error', (err) => reject(new WarrenError('WARREN_E_HUB_UNREACHABLE', `hub closed the connection: ${err.message}`)));
@@ -41,9 +47,15 @@ function refusalFrom(status: number, body: Buffer): WarrenError {
   return new WarrenError('WARREN_E_HUB_UNREACHABLE', `hub answered HTTP ${status}`);
 }
 
-export async function runConnect(ep: HubEndpoint, token: string, targetText: string): Promise<number> {
+/** The target argument, or a usage error; checked before the hub is contacted (a typo is exit 2, whatever the config). */
+export function connectTarget(targetText: string): HostPort {
   const target = parseHostPort(targetText);
   if (!target) throw new WarrenError('WARREN_E_USAGE', `"${targetText}" is not HOST:PORT (IPv6 in brackets: [fd00::1]:22)`);
+  return target;
+}
+
+export async function runConnect(ep: HubEndpoint, token: string, targetText: string): Promise<number> {
+  const target = connectTarget(targetText);
   const { socket, head } = await openThroughHub(ep, token, formatHostPort(target));
   if (head.length) process.stdout.write(head);
   return new Promise<number>((resolve) => {
@@ -52,13 +64,28 @@ export async function runConnect(ep: HubEndpoint, token: string, targetText: str
     process.stdin.on('error', () => undefined);
     process.stdin.pipe(socket);
     socket.pipe(process.stdout, { end: false });
+    // ssh closes its ProxyCommand's pipes and then sends it SIGHUP. Dying there resets the connection
+    // before the hub's last bytes arrive, and the hub audits a clean session as aborted (ECONNRESET).
+    // Instead let the close already under way finish (stdin still delivers what ssh wrote before its
+    // EOF), bounded, discarding what no one will read any more.
+    let hungUp = false;
+    const onHangUp = () => {
+      if (hungUp) return;
+      hungUp = true;
+      socket.unpipe(process.stdout);
+      socket.resume();
+      setTimeout(() => socket.destroy(), HANG_UP_GRACE_MS).unref();
+    };
+    process.once('SIGHUP', onHangUp);
+    process.stdout.on('error', onHangUp);
     // The remote side closing ends the session (ssh semantics), even if stdin is still open.
     socket.once('end', () => socket.end());
     socket.once('close', () => {
+      process.off('SIGHUP', onHangUp);
       process.stdin.unpipe(socket);
       process.stdin.pause();
       const clean = !failed && socket.readableEnded;
-      if (!clean) process.stderr.write(`warren connect: connection to ${formatHostPort(target)} lost: ${failed?.message ?? 'closed before the end of the stream'}\n`);
+      if (!clean && !hungUp) process.stderr.write(`warren connect: connection to ${formatHostPort(target)} lost: ${failed?.message ?? 'closed before the end of the stream'}\n`);
       process.stdout.write('', () => resolve(clean ? 0 : 1));
     });
   });

@@ -27,13 +27,18 @@ export function registerHub(program: Command): void {
     .option('--drain-timeout <d>', 'on SIGTERM, how long open streams may finish', hubDefaults.drainTimeout)
     .option('--log-level <level>', 'trace|debug|info|warn|error (env WARREN_LOG_LEVEL)')
     .option('--demo', 'also run a local demo agent named "demo" that can reach this host')
+    .option('--socks-listen <addr>', 'also serve SOCKS5 (RFC 1928/1929, password = access token) on HOST:PORT (port 0: a free port)')
+    .option('--jwt-public-key <file>', 'trust JWTs signed by this key (PEM public key or certificate; RSA → RS256, EC P-256 → ES256), e.g. multikube tokens routed by their ctx claim')
+    .option('--connect-uds <path>', 'also serve plain HTTP CONNECT on this unix socket (mode 0660; callers are user "uds", group warren:uds)')
     .addHelpText(
       'after',
       `
 Examples:
   warren hub --demo                                   # hub on :8443 plus a local demo agent
   warren hub --listen 0.0.0.0:8443 --public-url https://hub.example.com:8443
-  warren hub --listen 127.0.0.1:0 --data-dir /tmp/w   # free port; the bound address is logged`,
+  warren hub --listen 127.0.0.1:0 --data-dir /tmp/w   # free port; the bound address is logged
+  warren hub --socks-listen 0.0.0.0:1080              # SOCKS5 door: curl --socks5-hostname :TOKEN@hub:1080 …
+  warren hub --connect-uds /run/warren/connect.sock   # CONNECT for co-located clients; grant group warren:uds`,
     )
     .action(async (o: Record<string, unknown>) => {
       const config = hubConfig({
@@ -41,6 +46,8 @@ Examples:
         tlsCert: o.tlsCert as string | undefined, tlsKey: o.tlsKey as string | undefined, tlsSan: o.tlsSan as string[],
         pingInterval: o.pingInterval as string, agentCertTtl: o.agentCertTtl as string, dialTimeout: o.dialTimeout as string,
         headerTimeout: o.headerTimeout as string, drainTimeout: o.drainTimeout as string, logLevel: o.logLevel as 'info' | undefined, demo: Boolean(o.demo),
+        socksListen: o.socksListen as string | undefined, connectUds: o.connectUds as string | undefined,
+        jwtPublicKey: o.jwtPublicKey as string | undefined,
       });
       const log = createLogger('hub', config.logLevel);
       const hub = await startHub(config, log);

@@ -10,7 +10,14 @@ export interface Principal {
   readonly user: string;
   readonly groups: readonly string[];
   /** How the caller proved it: hub-issued token, client certificate, external JWT, or file permissions. */
-  readonly via: 'token' | 'cert' | 'jwt' | 'uds';
+  readonly via: 'token' | 'cert' | 'jwt' | 'uds' | 'forward';
+  /**
+   * Set only by the hub for its own callers, never from a credential: the one target this principal
+   * may open, without a grant. A forward runs as `forward:NAME` with no groups and `scope.target` =
+   * its target, because the admin who created the forward already chose that target (see
+   * docs/forwards.md). The opener refuses every other target for it.
+   */
+  readonly scope?: { readonly target: string };
 }
 
 export type DoorName = 'connect' | 'socks5' | 'forward' | 'kube' | 'uds' | 'api';

@@ -327,6 +327,26 @@ describe('socks5 door: authentication', () => {
     await door.settled();
   });
 
+  test('with noAuthPrincipal (warren socks on loopback) "no authentication" is accepted as that principal', async (t) => {
+    const target = await startTarget(t, 'answer-after-eof');
+    const local: Principal = { user: 'local', groups: [], via: 'token' };
+    const requests: OpenRequest[] = [];
+    const opener: Opener = { open: (r) => (requests.push(r), pipeOpener(target.port).open(r)) };
+    const runs: Promise<void>[] = [];
+    const server = net.createServer((socket) => void runs.push(handleSocks5(socket, { opener, authenticator, log, noAuthPrincipal: local })));
+    const port = await listen(server, t);
+    const client = await Client.connect(port, t);
+    client.write(encodeGreeting([0x00, 0x02]));
+    assert.deepEqual(await client.next(parseMethodSelection), { method: 0x00 });
+    client.write(encodeRequest({ command: 'connect', host: '10.20.1.2', port: 8080 }));
+    assert.equal((await client.next(parseReply)).reply, 0x00);
+    client.write('hi');
+    client.socket.end();
+    assert.equal((await client.rest()).toString(), 'got:hi');
+    await Promise.all(runs);
+    assert.deepEqual(requests[0]?.principal, local);
+  });
+
   for (const [name, bytes] of [
     ['SOCKS4', Buffer.from('04010016 7f000001 00'.replace(/ /g, ''), 'hex')],
     ['HTTP', Buffer.from('CONNECT a:1 HTTP/1.1\r\n\r\n')],

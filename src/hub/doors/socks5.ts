@@ -39,6 +39,12 @@ export interface Socks5Deps {
   readonly log?: DoorLog;
   /** From accept to a complete request; a client still mid-handshake then is destroyed. Default 10 s. */
   readonly handshakeTimeoutMs?: number;
+  /**
+   * When set, a client offering "no authentication" (0x00) is accepted as this principal. Only for a
+   * listener whose access is controlled some other way: `warren socks` on loopback, where every
+   * connection carries the token of the person who started it. Never set on the hub.
+   */
+  readonly noAuthPrincipal?: Principal;
 }
 
 export const DEFAULT_HANDSHAKE_TIMEOUT_MS = 10_000;
@@ -143,7 +149,7 @@ async function serve(session: Session): Promise<void> {
 }
 
 /**
- * Method negotiation (only 0x02 is offered) and RFC 1929 credentials. The caller's principal, or
+ * Method negotiation (0x02, or 0x00 when `noAuthPrincipal` is set) and RFC 1929 credentials. The caller's principal, or
  * undefined once the client has been refused or has gone.
  */
 async function authenticate(session: Session): Promise<Principal | undefined> {
@@ -154,6 +160,10 @@ async function authenticate(session: Session): Promise<Principal | undefined> {
     log.debug({ source, reason: greeting.reason }, 'socks5 greeting refused');
     refuse(socket, greeting.reply === undefined ? undefined : encodeMethodSelection(greeting.reply), timeoutMs);
     return undefined;
+  }
+  if (deps.noAuthPrincipal !== undefined && greeting.value.methods.includes(Socks5Method.noAuth)) {
+    socket.write(encodeMethodSelection(Socks5Method.noAuth));
+    return deps.noAuthPrincipal;
   }
   if (!greeting.value.methods.includes(Socks5Method.userPass)) {
     log.debug({ source, methods: greeting.value.methods }, 'socks5 client does not offer username/password');

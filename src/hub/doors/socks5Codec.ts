@@ -32,8 +32,9 @@
  * ```
  *
  * Choices beyond the RFCs, and why:
- * - ULEN 0 is accepted: the username is informational here, and clients given `socks5h://:TOKEN@hub`
- *   (curl among them) send an empty one. PLEN 0 is refused: the password is the access token.
+ * - ULEN 0 is accepted: clients given `socks5h://:TOKEN@hub` (curl among them) send an empty username.
+ *   PLEN 0 is refused: the password is the access token (the door joins username and password for a
+ *   token longer than 255 bytes, split across the two fields).
  * - Domain names must be printable ASCII (21..7E): a host name never needs more (IDNs travel as
  *   punycode), and control bytes would otherwise reach the router, the audit trail and the logs.
  * - Problems with the target itself (empty or unprintable domain, port 0 on CONNECT) answer with the

@@ -1,0 +1,75 @@
+// The agent's reconcile of forward entries, in process, with a fake uplink: whole-set semantics,
+// unchanged entries kept (also when the hub now names the port a port-0 entry got), bind failures
+// reported per forward, and the uplink let go when no listener is left.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import net from 'node:net';
+import { once } from 'node:events';
+import { silentLogger } from '../log.js';
+import { EntryListeners } from './listeners.js';
+
+function fakeUplink() {
+  let closes = 0;
+  return {
+    get closes() { return closes; },
+    session: () => Promise.reject(new Error('no hub in this test')),
+    close: () => void closes++,
+  };
+}
+
+const portOf = (address: string | undefined) => Number(address!.split(':').pop());
+
+function connects(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const s = net.connect({ port, host: '127.0.0.1' });
+    s.on('connect', () => (s.destroy(), resolve(true)));
+    s.on('error', (err: NodeJS.ErrnoException) => resolve(err.code !== 'ECONNREFUSED'));
+  });
+}
+
+test('reconcile opens, keeps and closes entries to match the whole set', async () => {
+  const uplink = fakeUplink();
+  const entries = new EntryListeners({ uplink, log: silentLogger });
+  const first = await entries.apply([{ forward: 'a', host: '127.0.0.1', port: 0 }, { forward: 'b', host: '127.0.0.1', port: 0 }]);
+  assert.deepEqual(first.listeners.map((l) => [l.forward, l.listening]), [['a', true], ['b', true]]);
+  const portA = portOf(first.listeners[0]!.address);
+  const portB = portOf(first.listeners[1]!.address);
+  assert.equal(await connects(portA), true);
+
+  // The hub now sends the port 'a' got (it remembers it) and drops 'b': 'a' is the same listener.
+  const second = await entries.apply([{ forward: 'a', host: '127.0.0.1', port: portA }]);
+  assert.deepEqual(second.listeners, [{ forward: 'a', listening: true, address: `127.0.0.1:${portA}` }]);
+  assert.equal(await connects(portB), false, 'b is closed');
+  assert.equal(entries.size, 1);
+
+  const closesBefore = uplink.closes;
+  await entries.apply([]);
+  assert.equal(await connects(portA), false, 'a is closed');
+  assert.ok(uplink.closes > closesBefore, 'no listeners left: the uplink is let go');
+});
+
+test('a bind failure is reported for that forward only', async () => {
+  const entries = new EntryListeners({ uplink: fakeUplink(), log: silentLogger });
+  const blocker = net.createServer().listen(0, '127.0.0.1');
+  await once(blocker, 'listening');
+  const taken = (blocker.address() as net.AddressInfo).port;
+  const r = await entries.apply([{ forward: 'busy', host: '127.0.0.1', port: taken }, { forward: 'ok', host: '127.0.0.1', port: 0 }]);
+  assert.equal(r.listeners[0]!.listening, false);
+  assert.equal(r.listeners[0]!.error?.code, 'WARREN_E_LISTEN_FAILED');
+  assert.match(r.listeners[0]!.error!.message, /address is in use/);
+  assert.equal(r.listeners[1]!.listening, true);
+  entries.closeAll();
+  blocker.close();
+});
+
+test('a connection the agent cannot carry to the hub is reset, not left hanging', async () => {
+  const entries = new EntryListeners({ uplink: fakeUplink(), log: silentLogger });
+  const r = await entries.apply([{ forward: 'x', host: '127.0.0.1', port: 0 }]);
+  const ended = await new Promise<string>((resolve) => {
+    const s = net.connect({ port: portOf(r.listeners[0]!.address), host: '127.0.0.1' });
+    s.on('error', (err: NodeJS.ErrnoException) => resolve(err.code ?? 'error'));
+    s.on('close', () => resolve('closed'));
+  });
+  assert.match(ended, /ECONNRESET|closed/);
+  entries.closeAll();
+});

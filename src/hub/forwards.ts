@@ -1,0 +1,435 @@
+/**
+ * TCP forwards (`warren forwards`, design §4 and §6): named entries that expose one target, like
+ * `ssh -R`'s listener or chisel's `R:`. An entry is either
+ *
+ *   - on the hub: the hub listens on [ADDR:]PORT and carries each accepted connection to the target;
+ *   - on an agent: the hub pushes the agent's listener set over its tunnel (PUT /warren/v1/listeners)
+ *     when the set changes and when the agent connects; the agent listens and carries each accepted
+ *     connection to the hub as a CONNECT stream on its uplink (ALPN warren-up/1), and the hub carries
+ *     it on to the target. The hub checks that the stream comes from the forward's own entry agent.
+ *
+ * Either way the target is resolved by the normal router and dialled through the opener, as the
+ * principal `forward:NAME` (no groups) whose scope is exactly the forward's target: the admin who
+ * created the forward chose that target, so no grant is needed, and nothing else is reachable with it.
+ * Every relayed connection is audited with door `forward`; a source outside `--allow-from` is closed at
+ * once and audited as denied.
+ *
+ * There is no polling: create and delete start and stop listeners directly, and the store row makes
+ * a forward come back when the hub restarts. Live counters (open streams, bytes, last error) are kept
+ * in memory and start from zero with the process.
+ */
+import net from 'node:net';
+import { constants as h2c, type ClientHttp2Session, type IncomingHttpHeaders, type ServerHttp2Stream } from 'node:http2';
+import type { Duplex } from 'node:stream';
+import type { TLSSocket } from 'node:tls';
+import { WarrenError, asWarrenError, type ErrorCode } from '../errors.js';
+import { canonicalIp, formatHostPort, parseHostPort } from '../hostPort.js';
+import {
+  describeBindError, entriesClash, formatEntry, isForwardName, parseAllowFrom, parseEntry, sourceAllowed, type ForwardEntry,
+} from '../forwardSpec.js';
+import { abortStream } from '../tunnel/relay.js';
+import { ERROR_HEADER, MESSAGE_HEADER, SOURCE_HEADER, type ListenerSpec } from '../tunnel/protocol.js';
+import type { ForwardRecord, Store } from '../store/store.js';
+import type { Logger } from '../log.js';
+import type { Opener, Principal } from './doors/door.js';
+import type { Audit } from './audit.js';
+import { AgentUplinks } from './agentUplinks.js';
+import { pushListeners } from './listenerPush.js';
+
+/** The slice of the agent registry forwards need: a live tunnel by name, and connect/disconnect events. */
+export interface ForwardSessions {
+  get(name: string): { readonly session: ClientHttp2Session } | undefined;
+  on(event: 'connected' | 'disconnected', listener: (name: string) => void): unknown;
+}
+
+export interface ForwardsDeps {
+  readonly store: Pick<Store, 'listForwards' | 'createForward' | 'deleteForward' | 'updateForwardPort' | 'getAgent'>;
+  readonly opener: Opener;
+  readonly audit: Pick<Audit, 'record'>;
+  readonly sessions: ForwardSessions;
+  readonly log: Logger;
+  readonly pingIntervalMs: number;
+  /** How long an agent may take to apply a listener set; default 10 s. */
+  readonly pushTimeoutMs?: number;
+}
+
+export interface ForwardInput {
+  readonly name: string;
+  readonly entry: string;
+  readonly target: string;
+  readonly allowFrom: readonly string[];
+}
+
+export interface LastError {
+  readonly code: string;
+  readonly message: string;
+  readonly time: string;
+}
+
+/** What `warren forwards ls -o json` prints for each forward. */
+export interface ForwardView {
+  readonly name: string;
+  /** Canonical entry: `hub:0.0.0.0:8080`, `alpha:0.0.0.0:5432`. */
+  readonly entry: string;
+  /** The entry's agent, or null for a hub entry. */
+  readonly agent: string | null;
+  readonly target: string;
+  readonly allowFrom: readonly string[];
+  readonly listening: boolean;
+  /** HOST:PORT actually bound (on the hub or the agent), while listening. */
+  readonly address: string | null;
+  readonly openStreams: number;
+  /** Connections carried since the hub started. */
+  readonly connections: number;
+  /** Bytes from clients toward the target, since the hub started. */
+  readonly bytesIn: number;
+  /** Bytes from the target toward clients, since the hub started. */
+  readonly bytesOut: number;
+  readonly lastError: LastError | null;
+  readonly createdAt: string;
+  readonly createdBy: string;
+}
+
+/** The principal a forward's connections run as: no groups, scoped to exactly its target. */
+export function forwardPrincipal(name: string, target: string): Principal {
+  return { user: `forward:${name}`, groups: [], via: 'forward', scope: { target } };
+}
+
+function entryOf(r: ForwardRecord): ForwardEntry {
+  return r.entryAgent === null
+    ? { kind: 'hub', host: r.entryHost, port: r.entryPort }
+    : { kind: 'agent', agent: r.entryAgent, host: r.entryHost, port: r.entryPort };
+}
+
+class LiveForward {
+  server: net.Server | undefined;
+  listening = false;
+  address: string | null = null;
+  openStreams = 0;
+  connections = 0;
+  bytesIn = 0;
+  bytesOut = 0;
+  lastError: LastError | null = null;
+  deleted = false;
+  readonly clients = new Set<Duplex>();
+  readonly principal: Principal;
+
+  constructor(public record: ForwardRecord) {
+    this.principal = forwardPrincipal(record.name, record.target);
+  }
+
+  get name(): string {
+    return this.record.name;
+  }
+
+  get entry(): ForwardEntry {
+    return entryOf(this.record);
+  }
+
+  fail(code: string, message: string): void {
+    this.lastError = { code, message, time: new Date().toISOString() };
+  }
+}
+
+/** How the accepted side of a connection is told yes or no: a TCP socket (hub entry) or an uplink stream. */
+interface ClientIo {
+  accept(): void;
+  refuse(err: WarrenError): void;
+}
+
+export class Forwards {
+  private readonly live = new Map<string, LiveForward>();
+  private readonly pushes = new Map<string, Promise<void>>();
+  private readonly uplinks: AgentUplinks;
+  private closing = false;
+
+  constructor(private readonly deps: ForwardsDeps) {
+    this.uplinks = new AgentUplinks({
+      store: deps.store,
+      log: deps.log,
+      pingIntervalMs: deps.pingIntervalMs,
+      onStream: (agent, stream, headers) => this.onUplinkStream(agent, stream, headers),
+    });
+  }
+
+  /** Opens every stored forward: hub entries bind now, agent entries are pushed when their agent connects. */
+  async start(): Promise<void> {
+    this.deps.sessions.on('connected', (name) => {
+      if (this.entriesOn(name).length > 0) void this.syncAgent(name);
+    });
+    this.deps.sessions.on('disconnected', (name) => {
+      if (this.deps.sessions.get(name)) return; // a newer tunnel replaced this one
+      // Whatever the reason (revoked, network, hub draining), the agent's uplinks go with its tunnel.
+      this.uplinks.dropAgent(name);
+      for (const f of this.entriesOn(name)) this.markOffline(f);
+    });
+    const records = await this.deps.store.listForwards();
+    for (const r of records) this.live.set(r.name, new LiveForward(r));
+    await Promise.all(
+      [...this.live.values()].map((f) => (f.record.entryAgent === null ? this.bindHub(f) : (this.markOffline(f), Promise.resolve()))),
+    );
+    this.deps.log.info({ forwards: records.length }, 'forwards loaded');
+  }
+
+  /** Takes over a TLS socket that negotiated warren-up/1 (an agent's uplink). */
+  acceptUplink(socket: TLSSocket): void {
+    this.uplinks.accept(socket);
+  }
+
+  list(): ForwardView[] {
+    return [...this.live.values()].sort((a, b) => a.name.localeCompare(b.name)).map((f) => this.view(f));
+  }
+
+  get(name: string): ForwardView {
+    const f = this.live.get(name);
+    if (!f) throw new WarrenError('WARREN_E_NOT_FOUND', `no forward "${name}"; list them with \`warren forwards ls\``);
+    return this.view(f);
+  }
+
+  /** Validates, stores and starts a forward; resolves once its listener is up (or failed, see lastError). */
+  async create(input: ForwardInput, createdBy: string): Promise<ForwardView> {
+    const bad = (field: string, message: string) => new WarrenError('WARREN_E_BAD_REQUEST', `${field}: ${message}`, { field });
+    if (!isForwardName(input.name)) throw bad('name', `"${input.name}" is not an RFC 1123 label (lower-case letters, digits, '-', at most 63)`);
+    const entry = parseEntry(input.entry);
+    if ('error' in entry) throw bad('entry', entry.error);
+    const target = parseHostPort(input.target);
+    if (!target) throw bad('target', `"${input.target}" is not HOST:PORT (IPv6 in brackets: [fd00::1]:22)`);
+    const allowFrom = parseAllowFrom(input.allowFrom);
+    if ('error' in allowFrom) throw bad('allowFrom', allowFrom.error);
+    if (this.live.has(input.name)) throw new WarrenError('WARREN_E_CONFLICT', `forward "${input.name}" exists; remove it first with \`warren forwards rm ${input.name}\``);
+    for (const other of this.live.values()) {
+      if (entriesClash(entry, other.entry)) {
+        throw new WarrenError('WARREN_E_CONFLICT', `entry ${formatEntry(entry)} overlaps forward "${other.name}" (${formatEntry(other.entry)})`);
+      }
+    }
+    const record: ForwardRecord = {
+      name: input.name, entryAgent: entry.kind === 'agent' ? entry.agent : null, entryHost: entry.host, entryPort: entry.port,
+      target: formatHostPort(target), allowFrom, createdAt: Date.now(), createdBy,
+    };
+    if (!(await this.deps.store.createForward(record))) throw new WarrenError('WARREN_E_CONFLICT', `forward "${input.name}" exists`);
+    const f = new LiveForward(record);
+    this.live.set(record.name, f);
+    if (record.entryAgent === null) await this.bindHub(f);
+    else {
+      if (!(await this.deps.store.getAgent(record.entryAgent))) {
+        f.fail('WARREN_E_AGENT_OFFLINE', `no agent "${record.entryAgent}" is registered yet; the entry opens when it joins and connects`);
+      }
+      await this.syncAgent(record.entryAgent);
+    }
+    this.deps.log.info({ forward: record.name, entry: formatEntry(f.entry), target: record.target, listening: f.listening }, 'forward created');
+    return this.view(f);
+  }
+
+  /** Deletes a forward: its listener closes at once and its open connections are cut. */
+  async remove(name: string): Promise<void> {
+    const f = this.live.get(name);
+    if (!(await this.deps.store.deleteForward(name)) && !f) throw new WarrenError('WARREN_E_NOT_FOUND', `no forward "${name}"; list them with \`warren forwards ls\``);
+    if (!f) return;
+    this.live.delete(name);
+    f.deleted = true;
+    f.server?.close();
+    f.server = undefined;
+    f.listening = false;
+    for (const c of f.clients) abortStream(c);
+    if (f.record.entryAgent !== null) await this.syncAgent(f.record.entryAgent);
+    this.deps.log.info({ forward: name }, 'forward deleted');
+  }
+
+  /** Stops accepting on every hub entry and sends GOAWAY on every uplink (open streams may finish). */
+  async close(graceMs: number): Promise<void> {
+    this.closing = true;
+    for (const f of this.live.values()) f.server?.close();
+    await this.uplinks.close(graceMs);
+  }
+
+  private view(f: LiveForward): ForwardView {
+    const r = f.record;
+    return {
+      name: r.name, entry: formatEntry(f.entry), agent: r.entryAgent, target: r.target, allowFrom: r.allowFrom,
+      listening: f.listening, address: f.listening ? f.address : null, openStreams: f.openStreams, connections: f.connections,
+      bytesIn: f.bytesIn, bytesOut: f.bytesOut, lastError: f.lastError, createdAt: new Date(r.createdAt).toISOString(), createdBy: r.createdBy,
+    };
+  }
+
+  private entriesOn(agent: string): LiveForward[] {
+    return [...this.live.values()].filter((f) => f.record.entryAgent === agent);
+  }
+
+  private markOffline(f: LiveForward): void {
+    f.listening = false;
+    f.address = null;
+    f.fail('WARREN_E_AGENT_OFFLINE', `agent "${f.record.entryAgent}" is not connected; the entry opens when it connects`);
+  }
+
+  /** A port-0 entry keeps the port it got, so restarts and reconnects bind the same one. */
+  private async rememberPort(f: LiveForward, port: number): Promise<void> {
+    if (f.record.entryPort !== 0 || port === 0 || f.deleted) return;
+    f.record = { ...f.record, entryPort: port };
+    await this.deps.store.updateForwardPort(f.name, port);
+  }
+
+  private async bindHub(f: LiveForward): Promise<void> {
+    const { host, port } = f.record.entryPort === 0 ? { host: f.record.entryHost, port: 0 } : { host: f.record.entryHost, port: f.record.entryPort };
+    const where = formatHostPort({ host, port });
+    const server = net.createServer({ allowHalfOpen: true }, (socket) => this.onHubSocket(f, socket));
+    try {
+      await new Promise<void>((resolve, reject) => {
+        server.once('error', reject);
+        server.listen({ host, port }, () => (server.off('error', reject), resolve()));
+      });
+    } catch (err) {
+      const e = describeBindError(err as NodeJS.ErrnoException, where);
+      f.listening = false;
+      f.fail(e.code, e.message);
+      this.deps.log.warn({ forward: f.name, reason: e.message }, 'forward entry cannot listen');
+      return;
+    }
+    if (f.deleted || this.closing) return void server.close();
+    server.on('error', (err) => {
+      f.fail('WARREN_E_LISTEN_FAILED', `listener on ${where} failed: ${err.message}`);
+      this.deps.log.warn({ forward: f.name, err: err.message }, 'forward listener error');
+    });
+    const bound = server.address() as net.AddressInfo;
+    f.server = server;
+    f.listening = true;
+    f.address = formatHostPort({ host: bound.address, port: bound.port });
+    await this.rememberPort(f, bound.port);
+    this.deps.log.info({ forward: f.name, listen: f.address, target: f.record.target }, 'forward listening');
+  }
+
+  private onHubSocket(f: LiveForward, socket: net.Socket): void {
+    socket.setNoDelay(true);
+    socket.on('error', () => undefined);
+    const ip = socket.remoteAddress ? canonicalIp(socket.remoteAddress) : undefined;
+    const source = ip ? formatHostPort({ host: ip, port: socket.remotePort ?? 0 }) : 'unknown';
+    void this.carry(f, socket, ip, source, { accept: () => undefined, refuse: () => abortStream(socket) });
+  }
+
+  /** A CONNECT stream on an agent's uplink: a connection accepted on that agent's entry. */
+  private onUplinkStream(agent: string, stream: ServerHttp2Stream, headers: IncomingHttpHeaders): void {
+    if (headers[':method'] !== 'CONNECT') {
+      return refuseUplink(stream, new WarrenError('WARREN_E_NOT_FOUND', `hub uplink: nothing at ${String(headers[':method'])} ${String(headers[':path'])}`));
+    }
+    const authority = String(headers[':authority'] ?? '');
+    const name = /^([a-z0-9-]{1,63}):\d{1,5}$/.exec(authority)?.[1];
+    const f = name === undefined ? undefined : this.live.get(name);
+    const src = parseHostPort(String(headers[SOURCE_HEADER] ?? ''));
+    const source = `${src ? formatHostPort(src) : 'unknown'} via agent ${agent}`;
+    if (!f || f.record.entryAgent !== agent) {
+      // Another agent, or a forward that was just deleted: the agent's certificate names it, so it cannot
+      // borrow a forward whose entry is elsewhere.
+      const e = new WarrenError('WARREN_E_FORBIDDEN', f ? `forward "${f.name}" has no entry on agent "${agent}"` : `no forward "${(name ?? authority).slice(0, 100)}" has an entry on agent "${agent}"`);
+      refuseUplink(stream, e);
+      void this.deps.audit.record({
+        kind: 'stream', user: `forward:${name ?? '?'}`, door: 'forward', agent, target: f?.record.target ?? null, result: 'denied',
+        reason: `${e.code}: ${e.message}`, source, durationMs: 0,
+      });
+      return;
+    }
+    void this.carry(f, stream, src?.host, source, {
+      accept: () => stream.respond({ ':status': 200 }),
+      refuse: (e) => refuseUplink(stream, e),
+    });
+  }
+
+  /** Checks the source, opens the target through the router as the forward's principal, relays, counts. */
+  private async carry(f: LiveForward, client: Duplex, ip: string | undefined, source: string, io: ClientIo): Promise<void> {
+    const { audit, opener } = this.deps;
+    if (!sourceAllowed(f.record.allowFrom, ip)) {
+      const e = new WarrenError('WARREN_E_FORBIDDEN', `forward "${f.name}" refuses ${ip ?? 'an unknown source'}: not in its allow-from list (${f.record.allowFrom.join(',')})`);
+      io.refuse(e);
+      this.deps.log.info({ forward: f.name, source }, 'forward refused a source outside allow-from');
+      await audit.record({
+        kind: 'stream', user: f.principal.user, door: 'forward', target: f.record.target, result: 'denied',
+        reason: `${e.code}: ${e.message}`, source, durationMs: 0,
+      });
+      return;
+    }
+    f.connections++;
+    f.openStreams++;
+    f.clients.add(client);
+    const abort = new AbortController();
+    const onClose = () => abort.abort();
+    client.once('close', onClose);
+    try {
+      const opened = await opener.open({ target: f.record.target, principal: f.principal, door: 'forward', source, signal: abort.signal });
+      client.off('close', onClose);
+      if (client.destroyed || f.deleted) {
+        abortStream(opened.stream);
+        if (!client.destroyed) io.refuse(new WarrenError('WARREN_E_NOT_FOUND', `forward "${f.name}" was deleted`));
+        return;
+      }
+      io.accept();
+      const done = opened.relay(client);
+      // relay() has attached its pipes synchronously; these only count what flows through them.
+      client.on('data', (c: Buffer) => void (f.bytesIn += c.length));
+      opened.stream.on('data', (c: Buffer) => void (f.bytesOut += c.length));
+      await done;
+    } catch (err) {
+      client.off('close', onClose);
+      const e = asWarrenError(err);
+      f.fail(e.code, e.message);
+      io.refuse(e);
+    } finally {
+      f.openStreams--;
+      f.clients.delete(client);
+    }
+  }
+
+  /** Pushes an agent's whole listener set; pushes to one agent run one after another, each with the set as it is then. */
+  private syncAgent(agent: string): Promise<void> {
+    const next = (this.pushes.get(agent) ?? Promise.resolve()).then(() => this.pushNow(agent)).catch((err: unknown) => {
+      this.deps.log.error({ agent, err: (err as Error)?.message }, 'listener push failed');
+    });
+    this.pushes.set(agent, next);
+    void next.then(() => {
+      if (this.pushes.get(agent) === next) this.pushes.delete(agent);
+    });
+    return next;
+  }
+
+  private async pushNow(agent: string): Promise<void> {
+    const mine = this.entriesOn(agent);
+    const tunnel = this.deps.sessions.get(agent);
+    if (!tunnel) {
+      for (const f of mine) if (f.lastError?.code !== 'WARREN_E_AGENT_OFFLINE') this.markOffline(f);
+      return;
+    }
+    const listeners: ListenerSpec[] = mine.map((f) => ({ forward: f.name, host: f.record.entryHost, port: f.record.entryPort }));
+    let report;
+    try {
+      report = await pushListeners(tunnel.session, { listeners }, this.deps.pushTimeoutMs ?? 10_000);
+    } catch (err) {
+      const e = asWarrenError(err);
+      for (const f of mine) {
+        f.listening = false;
+        f.fail(e.code, `listener update on agent "${agent}" failed: ${e.message}`);
+      }
+      this.deps.log.warn({ agent, code: e.code, reason: e.message }, 'listener push failed');
+      return;
+    }
+    for (const f of mine) {
+      if (f.deleted) continue;
+      const st = report.listeners.find((l) => l.forward === f.name);
+      if (st?.listening) {
+        f.listening = true;
+        f.address = st.address ?? null;
+        if (f.lastError?.code === 'WARREN_E_AGENT_OFFLINE') f.lastError = null;
+        const port = st.address ? parseHostPort(st.address)?.port : undefined;
+        if (port !== undefined) await this.rememberPort(f, port);
+      } else {
+        f.listening = false;
+        f.address = null;
+        f.fail(st?.error?.code ?? 'WARREN_E_LISTEN_FAILED', st?.error?.message ?? `agent "${agent}" did not report forward "${f.name}"`);
+      }
+    }
+    this.deps.log.debug({ agent, listeners: listeners.length }, 'listener set pushed');
+  }
+}
+
+function refuseUplink(stream: ServerHttp2Stream, err: WarrenError): void {
+  if (stream.destroyed) return;
+  if (stream.headersSent) return void stream.close(h2c.NGHTTP2_CANCEL);
+  const code: ErrorCode = err.code;
+  stream.respond({ ':status': err.status, [ERROR_HEADER]: code, [MESSAGE_HEADER]: err.message.replace(/[\r\n]+/g, ' ') }, { endStream: true });
+}

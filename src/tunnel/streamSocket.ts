@@ -1,0 +1,77 @@
+/**
+ * An HTTP/2 tunnel stream dressed as a socket, so Node's HTTP/1.1 machinery (an `http.Server` on the
+ * agent, an `http.Agent` pool on the hub) can run over it.
+ *
+ * Why not hand the Http2Stream over as it is: an Http2Stream has a native `_handle`, and
+ * `http.Server` then lets its parser consume that handle directly; on Node 20 the first response
+ * chunk written that way arrives as garbage ("HPE_INVALID_CONSTANT: Expected HTTP/"). This wrapper has
+ * no handle, only buffers, so both sides take their plain JavaScript path. It also supplies the socket
+ * methods `http.Agent` calls on pooled connections (`setKeepAlive`, `ref`, `unref`), which a stream
+ * does not have.
+ *
+ * Half-close is kept: `end()` sends END_STREAM and the other direction stays open. A stream reset by
+ * the peer (any code but NO_ERROR) destroys the wrapper with an error, so a cut-off response is never
+ * taken for a complete one; destroying the wrapper resets the stream (CANCEL).
+ */
+import { constants as h2c, type Http2Stream } from 'node:http2';
+import { Duplex } from 'node:stream';
+
+export interface StreamSocket extends Duplex {
+  setTimeout(ms: number, cb?: () => void): this;
+  setKeepAlive(): this;
+  setNoDelay(): this;
+  ref(): this;
+  unref(): this;
+  /** The tunnel stream underneath. */
+  readonly stream: Http2Stream;
+  /** Free-form tag set by the opener (the hub records which agent a pooled stream goes to). */
+  tag?: string;
+}
+
+export function streamSocket(stream: Http2Stream): StreamSocket {
+  const socket = new Duplex({
+    allowHalfOpen: true,
+    read() {
+      stream.resume();
+    },
+    write(chunk: Buffer, _enc, cb) {
+      stream.write(chunk, cb);
+    },
+    writev(chunks, cb) {
+      stream.write(chunks.length === 1 ? chunks[0]!.chunk : Buffer.concat(chunks.map((c) => c.chunk as Buffer)), cb);
+    },
+    final(cb) {
+      stream.end(cb);
+    },
+    destroy(err, cb) {
+      if (!stream.destroyed && !stream.closed) stream.close(h2c.NGHTTP2_CANCEL);
+      cb(err);
+    },
+  }) as StreamSocket;
+  stream.on('data', (chunk: Buffer) => {
+    if (!socket.push(chunk)) stream.pause();
+  });
+  stream.on('end', () => socket.push(null));
+  stream.on('error', (err) => socket.destroy(err));
+  stream.on('close', () => {
+    if (stream.rstCode !== undefined && stream.rstCode !== h2c.NGHTTP2_NO_ERROR) socket.destroy(new Error(`tunnel stream reset (code ${stream.rstCode})`));
+    else if (!socket.readableEnded && socket.readableLength === 0 && !stream.readableEnded) socket.destroy();
+  });
+  // One listener for the stream's idle timer; setTimeout below only re-arms it (http2's own
+  // setTimeout(ms, cb) would add a listener per call, and http.Agent calls it on every reuse).
+  stream.on('timeout', () => socket.emit('timeout'));
+  Object.assign(socket, {
+    stream,
+    setTimeout(ms: number, cb?: () => void) {
+      (socket as StreamSocket & { timeout?: number }).timeout = ms;
+      stream.setTimeout(ms);
+      if (cb) socket.once('timeout', cb);
+      return socket;
+    },
+    setKeepAlive: () => socket,
+    setNoDelay: () => socket,
+    ref: () => socket,
+    unref: () => socket,
+  });
+  return socket;
+}
