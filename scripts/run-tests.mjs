@@ -8,7 +8,8 @@
 //   node scripts/run-tests.mjs lab socks5      # only files whose path contains "lab" or "socks5"
 //
 // Files run one at a time (--test-concurrency=1): end-to-end tests start real servers and namespaces,
-// and two at once would only make failures harder to read.
+// and two at once would only make failures harder to read. A test that hangs fails after
+// --test-timeout instead of stalling the whole run.
 import { spawn } from 'node:child_process';
 import { readdirSync } from 'node:fs';
 import { dirname, join, relative } from 'node:path';
@@ -47,7 +48,7 @@ if (files.length === 0) {
 
 const child = spawn(
   process.execPath,
-  ['--import', 'tsx', '--test', '--test-reporter=spec', '--test-concurrency=1', ...files],
+  ['--import', 'tsx', '--test', '--test-reporter=spec', '--test-concurrency=1', '--test-timeout=480000', ...files],
   { cwd: root, stdio: 'inherit' },
 );
 // Pass an interrupt on so the runner can tear its tests down, then exit the way it did.

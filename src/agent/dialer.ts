@@ -48,10 +48,19 @@ export async function handleConnectStream(stream: ServerHttp2Stream, authority: 
   }
   const socket = net.connect({ host: address, port: target.port, allowHalfOpen: true, noDelay: true, autoSelectFamily: true });
   const connected = await new Promise<WarrenError | undefined>((resolve) => {
-    const timer = setTimeout(() => resolve(new WarrenError('WARREN_E_TARGET_TIMEOUT', `agent: no connection to ${shown} within ${opts.dialTimeoutMs} ms`)), opts.dialTimeoutMs);
-    socket.once('connect', () => (clearTimeout(timer), resolve(undefined)));
-    socket.once('error', (err) => (clearTimeout(timer), resolve(dialError(err, shown))));
-    stream.once('close', () => (clearTimeout(timer), resolve(new WarrenError('WARREN_E_TUNNEL_LOST', 'hub cancelled the stream'))));
+    // The listeners outlive the dial (every stream closes eventually): build an error only while it
+    // still decides the outcome (an Error captures a stack trace; measurable per connection).
+    let decided = false;
+    const decide = (outcome: () => WarrenError | undefined) => {
+      if (decided) return;
+      decided = true;
+      clearTimeout(timer);
+      resolve(outcome());
+    };
+    const timer = setTimeout(() => decide(() => new WarrenError('WARREN_E_TARGET_TIMEOUT', `agent: no connection to ${shown} within ${opts.dialTimeoutMs} ms`)), opts.dialTimeoutMs);
+    socket.once('connect', () => decide(() => undefined));
+    socket.once('error', (err) => decide(() => dialError(err, shown)));
+    stream.once('close', () => decide(() => new WarrenError('WARREN_E_TUNNEL_LOST', 'hub cancelled the stream')));
   });
   if (connected) {
     socket.destroy();

@@ -9,6 +9,7 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import tls from 'node:tls';
+import { constants as cryptoConstants } from 'node:crypto';
 import { once } from 'node:events';
 import { WarrenError, asWarrenError } from '../errors.js';
 import type { Logger } from '../log.js';
@@ -169,6 +170,10 @@ export async function startHub(config: HubConfig, log: Logger): Promise<Hub> {
     handshakeTimeout: config.headerTimeoutMs,
     // CONNECT streams carry TCP half-close end to end, so a client's EOF must not close our side.
     allowHalfOpen: true,
+    // No TLS session tickets: nothing here resumes sessions (agents and CLI runs start fresh), and with
+    // TLS 1.3 each connection kept ~5–12 KiB more native memory for them (measured: 10,000 agent tunnels,
+    // docs/benchmarks.md), besides encrypting two tickets per handshake for nobody.
+    secureOptions: cryptoConstants.SSL_OP_NO_TICKET,
   });
   tlsServer.on('secureConnection', (socket: tls.TLSSocket) => {
     socket.setNoDelay(true);

@@ -37,8 +37,9 @@ export class HubOpener implements Opener {
       if (!hp) throw new WarrenError('WARREN_E_BAD_TARGET', `target "${truncate(req.target)}" is not HOST:PORT`, { target: truncate(req.target) });
       const resolution = resolveTarget(hp.host, this.deps.tunnels);
       agentName = resolution.agents[0]!;
-      const grants = await this.deps.store.listGrants();
       const scope = req.principal.scope;
+      // A scoped principal (a forward) needs no grants: skip the store query on its every connection.
+      const grants = scope ? [] : await this.deps.store.listGrants();
       const allowed = scope
         ? resolution.agents.filter(() => sameTarget(scope.target, hp))
         : resolution.agents.filter((a) => findTargetGrant(grants, req.principal, { agent: a, host: resolution.dialHost, port: hp.port }));

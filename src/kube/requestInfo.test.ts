@@ -52,3 +52,11 @@ test('odd paths never throw', () => {
     assert.doesNotThrow(() => kubeRequestInfo('GET', p, new URLSearchParams()));
   }
 });
+
+test('discovery paths, whose errors kubectl reads raw', async () => {
+  const { isDiscoveryPath } = await import('./status.js');
+  for (const p of ['/api', '/api?timeout=32s', '/api/v1', '/api/v1/', '/apis', '/apis/apps/v1', '/apis/apps', '/version', '/version?timeout=1s', '/openapi/v3', '/openapi/v3/apis/apps/v1?hash=x']) {
+    assert.ok(isDiscoveryPath(p), p);
+  }
+  for (const p of ['/api/v1/pods', '/api/v1/namespaces/a/pods', '/apis/apps/v1/deployments', '/apiserver', '/healthz', '/']) assert.ok(!isDiscoveryPath(p), p);
+});

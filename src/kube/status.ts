@@ -8,10 +8,11 @@
  * kubectl shows that as `Error from server (ServiceUnavailable): cluster alpha has no connected agent`.
  * No `Retry-After` header is ever sent: client-go retries 5xx answers that carry one, ten times.
  *
- * The message also goes out as a `Warning: 299 - "…"` header. kubectl's discovery step (the first
- * requests to a cluster, before its discovery cache is warm) reads error bodies raw and prints only a
- * generic "the server is currently unable to handle the request"; client-go prints every response's
- * warnings to stderr, so the user still reads why (`Warning: cluster alpha has no connected agent`).
+ * On discovery paths the message also goes out as a `Warning: 299 - "…"` header: kubectl's discovery
+ * step (the first requests to a cluster, before its discovery cache is warm) reads error bodies raw
+ * and prints only a generic "the server is currently unable to handle the request", while client-go
+ * prints every response's warnings to stderr, so the user still reads why (`Warning: cluster alpha has
+ * no connected agent`). Elsewhere kubectl prints the Status itself, and a warning would repeat it.
  */
 import type { ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
@@ -53,14 +54,20 @@ export function statusOfError(err: WarrenError, reason?: string): KubeStatus {
   return kubeStatus(err.status, err.message, reason);
 }
 
-export function sendStatus(res: ServerResponse, status: KubeStatus): void {
+/** Discovery documents (`/api`, `/api/v1`, `/apis`, `/apis/G/V`, `/version`, `/openapi/…`), whose errors client-go reads raw. */
+export function isDiscoveryPath(path: string): boolean {
+  return /^\/api(\/[^/?]+)?\/?(\?|$)|^\/apis(\/[^/?]+){0,2}\/?(\?|$)|^\/(version|openapi)([/?]|$)/.test(path);
+}
+
+export function sendStatus(res: ServerResponse, status: KubeStatus, opts: { warning?: boolean } = {}): void {
   if (res.headersSent) {
     res.destroy();
     return;
   }
   const body = JSON.stringify(status);
   res.writeHead(status.code, {
-    'content-type': 'application/json', 'content-length': Buffer.byteLength(body), 'cache-control': 'no-store', warning: warningHeader(status.message),
+    'content-type': 'application/json', 'content-length': Buffer.byteLength(body), 'cache-control': 'no-store',
+    ...(opts.warning ? { warning: warningHeader(status.message) } : {}),
   });
   res.end(body);
 }
@@ -77,6 +84,6 @@ export function writeStatusToSocket(socket: Duplex, status: KubeStatus): void {
   const body = JSON.stringify(status);
   socket.end(
     `HTTP/1.1 ${status.code} ${status.reason}\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\n` +
-      `cache-control: no-store\r\nwarning: ${warningHeader(status.message)}\r\nconnection: close\r\n\r\n${body}`,
+      `cache-control: no-store\r\nconnection: close\r\n\r\n${body}`,
   );
 }

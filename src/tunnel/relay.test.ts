@@ -41,6 +41,20 @@ test('relay carries half-close: the answer sent after the client EOF still arriv
   assert.equal(counts.error, undefined);
 });
 
+test('relay carries a source that was paused before the relay attached (regression: a SOCKS answer that never came)', async () => {
+  const [client, hubSide] = await socketPair();
+  const [agentSide, target] = await socketPair();
+  // As a CONNECT client hands its socket over: paused, with bytes that arrived early put back.
+  agentSide.pause();
+  agentSide.unshift(Buffer.from('early '));
+  const done = relay(hubSide, agentSide);
+  const answer = readAll(client);
+  target.end('late');
+  client.end();
+  assert.equal((await answer).toString(), 'early late');
+  assert.equal((await done).error, undefined);
+});
+
 test('relay aborts the other side with a reset when one side fails', async () => {
   const [client, hubSide] = await socketPair();
   const [agentSide, target] = await socketPair();

@@ -5,12 +5,12 @@
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
-import { StringDecoder } from 'node:string_decoder';
 import tls from 'node:tls';
 import { after, before, describe, it } from 'node:test';
 import { ChildGroup, run, waitForLine, withDeadline } from '../support/proc.js';
 import { seededSha256, sha256Hex, startUpstream, type Upstream } from '../support/upstreams.js';
 import { accessToken, cli, cliJson, startAgent, startHub, tempDir, WARREN_BIN, type AgentProc, type HubProc } from '../support/warren.js';
+import { waitForAudit } from '../support/audit.js';
 
 interface CurlResult {
   /** The status of the CONNECT (curl's %{http_connect}); 0 when curl never got one. */
@@ -52,44 +52,7 @@ function rawConnect(hub: HubProc, target: string, headers: Record<string, string
   );
 }
 
-interface AuditRow {
-  user: string | null;
-  door: string | null;
-  agent: string | null;
-  target: string | null;
-  result: string;
-  bytesIn: number | null;
-  bytesOut: number | null;
-}
 
-/** Follows the hub's audit trail (`warren audit --follow -o json`: backlog, then live rows) until a row matches. */
-async function waitForAudit(hub: HubProc, match: (row: AuditRow) => boolean, what: string, timeoutMs = 10_000): Promise<AuditRow> {
-  const group = new ChildGroup();
-  const follow = group.spawn(process.execPath, [WARREN_BIN, 'audit', '--follow', '-o', 'json', '--kind', 'stream'], { env: hub.env(), netns: hub.options.netns });
-  const seen: string[] = [];
-  try {
-    const found = new Promise<AuditRow>((resolve, reject) => {
-      const decoder = new StringDecoder('utf8');
-      let partial = '';
-      follow.stdout!.on('data', (chunk: Buffer) => {
-        const lines = (partial + decoder.write(chunk)).split('\n');
-        partial = lines.pop() ?? '';
-        for (const line of lines.filter(Boolean)) {
-          seen.push(line);
-          const row = JSON.parse(line) as AuditRow;
-          if (match(row)) resolve(row);
-        }
-      });
-      follow.once('exit', (code) => reject(new Error(`warren audit --follow exited (${code})`)));
-    });
-    return await withDeadline(found, timeoutMs, `waiting for ${what} in the audit`).catch((err: Error) => {
-      throw new Error(`${err.message}; rows seen:\n${seen.join('\n')}`);
-    });
-  } finally {
-    await group.killAll();
-    group.dispose();
-  }
-}
 
 describe('HTTP CONNECT door with real curl', () => {
   const procs = new ChildGroup();

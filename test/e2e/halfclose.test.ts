@@ -4,56 +4,19 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
-import { StringDecoder } from 'node:string_decoder';
 import tls from 'node:tls';
 import { after, before, describe, it } from 'node:test';
 import { ChildGroup, waitForExit, withDeadline } from '../support/proc.js';
 import { sha256Hex, startUpstream, type Upstream } from '../support/upstreams.js';
 import { accessToken, cli, startAgent, startHub, WARREN_BIN, type AgentProc, type HubProc } from '../support/warren.js';
+import { waitForAudit } from '../support/audit.js';
 
 const AGENT = 'hc1';
 
 /** What the `halfclose` upstream answers once it has read `data` and then EOF. */
 const answerFor = (data: Buffer) => `got ${data.length} bytes sha256=${sha256Hex(data)}\n`;
 
-interface AuditRow {
-  user: string | null;
-  door: string | null;
-  agent: string | null;
-  target: string | null;
-  result: string;
-  bytesIn: number | null;
-  bytesOut: number | null;
-}
 
-/** Follows the hub's audit trail (`warren audit --follow -o json`: backlog, then live rows) until a row matches. */
-async function waitForAudit(hub: HubProc, match: (row: AuditRow) => boolean, what: string, timeoutMs = 10_000): Promise<AuditRow> {
-  const group = new ChildGroup();
-  const follow = group.spawn(process.execPath, [WARREN_BIN, 'audit', '--follow', '-o', 'json', '--kind', 'stream'], { env: hub.env(), netns: hub.options.netns });
-  const seen: string[] = [];
-  try {
-    const found = new Promise<AuditRow>((resolve, reject) => {
-      const decoder = new StringDecoder('utf8');
-      let partial = '';
-      follow.stdout!.on('data', (chunk: Buffer) => {
-        const lines = (partial + decoder.write(chunk)).split('\n');
-        partial = lines.pop() ?? '';
-        for (const line of lines.filter(Boolean)) {
-          seen.push(line);
-          const row = JSON.parse(line) as AuditRow;
-          if (match(row)) resolve(row);
-        }
-      });
-      follow.once('exit', (code) => reject(new Error(`warren audit --follow exited (${code})`)));
-    });
-    return await withDeadline(found, timeoutMs, `waiting for ${what} in the audit`).catch((err: Error) => {
-      throw new Error(`${err.message}; rows seen:\n${seen.join('\n')}`);
-    });
-  } finally {
-    await group.killAll();
-    group.dispose();
-  }
-}
 
 describe('half-close through the hub', () => {
   const procs = new ChildGroup();

@@ -9,12 +9,11 @@ import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
-import { StringDecoder } from 'node:string_decoder';
 import { after, before, describe, it } from 'node:test';
 import { natLab, type NatLab } from '../support/netns.js';
-import { ChildGroup, withDeadline } from '../support/proc.js';
 import { startSshd, type Sshd } from '../support/sshd.js';
 import { accessToken, cli, joinToken, startAgent, startHub, tempDir, WARREN_BIN, type HubProc } from '../support/warren.js';
+import { waitForAudit, type AuditRow } from '../support/audit.js';
 
 const HUB_PORT = 8443;
 const SCP_BYTES = 64 * 1024 * 1024;
@@ -56,43 +55,7 @@ function writeRandomFile(file: string, n: number): string {
   return hash.digest('hex');
 }
 
-interface AuditRow {
-  user: string | null;
-  agent: string | null;
-  target: string | null;
-  result: string;
-  bytesIn: number | null;
-  bytesOut: number | null;
-}
 
-/** Follows the hub's audit trail (`warren audit --follow -o json`: backlog, then live rows) until a row matches. */
-async function waitForAudit(hub: HubProc, match: (row: AuditRow) => boolean, what: string, timeoutMs = 10_000): Promise<AuditRow> {
-  const group = new ChildGroup();
-  const follow = group.spawn(process.execPath, [WARREN_BIN, 'audit', '--follow', '-o', 'json', '--kind', 'stream'], { env: hub.env(), netns: hub.options.netns });
-  const seen: string[] = [];
-  try {
-    const found = new Promise<AuditRow>((resolve, reject) => {
-      const decoder = new StringDecoder('utf8');
-      let partial = '';
-      follow.stdout!.on('data', (chunk: Buffer) => {
-        const lines = (partial + decoder.write(chunk)).split('\n');
-        partial = lines.pop() ?? '';
-        for (const line of lines.filter(Boolean)) {
-          seen.push(line);
-          const row = JSON.parse(line) as AuditRow;
-          if (match(row)) resolve(row);
-        }
-      });
-      follow.once('exit', (code) => reject(new Error(`warren audit --follow exited (${code})`)));
-    });
-    return await withDeadline(found, timeoutMs, `waiting for ${what} in the audit`).catch((err: Error) => {
-      throw new Error(`${err.message}; rows seen:\n${seen.join('\n')}`);
-    });
-  } finally {
-    await group.killAll();
-    group.dispose();
-  }
-}
 
 describe('ssh and scp to a node behind NAT through `warren connect`', () => {
   let nat: NatLab;

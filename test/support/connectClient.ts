@@ -47,9 +47,11 @@ const MAX_HEADER_BYTES = 64 * 1024;
  * answer put back into it: attach a reader and `resume()` (or `pipe()`) to consume it.
  * `allowHalfOpen` is on, so `end()` half-closes toward the target and the answer can still be read.
  *
- * Caveat (Node 20, TLS 1.3): bytes the hub sent before it read our close_notify can be dropped by this
- * side's TLS after `end()`. Half-close only once the target has nothing in flight (e.g. a `sink`,
- * which answers after EOF); to read a `source`, read to EOF first and end afterwards.
+ * Caveat (Node 20): `end()` on a TLS socket runs TLSWrap::DoShutdown, which calls SSL_shutdown() a
+ * second time; that call reads and throws away application data already received but not yet read
+ * (e.g. while the socket is paused), and the stream then ends "cleanly" short of its data. So half-close
+ * only when nothing is in flight toward us (a `sink` answers after EOF); to read a `source`, read to
+ * EOF first and end afterwards.
  */
 export async function connectThroughHub(hub: HubAddress, target: string, opts: ConnectOptions = {}): Promise<tls.TLSSocket> {
   const url = new URL(hub.url);

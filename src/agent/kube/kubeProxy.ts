@@ -23,7 +23,7 @@ import type { Duplex } from 'node:stream';
 import { WarrenError } from '../../errors.js';
 import type { Logger } from '../../log.js';
 import { filterHeaders, isUpgrade, rawValues, responseHead } from '../../kube/httpHeaders.js';
-import { kubeStatus, sendStatus, writeStatusToSocket, type KubeStatus } from '../../kube/status.js';
+import { isDiscoveryPath, kubeStatus, sendStatus, writeStatusToSocket, type KubeStatus } from '../../kube/status.js';
 import { IMPERSONATE_GROUP_HEADER, IMPERSONATE_USER_HEADER } from '../../tunnel/protocol.js';
 import { relay } from '../../tunnel/relay.js';
 import { streamSocket } from '../../tunnel/streamSocket.js';
@@ -33,8 +33,12 @@ import type { KubeCredentials, UpstreamCredentials } from './credentials.js';
 /** An idle hub stream is closed by the hub first (its pool times out sooner), never by us mid-reuse. */
 const IDLE_STREAM_MS = 10 * 60_000;
 
+/**
+ * Headers that must not reach the API server from the hub's side: credentials, identity assertions
+ * (Impersonate-*, and X-Remote-* which an API server may honour from a front proxy), and Warren's own.
+ */
 function dropIncoming(lower: string): boolean {
-  return lower === 'authorization' || lower === 'host' || lower === 'expect' || lower.startsWith('impersonate-') || lower.startsWith('warren-');
+  return lower === 'authorization' || lower === 'host' || lower === 'expect' || lower.startsWith('impersonate-') || lower.startsWith('x-remote-') || lower.startsWith('warren-');
 }
 
 export class KubeProxy {
@@ -111,20 +115,24 @@ export class KubeProxy {
     const up = await this.upstream(req, false);
     if ('kind' in up) {
       req.resume();
-      return sendStatus(res, up);
+      return sendStatus(res, up, { warning: isDiscoveryPath(req.url ?? '/') });
     }
+    if (!res.socket || res.socket.destroyed) return; // the hub cancelled while the credentials were applied
     const upReq = up.mod.request(up.options);
     upReq.on('response', (upRes) => {
       if (upRes.statusCode === 401) this.creds.invalidate();
       res.writeHead(upRes.statusCode ?? 502, upRes.statusMessage, filterHeaders(upRes.rawHeaders, { upgrade: false }).headers);
-      // Headers go out now, not with the first body chunk: a watch with no events yet is still open.
-      res.flushHeaders();
+      // A streamed answer (no length: a watch, logs -f) sends its headers now, not with the first event,
+      // so the client sees it open; a sized one sends them with its body, in one write.
+      if (upRes.headers['content-length'] === undefined) res.flushHeaders();
       upRes.pipe(res);
       upRes.on('error', () => res.destroy());
     });
     upReq.on('error', (err) => {
       if (res.headersSent) return void res.destroy();
-      sendStatus(res, kubeStatus(503, `warren agent: cannot reach the API server ${up.creds.base.origin}: ${(err as NodeJS.ErrnoException).code ?? err.message}`));
+      sendStatus(res, kubeStatus(503, `warren agent: cannot reach the API server ${up.creds.base.origin}: ${(err as NodeJS.ErrnoException).code ?? err.message}`), {
+        warning: isDiscoveryPath(req.url ?? '/'),
+      });
     });
     // The hub (or its client) went away: stop the API server's work too (a watch, a log follow).
     res.on('close', () => {

@@ -31,7 +31,7 @@ import type { Logger } from '../../log.js';
 import type { GrantRecord } from '../../store/store.js';
 import { filterHeaders, isUpgrade, responseHead } from '../../kube/httpHeaders.js';
 import { kubeRequestInfo, resourceLabel } from '../../kube/requestInfo.js';
-import { kubeStatus, sendStatus, writeStatusToSocket, type KubeStatus } from '../../kube/status.js';
+import { isDiscoveryPath, kubeStatus, sendStatus, writeStatusToSocket, type KubeStatus } from '../../kube/status.js';
 import { IMPERSONATE_GROUP_HEADER, IMPERSONATE_USER_HEADER } from '../../tunnel/protocol.js';
 import { relay } from '../../tunnel/relay.js';
 import type { StreamSocket } from '../../tunnel/streamSocket.js';
@@ -107,7 +107,7 @@ export class KubeRouter {
       (err: unknown) => {
         const status = this.refusal(err);
         req.resume();
-        sendStatus(res, status);
+        sendStatus(res, status, { warning: isDiscoveryPath(kubePathOf(state)) });
         void this.audit(state, status.code, status.message);
       },
     );
@@ -196,6 +196,8 @@ export class KubeRouter {
   }
 
   private forward(req: http.IncomingMessage, res: http.ServerResponse, a: Admitted, state: AuditState): void {
+    // The client left while it was being admitted: do not start a watch nobody will read.
+    if (!res.socket || res.socket.destroyed) return void this.audit(state, 499, 'client closed the connection');
     let status = 0;
     const proxyReq = http.request({
       agent: this.deps.streams.pool(a.cluster),
@@ -209,8 +211,9 @@ export class KubeRouter {
     proxyReq.on('response', (pres) => {
       status = pres.statusCode ?? 502;
       res.writeHead(status, pres.statusMessage, filterHeaders(pres.rawHeaders, { upgrade: false }).headers);
-      // Headers now, not with the first body chunk: an idle watch must look open to the client.
-      res.flushHeaders();
+      // A streamed answer (no length: a watch, logs -f) sends its headers now, so an idle watch looks
+      // open to the client; a sized one sends them with its body, in one write.
+      if (pres.headers['content-length'] === undefined) res.flushHeaders();
       pres.on('data', (c: Buffer) => void (state.bytesOut += c.length));
       pres.on('error', () => res.destroy());
       pres.pipe(res);
@@ -219,7 +222,7 @@ export class KubeRouter {
       if (res.headersSent) return void res.destroy();
       const e = asWarrenError(err instanceof WarrenError ? err : new WarrenError('WARREN_E_TUNNEL_LOST', `the tunnel to cluster ${a.cluster} failed during the request`));
       status = e.status;
-      sendStatus(res, kubeStatus(e.status, e.message));
+      sendStatus(res, kubeStatus(e.status, e.message), { warning: isDiscoveryPath(a.path) });
     });
     req.on('data', (c: Buffer) => void (state.bytesIn += c.length));
     req.pipe(proxyReq);
@@ -272,8 +275,8 @@ export class KubeRouter {
   private async audit(state: AuditState, status: number, why?: string): Promise<void> {
     if (this.audited.has(state)) return;
     this.audited.add(state);
-    const [pathname, query = ''] = state.path.split('?', 2) as [string, string?];
-    const kubePath = state.cluster && pathname.startsWith(KUBE_PREFIX) ? pathname.slice(KUBE_PREFIX.length + encodeURIComponent(state.cluster).length) || '/' : pathname;
+    const query = state.path.split('?', 2)[1] ?? '';
+    const kubePath = kubePathOf(state);
     const info = kubeRequestInfo(state.method, kubePath, new URLSearchParams(query), { upgrade: state.upgrade });
     const fields = [
       `verb=${info.verb}`, `resource=${resourceLabel(info) || '-'}`, `namespace=${info.namespace || '-'}`, `name=${info.name || '-'}`,
@@ -287,6 +290,13 @@ export class KubeRouter {
       reason: fields.join(' '), bytesIn: state.bytesIn, bytesOut: state.bytesOut, durationMs: Date.now() - state.started, source: state.source,
     });
   }
+}
+
+/** The request's path as the member API server sees it (without /k8s/clusters/NAME and the query). */
+function kubePathOf(state: AuditState): string {
+  const pathname = state.path.split('?', 1)[0]!;
+  const m = /^\/k8s\/clusters\/[^/]+(\/.*)?$/.exec(pathname);
+  return m ? m[1] ?? '/' : pathname;
 }
 
 function safeDecode(s: string): string {
