@@ -9,7 +9,7 @@ import { randomBytes } from 'node:crypto';
 import { z } from 'zod';
 import { WarrenError } from '../errors.js';
 import { parseDuration } from '../duration.js';
-import { AGENT_OU, normalizeSerial } from '../pki/pki.js';
+import { AGENT_OU, issueUserCert, normalizeSerial, type Ca } from '../pki/pki.js';
 import type { Store, GrantRecord, AgentRecord } from '../store/store.js';
 import type { Principal } from './doors/door.js';
 import { AccessTokens, isAdmin } from './accessTokens.js';
@@ -31,6 +31,7 @@ export interface ApiDeps {
   readonly tunnels: AgentTunnels;
   readonly enrollment: Enrollment;
   readonly audit: Audit;
+  readonly ca: Ca;
   readonly caPem: string;
   readonly version: string;
   /** TCP forwards (`warren forwards`); their routes are mounted when given. */
@@ -225,6 +226,22 @@ export class Api {
           const out = await d.tokens.issue({ user: body.user, groups: body.groups, ttlMs: body.ttl, createdBy: principal.user });
           await this.adminAudit(principal, `token/${out.id}`, `access token issued for user "${out.user}" groups [${out.groups.join(',')}] until ${out.expiresAt}`);
           return out;
+        },
+      },
+      {
+        method: 'POST', path: '/api/v1/user-certs', access: 'admin', status: 201,
+        summary: 'Sign a user client certificate from a CSR (the key stays with the user); usable instead of a token.',
+        handle: async ({ req, principal }) => {
+          const body = await readJson(req, z.object({ user: nameSchema, groups: z.array(nameSchema).max(50).default([]), ttl: ttl('ttl').default(24 * 3_600_000), csr: z.string().max(16384) }).strict());
+          let issued;
+          try {
+            issued = await issueUserCert(d.ca, body.csr, body.user, body.groups, body.ttl / 86_400_000);
+          } catch (err) {
+            throw new WarrenError('WARREN_E_BAD_REQUEST', `csr: ${(err as Error).message}`, { field: 'csr' });
+          }
+          const expiresAt = issued.notAfter.toISOString();
+          await this.adminAudit(principal, `user-cert/${issued.serial}`, `client certificate issued for user "${body.user}" groups [${body.groups.join(',')}] until ${expiresAt}`);
+          return { certPem: issued.certPem, caPem: d.caPem, serial: issued.serial, user: body.user, groups: body.groups, expiresAt };
         },
       },
       {

@@ -152,11 +152,16 @@ export async function issueAgentCert(ca: Ca, csrPem: string, name: string, days:
   return { certPem: leaf.pem, serial: leaf.serial, notAfter: leaf.notAfter };
 }
 
-export async function issueUserCert(ca: Ca, user: string, groups: readonly string[], days: number): Promise<KeyPairPem & { serial: string }> {
-  const keys = await generateKeyPair();
+/**
+ * Issues a user client certificate from a CSR made on the user's machine (the key never leaves it).
+ * Subject: CN=user, O=group…, OU=warren-user; like agent certificates, the CSR's own subject is ignored.
+ */
+export async function issueUserCert(ca: Ca, csrPem: string, user: string, groups: readonly string[], days: number): Promise<IssuedCert> {
+  const csr = parseCsr(csrPem);
+  if (!(await csr.verify())) throw new Error('CSR signature does not verify');
   const subject = [`CN=${rdn(user)}`, ...groups.map((g) => `O=${rdn(g)}`), `OU=${USER_OU}`].join(', ');
-  const leaf = await issueLeaf(ca, { subject, publicKey: keys.publicKey, days, usage: 'client' });
-  return { certPem: leaf.pem, keyPem: await privateKeyToPem(keys.privateKey), serial: leaf.serial };
+  const leaf = await issueLeaf(ca, { subject, publicKey: await csr.publicKey.export(), days, usage: 'client' });
+  return { certPem: leaf.pem, serial: leaf.serial, notAfter: leaf.notAfter };
 }
 
 function parseCsr(csrPem: string): x509.Pkcs10CertificateRequest {

@@ -184,7 +184,22 @@ describe('HTTP CONNECT door with real curl', () => {
     assert.equal(body.host, 'nosuch');
   });
 
-  it('a user client certificate instead of a token', { skip: 'user certificates cannot be issued from the CLI yet' }, () => {});
+  it('a user client certificate (`warren user-cert create`) works instead of a token; an agent certificate does not', async () => {
+    const dir = tempDir('usercert');
+    dirs.push(dir);
+    const prefix = path.join(dir, 'ana');
+    const made = await cli(hub, ['user-cert', 'create', '--user', 'ana', '--ttl', '1h', '--out', prefix]);
+    assert.equal(made.code, 0, made.stderr);
+    assert.equal(fs.statSync(`${prefix}.key`).mode & 0o777, 0o600);
+    const r = await curl('/', ['--proxy-cert', `${prefix}.crt`, '--proxy-key', `${prefix}.key`]);
+    assert.equal(r.connect, 200, r.stderr);
+    assert.match(r.body.toString(), /marker=connect-door/);
+    await waitForAudit(hub, (row) => row.user === 'ana' && row.door === 'connect' && row.result === 'ok' && row.target === target, 'the certificate-authenticated stream');
+    // The agent's own certificate is signed by the same CA but is not a user identity.
+    const agentDir = agent.dataDir;
+    const asAgent = await curl('/', ['--proxy-cert', path.join(agentDir, 'agent.crt'), '--proxy-key', path.join(agentDir, 'agent.key')]);
+    assert.equal(asAgent.connect, 407, asAgent.stderr);
+  });
 
   it('agent stopped → 503 WARREN_E_AGENT_OFFLINE', async () => {
     // The audit trail is the event source: the hub writes an agent row when a tunnel closes.

@@ -9,6 +9,8 @@ import { normalisePin, parseHubUrl, resolveClient, writeLogin, type ClientFlags 
 import { parseFormat, render, type Column } from '../output.js';
 import { collect } from '../flags.js';
 import http from 'node:http';
+import fs from 'node:fs';
+import { createCsr } from '../../pki/pki.js';
 
 type Opts = ClientFlags & { output?: string };
 
@@ -166,6 +168,30 @@ export function registerAdmin(program: Command): void {
       const view = { token: out.token, user: out.user, groups: out.groups, expiresAt: out.expiresAt, id: out.id };
       if (parseFormat(clientFlags(cmd).output, 'table') === 'table') process.stdout.write(out.token + '\n');
       else print(cmd, view, []);
+    });
+  program
+    .command('user-cert')
+    .description('Client certificates for people and programs, usable instead of a token.')
+    .command('create')
+    .description('Create a key here and have the hub sign a client certificate for it (PREFIX.key, PREFIX.crt).')
+    .requiredOption('--user <name>', 'subject of the certificate')
+    .option('--groups <a,b>', 'groups of the subject', collect, [])
+    .option('--ttl <d>', 'lifetime (certificates cannot be revoked: keep it short)', '24h')
+    .requiredOption('--out <prefix>', 'write the key to PREFIX.key (0600) and the certificate to PREFIX.crt')
+    .addHelpText('after', `
+Example:
+  warren user-cert create --user ci-bot --groups deploy --ttl 8h --out ./ci-bot
+  curl -p -x https://hub:8443 --proxy-cacert ca.crt --proxy-cert ci-bot.crt --proxy-key ci-bot.key http://web.node1.warren:8080/`)
+    .action(async (o: { user: string; groups: string[]; ttl: string; out: string }, cmd: Command) => {
+      const { csrPem, keyPem } = await createCsr(o.user.replace(/[^A-Za-z0-9.-]/g, '-'));
+      const out = await call<{ certPem: string; serial: string; expiresAt: string }>(cmd, 'POST', '/api/v1/user-certs', {
+        user: o.user, groups: o.groups, ttl: duration('--ttl', o.ttl), csr: csrPem,
+      });
+      fs.writeFileSync(`${o.out}.key`, keyPem, { mode: 0o600 });
+      fs.writeFileSync(`${o.out}.crt`, out.certPem, { mode: 0o644 });
+      if (parseFormat(clientFlags(cmd).output, 'table') === 'table') {
+        process.stdout.write(`wrote ${o.out}.key and ${o.out}.crt (serial ${out.serial}, expires ${out.expiresAt})\n`);
+      } else print(cmd, { key: `${o.out}.key`, cert: `${o.out}.crt`, serial: out.serial, expiresAt: out.expiresAt }, []);
     });
   const tokens = program.command('tokens').description('List and revoke access tokens.');
   tokens
