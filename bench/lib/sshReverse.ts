@@ -1,0 +1,55 @@
+/**
+ * The OpenSSH baseline: a throwaway sshd on loopback (test/support/sshd.ts: fresh host and client keys
+ * in a temp dir) and an `ssh -R` client, the agent's counterpart, which asks sshd to listen and carries
+ * every accepted connection back to the target over its one SSH connection.
+ *
+ * Nagle: OpenSSH sets TCP_NODELAY on the forwarded sockets it accepts and connects, but on the SSH
+ * connection itself only once a session channel starts (ssh_packet_set_interactive, on both sides).
+ * `ssh -N` opens no session, so its SSH connection keeps Nagle on; a session (here a remote `sleep`)
+ * turns it off. The bench measures both, since users run either.
+ */
+import type { ChildProcess } from 'node:child_process';
+import { ChildGroup, waitForLine } from '../../test/support/proc.js';
+import { startSshd, type Sshd } from '../../test/support/sshd.js';
+
+export interface SshReverse {
+  /** The port sshd listens on for the forwarded connections (the ssh -R listener). */
+  readonly listenPort: number;
+  readonly sshd: Sshd;
+  readonly client: ChildProcess;
+}
+
+export async function startSshd2(group: ChildGroup): Promise<Sshd> {
+  return startSshd({ group, host: '127.0.0.1' });
+}
+
+export async function startSshReverse(opts: {
+  group: ChildGroup;
+  sshd: Sshd;
+  cipher: string;
+  targetPort: number;
+  /** true: `ssh -N` (no session, Nagle on the SSH connection); false: a session, TCP_NODELAY. */
+  noSession: boolean;
+}): Promise<SshReverse> {
+  const { sshd } = opts;
+  const args = [
+    '-i', sshd.clientKeyPath,
+    '-o', 'IdentitiesOnly=yes',
+    '-o', 'BatchMode=yes',
+    '-o', `Port=${sshd.port}`,
+    '-o', 'StrictHostKeyChecking=no',
+    '-o', 'UserKnownHostsFile=/dev/null',
+    '-o', 'ExitOnForwardFailure=yes',
+    '-o', 'ServerAliveInterval=0',
+    '-o', 'Compression=no',
+    '-o', 'LogLevel=INFO',
+    '-c', opts.cipher,
+    '-R', `127.0.0.1:0:127.0.0.1:${opts.targetPort}`,
+    ...(opts.noSession ? ['-N'] : []),
+    'root@127.0.0.1',
+    ...(opts.noSession ? [] : ['exec sleep 2147483647']),
+  ];
+  const client = opts.group.spawn('ssh', args, { stdio: ['ignore', 'pipe', 'pipe'] });
+  const m = await waitForLine(client, /Allocated port (\d+) for remote forward/, { timeoutMs: 15_000 });
+  return { listenPort: Number(m[1]), sshd, client };
+}

@@ -1,0 +1,392 @@
+/**
+ * `npm run bench:scale [-- --agents 1000[,5000,10000]] [-- --out FILE]`: N real agents (src/agent, many per
+ * process, each with its own key, certificate and TLS connection) against one `warren hub` process.
+ *
+ * For each N: join N agents through the real join API (one join token with uses N), restart the hub so
+ * its memory holds no enrolment garbage, then
+ *   1. start every agent at once; time until all N have their tunnel
+ *   2. idle for BENCH_SCALE_IDLE_SECONDS (default 30, ≥ 2 keepalive intervals): hub RSS, RSS per agent,
+ *      hub CPU while idle (keepalive PINGs both ways are the only traffic)
+ *   3. restart the hub (SIGTERM: graceful drain with GOAWAY; then a new process on the same port and data
+ *      dir): time until all N are back, counted from the new hub's "hub listening", and reconnects per 100 ms
+ * Targets (issue 5): 10,000 agents in < 512 MB hub RSS; after a restart 1,000 agents back within 10 s with
+ * no 100 ms window holding more than 20 % of the reconnects.
+ *
+ * Env: BENCH_SCALE_IDLE_SECONDS (default 30), BENCH_SCALE_PER_PROCESS (agents per host process, default
+ * 2500), BENCH_SCALE_TIMEOUT_SECONDS (wait for all agents at most this long, default 300).
+ */
+import fs from 'node:fs';
+import net from 'node:net';
+import path from 'node:path';
+import { fork, spawnSync, type ChildProcess } from 'node:child_process';
+import { ChildGroup, waitForLine } from '../test/support/proc.js';
+import { WARREN_BIN, tempDir } from '../test/support/warren.js';
+import { cpuSeconds, rssBytes } from './lib/procstat.js';
+import { fmt, markdownTable, mib } from './lib/stats.js';
+import { machineLine } from './lib/machine.js';
+
+const argv = process.argv.slice(2);
+const arg = (name: string) => {
+  const i = argv.indexOf(name);
+  return i >= 0 ? argv[i + 1] : undefined;
+};
+const COUNTS = (arg('--agents') ?? '1000').split(',').map((s) => Number(s.replace(/_/g, '')));
+const OUT = arg('--out');
+const IDLE_SECONDS = Number(process.env.BENCH_SCALE_IDLE_SECONDS ?? 30);
+const PER_PROCESS = Number(process.env.BENCH_SCALE_PER_PROCESS ?? 2500);
+const TIMEOUT_MS = Number(process.env.BENCH_SCALE_TIMEOUT_SECONDS ?? 300) * 1000;
+/** Extra node flags for the agent host processes (BENCH_HOST_NODE_ARGS="--cpu-prof …"), to profile them. */
+const hostNodeArgs = (process.env.BENCH_HOST_NODE_ARGS ?? '').split(/\s+/).filter(Boolean);
+const log = (msg: string) => process.stderr.write(`[scale] ${new Date().toISOString().slice(11, 19)} ${msg}\n`);
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+for (const n of COUNTS) {
+  if (!Number.isInteger(n) || n < 1) throw new Error(`--agents: "${arg('--agents')}" is not a list of counts like 1000,5000,10000`);
+}
+
+// ------------------------------------------------------------------------------------------------
+// File descriptors: the hub needs one per agent. Node raises its soft limit to the hard limit at start,
+// but cannot raise the hard limit (there is no process.setrlimit), so when the hard limit is too low the
+// hub and the agent hosts are started through prlimit(1), which root may use to raise it.
+
+function hardNofile(): number {
+  const m = /^Max open files\s+\S+\s+(\d+|unlimited)/m.exec(fs.readFileSync('/proc/self/limits', 'utf8'));
+  return !m || m[1] === 'unlimited' ? Infinity : Number(m[1]);
+}
+
+function withNofile(need: number, cmd: string, args: string[]): [string, string[]] {
+  if (hardNofile() >= need) return [cmd, args];
+  if (spawnSync('prlimit', ['--version']).status !== 0) {
+    throw new Error(`${need} open files are needed but the hard limit is ${hardNofile()} and prlimit(1) is missing: raise it (ulimit -Hn) first`);
+  }
+  return ['prlimit', [`--nofile=${need}:${need}`, '--', cmd, ...args]];
+}
+
+// ------------------------------------------------------------------------------------------------
+// Processes
+
+const group = new ChildGroup();
+
+interface HubProc {
+  readonly child: ChildProcess;
+  readonly port: number;
+  readonly url: string;
+  /** Epoch ms of the "hub listening" log line (pino's own timestamp). */
+  readonly listeningAt: number;
+  /** The pid doing the work (prlimit execs node in place, so it is the child's pid either way). */
+  readonly pid: number;
+}
+
+async function startHub(dataDir: string, port: number, n: number): Promise<HubProc> {
+  const nodeArgs = (process.env.BENCH_NODE_ARGS ?? '').split(/\s+/).filter(Boolean); // e.g. --cpu-prof, as in bench/run.ts
+  const [cmd, args] = withNofile(n + 4096, process.execPath, [...nodeArgs, WARREN_BIN, 'hub', '--listen', `127.0.0.1:${port}`, '--data-dir', dataDir]);
+  const child = group.spawn(cmd, args, { env: { ...process.env, WARREN_LOG_LEVEL: 'info' }, stdio: ['ignore', 'pipe', 'pipe'] });
+  const m = await waitForLine(child, /"time":(\d+).*"listen":"[^"]*:(\d+)".*"url":"([^"]+)".*"msg":"hub listening"/, { timeoutMs: 60_000 });
+  return { child, pid: child.pid!, listeningAt: Number(m[1]), port: Number(m[2]), url: m[3]! };
+}
+
+async function stopHub(hub: HubProc): Promise<void> {
+  if (hub.child.exitCode !== null) return;
+  const exited = new Promise<void>((resolve) => hub.child.once('exit', () => resolve()));
+  hub.child.kill('SIGTERM');
+  const timer = setTimeout(() => hub.child.kill('SIGKILL'), 60_000);
+  await exited;
+  clearTimeout(timer);
+}
+
+async function cliJson<T>(hub: HubProc, dataDir: string, args: string[]): Promise<T> {
+  const token = fs.readFileSync(path.join(dataDir, 'admin.token'), 'utf8').trim();
+  const r = spawnSync(process.execPath, [WARREN_BIN, ...args, '-o', 'json', '--ca-file', path.join(dataDir, 'ca.crt')], {
+    env: { ...process.env, WARREN_HUB: hub.url, WARREN_TOKEN: token, WARREN_CONFIG: path.join(dataDir, 'no-login.json') },
+    encoding: 'utf8',
+    timeout: 60_000,
+  });
+  if (r.status !== 0) throw new Error(`warren ${args.join(' ')} failed: ${r.stderr}`);
+  return JSON.parse(r.stdout) as T;
+}
+
+/** The agent host processes (bench/lib/agentHost.ts) and what their agents report. */
+class Fleet {
+  readonly hosts: Array<{ child: ChildProcess; offset: number; names: string[] }> = [];
+  /** Per agent: is it connected, and the epoch ms of every connect. */
+  readonly connected: boolean[];
+  readonly connects: number[][];
+  connectedCount = 0;
+  /** Agents that connected again since `mark()`, and where each one's connects stood then. */
+  reconnected = 0;
+  private marks: number[] = [];
+  private readonly waiters = new Set<() => void>();
+
+  constructor(readonly n: number, readonly root: string) {
+    this.connected = new Array<boolean>(n).fill(false);
+    this.connects = Array.from({ length: n }, () => []);
+    const names = Array.from({ length: n }, (_, i) => `a${String(i).padStart(5, '0')}`);
+    for (let offset = 0; offset < n; offset += PER_PROCESS) {
+      const mine = names.slice(offset, offset + PER_PROCESS);
+      const [cmd, args] = withNofile(mine.length + 4096, process.execPath, [...hostNodeArgs, '--import', 'tsx', path.resolve('bench/lib/agentHost.ts')]);
+      // fork() runs node itself; prlimit wraps it through spawn with an IPC channel instead.
+      const child =
+        cmd === process.execPath
+          ? fork(path.resolve('bench/lib/agentHost.ts'), [], { execArgv: [...hostNodeArgs, '--import', 'tsx'], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] })
+          : group.spawn(cmd, args, { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+      child.on('message', (m: { kind: string; events?: Array<[number, 'c' | 'd', number]> }) => {
+        if (m.kind !== 'events') return;
+        for (const [i, what, at] of m.events!) this.onEvent(offset + i, what, at);
+      });
+      this.hosts.push({ child, offset, names: mine });
+    }
+  }
+
+  private onEvent(i: number, what: 'c' | 'd', at: number): void {
+    if (what === 'c') {
+      this.connects[i]!.push(at);
+      if (this.connects[i]!.length === (this.marks[i] ?? -1) + 1) this.reconnected++;
+      if (!this.connected[i]) (this.connected[i] = true), this.connectedCount++;
+    } else if (this.connected[i]) (this.connected[i] = false), this.connectedCount--;
+    for (const w of this.waiters) w();
+  }
+
+  /** Starts counting `reconnected` from now; returns each agent's connect count at this point. */
+  mark(): number[] {
+    this.marks = this.connects.map((c) => c.length);
+    this.reconnected = 0;
+    return this.marks;
+  }
+
+  /** Sends one command to every host and waits for each host's answer of `kind`. */
+  async each<T>(kind: string, msg: (h: Fleet['hosts'][number]) => object): Promise<T[]> {
+    return Promise.all(
+      this.hosts.map(
+        (h) =>
+          new Promise<T>((resolve) => {
+            const on = (m: { kind: string }) => {
+              if (m.kind !== kind) return;
+              h.child.off('message', on);
+              resolve(m as T);
+            };
+            h.child.on('message', on);
+            h.child.send(msg(h));
+          }),
+      ),
+    );
+  }
+
+  /** Resolves when `pred` holds (checked on every event), or after `ms` with false. */
+  until(pred: () => boolean, ms: number): Promise<boolean> {
+    if (pred()) return Promise.resolve(true);
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => (this.waiters.delete(check), resolve(false)), ms);
+      const check = () => {
+        if (!pred()) return;
+        clearTimeout(timer);
+        this.waiters.delete(check);
+        resolve(true);
+      };
+      this.waiters.add(check);
+    });
+  }
+
+  async stop(): Promise<void> {
+    await Promise.all(
+      this.hosts.map(
+        (h) =>
+          new Promise<void>((resolve) => {
+            if (h.child.exitCode !== null) return resolve();
+            const timer = setTimeout(() => h.child.kill('SIGKILL'), 30_000);
+            h.child.once('exit', () => (clearTimeout(timer), resolve()));
+            h.child.send({ cmd: 'stop' });
+          }),
+      ),
+    );
+  }
+}
+
+// ------------------------------------------------------------------------------------------------
+// One run
+
+interface ScaleResult {
+  n: number;
+  joinSeconds: number;
+  joinFailed: number;
+  hubRssBase: number;
+  connectSeconds: number | undefined;
+  connectedAtEnd: number;
+  hubRssIdle: number;
+  hubCpuIdlePct: number;
+  hostsRss: number;
+  restartDownSeconds: number;
+  backSeconds: number | undefined;
+  backCount: number;
+  maxWindowShare: number;
+  histogram: number[];
+  hubRssAfterRestart: number;
+  /** CPU seconds while the agents (re)connected: hub, and all agent hosts together. */
+  hubCpuConnect: number;
+  hostsCpuConnect: number;
+  hubCpuReconnect: number;
+  hostsCpuReconnect: number;
+}
+
+function hostsCpu(fleet: Fleet): number {
+  return fleet.hosts.reduce((s, h) => s + cpuSeconds(h.child.pid!), 0);
+}
+
+/** RSS sampled every 200 ms over `seconds`, and the CPU used meanwhile. */
+async function idleWindow(pid: number, seconds: number): Promise<{ rss: number; cpuPct: number }> {
+  const c0 = cpuSeconds(pid);
+  const t0 = Date.now();
+  let rss = 0;
+  while (Date.now() - t0 < seconds * 1000) {
+    rss = Math.max(rss, rssBytes(pid));
+    await sleep(200);
+  }
+  return { rss, cpuPct: (100 * (cpuSeconds(pid) - c0)) / ((Date.now() - t0) / 1000) };
+}
+
+async function runScale(n: number): Promise<ScaleResult> {
+  const dataDir = tempDir(`scale-hub-${n}`);
+  const root = tempDir(`scale-agents-${n}`);
+  log(`N=${n}: starting the hub`);
+  let hub = await startHub(dataDir, 0, n);
+  const port = hub.port;
+  const fleet = new Fleet(n, root);
+  try {
+    const token = (await cliJson<{ token: string }>(hub, dataDir, ['join-token', 'create', '--uses', String(n), '--ttl', '6h'])).token;
+    log(`N=${n}: joining ${n} agents through the join API (${fleet.hosts.length} host processes)`);
+    const j0 = Date.now();
+    const joined = await fleet.each<{ count: number; failed: number; firstError?: string }>('enrolled', (h) => ({ cmd: 'enroll', token, hub: hub.url, names: h.names, root, concurrency: 8 }));
+    const joinSeconds = (Date.now() - j0) / 1000;
+    const joinFailed = joined.reduce((s, j) => s + j.failed, 0);
+    if (joinFailed) log(`N=${n}: ${joinFailed} joins failed, e.g. ${joined.find((j) => j.firstError)?.firstError}`);
+    log(`N=${n}: joined in ${joinSeconds.toFixed(1)} s; restarting the hub for a clean baseline`);
+    await stopHub(hub);
+    hub = await startHub(dataDir, port, n);
+    await sleep(3000);
+    const hubRssBase = rssBytes(hub.pid);
+
+    log(`N=${n}: starting ${n} agents at once`);
+    const s0 = Date.now();
+    const hubC0 = cpuSeconds(hub.pid);
+    const hostC0 = hostsCpu(fleet);
+    await fleet.each('started', (h) => ({ cmd: 'start', hub: hub.url, names: h.names, root }));
+    const all = await fleet.until(() => fleet.connectedCount === n, TIMEOUT_MS);
+    const connectSeconds = all ? (Math.max(...fleet.connects.map((c) => c[0] ?? 0)) - s0) / 1000 : undefined;
+    const hubCpuConnect = cpuSeconds(hub.pid) - hubC0;
+    const hostsCpuConnect = hostsCpu(fleet) - hostC0;
+    log(`N=${n}: ${fleet.connectedCount}/${n} connected${all ? ` after ${connectSeconds!.toFixed(1)} s` : ' (timed out)'}; idling ${IDLE_SECONDS} s`);
+    await sleep(5000);
+    const idle = await idleWindow(hub.pid, IDLE_SECONDS);
+    if (process.env.BENCH_SCALE_SNAPSHOT) {
+      // With BENCH_NODE_ARGS=--heapsnapshot-signal=SIGUSR2: a heap snapshot of the hub holding N tunnels.
+      process.kill(hub.pid, 'SIGUSR2');
+      await sleep(Number(process.env.BENCH_SCALE_SNAPSHOT) * 1000);
+    }
+    const hostsRss = fleet.hosts.reduce((s, h) => s + rssBytes(h.child.pid!), 0);
+    const connectedAtEnd = fleet.connectedCount;
+
+    log(`N=${n}: restarting the hub`);
+    const before = fleet.mark();
+    const r0 = Date.now();
+    await stopHub(hub);
+    const hostR0 = hostsCpu(fleet);
+    hub = await startHub(dataDir, port, n);
+    const hubR0 = cpuSeconds(hub.pid);
+    const restartDownSeconds = (hub.listeningAt - r0) / 1000;
+    const back = await fleet.until(() => fleet.reconnected === n, TIMEOUT_MS);
+    const hubCpuReconnect = cpuSeconds(hub.pid) - hubR0;
+    const hostsCpuReconnect = hostsCpu(fleet) - hostR0;
+    const firstBack = fleet.connects.map((c, i) => c[before[i]!]).filter((t): t is number => t !== undefined);
+    const backSeconds = back ? (Math.max(...firstBack) - hub.listeningAt) / 1000 : undefined;
+    const buckets: number[] = [];
+    for (const t of firstBack) {
+      const b = Math.max(0, Math.floor((t - hub.listeningAt) / 100));
+      buckets[b] = (buckets[b] ?? 0) + 1;
+    }
+    const histogram = Array.from(buckets, (v) => v ?? 0);
+    const maxWindowShare = firstBack.length ? Math.max(...histogram) / n : 0;
+    log(`N=${n}: ${firstBack.length}/${n} back${back ? ` ${backSeconds!.toFixed(1)} s after the new hub listened` : ' (timed out)'}`);
+    await sleep(3000);
+    const hubRssAfterRestart = rssBytes(hub.pid);
+    return {
+      n, joinSeconds, joinFailed, hubRssBase, connectSeconds, connectedAtEnd, hubRssIdle: idle.rss, hubCpuIdlePct: idle.cpuPct, hostsRss,
+      restartDownSeconds, backSeconds, backCount: firstBack.length, maxWindowShare, histogram, hubRssAfterRestart,
+      hubCpuConnect, hostsCpuConnect, hubCpuReconnect, hostsCpuReconnect,
+    };
+  } finally {
+    await fleet.stop();
+    await stopHub(hub);
+    fs.rmSync(root, { recursive: true, force: true });
+    fs.rmSync(dataDir, { recursive: true, force: true });
+  }
+}
+
+// ------------------------------------------------------------------------------------------------
+// Report
+
+/** One character per 100 ms: the reconnects in that window, scaled to the busiest one. */
+function sparkline(h: number[]): string {
+  const bars = ' ▁▂▃▄▅▆▇█';
+  const max = Math.max(1, ...h);
+  return h.map((v) => (v === 0 ? '·' : bars[Math.max(1, Math.round((v / max) * 8))])).join('');
+}
+
+function report(results: ScaleResult[], started: Date): string {
+  const rows = results.map((r) => [
+    fmt(r.n),
+    `${fmt(r.joinSeconds, 1)}${r.joinFailed ? ` (${r.joinFailed} failed)` : ''}`,
+    r.connectSeconds === undefined ? `timed out (${fmt(r.connectedAtEnd)})` : fmt(r.connectSeconds, 1),
+    fmt(mib(r.hubRssBase)),
+    fmt(mib(r.hubRssIdle)),
+    fmt((r.hubRssIdle - r.hubRssBase) / r.n / 1024, 1),
+    fmt(r.hubCpuIdlePct, 1),
+    fmt(r.restartDownSeconds, 1),
+    r.backSeconds === undefined ? `timed out (${fmt(r.backCount)})` : fmt(r.backSeconds, 1),
+    `${fmt(100 * r.maxWindowShare, 1)} %`,
+    fmt(mib(r.hubRssAfterRestart)),
+    fmt(mib(r.hostsRss)),
+    `${fmt((1000 * r.hubCpuConnect) / r.n, 1)} / ${fmt((1000 * r.hostsCpuConnect) / r.n, 1)}`,
+    `${fmt((1000 * r.hubCpuReconnect) / r.n, 1)} / ${fmt((1000 * r.hostsCpuReconnect) / r.n, 1)}`,
+  ]);
+  const header = ['agents', 'join all s', 'connect all s', 'hub RSS 0 agents MiB', 'hub RSS idle MiB', 'KiB / agent', 'hub idle CPU %', 'restart: hub down s', 'restart: all back s', 'busiest 100 ms', 'hub RSS after restart MiB', 'agent hosts RSS MiB', 'CPU ms per agent, connect: hub / agents', 'CPU ms per agent, reconnect: hub / agents'];
+  const out = [
+    `Warren scale benchmark, ${started.toISOString()}: ${machineLine()}`,
+    `One hub process; agents ${PER_PROCESS} per host process; idle window ${IDLE_SECONDS} s; keepalive 10 s both ways.`,
+    '',
+    markdownTable(header, rows),
+    '',
+    'Reconnects per 100 ms after the restarted hub listened (one character per 100 ms, height relative to the busiest window):',
+    '',
+    ...results.map((r) => `    ${String(r.n).padStart(6)}  ${sparkline(r.histogram)}  (busiest window ${fmt(Math.max(0, ...r.histogram))} of ${fmt(r.n)})`),
+    '',
+    'Targets (issue 5):',
+    '',
+  ];
+  const t: string[][] = [];
+  const r10k = results.find((r) => r.n >= 10_000);
+  if (r10k) t.push(['10,000 agents in < 512 MB hub RSS', `${fmt(mib(Math.max(r10k.hubRssIdle, r10k.hubRssAfterRestart)))} MiB`, Math.max(r10k.hubRssIdle, r10k.hubRssAfterRestart) < 512e6 ? 'met' : '**missed**']);
+  const r1k = results.find((r) => r.n === 1000);
+  if (r1k) {
+    t.push(['after a restart, 1,000 agents back within 10 s', r1k.backSeconds === undefined ? 'not all back' : `${fmt(r1k.backSeconds, 1)} s`, r1k.backSeconds !== undefined && r1k.backSeconds <= 10 ? 'met' : '**missed**']);
+    t.push(['no 100 ms window with > 20 % of the reconnects', `${fmt(100 * r1k.maxWindowShare, 1)} %`, r1k.maxWindowShare <= 0.2 ? 'met' : '**missed**']);
+  }
+  out.push(t.length ? markdownTable(['target', 'this run', ''], t) : '(run with --agents 1000,10000 to check them)');
+  return out.join('\n') + '\n';
+}
+
+async function main(): Promise<void> {
+  const started = new Date();
+  const results: ScaleResult[] = [];
+  for (const n of COUNTS) results.push(await runScale(n));
+  const text = report(results, started);
+  process.stdout.write('\n' + text);
+  if (OUT) {
+    fs.writeFileSync(OUT, text);
+    fs.writeFileSync(OUT.replace(/(\.md)?$/, '.json'), JSON.stringify(results, null, 1));
+  }
+}
+
+try {
+  await main();
+} finally {
+  await group.killAll();
+}
