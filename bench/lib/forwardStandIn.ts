@@ -1,7 +1,7 @@
 /**
  * A stand-in for a hub-side TCP forward (`warren forwards create … --entry hub:PORT`) while the real one
  * does not exist yet: the real hub (startHub from src/hub/hub.ts, same config path as `warren hub`) plus
- * one plain TCP listener whose connections go through the hub's Opener — resolve, grant check, open a
+ * one plain TCP listener whose connections go through the hub's Opener — resolve, scope check, open a
  * CONNECT stream through the agent tunnel, relay, audit — exactly what a forward's listener does.
  * It is the counterpart of `ssh -R`'s listener: plain TCP in, no client-side TLS or CONNECT handshake.
  *
