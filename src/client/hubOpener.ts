@@ -10,7 +10,7 @@
 import type { Duplex } from 'node:stream';
 import { WarrenError } from '../errors.js';
 import { relay } from '../tunnel/relay.js';
-import { openThroughHub } from '../cli/commands/connect.js';
+import { openThroughHub } from './connectThroughHub.js';
 import type { OpenRequest, Opener, OpenedStream, RelayResult } from '../hub/doors/door.js';
 import type { HubEndpoint } from './dialHub.js';
 
