@@ -430,8 +430,9 @@ describe('the Kubernetes door: kubectl and client-node through the hub to member
             if (obj.metadata?.name === name) resolve(type);
           }, (err) => err && reject(err))
           .then((ctl) => {
-            // The watch is open once its response started: create the pod then.
-            setTimeout(() => alphaApi.createPod('team-a', name), 50);
+            // The watch is open once its response started (and it replays from the resourceVersion
+            // taken before): create the pod now.
+            alphaApi.createPod('team-a', name);
             void seen.finally(() => ctl.abort());
           }, reject);
       });
