@@ -8,13 +8,21 @@
  */
 import net from 'node:net';
 
-export function globToRegExp(glob: string): RegExp {
+function globToRegExp(glob: string): RegExp {
   const escaped = glob.replace(/[.+^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '.*').replace(/\?/g, '.');
   return new RegExp(`^${escaped}$`, 'i');
 }
 
+/** Compiled globs: grants and allow-lists are checked on every stream, and hold few distinct patterns. */
+const compiled = new Map<string, RegExp>();
+
 export function matchesGlob(glob: string, value: string): boolean {
-  return globToRegExp(glob).test(value);
+  let re = compiled.get(glob);
+  if (!re) {
+    if (compiled.size >= 1024) compiled.clear();
+    compiled.set(glob, (re = globToRegExp(glob)));
+  }
+  return re.test(value);
 }
 
 /** `10.0.0.0/8`, `fd00::/8`; undefined when not a CIDR. */

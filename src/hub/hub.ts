@@ -213,6 +213,7 @@ export async function startHub(config: HubConfig, log: Logger): Promise<Hub> {
         kube.close();
         httpServer.closeAllConnections();
         doorListeners.destroyConnections();
+        await audit.drain();
         await store.close();
         log.info('hub stopped');
       })();

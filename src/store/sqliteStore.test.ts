@@ -55,11 +55,15 @@ test('agents: a name is taken once; certificate swaps are compare-and-set', asyn
 test('audit rows are appended and filtered', async () => {
   const s = new SqliteStore(tmp());
   const base = { kind: 'stream' as const, door: 'connect', target: 'x:1', result: 'ok' as const, reason: null, bytesIn: 1, bytesOut: 2, durationMs: 3, source: null };
-  await s.appendAudit({ ...base, time: 1000, user: 'ana', agent: 'a1' });
-  await s.appendAudit({ ...base, time: 2000, user: 'bob', agent: 'a2' });
+  const ids = await s.appendAudit([{ ...base, time: 1000, user: 'ana', agent: 'a1' }, { ...base, time: 2000, user: 'bob', agent: 'a2' }]);
+  assert.deepEqual(ids, [1, 2]);
+  assert.deepEqual(await s.appendAudit([{ ...base, time: 3000, user: 'cy', agent: 'a3' }]), [3]);
   assert.deepEqual((await s.queryAudit({ user: 'bob' })).map((r) => r.agent), ['a2']);
-  assert.deepEqual((await s.queryAudit({ since: 1500 })).map((r) => r.user), ['bob']);
+  assert.deepEqual((await s.queryAudit({ since: 1500 })).map((r) => r.user), ['bob', 'cy']);
   assert.equal((await s.queryAudit({ agent: 'a1', kind: 'stream' })).length, 1);
+  // A batch is one transaction: a bad row leaves none of its batch behind.
+  await assert.rejects(s.appendAudit([{ ...base, time: 4000, user: 'dee', agent: 'a4' }, { ...base, time: null as unknown as number, user: 'eve', agent: 'a5' }]));
+  assert.deepEqual((await s.queryAudit({})).map((r) => r.user), ['ana', 'bob', 'cy']);
 });
 
 test('forwards: created once per name, port-0 entries remember their port, survive reopen', async () => {

@@ -87,6 +87,8 @@ function toAudit(r: Row): AuditRow & { id: number } {
 
 export class SqliteStore implements Store {
   private readonly db: Database.Database;
+  /** Prepared once per SQL text: preparing costs more than running most of these statements. */
+  private readonly statements = new Map<string, Database.Statement>();
 
   constructor(path: string) {
     this.db = new Database(path);
@@ -94,6 +96,12 @@ export class SqliteStore implements Store {
     this.db.pragma('synchronous = NORMAL');
     this.db.pragma('busy_timeout = 5000');
     this.migrate();
+  }
+
+  private sql(text: string): Database.Statement {
+    let st = this.statements.get(text);
+    if (!st) this.statements.set(text, (st = this.db.prepare(text)));
+    return st;
   }
 
   /** Applies every migration newer than the file's `user_version`, each in its own transaction. */
@@ -111,7 +119,7 @@ export class SqliteStore implements Store {
   }
 
   async ping(): Promise<void> {
-    this.db.prepare('SELECT 1').get();
+    this.sql('SELECT 1').get();
   }
 
   async close(): Promise<void> {
@@ -119,122 +127,117 @@ export class SqliteStore implements Store {
   }
 
   async createJoinToken(t: JoinTokenRecord): Promise<void> {
-    this.db
-      .prepare('INSERT INTO join_tokens VALUES (?,?,?,?,?,?,?,?)')
+    this.sql('INSERT INTO join_tokens VALUES (?,?,?,?,?,?,?,?)')
       .run(t.id, t.secretHash, t.expiresAt, t.maxUses, t.used, json(t.labels), t.createdAt, t.createdBy);
   }
 
   async consumeJoinToken(id: string, now: number, matches: (t: JoinTokenRecord) => boolean): Promise<ConsumeResult> {
     return this.db.transaction((): ConsumeResult => {
-      const row = this.db.prepare('SELECT * FROM join_tokens WHERE id = ?').get(id) as Row | undefined;
+      const row = this.sql('SELECT * FROM join_tokens WHERE id = ?').get(id) as Row | undefined;
       if (!row) return { ok: false, why: 'unknown' };
       const t = toJoinToken(row);
       if (!matches(t)) return { ok: false, why: 'unknown' };
       if (t.expiresAt <= now) return { ok: false, why: 'expired' };
       if (t.maxUses !== null && t.used >= t.maxUses) return { ok: false, why: 'used-up' };
-      this.db.prepare('UPDATE join_tokens SET used = used + 1 WHERE id = ?').run(id);
+      this.sql('UPDATE join_tokens SET used = used + 1 WHERE id = ?').run(id);
       return { ok: true, token: { ...t, used: t.used + 1 } };
     }).immediate();
   }
 
   async listJoinTokens(): Promise<JoinTokenRecord[]> {
-    return (this.db.prepare('SELECT * FROM join_tokens ORDER BY created_at').all() as Row[]).map(toJoinToken);
+    return (this.sql('SELECT * FROM join_tokens ORDER BY created_at').all() as Row[]).map(toJoinToken);
   }
 
   async deleteJoinToken(id: string): Promise<boolean> {
-    return this.db.prepare('DELETE FROM join_tokens WHERE id = ?').run(id).changes > 0;
+    return this.sql('DELETE FROM join_tokens WHERE id = ?').run(id).changes > 0;
   }
 
   async getAgent(name: string): Promise<AgentRecord | undefined> {
-    const row = this.db.prepare('SELECT * FROM agents WHERE name = ?').get(name) as Row | undefined;
+    const row = this.sql('SELECT * FROM agents WHERE name = ?').get(name) as Row | undefined;
     return row && toAgent(row);
   }
 
   async listAgents(): Promise<AgentRecord[]> {
-    return (this.db.prepare('SELECT * FROM agents ORDER BY name').all() as Row[]).map(toAgent);
+    return (this.sql('SELECT * FROM agents ORDER BY name').all() as Row[]).map(toAgent);
   }
 
   async putAgent(a: AgentRecord, replace: boolean): Promise<boolean> {
     const sql = replace ? 'INSERT OR REPLACE INTO agents VALUES (?,?,?,?,?,?,?)' : 'INSERT OR IGNORE INTO agents VALUES (?,?,?,?,?,?,?)';
     return (
-      this.db.prepare(sql).run(a.name, a.certSerial, a.certExpiresAt, json(a.labels), a.createdAt, json(a.meta), a.lastSeen).changes > 0
+      this.sql(sql).run(a.name, a.certSerial, a.certExpiresAt, json(a.labels), a.createdAt, json(a.meta), a.lastSeen).changes > 0
     );
   }
 
   async updateAgentCert(name: string, oldSerial: string, serial: string, expiresAt: number): Promise<boolean> {
     return (
-      this.db
-        .prepare('UPDATE agents SET cert_serial = ?, cert_expires_at = ? WHERE name = ? AND cert_serial = ?')
+      this.sql('UPDATE agents SET cert_serial = ?, cert_expires_at = ? WHERE name = ? AND cert_serial = ?')
         .run(serial, expiresAt, name, oldSerial).changes > 0
     );
   }
 
   async updateAgentSeen(name: string, meta: AgentMeta, lastSeen: number): Promise<void> {
-    this.db.prepare('UPDATE agents SET meta = ?, last_seen = ? WHERE name = ?').run(json(meta), lastSeen, name);
+    this.sql('UPDATE agents SET meta = ?, last_seen = ? WHERE name = ?').run(json(meta), lastSeen, name);
   }
 
   async deleteAgent(name: string): Promise<boolean> {
-    return this.db.prepare('DELETE FROM agents WHERE name = ?').run(name).changes > 0;
+    return this.sql('DELETE FROM agents WHERE name = ?').run(name).changes > 0;
   }
 
   async createGrant(g: GrantRecord): Promise<void> {
-    this.db
-      .prepare('INSERT INTO grants VALUES (?,?,?,?,?,?,?,?,?,?)')
+    this.sql('INSERT INTO grants VALUES (?,?,?,?,?,?,?,?,?,?)')
       .run(g.id, g.subjectKind, g.subject, g.agent, g.host, g.ports, g.cluster, json(g.kubeGroups), g.createdAt, g.createdBy);
   }
 
   async listGrants(): Promise<GrantRecord[]> {
-    return (this.db.prepare('SELECT * FROM grants ORDER BY created_at, id').all() as Row[]).map(toGrant);
+    return (this.sql('SELECT * FROM grants ORDER BY created_at, id').all() as Row[]).map(toGrant);
   }
 
   async deleteGrant(id: string): Promise<boolean> {
-    return this.db.prepare('DELETE FROM grants WHERE id = ?').run(id).changes > 0;
+    return this.sql('DELETE FROM grants WHERE id = ?').run(id).changes > 0;
   }
 
   async createAccessToken(t: AccessTokenRecord): Promise<void> {
-    this.db
-      .prepare('INSERT INTO access_tokens VALUES (?,?,?,?,?,?,?)')
+    this.sql('INSERT INTO access_tokens VALUES (?,?,?,?,?,?,?)')
       .run(t.id, t.user, json(t.groups), t.expiresAt, t.createdAt, t.createdBy, t.revokedAt);
   }
 
   async getAccessToken(id: string): Promise<AccessTokenRecord | undefined> {
-    const row = this.db.prepare('SELECT * FROM access_tokens WHERE id = ?').get(id) as Row | undefined;
+    const row = this.sql('SELECT * FROM access_tokens WHERE id = ?').get(id) as Row | undefined;
     return row && toAccessToken(row);
   }
 
   async listAccessTokens(): Promise<AccessTokenRecord[]> {
-    return (this.db.prepare('SELECT * FROM access_tokens ORDER BY created_at').all() as Row[]).map(toAccessToken);
+    return (this.sql('SELECT * FROM access_tokens ORDER BY created_at').all() as Row[]).map(toAccessToken);
   }
 
   async revokeAccessToken(id: string, now: number): Promise<boolean> {
-    return this.db.prepare('UPDATE access_tokens SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL').run(now, id).changes > 0;
+    return this.sql('UPDATE access_tokens SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL').run(now, id).changes > 0;
   }
 
   async createForward(f: ForwardRecord): Promise<boolean> {
     return (
-      this.db
-        .prepare('INSERT OR IGNORE INTO forwards VALUES (?,?,?,?,?,?,?,?)')
+      this.sql('INSERT OR IGNORE INTO forwards VALUES (?,?,?,?,?,?,?,?)')
         .run(f.name, f.entryAgent, f.entryHost, f.entryPort, f.target, json(f.allowFrom), f.createdAt, f.createdBy).changes > 0
     );
   }
 
   async listForwards(): Promise<ForwardRecord[]> {
-    return (this.db.prepare('SELECT * FROM forwards ORDER BY name').all() as Row[]).map(toForward);
+    return (this.sql('SELECT * FROM forwards ORDER BY name').all() as Row[]).map(toForward);
   }
 
   async updateForwardPort(name: string, port: number): Promise<void> {
-    this.db.prepare('UPDATE forwards SET entry_port = ? WHERE name = ?').run(port, name);
+    this.sql('UPDATE forwards SET entry_port = ? WHERE name = ?').run(port, name);
   }
 
   async deleteForward(name: string): Promise<boolean> {
-    return this.db.prepare('DELETE FROM forwards WHERE name = ?').run(name).changes > 0;
+    return this.sql('DELETE FROM forwards WHERE name = ?').run(name).changes > 0;
   }
 
-  async appendAudit(r: AuditRow): Promise<number> {
-    const info = this.db
-      .prepare('INSERT INTO audit (time, kind, user, door, agent, target, result, reason, bytes_in, bytes_out, duration_ms, source) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)')
-      .run(r.time, r.kind, r.user, r.door, r.agent, r.target, r.result, r.reason, r.bytesIn, r.bytesOut, r.durationMs, r.source);
-    return Number(info.lastInsertRowid);
+  async appendAudit(rows: readonly AuditRow[]): Promise<number[]> {
+    const insert = this.sql('INSERT INTO audit (time, kind, user, door, agent, target, result, reason, bytes_in, bytes_out, duration_ms, source) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)');
+    return this.db.transaction(() =>
+      rows.map((r) => Number(insert.run(r.time, r.kind, r.user, r.door, r.agent, r.target, r.result, r.reason, r.bytesIn, r.bytesOut, r.durationMs, r.source).lastInsertRowid)),
+    )();
   }
 
   async queryAudit(f: AuditFilter): Promise<Array<AuditRow & { id: number }>> {
@@ -246,6 +249,6 @@ export class SqliteStore implements Store {
     if (f.agent !== undefined) (where.push('agent = ?'), args.push(f.agent));
     if (f.kind !== undefined) (where.push('kind = ?'), args.push(f.kind));
     const sql = `SELECT * FROM audit ${where.length ? 'WHERE ' + where.join(' AND ') : ''} ORDER BY id LIMIT ?`;
-    return (this.db.prepare(sql).all(...args, f.limit ?? 1000) as Row[]).map(toAudit);
+    return (this.sql(sql).all(...args, f.limit ?? 1000) as Row[]).map(toAudit);
   }
 }

@@ -147,6 +147,7 @@ export interface Store {
   updateForwardPort(name: string, port: number): Promise<void>;
   deleteForward(name: string): Promise<boolean>;
 
-  appendAudit(row: AuditRow): Promise<number>;
+  /** Appends the rows in one transaction (all or none); returns their ids in order. */
+  appendAudit(rows: readonly AuditRow[]): Promise<number[]>;
   queryAudit(filter: AuditFilter): Promise<Array<AuditRow & { id: number }>>;
 }
