@@ -138,7 +138,7 @@ async function setUp(): Promise<{ paths: Path[]; notes: string[] }> {
     if (want(warrenNames[3]!)) {
       paths.push({
         name: warrenNames[3]!, role: 'warren-other', perConnectionProcess: true,
-        endpoint: { kind: 'exec', cmd: process.execPath, args: [WARREN_BIN, 'connect', wTarget], env: cliEnv(hub, token) }, ...common,
+        endpoint: { kind: 'exec', cmd: WARREN_BIN, args: ['connect', wTarget], env: cliEnv(hub, token) }, ...common,
       });
     }
     if (!hasForwards) notes.push('`warren forwards` does not exist in this build: the hub-forward row is the stand-in (bench/lib/forwardStandIn.ts: the real hub code plus a TCP listener that opens streams through the hub\'s Opener, as a forward does).');

@@ -1,13 +1,15 @@
 /**
  * Warren processes for the benchmark: a hub (`warren hub` from bin/warren.js, or the forward stand-in),
  * a user with a grant for the bench agent, and one agent (`warren agent`), all at log level info (the
- * default; debug logs a line per stream, which is not what users run).
+ * default; debug logs a line per stream, which is not what users run) and with the node flags
+ * bin/warren.js starts with (src/nodeFlags.ts).
  */
 import fs from 'node:fs';
 import path from 'node:path';
 import type { ChildProcess } from 'node:child_process';
 import { type ChildGroup, waitForLine, run } from '../../test/support/proc.js';
 import { tempDir, WARREN_BIN } from '../../test/support/warren.js';
+import { NODE_FLAGS } from '../../src/nodeFlags.js';
 
 export interface BenchHub {
   readonly child: ChildProcess;
@@ -28,7 +30,7 @@ const ENV = { WARREN_LOG_LEVEL: 'info' };
  * Extra node flags for hub and agent processes, e.g. BENCH_NODE_ARGS="--cpu-prof --cpu-prof-dir=/tmp/prof"
  * to profile them (profiles are written when they exit at the end of the run).
  */
-const NODE_ARGS = (process.env.BENCH_NODE_ARGS ?? '').split(/\s+/).filter(Boolean);
+const NODE_ARGS = [...NODE_FLAGS, ...(process.env.BENCH_NODE_ARGS ?? '').split(/\s+/).filter(Boolean)];
 
 /** BENCH_FROM_SRC=1 runs hub and agent from src/ through tsx (no build needed while profiling). */
 const WARREN = process.env.BENCH_FROM_SRC ? ['--import', 'tsx', path.resolve('src/cli/main.ts')] : [WARREN_BIN];

@@ -16,6 +16,7 @@
  */
 import path from 'node:path';
 import { WarrenError } from '../errors.js';
+import { NODE_FLAGS } from '../nodeFlags.js';
 
 export const UNIT_PATH = '/etc/systemd/system/warren-agent.service';
 export const ENV_PATH = '/etc/warren/agent.env';
@@ -56,7 +57,7 @@ export function systemdWord(arg: string): string {
 
 export function renderAgentUnit(o: AgentUnitOptions): string {
   checkUnitOptions(o);
-  const exec = [o.nodePath, o.warrenBin, 'agent', '--data-dir', o.dataDir, ...o.agentArgs].map(systemdWord).join(' ');
+  const exec = [o.nodePath, ...NODE_FLAGS, o.warrenBin, 'agent', '--data-dir', o.dataDir, ...o.agentArgs].map(systemdWord).join(' ');
   const varLib = '/var/lib/';
   const stateDir = o.dataDir.startsWith(varLib) && o.dataDir.length > varLib.length ? o.dataDir.slice(varLib.length).replace(/\/+$/, '') : undefined;
   return [
