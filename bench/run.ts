@@ -65,6 +65,8 @@ interface Measured {
   bulk8: BulkResult[];
   rtt: RttResult[];
   conns: ConnsResult[];
+  /** Hub + agent CPU per connection of each conns test, µs. */
+  connCpuUs: number[];
   cpuSeconds: number;
   cpuBytes: number;
   hubIdle: number;
@@ -227,8 +229,12 @@ async function measureOnce(p: Path, m: Measured): Promise<void> {
   if (rtt) m.rtt.push(rtt);
   const parallel = p.perConnectionProcess ? Math.min(4, CONN_PARALLEL) : CONN_PARALLEL;
   const connSeconds = p.perConnectionProcess ? Math.max(CONN_SECONDS, 2) : CONN_SECONDS;
+  const before = cpuNow(p);
   const conns = await attempt(`${p.name} conns`, () => sampled(p, m, () => load<ConnsResult>(p.endpoint, { kind: 'conns', parallel, seconds: connSeconds, max: 1_000_000 })));
-  if (conns) m.conns.push(conns);
+  if (!conns) return;
+  const after = cpuNow(p);
+  m.conns.push(conns);
+  if (conns.done > 0) m.connCpuUs.push(((cpuDelta(before[0]!, after[0]!) + cpuDelta(before[1]!, after[1]!)) / conns.done) * 1e6);
 }
 
 async function warmUp(p: Path): Promise<void> {
@@ -255,12 +261,13 @@ function report(paths: readonly Path[], results: Map<Path, Measured>, notes: rea
       fmt(median(m.rtt.map((r) => r.p50us))),
       fmt(median(m.rtt.map((r) => r.p99us))),
       fmt(median(m.conns.map((r) => r.perSecond))) + errors,
+      p.hub || p.agent ? fmt(median(m.connCpuUs)) : '–',
       p.hub || p.agent ? fmt(m.cpuSeconds / (m.cpuBytes / 2 ** 30), 2) : '–',
       rss(m.hubIdle, m.hubMax, Boolean(p.hub)),
       rss(m.agentIdle, m.agentMax, Boolean(p.agent)),
     ];
   });
-  const header = ['path', 'bulk 1 conn MB/s', 'bulk 8 conns MB/s', '64 B RTT p50 µs', 'p99 µs', 'new conns/s', 'CPU s/GiB (hub+agent)', 'hub RSS idle / load MiB', 'agent RSS idle / load MiB'];
+  const header = ['path', 'bulk 1 conn MB/s', 'bulk 8 conns MB/s', '64 B RTT p50 µs', 'p99 µs', 'new conns/s', 'CPU µs per new conn (hub+agent)', 'CPU s/GiB (hub+agent)', 'hub RSS idle / load MiB', 'agent RSS idle / load MiB'];
   const out: string[] = [];
   out.push(`Warren benchmark, ${started.toISOString()}${quick ? ' (--quick)' : ''}: ${machineLine()}`);
   out.push(`Bulk ${fmt(mib(BYTES))} MiB per test (download, target → client), cap ${SECONDS} s per test; RTT over ${RTT_COUNT} pings; new connections for ${CONN_SECONDS} s with ${CONN_PARALLEL} workers; median of ${REPEATS} repeats; took ${fmt(seconds)} s.`);
@@ -322,7 +329,7 @@ async function main(): Promise<void> {
   const results = new Map<Path, Measured>();
   for (const p of paths) {
     results.set(p, {
-      bulk1: [], bulk8: [], rtt: [], conns: [], cpuSeconds: 0, cpuBytes: 0,
+      bulk1: [], bulk8: [], rtt: [], conns: [], connCpuUs: [], cpuSeconds: 0, cpuBytes: 0,
       hubIdle: p.hub?.rss() ?? 0, agentIdle: p.agent?.rss() ?? 0, hubMax: 0, agentMax: 0,
     });
   }
