@@ -27,6 +27,8 @@ export interface HubConfig {
   readonly dialTimeoutMs: number;
   /** How long a client may take to send TLS handshake and request headers (slowloris bound). */
   readonly headerTimeoutMs: number;
+  /** TLS handshakes in progress at once; later connections wait their turn. */
+  readonly maxHandshakes: number;
   readonly logLevel: string;
   readonly demo: boolean;
 }
@@ -39,6 +41,15 @@ const duration = (what: string) =>
       return z.NEVER;
     }
     return ms;
+  });
+
+const count = (what: string) =>
+  z.string().transform((s, ctx) => {
+    if (!/^[1-9]\d{0,5}$/.test(s)) {
+      ctx.addIssue({ code: 'custom', message: `${what}: "${s}" is not a whole number from 1 to 999999` });
+      return z.NEVER;
+    }
+    return Number(s);
   });
 
 const listen = (what: string) =>
@@ -59,6 +70,7 @@ export const hubDefaults = {
   drainTimeout: '10s',
   dialTimeout: '10s',
   headerTimeout: '10s',
+  maxHandshakes: '64',
   logLevel: 'info',
 };
 
@@ -79,6 +91,7 @@ const schema = z
     drainTimeout: duration('--drain-timeout').prefault(hubDefaults.drainTimeout),
     dialTimeout: duration('--dial-timeout').prefault(hubDefaults.dialTimeout),
     headerTimeout: duration('--header-timeout').prefault(hubDefaults.headerTimeout),
+    maxHandshakes: count('--max-handshakes').prefault(hubDefaults.maxHandshakes),
     logLevel: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).default('info'),
     demo: z.boolean().default(false),
   })
@@ -118,6 +131,7 @@ export function hubConfig(flags: HubFlags, env: NodeJS.ProcessEnv = process.env)
     drainTimeoutMs: f.drainTimeout,
     dialTimeoutMs: f.dialTimeout,
     headerTimeoutMs: f.headerTimeout,
+    maxHandshakes: f.maxHandshakes,
     logLevel: f.logLevel,
     demo: f.demo,
   };
