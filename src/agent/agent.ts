@@ -6,6 +6,7 @@
  */
 import http2, { type ServerHttp2Session, type ServerHttp2Stream, type IncomingHttpHeaders } from 'node:http2';
 import os from 'node:os';
+import type tls from 'node:tls';
 import { EventEmitter } from 'node:events';
 import { WarrenError, asWarrenError } from '../errors.js';
 import type { Logger } from '../log.js';
@@ -14,7 +15,7 @@ import { startKeepalive } from '../tunnel/keepalive.js';
 import { abortSession } from '../tunnel/relay.js';
 import { ALPN, CONNECTION_WINDOW, H2_SETTINGS, INFO_PATH, MAX_SESSION_MEMORY_MB, type AgentInfo, type Refusal } from '../tunnel/protocol.js';
 import { VERSION } from '../version.js';
-import { dialHub, proxyFor } from '../client/dialHub.js';
+import { dialHub, hubSecureContext, proxyFor, type HubEndpoint } from '../client/dialHub.js';
 import { AllowList } from './allowList.js';
 import type { AgentConfig } from './config.js';
 import { handleConnectStream, refuseStream } from './dialer.js';
@@ -77,6 +78,12 @@ class AgentRunner extends EventEmitter implements Agent {
   private rejectDone!: (err: Error) => void;
   private stopped = false;
   private session: ServerHttp2Session | undefined;
+  /** The identity's CA, certificate and key, parsed once for every dial (again when renewed). */
+  private secureContext!: tls.SecureContext;
+  /** Ends the current tunnel: its session and its socket. */
+  private dropTunnel: (() => void) | undefined;
+  /** When the hub took the current tunnel (its first stream). */
+  private upSince: number | undefined;
   private readonly backoff: Backoff;
   private readonly allow: AllowList;
   private readonly h2 = http2.createServer({ settings: H2_SETTINGS, maxSessionMemory: MAX_SESSION_MEMORY_MB });
@@ -94,13 +101,14 @@ class AgentRunner extends EventEmitter implements Agent {
     private readonly kube?: KubeProxy,
   ) {
     super();
+    this.useIdentity(identity);
     this.done = new Promise((resolve, reject) => ((this.resolveDone = resolve), (this.rejectDone = reject)));
     this.done.catch(() => undefined);
     this.backoff = new Backoff({ baseMs: 250, capMs: config.reconnectMaxMs });
     this.allow = new AllowList(config.allow);
     this.h2.on('stream', (stream, headers) => this.onStream(stream, headers));
     const uplink = new Uplink({
-      endpoint: () => ({ url: this.hubUrl, ca: this.identity.caPem, cert: this.identity.certPem, key: this.identity.keyPem, proxy: proxyFor(this.hubUrl, this.config) }),
+      endpoint: () => this.endpoint(),
       pingIntervalMs: config.pingIntervalMs,
       log,
     });
@@ -119,6 +127,15 @@ class AgentRunner extends EventEmitter implements Agent {
     return this.hubOverride ?? this.identity.hubUrl;
   }
 
+  private useIdentity(identity: AgentIdentity): void {
+    this.identity = identity;
+    this.secureContext = hubSecureContext({ ca: identity.caPem, cert: identity.certPem, key: identity.keyPem });
+  }
+
+  private endpoint(): HubEndpoint {
+    return { url: this.hubUrl, secureContext: this.secureContext, proxy: proxyFor(this.hubUrl, this.config) };
+  }
+
   start(): void {
     this.scheduleRenewal();
     void this.loop();
@@ -126,7 +143,7 @@ class AgentRunner extends EventEmitter implements Agent {
 
   private async loop(): Promise<void> {
     while (!this.stopped) {
-      const started = Date.now();
+      this.upSince = undefined;
       try {
         const refusal = await this.runOnce();
         if (refusal) {
@@ -142,7 +159,7 @@ class AgentRunner extends EventEmitter implements Agent {
         this.log.warn({ code: e.code, err: e.code === 'WARREN_E_INTERNAL' ? (err as Error).message : e.message }, 'tunnel attempt failed');
       }
       if (this.stopped) break;
-      if (Date.now() - started > STABLE_MS) this.backoff.reset();
+      if (this.upSince !== undefined && Date.now() - this.upSince > STABLE_MS) this.backoff.reset();
       const delay = this.backoff.next();
       this.log.info({ delayMs: delay }, 'reconnecting');
       await new Promise<void>((resolve) => {
@@ -154,55 +171,91 @@ class AgentRunner extends EventEmitter implements Agent {
     this.resolveDone();
   }
 
-  /** One tunnel from dial to close; resolves with the hub's refusal, if it sent one. */
+  /**
+   * One tunnel from dial to close; resolves with the hub's refusal, if it sent one. Every step has a
+   * deadline: the dial (TLS handshake), the hub taking the tunnel (its first stream, the info request),
+   * then the keepalive.
+   */
   private async runOnce(): Promise<Refusal | undefined> {
-    const socket = await dialHub(
-      { url: this.hubUrl, ca: this.identity.caPem, cert: this.identity.certPem, key: this.identity.keyPem, proxy: proxyFor(this.hubUrl, this.config) },
-      { alpn: [ALPN] },
-    );
+    const socket = await dialHub(this.endpoint(), { alpn: [ALPN] });
     if (socket.alpnProtocol !== ALPN) {
       socket.destroy();
       throw new WarrenError('WARREN_E_HUB_UNREACHABLE', `${this.hubUrl.host} does not speak ${ALPN}: is it a Warren hub (and no TLS-terminating proxy in between)?`);
     }
-    return new Promise<Refusal | undefined>((resolve) => {
-      let refusal: Refusal | undefined;
-      this.h2.once('session', (session: ServerHttp2Session) => {
-        this.session = session;
-        // "tunnel up" is logged once per tunnel (the hub asks for info once per session), so a reconnect
-        // after a hub restart or a network drop is visible in the log, not only the first connect.
-        this.announced = false;
-        session.setLocalWindowSize(CONNECTION_WINDOW);
-        // dialHub's socket is half-open capable, so the hub's FIN alone would not close the session (it
-        // would linger, e.g. while draining with a stream open, once the hub is gone). EOF means gone.
-        socket.once('end', () => abortSession(session));
-        const stopKeepalive = startKeepalive(session, {
-          intervalMs: this.config.pingIntervalMs,
-          onDead: () => {
-            this.log.warn('hub missed its keepalive deadline; reconnecting');
-            abortSession(session);
-          },
-        });
-        session.on('goaway', (_code: number, _last: number, data?: Buffer) => {
-          if (data?.length) {
-            try {
-              refusal ??= JSON.parse(data.toString('utf8')) as Refusal;
-            } catch {
-              // not ours: a plain GOAWAY (hub draining)
-            }
-          }
-        });
-        session.on('error', (err) => this.log.debug({ err: err.message }, 'tunnel session error'));
-        session.once('close', () => {
-          stopKeepalive();
-          this.entries.closeAll();
-          if (this.session === session) this.session = undefined;
-          if (!refusal) this.log.info('tunnel closed');
-          this.emit('disconnected');
-          resolve(refusal);
-        });
-        this.emit('session');
-      });
+    // Closed already (e.g. in the read that completed the handshake): a session on it would never close.
+    if (socket.destroyed || socket.readableEnded) {
+      socket.destroy();
+      throw new WarrenError('WARREN_E_HUB_UNREACHABLE', `${this.hubUrl.host} closed the connection right after the TLS handshake`);
+    }
+    // 'session' is emitted synchronously from the 'connection' handler.
+    let created: ServerHttp2Session | undefined;
+    const take = (s: ServerHttp2Session) => (created = s);
+    this.h2.once('session', take);
+    try {
       this.h2.emit('connection', socket);
+    } finally {
+      this.h2.off('session', take);
+    }
+    if (!created) {
+      socket.destroy();
+      throw new WarrenError('WARREN_E_INTERNAL', 'no HTTP/2 session on the hub connection');
+    }
+    const session: ServerHttp2Session = created;
+    const drop = () => {
+      abortSession(session);
+      socket.destroy();
+    };
+    this.session = session;
+    this.dropTunnel = drop;
+    // "tunnel up" is logged once per tunnel (the hub asks for info once per session), so a reconnect
+    // after a hub restart or a network drop is visible in the log, not only the first connect.
+    this.announced = false;
+    session.setLocalWindowSize(CONNECTION_WINDOW);
+    // dialHub's socket is half-open capable, so the hub's FIN alone would not close the session (it
+    // would linger, e.g. while draining with a stream open, once the hub is gone). EOF means gone.
+    socket.once('end', drop);
+    // The session ends the socket when it is done with it, and after a GOAWAY it would then wait for the
+    // hub's FIN, which a hub that died or misbehaves never sends. Nothing is left to read by then.
+    socket.once('finish', () => socket.destroy());
+    // A hub that completed TLS but never takes the tunnel (overloaded, or it dropped the connection
+    // unnoticed) is given as long as an unanswered ping.
+    const admitTimer = setTimeout(() => {
+      this.log.warn('hub did not take the tunnel in time; reconnecting');
+      drop();
+    }, 2 * this.config.pingIntervalMs);
+    session.once('stream', () => {
+      clearTimeout(admitTimer);
+      this.upSince = Date.now();
+    });
+    const stopKeepalive = startKeepalive(session, {
+      intervalMs: this.config.pingIntervalMs,
+      onDead: () => {
+        this.log.warn('hub missed its keepalive deadline; reconnecting');
+        drop();
+      },
+    });
+    let refusal: Refusal | undefined;
+    session.on('goaway', (_code: number, _last: number, data?: Buffer) => {
+      if (data?.length) {
+        try {
+          refusal ??= JSON.parse(data.toString('utf8')) as Refusal;
+        } catch {
+          // not ours: a plain GOAWAY (hub draining)
+        }
+      }
+    });
+    session.on('error', (err) => this.log.debug({ err: err.message }, 'tunnel session error'));
+    this.emit('session');
+    return new Promise<Refusal | undefined>((resolve) => {
+      session.once('close', () => {
+        clearTimeout(admitTimer);
+        stopKeepalive();
+        this.entries.closeAll();
+        if (this.session === session) this.session = this.dropTunnel = undefined;
+        if (!refusal) this.log.info('tunnel closed');
+        this.emit('disconnected');
+        resolve(refusal);
+      });
     });
   }
 
@@ -250,7 +303,7 @@ class AgentRunner extends EventEmitter implements Agent {
     this.renewTimer = setTimeout(() => {
       renew(this.identity, this.config.dataDir, proxyFor(this.hubUrl, this.config)).then(
         (next) => {
-          this.identity = next;
+          this.useIdentity(next);
           this.log.info('agent certificate renewed');
           this.scheduleRenewal();
         },
@@ -269,7 +322,7 @@ class AgentRunner extends EventEmitter implements Agent {
     clearTimeout(this.renewTimer);
     this.entries.closeAll();
     this.kube?.close();
-    if (this.session) abortSession(this.session);
+    this.dropTunnel?.();
     this.wake?.();
     await this.done.catch(() => undefined);
   }

@@ -10,10 +10,12 @@ import { WarrenError } from '../errors.js';
 
 export interface HubEndpoint {
   readonly url: URL;
-  /** PEM of the hub CA; when absent the connection is not verified (only for fetching the CA to pin). */
+  /** PEM of the hub CA; when absent (and no secureContext) the connection is not verified (only for fetching the CA to pin). */
   readonly ca?: string;
   readonly cert?: string;
   readonly key?: string;
+  /** CA, certificate and key parsed once by hubSecureContext(), used instead of ca/cert/key; always verifies the hub. */
+  readonly secureContext?: tls.SecureContext;
   readonly proxy?: URL;
 }
 
@@ -74,6 +76,11 @@ function viaProxy(proxy: URL, target: URL, timeoutMs: number): Promise<net.Socke
   });
 }
 
+/** Parsing CA, certificate and key costs ~2 ms of CPU: a caller that dials often (the agent) keeps the result. */
+export function hubSecureContext(pem: Pick<HubEndpoint, 'ca' | 'cert' | 'key'>): tls.SecureContext {
+  return tls.createSecureContext({ ca: pem.ca, cert: pem.cert, key: pem.key, minVersion: 'TLSv1.2' });
+}
+
 export async function dialHub(ep: HubEndpoint, opts: DialOptions = {}): Promise<tls.TLSSocket> {
   const timeoutMs = opts.timeoutMs ?? 15_000;
   const host = hubHost(ep.url);
@@ -82,12 +89,9 @@ export async function dialHub(ep: HubEndpoint, opts: DialOptions = {}): Promise<
   const options: tls.ConnectionOptions & { allowHalfOpen: boolean } = {
     ...(raw ? { socket: raw } : { host, port }),
     servername: net.isIP(host) ? undefined : host,
-    ca: ep.ca,
-    cert: ep.cert,
-    key: ep.key,
-    rejectUnauthorized: ep.ca !== undefined,
+    secureContext: ep.secureContext ?? hubSecureContext(ep),
+    rejectUnauthorized: ep.ca !== undefined || ep.secureContext !== undefined,
     ALPNProtocols: opts.alpn ?? ['http/1.1'],
-    minVersion: 'TLSv1.2',
     // `warren connect` half-closes toward the hub when stdin ends and keeps reading the answer.
     allowHalfOpen: true,
   };
