@@ -19,7 +19,7 @@ import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import { fork, spawnSync, type ChildProcess } from 'node:child_process';
-import { ChildGroup, waitForLine } from '../test/support/proc.js';
+import { ChildGroup, waitForExit, waitForLine } from '../test/support/proc.js';
 import { WARREN_BIN, tempDir } from '../test/support/warren.js';
 import { NODE_FLAGS } from '../src/nodeFlags.js';
 import { cpuSeconds, rssBytes } from './lib/procstat.js';
@@ -83,11 +83,24 @@ async function startHub(dataDir: string, port: number, n: number): Promise<HubPr
   const nodeArgs = [...NODE_FLAGS, ...(process.env.BENCH_NODE_ARGS ?? '').split(/\s+/).filter(Boolean)];
   const [cmd, args] = withNofile(n + 4096, process.execPath, [...nodeArgs, WARREN_BIN, 'hub', '--listen', `127.0.0.1:${port}`, '--data-dir', dataDir]);
   const child = group.spawn(cmd, args, { env: { ...process.env, WARREN_LOG_LEVEL: 'info' }, stdio: ['ignore', 'pipe', 'pipe'] });
+  // A hub that exits by itself ends the run, with what it said: the numbers after it would be meaningless.
+  child.once('close', () => {
+    if (stopping.has(child)) return;
+    void waitForExit(child, 1000).then((r) => {
+      const said = `${r.stderr}${r.stdout.split('\n').filter((l) => !/"level":[23]0,/.test(l)).join('\n')}`.trim().slice(-4000);
+      log(`the hub exited unexpectedly (code ${r.code}, signal ${r.signal}):\n${said}`);
+      process.exit(1);
+    });
+  });
   const m = await waitForLine(child, /"time":(\d+).*"listen":"[^"]*:(\d+)".*"url":"([^"]+)".*"msg":"hub listening"/, { timeoutMs: 60_000 });
   return { child, pid: child.pid!, listeningAt: Number(m[1]), port: Number(m[2]), url: m[3]! };
 }
 
+/** Hubs stopped on purpose (stopHub). */
+const stopping = new WeakSet<ChildProcess>();
+
 async function stopHub(hub: HubProc): Promise<void> {
+  stopping.add(hub.child);
   if (hub.child.exitCode !== null) return;
   const exited = new Promise<void>((resolve) => hub.child.once('exit', () => resolve()));
   hub.child.kill('SIGTERM');

@@ -88,6 +88,30 @@ test('a socket that closes while queued is dropped without taking a slot', { tim
   third.destroy();
 });
 
+test('a queued client that sends bytes and then its FIN is dropped without an error', { timeout: 20_000 }, async (t) => {
+  // The bytes held for the TLS layer are discarded, not put back after 'end' (which would throw).
+  const { queue, raw, accepted } = await start(t, 1);
+  await raw();
+  const quitter = await raw();
+  const hubSide = accepted[1]!;
+  const errors: Error[] = [];
+  hubSide.on('error', (err) => errors.push(err));
+  const uncaught: Error[] = [];
+  const onUncaught = (err: Error) => uncaught.push(err);
+  process.on('uncaughtException', onUncaught);
+  t.after(() => process.off('uncaughtException', onUncaught));
+  const gotBytes = once(hubSide, 'data');
+  quitter.write(Buffer.alloc(300, 0x16));
+  await gotBytes;
+  const closed = once(hubSide, 'close');
+  quitter.end();
+  await closed;
+  assert.deepEqual(errors.map((e) => e.message), []);
+  assert.deepEqual(uncaught.map((e) => e.message), []);
+  assert.equal(queue.queued, 0);
+  assert.equal(queue.inProgress, 1);
+});
+
 test('a socket that waits longer than maxWaitMs is dropped', { timeout: 20_000 }, async (t) => {
   const { queue, raw } = await start(t, 1, 200);
   await raw();

@@ -24,8 +24,8 @@ const MAX_EARLY_BYTES = 64 * 1024;
 export class HandshakeQueue {
   /** Handshakes holding a place, by the socket they started from, with their lease timer. */
   private readonly running = new Map<net.Socket, NodeJS.Timeout>();
-  /** Queued sockets in arrival order, each with the function that takes it out of the queue. */
-  private readonly waiting = new Map<net.Socket, () => void>();
+  /** Queued sockets in arrival order, each with the functions that start it or drop it. */
+  private readonly waiting = new Map<net.Socket, { release: () => void; drop: () => void }>();
 
   /** Sockets given to add() reach `server` (which does not listen itself) as its 'connection' events. */
   constructor(
@@ -56,28 +56,29 @@ export class HandshakeQueue {
       if ((bytes += chunk.length) > MAX_EARLY_BYTES) drop();
     };
     const timer = setTimeout(() => drop(), this.opts.maxWaitMs);
-    const release = () => {
+    const stopWaiting = () => {
       clearTimeout(timer);
       socket.off('data', onData).off('end', drop).off('close', drop).off('error', drop);
+    };
+    /** Its turn: what it sent is put back, for the TLS layer to read. */
+    const release = () => {
+      stopWaiting();
       socket.pause();
       if (chunks.length) socket.unshift(Buffer.concat(chunks));
     };
+    // Nothing is put back on a socket that is dropped: after its 'end' that would throw.
     const drop = () => {
       if (!this.waiting.delete(socket)) return;
-      release();
-      socket.destroy();
+      stopWaiting();
+      socket.on('error', () => undefined).destroy();
     };
     socket.on('data', onData).once('end', drop).once('close', drop).on('error', drop);
-    this.waiting.set(socket, release);
+    this.waiting.set(socket, { release, drop });
   }
 
   /** Drops every queued socket (the hub is stopping). */
   close(): void {
-    for (const [socket, release] of this.waiting) {
-      this.waiting.delete(socket);
-      release();
-      socket.destroy();
-    }
+    for (const { drop } of this.waiting.values()) drop();
   }
 
   private begin(socket: net.Socket): void {
@@ -91,7 +92,7 @@ export class HandshakeQueue {
     if (!socket || lease === undefined) return;
     clearTimeout(lease);
     this.running.delete(socket);
-    for (const [next, release] of this.waiting) {
+    for (const [next, { release }] of this.waiting) {
       if (this.running.size >= this.opts.max) return;
       this.waiting.delete(next);
       release();
