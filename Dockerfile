@@ -43,5 +43,5 @@ USER 10001:10001
 WORKDIR /var/lib/warren
 # 8443: the hub's one HTTPS port; 8081: the agent's health endpoints.
 EXPOSE 8443 8081
-ENTRYPOINT ["node", "--min-semi-space-size=16", "/app/bin/warren.js"]
+ENTRYPOINT ["node", "--min-semi-space-size=16", "--heap-growing-percent=300", "/app/bin/warren.js"]
 CMD ["--help"]
