@@ -52,6 +52,7 @@ export const ErrorCodes = {
   WARREN_E_LISTEN_FAILED: { status: 409, socks: SocksReply.generalFailure, summary: "A forward's entry could not listen (address in use, no permission, no such local address); shown as the forward's last error in `warren forwards ls`." },
   WARREN_E_TUNNEL_LOST: { status: 502, socks: SocksReply.generalFailure, summary: 'The tunnel to the agent closed while the stream was being opened or used.' },
   WARREN_E_UNAVAILABLE: { status: 503, socks: SocksReply.generalFailure, summary: 'The hub is shutting down or not ready; retry shortly (agents and clients do so by themselves).' },
+  WARREN_E_QUOTA: { status: 429, socks: SocksReply.notAllowed, summary: "A stream quota is used up (the principal's open streams or new streams per second, or its fair share of an agent); retry after the Retry-After seconds." },
   WARREN_E_TIMEOUT: { status: 408, socks: SocksReply.generalFailure, summary: 'The client did not send a complete request in time.' },
   WARREN_E_INTERNAL: { status: 500, socks: SocksReply.generalFailure, summary: 'An unexpected error inside Warren; the hub log has the details under the same request id.' },
   WARREN_E_HUB_UNREACHABLE: { status: 502, socks: SocksReply.generalFailure, summary: 'The client could not connect to the hub (CLI and agent side).' },

@@ -32,6 +32,12 @@ const ENV = { WARREN_LOG_LEVEL: 'info' };
  */
 const NODE_ARGS = [...NODE_FLAGS, ...(process.env.BENCH_NODE_ARGS ?? '').split(/\s+/).filter(Boolean)];
 
+/**
+ * The connection-rate test opens streams as one principal as fast as it can: the per-principal rate
+ * quota (1,000/s by default) would measure the quota, not the data path. Every other limit stays on.
+ */
+const UNLIMITED = ['--max-new-streams-per-second', '0'];
+
 /** BENCH_FROM_SRC=1 runs hub and agent from src/ through tsx (no build needed while profiling). */
 const WARREN = process.env.BENCH_FROM_SRC ? ['--import', 'tsx', path.resolve('src/cli/main.ts')] : [WARREN_BIN];
 
@@ -40,7 +46,7 @@ export async function startBenchHub(opts: { group: ChildGroup; standIn?: { targe
   const udsPath = opts.connectUds ? path.join(dataDir, 'connect.sock') : undefined;
   const args = opts.standIn
     ? [...NODE_ARGS, '--import', 'tsx', path.resolve('bench/lib/forwardStandIn.ts'), dataDir, opts.standIn.target, opts.standIn.user]
-    : [...NODE_ARGS, ...WARREN, 'hub', '--listen', '127.0.0.1:0', '--data-dir', dataDir, ...(udsPath ? ['--connect-uds', udsPath] : [])];
+    : [...NODE_ARGS, ...WARREN, 'hub', '--listen', '127.0.0.1:0', '--data-dir', dataDir, ...UNLIMITED, ...(udsPath ? ['--connect-uds', udsPath] : [])];
   const child = opts.group.spawn(process.execPath, args, { env: { ...process.env, ...ENV } });
   const m = await waitForLine(child, /"url":"([^"]+)","caPin":"(sha256:[0-9a-f]{64})".*"msg":"hub listening"/, { timeoutMs: 30_000 });
   const standInPort = opts.standIn ? Number((await waitForLine(child, /^\{"forward":(\d+)\}$/, { timeoutMs: 10_000 }))[1]) : undefined;

@@ -53,7 +53,7 @@ export class AccessTokens {
     }
     const row = payload.jti ? await this.store.getAccessToken(payload.jti) : undefined;
     if (!row || row.revokedAt !== null) throw new WarrenError('WARREN_E_UNAUTHENTICATED', 'access token was revoked or is unknown to this hub');
-    return { user: row.user, groups: row.groups, via: 'token' };
+    return { user: row.user, groups: row.groups, via: 'token', tokenId: row.id };
   }
 }
 

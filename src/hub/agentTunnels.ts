@@ -9,10 +9,9 @@ import { EventEmitter } from 'node:events';
 import { z } from 'zod';
 import { WarrenError, isErrorCode } from '../errors.js';
 import { AGENT_OU, normalizeSerial } from '../pki/pki.js';
-import { formatHostPort } from '../hostPort.js';
 import { startKeepalive } from '../tunnel/keepalive.js';
 import { abortSession } from '../tunnel/relay.js';
-import { ALPN, CONNECTION_WINDOW, ERROR_HEADER, H2_SETTINGS, INFO_PATH, MAX_SESSION_MEMORY_MB, MESSAGE_HEADER, type AgentInfo, type Refusal } from '../tunnel/protocol.js';
+import { ALPN, CONNECTION_WINDOW, ERROR_HEADER, H2_SETTINGS, INFO_PATH, MAX_SESSION_MEMORY_MB, MESSAGE_HEADER, SERVICE_HEADER, type AgentInfo, type Refusal } from '../tunnel/protocol.js';
 import type { Store } from '../store/store.js';
 import type { Logger } from '../log.js';
 import type { RouterView, RoutableAgent } from './router.js';
@@ -45,17 +44,23 @@ export class AgentTunnel implements RoutableAgent {
     return this.info.routes;
   }
 
-  /** Opens a CONNECT stream to host:port through this agent; resolves once the agent has connected. */
-  open(host: string, port: number, timeoutMs: number, signal?: AbortSignal): Promise<ClientHttp2Stream> {
+  /**
+   * Opens a CONNECT stream through this agent — to a TCP target (`authority` = HOST:PORT), or to one of
+   * the agent's services (`service`, e.g. the Kubernetes API, `authority` = the cluster) — and resolves
+   * once the agent has connected it.
+   */
+  open(authority: string, o: { readonly timeoutMs: number; readonly signal?: AbortSignal; readonly service?: string }): Promise<ClientHttp2Stream> {
     let req: ClientHttp2Stream;
     try {
       if (this.session.closed || this.session.destroyed) throw new Error('session closed');
-      req = this.session.request({ ':method': 'CONNECT', ':authority': formatHostPort({ host, port }) }, { endStream: false });
+      const headers = o.service ? { ':method': 'CONNECT', ':authority': authority, [SERVICE_HEADER]: o.service } : { ':method': 'CONNECT', ':authority': authority };
+      req = this.session.request(headers, { endStream: false });
     } catch (err) {
       return Promise.reject(new WarrenError('WARREN_E_TUNNEL_LOST', `tunnel to agent "${this.name}" is closing`, { agent: this.name }, { cause: err }));
     }
     this.streamsOpen++;
     req.once('close', () => this.streamsOpen--);
+    const { timeoutMs, signal } = o;
     return new Promise((resolve, reject) => {
       let settled = false;
       const settle = (err?: WarrenError) => {
@@ -70,7 +75,7 @@ export class AgentTunnel implements RoutableAgent {
       };
       const onAbort = () => settle(new WarrenError('WARREN_E_TUNNEL_LOST', 'the client went away while the stream was opening'));
       const timer = setTimeout(
-        () => settle(new WarrenError('WARREN_E_TARGET_TIMEOUT', `agent "${this.name}" did not connect to ${formatHostPort({ host, port })} within ${timeoutMs} ms`, { agent: this.name })),
+        () => settle(new WarrenError('WARREN_E_TARGET_TIMEOUT', `agent "${this.name}" did not connect to ${authority} within ${timeoutMs} ms`, { agent: this.name })),
         timeoutMs,
       );
       signal?.addEventListener('abort', onAbort, { once: true });

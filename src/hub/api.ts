@@ -38,6 +38,8 @@ export interface ApiDeps {
   readonly forwards?: Pick<Forwards, 'create' | 'list' | 'get' | 'remove'>;
   /** The Kubernetes door's routes (GET /api/v1/clusters), mounted when given. */
   readonly kubeRoutes?: readonly ClusterRoute[];
+  /** Closes the open streams an admin change no longer allows (revocation is immediate). */
+  readonly revoke?: (why: string) => Promise<unknown>;
 }
 
 type Access = 'none' | 'user' | 'admin' | 'agent';
@@ -256,6 +258,7 @@ export class Api {
         method: 'DELETE', path: '/api/v1/tokens/:id', access: 'admin', summary: 'Revoke an access token.',
         handle: async ({ params, principal }) => {
           if (!(await d.store.revokeAccessToken(params.id!, Date.now()))) throw new WarrenError('WARREN_E_NOT_FOUND', `no active access token "${params.id}"`);
+          await d.revoke?.(`access token ${params.id} revoked`);
           await this.adminAudit(principal, `token/${params.id}`, 'access token revoked');
           return { revoked: params.id };
         },
@@ -276,6 +279,8 @@ export class Api {
         method: 'DELETE', path: '/api/v1/agents/:name', access: 'admin', summary: 'Remove an agent: revokes its certificate and drops its tunnel.',
         handle: async ({ params, principal }) => {
           if (!(await d.store.deleteAgent(params.name!))) throw new WarrenError('WARREN_E_NOT_FOUND', `no agent "${params.name}"`);
+          // Streams first, so that their audit rows say `revoked`, then the tunnel itself.
+          await d.revoke?.(`agent ${params.name} removed`);
           d.tunnels.forget(params.name!);
           await this.adminAudit(principal, `agent/${params.name}`, 'agent removed; certificate revoked');
           return { deleted: params.name };
@@ -304,6 +309,7 @@ export class Api {
         method: 'DELETE', path: '/api/v1/grants/:id', access: 'admin', summary: 'Delete a grant.',
         handle: async ({ params, principal }) => {
           if (!(await d.store.deleteGrant(params.id!))) throw new WarrenError('WARREN_E_NOT_FOUND', `no grant "${params.id}"; list them with \`warren grants ls\``);
+          await d.revoke?.(`grant ${params.id} deleted`);
           await this.adminAudit(principal, `grant/${params.id}`, 'grant deleted');
           return { deleted: params.id };
         },

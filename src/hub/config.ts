@@ -7,6 +7,7 @@ import { z } from 'zod';
 import { WarrenError } from '../errors.js';
 import { parseDuration } from '../duration.js';
 import { parseListen, type HostPort } from '../hostPort.js';
+import type { QuotaLimits } from './quotas.js';
 
 export interface HubConfig {
   readonly listen: HostPort;
@@ -29,6 +30,8 @@ export interface HubConfig {
   readonly headerTimeoutMs: number;
   /** TLS handshakes in progress at once; later connections wait their turn. */
   readonly maxHandshakes: number;
+  /** Stream quotas (0: no limit); see quotas.ts. */
+  readonly quotas: QuotaLimits;
   readonly logLevel: string;
   readonly demo: boolean;
 }
@@ -47,6 +50,15 @@ const count = (what: string) =>
   z.string().transform((s, ctx) => {
     if (!/^[1-9]\d{0,5}$/.test(s)) {
       ctx.addIssue({ code: 'custom', message: `${what}: "${s}" is not a whole number from 1 to 999999` });
+      return z.NEVER;
+    }
+    return Number(s);
+  });
+
+const limit = (what: string) =>
+  z.string().transform((s, ctx) => {
+    if (!/^(0|[1-9]\d{0,6})$/.test(s)) {
+      ctx.addIssue({ code: 'custom', message: `${what}: "${s}" is not a whole number from 0 (no limit) to 9999999` });
       return z.NEVER;
     }
     return Number(s);
@@ -71,6 +83,9 @@ export const hubDefaults = {
   dialTimeout: '10s',
   headerTimeout: '10s',
   maxHandshakes: '64',
+  maxStreamsPerPrincipal: '256',
+  maxNewStreamsPerSecond: '1000',
+  maxStreamsPerAgent: '4000',
   logLevel: 'info',
 };
 
@@ -92,6 +107,9 @@ const schema = z
     dialTimeout: duration('--dial-timeout').prefault(hubDefaults.dialTimeout),
     headerTimeout: duration('--header-timeout').prefault(hubDefaults.headerTimeout),
     maxHandshakes: count('--max-handshakes').prefault(hubDefaults.maxHandshakes),
+    maxStreamsPerPrincipal: limit('--max-streams-per-principal').prefault(hubDefaults.maxStreamsPerPrincipal),
+    maxNewStreamsPerSecond: limit('--max-new-streams-per-second').prefault(hubDefaults.maxNewStreamsPerSecond),
+    maxStreamsPerAgent: limit('--max-streams-per-agent').prefault(hubDefaults.maxStreamsPerAgent),
     logLevel: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).default('info'),
     demo: z.boolean().default(false),
   })
@@ -132,6 +150,7 @@ export function hubConfig(flags: HubFlags, env: NodeJS.ProcessEnv = process.env)
     dialTimeoutMs: f.dialTimeout,
     headerTimeoutMs: f.headerTimeout,
     maxHandshakes: f.maxHandshakes,
+    quotas: { perPrincipal: f.maxStreamsPerPrincipal, ratePerSecond: f.maxNewStreamsPerSecond, perAgent: f.maxStreamsPerAgent },
     logLevel: f.logLevel,
     demo: f.demo,
   };

@@ -31,6 +31,7 @@ import { loadHubPki, wantedSans } from './hubPki.js';
 import { sendError, sendJson } from './httpJson.js';
 import { HubMetrics } from './metrics.js';
 import { HubOpener } from './opener.js';
+import { Quotas } from './quotas.js';
 import { Forwards } from './forwards.js';
 import { UP_ALPN } from '../tunnel/protocol.js';
 import { startDoorListeners } from './doorListeners.js';
@@ -105,13 +106,15 @@ export async function startHub(config: HubConfig, log: Logger): Promise<Hub> {
     },
   });
   await tunnels.load();
-  const kube = createKubeDoor({ jwtPublicKeyFile: config.jwtPublicKeyFile, dialTimeoutMs: config.dialTimeoutMs, store, tunnels, auth, audit, log });
   let url = '';
   const enrollment = new Enrollment({ store, ca: pki.ca, caPin: pki.caPin, hubUrl: () => url, certTtlMs: config.agentCertTtlMs });
-  const opener = new HubOpener({ tunnels, store, audit, metrics, log: log.child({ component: 'opener' }), dialTimeoutMs: config.dialTimeoutMs });
+  const opener = new HubOpener({
+    tunnels, store, audit, metrics, log: log.child({ component: 'opener' }), dialTimeoutMs: config.dialTimeoutMs, quotas: new Quotas(config.quotas),
+  });
+  const kube = createKubeDoor({ jwtPublicKeyFile: config.jwtPublicKeyFile, opener, store, tunnels, auth, audit, log });
   const forwards = new Forwards({ store, opener, audit, sessions: tunnels, log: log.child({ component: 'forwards' }), pingIntervalMs: config.pingIntervalMs });
   await forwards.start();
-  const api = new Api({ store, auth, tokens, tunnels, enrollment, audit, ca: pki.ca, caPem: pki.ca.certPem, version: VERSION, forwards, kubeRoutes: kube.apiRoutes });
+  const api = new Api({ store, auth, tokens, tunnels, enrollment, audit, ca: pki.ca, caPem: pki.ca.certPem, version: VERSION, forwards, kubeRoutes: kube.apiRoutes, revoke: (why) => opener.revoke(why) });
 
   const proxyAuth = async (req: http.IncomingMessage): Promise<Principal> => {
     try {
@@ -224,7 +227,7 @@ export async function startHub(config: HubConfig, log: Logger): Promise<Hub> {
         const forwardsClosed = forwards.close(config.drainTimeoutMs);
         await tunnels.drain(config.drainTimeoutMs);
         await forwardsClosed;
-        kube.close();
+        opener.close();
         httpServer.closeAllConnections();
         doorListeners.destroyConnections();
         await audit.drain();

@@ -12,6 +12,8 @@ export class HubMetrics {
   });
   readonly bytes = new client.Counter({ name: 'warren_stream_bytes_total', help: 'Bytes relayed', labelNames: ['door', 'direction'], registers: [this.registry] });
   readonly authFailures = new client.Counter({ name: 'warren_auth_failures_total', help: 'Rejected credentials', labelNames: ['door'], registers: [this.registry] });
+  readonly quotaRefusals = new client.Counter({ name: 'warren_quota_refusals_total', help: 'Streams refused by a quota', labelNames: ['door', 'quota'], registers: [this.registry] });
+  readonly revocations = new client.Counter({ name: 'warren_streams_revoked_total', help: 'Open streams and kube requests closed because their access was revoked', labelNames: ['door'], registers: [this.registry] });
   readonly agentConnects = new client.Counter({ name: 'warren_agent_connects_total', help: 'Agent tunnel (re)connections', registers: [this.registry] });
   readonly agentRefusals = new client.Counter({ name: 'warren_agent_refusals_total', help: 'Agent tunnels refused', registers: [this.registry] });
 

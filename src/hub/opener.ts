@@ -1,19 +1,34 @@
 /**
- * The hub's implementation of the doors' `Opener`: resolve the target to an agent (router), check the
- * caller's grants (policy, default deny), dial through the tunnel, and audit the outcome. When a route
- * is served by several agents and the chosen tunnel dies mid-open, the next agent is tried.
+ * The one pipeline behind every door (CONNECT, SOCKS5, unix socket, forwards, the kube router):
+ *
+ *   admit   who may reach what: the router resolves the target to agents (or a cluster to the agents
+ *           serving it), the grants allow it (default deny), the quotas have room; the use is then
+ *           watched for revocation until it ends
+ *   dial    which agent: least loaded first, the next one when a tunnel turns out to be lost; each
+ *           agent's streams shared fairly between principals
+ *   relay   bytes both ways (TCP doors), then one audit row and the metrics
+ *
+ * The kube door admits each HTTP request (identity travels per request) and sends it over a pooled
+ * kube stream, or dials a stream of its own for an upgrade (exec, attach, port-forward); it writes its
+ * own audit rows, which describe HTTP requests rather than byte streams.
  */
 import { WarrenError, asWarrenError } from '../errors.js';
-import { formatHostPort, parseHostPort } from '../hostPort.js';
-import { relay } from '../tunnel/relay.js';
+import { formatHostPort, isLabel, parseHostPort } from '../hostPort.js';
+import { KUBE_SERVICE } from '../tunnel/protocol.js';
+import { abortStream, relay } from '../tunnel/relay.js';
+import { streamSocket } from '../tunnel/streamSocket.js';
 import type { Store } from '../store/store.js';
 import type { Logger } from '../log.js';
-import type { OpenRequest, Opener, OpenedStream, RelayResult } from './doors/door.js';
-import type { AgentTunnels } from './agentTunnels.js';
+import type { Admission, AdmitRequest, Admitter, OpenRequest, Opener, OpenedStream, Principal, RelayResult } from './doors/door.js';
+import type { AgentTunnel, AgentTunnels } from './agentTunnels.js';
 import type { Audit } from './audit.js';
 import type { HubMetrics } from './metrics.js';
-import { findTargetGrant } from './policy.js';
+import { ActiveStreams, type ActiveStream, type Reach } from './activeStreams.js';
+import { clusterAccess, findTargetGrant } from './policy.js';
+import { agentShareError, type Quotas } from './quotas.js';
 import { resolveTarget } from './router.js';
+import { isKnownCluster } from './kube/clusters.js';
+import { KubeStreamPool } from './kube/kubeStreamPool.js';
 
 export interface HubOpenerDeps {
   readonly tunnels: AgentTunnels;
@@ -22,86 +37,237 @@ export interface HubOpenerDeps {
   readonly metrics: HubMetrics;
   readonly log: Logger;
   readonly dialTimeoutMs: number;
+  readonly quotas: Quotas;
 }
 
-export class HubOpener implements Opener {
+/** What admission decided: the agents that may serve, best first, and how to reach the far end. */
+interface Plan {
+  readonly agents: readonly AgentTunnel[];
+  /** The CONNECT authority the agent dials (HOST:PORT, or the cluster for the kube service). */
+  readonly authority: string;
+  readonly service: string | undefined;
+  readonly reach: Reach;
+  readonly kubeGroups: readonly string[];
+}
+
+export class HubOpener implements Opener, Admitter {
+  private readonly active = new ActiveStreams();
+  private readonly pools = new Map<string, KubeStreamPool>();
+
   constructor(private readonly deps: HubOpenerDeps) {}
+
+  /** Uses admitted and still open (streams, kube requests). */
+  get activeCount(): number {
+    return this.active.size;
+  }
+
+  async admit(req: AdmitRequest): Promise<Admission> {
+    const plan = 'cluster' in req ? await this.planCluster(req.cluster, req.principal) : await this.planTarget(req.target, req.principal);
+    let slot;
+    try {
+      slot = this.deps.quotas.acquire(req.principal.user);
+    } catch (err) {
+      const e = asWarrenError(err);
+      this.deps.metrics.quotaRefusals.inc({ door: req.door, quota: String(e.details?.quota ?? '') });
+      throw e;
+    }
+    const revoked = new AbortController();
+    const entry: ActiveStream = {
+      principal: req.principal, reach: plan.reach, agent: undefined, revoked: undefined,
+      onRevoke: () => {
+        this.deps.metrics.revocations.inc({ door: req.door });
+        revoked.abort();
+      },
+    };
+    const unwatch = this.active.add(entry);
+    let ended = false;
+    const cluster = 'cluster' in plan.reach ? plan.reach.cluster : undefined;
+    return {
+      kubeGroups: plan.kubeGroups,
+      revoked: revoked.signal,
+      pool: cluster === undefined ? undefined : this.pool(cluster),
+      usedAgent: (agent) => void (entry.agent = agent),
+      dial: async () => {
+        const started = Date.now();
+        try {
+          const { tunnel, stream } = await this.dial(plan, req.principal, req.signal, (t) => {
+            if (slot.bindAgent(t.name)) return true;
+            this.deps.metrics.quotaRefusals.inc({ door: req.door, quota: 'agent-share' });
+            return false;
+          });
+          entry.agent = tunnel.name;
+          if (!('cluster' in plan.reach)) entry.reach = { ...plan.reach, agent: tunnel.name };
+          this.deps.metrics.dials.inc({ door: req.door, result: 'ok' });
+          this.deps.metrics.dialSeconds.observe({ door: req.door }, (Date.now() - started) / 1000);
+          return { agent: tunnel.name, stream: plan.service ? streamSocket(stream) : stream };
+        } catch (err) {
+          this.deps.metrics.dials.inc({ door: req.door, result: asWarrenError(err).code });
+          throw err;
+        }
+      },
+      end: () => {
+        if (ended) return;
+        ended = true;
+        unwatch();
+        slot.release();
+      },
+    };
+  }
 
   async open(req: OpenRequest): Promise<OpenedStream> {
     const started = Date.now();
     const { audit, metrics } = this.deps;
     const base = { kind: 'stream' as const, user: req.principal.user, door: req.door, target: req.target, source: req.source };
-    let agentName: string | null = null;
+    let admission: Admission | undefined;
     try {
-      const hp = parseHostPort(req.target);
-      if (!hp) throw new WarrenError('WARREN_E_BAD_TARGET', `target "${truncate(req.target)}" is not HOST:PORT`, { target: truncate(req.target) });
-      const resolution = resolveTarget(hp.host, this.deps.tunnels);
-      agentName = resolution.agents[0]!;
-      const scope = req.principal.scope;
-      // A scoped principal (a forward) needs no grants: skip the store query on its every connection.
-      const grants = scope ? [] : await this.deps.store.listGrants();
-      const allowed = scope
-        ? resolution.agents.filter(() => sameTarget(scope.target, hp))
-        : resolution.agents.filter((a) => findTargetGrant(grants, req.principal, { agent: a, host: resolution.dialHost, port: hp.port }));
-      if (allowed.length === 0) {
-        throw new WarrenError('WARREN_E_FORBIDDEN', `user "${req.principal.user}" has no grant for ${formatHostPort(hp)} through agent "${agentName}"`, {
-          target: formatHostPort(hp), agent: agentName,
-        });
-      }
-      let lastError: WarrenError | undefined;
-      for (const name of allowed) {
-        agentName = name;
-        const tunnel = this.deps.tunnels.get(name);
-        if (!tunnel) continue;
-        try {
-          const stream = await tunnel.open(resolution.dialHost, hp.port, this.deps.dialTimeoutMs, req.signal);
-          metrics.dials.inc({ door: req.door, result: 'ok' });
-          metrics.dialSeconds.observe({ door: req.door }, (Date.now() - started) / 1000);
-          return this.opened(name, stream, req, base, started);
-        } catch (err) {
-          lastError = asWarrenError(err);
-          // Only a lost tunnel is worth another agent; a refusal from the target would repeat.
-          if (lastError.code !== 'WARREN_E_TUNNEL_LOST') break;
-        }
-      }
-      throw lastError ?? new WarrenError('WARREN_E_AGENT_OFFLINE', `agent "${agentName}" is not connected to the hub right now`, { agent: agentName });
+      admission = await this.admit(req);
+      const { agent, stream } = await admission.dial();
+      const a = admission;
+      stream.once('close', () => a.end());
+      return {
+        agent,
+        stream,
+        relay: async (client): Promise<RelayResult> => {
+          const cut = () => (abortStream(stream), abortStream(client));
+          if (a.revoked.aborted) cut();
+          else a.revoked.addEventListener('abort', cut, { once: true });
+          metrics.streamsOpen.inc({ door: req.door });
+          const counts = await relay(client, stream);
+          metrics.streamsOpen.dec({ door: req.door });
+          metrics.bytes.inc({ door: req.door, direction: 'in' }, counts.aToB);
+          metrics.bytes.inc({ door: req.door, direction: 'out' }, counts.bToA);
+          a.end();
+          const reason = a.revoked.aborted ? 'revoked' : counts.error ? `aborted: ${counts.error.message}` : 'closed';
+          await audit.record({
+            ...base, agent, result: a.revoked.aborted ? 'denied' : counts.error ? 'error' : 'ok', reason,
+            bytesIn: counts.aToB, bytesOut: counts.bToA, durationMs: Date.now() - started,
+          });
+          return { bytesIn: counts.aToB, bytesOut: counts.bToA, reason };
+        },
+      };
     } catch (err) {
+      admission?.end();
       const e = asWarrenError(err);
-      if (e.code === 'WARREN_E_INTERNAL') this.deps.log.error({ err: (err as Error)?.message }, 'open failed');
-      metrics.dials.inc({ door: req.door, result: e.code });
+      if (e.code === 'WARREN_E_INTERNAL') this.deps.log.error({ err }, 'open failed');
       await audit.record({
-        ...base, agent: agentName, result: e.code === 'WARREN_E_FORBIDDEN' ? 'denied' : 'error',
+        ...base, agent: typeof e.details?.agent === 'string' ? e.details.agent : null,
+        result: e.code === 'WARREN_E_FORBIDDEN' || e.code === 'WARREN_E_QUOTA' ? 'denied' : 'error',
         reason: `${e.code}: ${e.message}`, durationMs: Date.now() - started,
       });
       throw e;
     }
   }
 
-  private opened(
-    agent: string,
-    stream: OpenedStream['stream'],
-    req: OpenRequest,
-    base: { kind: 'stream'; user: string; door: string; target: string; source: string },
-    started: number,
-  ): OpenedStream {
-    const { audit, metrics } = this.deps;
+  /**
+   * Closes every open use that is no longer allowed — its token revoked, its agent removed, or no
+   * grant left that allows it — after an admin change. Returns how many were cut.
+   */
+  async revoke(why: string): Promise<number> {
+    const { store } = this.deps;
+    const grants = await store.listGrants();
+    const tokens = new Map<string, Promise<boolean>>();
+    const agents = new Map<string, Promise<boolean>>();
+    const memo = (m: Map<string, Promise<boolean>>, key: string, f: () => Promise<boolean>) => m.get(key) ?? (m.set(key, f()), m.get(key)!);
+    const cut = await this.active.revokeWhere(async (s) => {
+      const p = s.principal;
+      if (p.tokenId && !(await memo(tokens, p.tokenId, async () => (await store.getAccessToken(p.tokenId!))?.revokedAt === null))) return false;
+      if (s.agent && !(await memo(agents, s.agent, async () => (await store.getAgent(s.agent!)) !== undefined))) return false;
+      if (p.scope) return true;
+      return 'cluster' in s.reach ? clusterAccess(grants, p, s.reach.cluster).allowed : findTargetGrant(grants, p, s.reach) !== undefined;
+    }, why);
+    if (cut > 0) this.deps.log.info({ streams: cut, why }, 'revoked open streams');
+    return cut;
+  }
+
+  close(): void {
+    for (const p of this.pools.values()) p.destroy();
+    this.pools.clear();
+  }
+
+  private async planTarget(target: string, principal: Principal): Promise<Plan> {
+    const hp = parseHostPort(target);
+    if (!hp) throw new WarrenError('WARREN_E_BAD_TARGET', `target "${truncate(target)}" is not HOST:PORT`, { target: truncate(target) });
+    const resolution = resolveTarget(hp.host, this.deps.tunnels);
+    const first = resolution.agents[0]!;
+    const scope = principal.scope;
+    // A scoped principal (a forward) needs no grants: skip the store query on its every connection.
+    const grants = scope ? [] : await this.deps.store.listGrants();
+    const allowed = resolution.agents.filter((a) =>
+      scope ? sameTarget(scope.target, hp) : findTargetGrant(grants, principal, { agent: a, host: resolution.dialHost, port: hp.port }),
+    );
+    if (allowed.length === 0) {
+      throw new WarrenError('WARREN_E_FORBIDDEN', `user "${principal.user}" has no grant for ${formatHostPort(hp)} through agent "${first}"`, {
+        target: formatHostPort(hp), agent: first,
+      });
+    }
     return {
-      agent,
-      stream,
-      relay: async (client): Promise<RelayResult> => {
-        metrics.streamsOpen.inc({ door: req.door });
-        const counts = await relay(client, stream);
-        metrics.streamsOpen.dec({ door: req.door });
-        metrics.bytes.inc({ door: req.door, direction: 'in' }, counts.aToB);
-        metrics.bytes.inc({ door: req.door, direction: 'out' }, counts.bToA);
-        const reason = counts.error ? `aborted: ${counts.error.message}` : 'closed';
-        await audit.record({
-          ...base, agent, result: counts.error ? 'error' : 'ok', reason,
-          bytesIn: counts.aToB, bytesOut: counts.bToA, durationMs: Date.now() - started,
-        });
-        return { bytesIn: counts.aToB, bytesOut: counts.bToA, reason };
-      },
+      agents: allowed.flatMap((name) => this.deps.tunnels.get(name) ?? []),
+      authority: formatHostPort({ host: resolution.dialHost, port: hp.port }),
+      service: undefined,
+      reach: { agent: allowed[0]!, host: resolution.dialHost, port: hp.port },
+      kubeGroups: [],
     };
+  }
+
+  private async planCluster(cluster: string, principal: Principal): Promise<Plan> {
+    const notFound = () => new WarrenError('WARREN_E_NOT_FOUND', `cluster "${cluster.slice(0, 100)}" is not known to this hub`, { cluster: cluster.slice(0, 100) });
+    if (!isLabel(cluster)) throw notFound();
+    const agents = this.clusterAgents(cluster);
+    if (agents.length === 0 && !(await isKnownCluster(this.deps.store, cluster))) throw notFound();
+    const access = clusterAccess(await this.deps.store.listGrants(), principal, cluster);
+    if (!access.allowed) {
+      throw new WarrenError('WARREN_E_FORBIDDEN', `user "${principal.user}" has no grant for cluster ${cluster} (an admin can add one: warren grant --user ${principal.user} --cluster ${cluster})`, { cluster });
+    }
+    if (agents.length === 0) throw new WarrenError('WARREN_E_AGENT_OFFLINE', `cluster ${cluster} has no connected agent`, { cluster });
+    return { agents, authority: cluster, service: KUBE_SERVICE, reach: { cluster }, kubeGroups: access.kubeGroups };
+  }
+
+  /** Connected agents serving `cluster`, least loaded first (ties in random order). */
+  private clusterAgents(cluster: string): AgentTunnel[] {
+    const out: Array<{ t: AgentTunnel; k: number }> = [];
+    for (const t of this.deps.tunnels.connected()) if (t.info.clusters.includes(cluster) && !t.session.closed) out.push({ t, k: Math.random() });
+    return out.sort((a, b) => a.t.streamsOpen - b.t.streamsOpen || a.k - b.k).map((x) => x.t);
+  }
+
+  /**
+   * Opens the stream on the first agent that takes it. Only a lost tunnel (or, for the kube service,
+   * an agent that refuses it) is worth the next agent: a refusal from the target would repeat.
+   */
+  private async dial(plan: Plan, principal: Principal, signal: AbortSignal | undefined, take: (t: AgentTunnel) => boolean) {
+    let last: WarrenError | undefined;
+    for (const tunnel of plan.agents) {
+      if (!take(tunnel)) {
+        last ??= agentShareError(tunnel.name, principal.user, this.deps.quotas.limits.perAgent);
+        continue;
+      }
+      try {
+        const stream = await tunnel.open(plan.authority, { timeoutMs: this.deps.dialTimeoutMs, service: plan.service, ...(signal ? { signal } : {}) });
+        return { tunnel, stream };
+      } catch (err) {
+        last = asWarrenError(err);
+        if (last.code !== 'WARREN_E_TUNNEL_LOST' && !plan.service) break;
+      }
+    }
+    const agent = 'cluster' in plan.reach ? undefined : plan.reach.agent;
+    throw last ?? new WarrenError('WARREN_E_AGENT_OFFLINE', `agent "${agent}" is not connected to the hub right now`, { agent });
+  }
+
+  /** The keep-alive pool of kube streams for `cluster`; its streams are the hub's, not any caller's. */
+  private pool(cluster: string): KubeStreamPool {
+    let pool = this.pools.get(cluster);
+    if (!pool) {
+      pool = new KubeStreamPool(async () => {
+        const agents = this.clusterAgents(cluster);
+        if (agents.length === 0) throw new WarrenError('WARREN_E_AGENT_OFFLINE', `cluster ${cluster} has no connected agent`, { cluster });
+        const plan: Plan = { agents, authority: cluster, service: KUBE_SERVICE, reach: { cluster }, kubeGroups: [] };
+        const { tunnel, stream } = await this.dial(plan, { user: 'hub', groups: [], via: 'token' }, undefined, () => true);
+        const socket = streamSocket(stream);
+        socket.tag = tunnel.name;
+        return socket;
+      });
+      this.pools.set(cluster, pool);
+    }
+    return pool;
   }
 }
 

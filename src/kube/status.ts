@@ -6,7 +6,9 @@
  *    "message":"cluster alpha has no connected agent","reason":"ServiceUnavailable","code":503}
  *
  * kubectl shows that as `Error from server (ServiceUnavailable): cluster alpha has no connected agent`.
- * No `Retry-After` header is ever sent: client-go retries 5xx answers that carry one, ten times.
+ * `Retry-After` goes only with 429 (a Warren quota), as the API server's own priority and fairness
+ * sends it: client-go then waits and retries by itself. Never with a 5xx: client-go retries those ten
+ * times when they carry one.
  *
  * On discovery paths the message also goes out as a `Warning: 299 - "…"` header: kubectl's discovery
  * step (the first requests to a cluster, before its discovery cache is warm) reads error bodies raw
@@ -39,6 +41,7 @@ export function reasonFor(code: number): string {
     case 408: return 'Timeout';
     case 409: return 'Conflict';
     case 413: return 'RequestEntityTooLarge';
+    case 429: return 'TooManyRequests';
     case 502: case 503: return 'ServiceUnavailable';
     case 504: return 'Timeout';
     default: return code >= 500 ? 'InternalError' : 'BadRequest';
@@ -59,7 +62,7 @@ export function isDiscoveryPath(path: string): boolean {
   return /^\/api(\/[^/?]+)?\/?(\?|$)|^\/apis(\/[^/?]+){0,2}\/?(\?|$)|^\/(version|openapi)([/?]|$)/.test(path);
 }
 
-export function sendStatus(res: ServerResponse, status: KubeStatus, opts: { warning?: boolean } = {}): void {
+export function sendStatus(res: ServerResponse, status: KubeStatus, opts: { warning?: boolean; retryAfterS?: number | undefined } = {}): void {
   if (res.headersSent) {
     res.destroy();
     return;
@@ -68,6 +71,7 @@ export function sendStatus(res: ServerResponse, status: KubeStatus, opts: { warn
   res.writeHead(status.code, {
     'content-type': 'application/json', 'content-length': Buffer.byteLength(body), 'cache-control': 'no-store',
     ...(opts.warning ? { warning: warningHeader(status.message) } : {}),
+    ...(opts.retryAfterS !== undefined ? { 'retry-after': String(opts.retryAfterS) } : {}),
   });
   res.end(body);
 }
@@ -79,11 +83,12 @@ export function warningHeader(message: string): string {
 }
 
 /** For an upgrade request, where there is only a socket: one HTTP/1.1 answer, then the socket is closed. */
-export function writeStatusToSocket(socket: Duplex, status: KubeStatus): void {
+export function writeStatusToSocket(socket: Duplex, status: KubeStatus, opts: { retryAfterS?: number | undefined } = {}): void {
   if (socket.destroyed) return;
   const body = JSON.stringify(status);
+  const retry = opts.retryAfterS !== undefined ? `retry-after: ${opts.retryAfterS}\r\n` : '';
   socket.end(
-    `HTTP/1.1 ${status.code} ${status.reason}\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\n` +
+    `HTTP/1.1 ${status.code} ${status.reason}\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\n${retry}` +
       `cache-control: no-store\r\nconnection: close\r\n\r\n${body}`,
   );
 }

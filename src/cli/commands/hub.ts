@@ -25,6 +25,9 @@ export function registerHub(program: Command): void {
     .option('--dial-timeout <d>', 'how long an agent may take to reach a target', hubDefaults.dialTimeout)
     .option('--header-timeout <d>', 'how long a client may take to complete TLS and send request headers', hubDefaults.headerTimeout)
     .option('--drain-timeout <d>', 'on SIGTERM, how long open streams may finish', hubDefaults.drainTimeout)
+    .option('--max-streams-per-principal <n>', 'streams one user, token or forward may hold open at once, every door together (0: no limit)', hubDefaults.maxStreamsPerPrincipal)
+    .option('--max-new-streams-per-second <n>', 'new streams one principal may open per second, with a burst of as many (0: no limit)', hubDefaults.maxNewStreamsPerSecond)
+    .option('--max-streams-per-agent <n>', "streams open through one agent at once, shared fairly between principals (below the tunnel's 4096)", hubDefaults.maxStreamsPerAgent)
     .option('--max-handshakes <n>', 'TLS handshakes in progress at once; more connections wait their turn (raise it for many far-away agents)', hubDefaults.maxHandshakes)
     .option('--log-level <level>', 'trace|debug|info|warn|error (env WARREN_LOG_LEVEL)')
     .option('--demo', 'also run a local demo agent named "demo" that can reach this host')
@@ -46,7 +49,8 @@ Examples:
         listen: o.listen as string, dataDir: o.dataDir as string, publicUrl: o.publicUrl as string | undefined, store: o.store as string | undefined,
         tlsCert: o.tlsCert as string | undefined, tlsKey: o.tlsKey as string | undefined, tlsSan: o.tlsSan as string[],
         pingInterval: o.pingInterval as string, agentCertTtl: o.agentCertTtl as string, dialTimeout: o.dialTimeout as string,
-        headerTimeout: o.headerTimeout as string, drainTimeout: o.drainTimeout as string, maxHandshakes: o.maxHandshakes as string, logLevel: o.logLevel as 'info' | undefined, demo: Boolean(o.demo),
+        headerTimeout: o.headerTimeout as string, drainTimeout: o.drainTimeout as string, maxHandshakes: o.maxHandshakes as string,
+        maxStreamsPerPrincipal: o.maxStreamsPerPrincipal as string, maxNewStreamsPerSecond: o.maxNewStreamsPerSecond as string, maxStreamsPerAgent: o.maxStreamsPerAgent as string, logLevel: o.logLevel as 'info' | undefined, demo: Boolean(o.demo),
         socksListen: o.socksListen as string | undefined, connectUds: o.connectUds as string | undefined,
         jwtPublicKey: o.jwtPublicKey as string | undefined,
       });

@@ -11,6 +11,8 @@ export interface Principal {
   readonly groups: readonly string[];
   /** How the caller proved it: hub-issued token, client certificate, external JWT, or file permissions. */
   readonly via: 'token' | 'cert' | 'jwt' | 'uds' | 'forward';
+  /** The hub access token it authenticated with, so that revoking the token closes what it opened. */
+  readonly tokenId?: string;
   /**
    * Set only by the hub for its own callers, never from a credential: the one target this principal
    * may open, without a grant. A forward runs as `forward:NAME` with no groups and `scope.target` =
@@ -22,14 +24,42 @@ export interface Principal {
 
 export type DoorName = 'connect' | 'socks5' | 'forward' | 'kube' | 'uds' | 'api';
 
-export interface OpenRequest {
-  /** HOST:PORT as the client wrote it (IPv6 hosts in brackets). */
-  readonly target: string;
+/**
+ * Where a stream goes: a TCP target (`HOST:PORT`, resolved by the router, design §3) or a Kubernetes
+ * cluster's API server, through one of the agents serving that cluster.
+ */
+export type Destination = { readonly target: string } | { readonly cluster: string };
+
+interface Caller {
   readonly principal: Principal;
   readonly door: DoorName;
   /** The client's address as the hub saw it, for the audit trail (e.g. "10.1.2.3:51234"). */
   readonly source: string;
   readonly signal?: AbortSignal;
+}
+
+/** A stream to a TCP target: HOST:PORT as the client wrote it (IPv6 hosts in brackets). */
+export type OpenRequest = { readonly target: string } & Caller;
+
+export type AdmitRequest = Destination & Caller;
+
+/**
+ * A use the pipeline admitted (grants checked, a quota place taken, watched for revocation), before or
+ * without a stream of its own: the kube door admits every HTTP request and sends it over a pooled stream.
+ */
+export interface Admission {
+  /** For a cluster: the Kubernetes groups the caller's grants add (--kube-groups). */
+  readonly kubeGroups: readonly string[];
+  /** Aborted when the use is revoked (its token, grant or agent deleted): close what it holds. */
+  readonly revoked: AbortSignal;
+  /** For a cluster: the keep-alive pool of kube streams to its agents (an http.Agent). */
+  readonly pool: import('node:http').Agent | undefined;
+  /** Opens a stream of this use's own: picks the agent, least loaded first, the next one if a tunnel is lost. */
+  dial(): Promise<{ agent: string; stream: Duplex }>;
+  /** Records which agent a pooled request went to (so removing that agent revokes the request). */
+  usedAgent(agent: string): void;
+  /** Frees the quota place and the revocation watch; idempotent. */
+  end(): void;
 }
 
 export interface RelayResult {
@@ -59,6 +89,12 @@ export interface Opener {
    * Rejects with a WarrenError (code, HTTP status and SOCKS reply) on every refusal; refusals are audited.
    */
   open(request: OpenRequest): Promise<OpenedStream>;
+}
+
+/** The admission part of the pipeline alone, for the kube door (its audit rows are per HTTP request). */
+export interface Admitter {
+  /** Policy, quota and revocation watch; rejects with a WarrenError, which the caller audits. */
+  admit(request: AdmitRequest): Promise<Admission>;
 }
 
 export interface Authenticator {

@@ -1,6 +1,6 @@
 /**
- * Assembles the Kubernetes door for the hub's composition root: the cluster stream pools, the
- * router, the optional external-JWT issuer (`--jwt-public-key`, also trusted by every other door via
+ * Assembles the Kubernetes door for the hub's composition root: the router (a client of the hub's
+ * one pipeline, the opener), the optional external-JWT issuer (`--jwt-public-key`, also trusted by every other door via
  * HubAuth), and the admin API's cluster listing. hub.ts only routes requests and upgrades to it.
  */
 import type { Duplex } from 'node:stream';
@@ -9,16 +9,16 @@ import type { Store } from '../../store/store.js';
 import type { Audit } from '../audit.js';
 import type { HubAuth } from '../auth.js';
 import { ExternalJwt } from '../externalJwt.js';
-import { ClusterStreams, type KubeTunnelView } from './clusterStreams.js';
-import { isKnownCluster } from './clusters.js';
+import type { Admitter } from '../doors/door.js';
+import type { ClusterAgentsView } from './clusters.js';
 import { clusterRoutes, type ClusterRoute } from './clustersApi.js';
 import { KubeRouter } from './kubeRouter.js';
 
 export interface KubeDoorOptions {
   readonly jwtPublicKeyFile: string | undefined;
-  readonly dialTimeoutMs: number;
+  readonly opener: Admitter;
   readonly store: Store;
-  readonly tunnels: KubeTunnelView;
+  readonly tunnels: ClusterAgentsView;
   readonly auth: HubAuth;
   readonly audit: Pick<Audit, 'record'>;
   readonly log: Logger;
@@ -29,7 +29,6 @@ export interface KubeDoor {
   readonly apiRoutes: readonly ClusterRoute[];
   /** Answers an upgrade request that is not the kube door's (nothing else on the hub upgrades). */
   rejectUpgrade(socket: Duplex): void;
-  close(): void;
 }
 
 /** Throws WARREN_E_CONFIG at start-up when --jwt-public-key is unusable. */
@@ -39,11 +38,8 @@ export function createKubeDoor(o: KubeDoorOptions): KubeDoor {
     o.auth.addExternalVerifier(jwt.verifier());
     o.log.info({ alg: jwt.alg }, 'trusting external JWTs signed by --jwt-public-key');
   }
-  const streams = new ClusterStreams(o.tunnels, o.dialTimeoutMs);
   const router = new KubeRouter({
-    streams,
-    isKnownCluster: (c) => isKnownCluster(o.store, c),
-    listGrants: () => o.store.listGrants(),
+    opener: o.opener,
     authenticate: (authorization, socket) => o.auth.fromHttp(authorization, socket),
     record: (row) => o.audit.record(row),
     jwt,
@@ -57,6 +53,5 @@ export function createKubeDoor(o: KubeDoorOptions): KubeDoor {
       socket.on('error', () => undefined);
       socket.end(`HTTP/1.1 404 Not Found\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`);
     },
-    close: () => streams.close(),
   };
 }

@@ -7,16 +7,20 @@
  *      certificate, or a trusted external JWT; failure → 401 Status
  *   2. which cluster: NAME from the path, or the JWT's `ctx` claim on the API root; unknown → 404
  *      Status (reason `ContextNotFound` for a ctx, as multikube answers)
- *   3. may they: a cluster grant (admins always, default deny) → else 403 Status
- *   4. is it there: a connected agent → else 503 Status "cluster NAME has no connected agent"
- *   5. forward: the client's Authorization, every Impersonate-* (audited as stripped) and any
- *      warren-* header are removed; warren-impersonate-user / -group carry the caller (user, groups,
+ *   3. admission by the hub's one pipeline (opener.admit): a cluster grant (admins always, default
+ *      deny) → else 403 Status; a connected agent → else 503 "cluster NAME has no connected agent";
+ *      the caller's stream quota → else 429 with Retry-After; the request is then watched for
+ *      revocation (a deleted token or grant cuts it, watches and exec included)
+ *   5. forward: the client's Authorization, every Impersonate-* (audited as stripped), its
+ *      X-Forwarded-For / Forwarded and any warren-* header are removed; warren-impersonate-user / -group carry the caller (user, groups,
  *      and the grants' --kube-groups) to the agent, which turns them into Impersonate-* headers
  *   6. audit: one `kube` row per request when it ends: user, agent, target = cluster, and in the reason
  *      `verb=… resource=… namespace=… name=… status=… path=…` (plus `stripped=…`), bytes, duration
  *
  * Bodies stream both ways (watch, logs -f); upgrades (exec, attach, port-forward) become raw byte
- * pipes after the 101, through a tunnel stream of their own.
+ * pipes after the 101, through a tunnel stream of their own. Plain requests go over pooled streams;
+ * when a pooled stream dies before the answer begins (its agent was killed), a GET/HEAD/OPTIONS is
+ * sent again on another agent's stream, and anything else gets a 503 saying to retry it.
  *
  * Which requests are multikube's: a path under the Kubernetes API root (`/api`, `/apis`, `/version`,
  * `/openapi`, and what is below them) whose Bearer token is a JWT with a `ctx` claim. Hub tokens never
@@ -26,9 +30,7 @@
 import http from 'node:http';
 import type { Duplex } from 'node:stream';
 import { WarrenError, asWarrenError } from '../../errors.js';
-import { isLabel } from '../../hostPort.js';
 import type { Logger } from '../../log.js';
-import type { GrantRecord } from '../../store/store.js';
 import { filterHeaders, isUpgrade, responseHead } from '../../kube/httpHeaders.js';
 import { kubeRequestInfo, resourceLabel } from '../../kube/requestInfo.js';
 import { isDiscoveryPath, kubeStatus, sendStatus, writeStatusToSocket, type KubeStatus } from '../../kube/status.js';
@@ -36,26 +38,25 @@ import { IMPERSONATE_GROUP_HEADER, IMPERSONATE_USER_HEADER } from '../../tunnel/
 import { relay } from '../../tunnel/relay.js';
 import type { StreamSocket } from '../../tunnel/streamSocket.js';
 import type { AuditRow } from '../../store/store.js';
-import type { Principal } from '../doors/door.js';
+import type { Admission, Admitter, Principal } from '../doors/door.js';
 import { tokenFromHeader } from '../auth.js';
-import { clusterAccess } from '../policy.js';
 import { unverifiedCtx, type ExternalJwt } from '../externalJwt.js';
-import type { ClusterStreams } from './clusterStreams.js';
 
 export const KUBE_PREFIX = '/k8s/clusters/';
 const KUBE_ROOT = /^\/(api|apis|version|openapi)([/?]|$)/;
 
 export interface KubeRouterDeps {
-  readonly streams: Pick<ClusterStreams, 'agentsFor' | 'open' | 'pool'>;
-  /** Whether any registered agent (connected or not) has ever reported serving the cluster. */
-  readonly isKnownCluster: (cluster: string) => Promise<boolean>;
-  readonly listGrants: () => Promise<readonly GrantRecord[]>;
+  /** The hub's one pipeline: grants, quotas, revocation, agent choice, pooled kube streams. */
+  readonly opener: Admitter;
   readonly authenticate: (authorization: string | undefined, socket: import('node:net').Socket) => Promise<Principal>;
   readonly record: (row: Partial<AuditRow> & Pick<AuditRow, 'kind' | 'result'>) => Promise<void>;
   /** --jwt-public-key: enables multikube routing by the `ctx` claim. */
   readonly jwt: ExternalJwt | undefined;
   readonly log: Logger;
 }
+
+/** Times an idempotent request is sent again after its stream died before the answer began. */
+const REPLAYS = 2;
 
 /** A refusal answered as a Kubernetes Status. */
 class KubeRefusal extends Error {
@@ -66,6 +67,7 @@ class KubeRefusal extends Error {
 
 interface Admitted {
   readonly principal: Principal;
+  readonly admission: Admission;
   readonly cluster: string;
   /** Path and query for the member API server. */
   readonly path: string;
@@ -81,6 +83,7 @@ interface AuditState {
   readonly upgrade: boolean;
   user: string | null;
   cluster: string | null;
+  admission: Admission | undefined;
   agent: string | null;
   stripped: readonly string[];
   bytesIn: number;
@@ -107,7 +110,7 @@ export class KubeRouter {
       (err: unknown) => {
         const status = this.refusal(err);
         req.resume();
-        sendStatus(res, status, { warning: isDiscoveryPath(kubePathOf(state)) });
+        sendStatus(res, status, { warning: isDiscoveryPath(kubePathOf(state)), retryAfterS: retryAfterOf(err) });
         void this.audit(state, status.code, status.message);
       },
     );
@@ -120,7 +123,7 @@ export class KubeRouter {
     const state = this.auditState(req, true);
     void this.upgrade(req, socket, head, state).catch((err: unknown) => {
       const status = this.refusal(err);
-      writeStatusToSocket(socket, status);
+      writeStatusToSocket(socket, status, { retryAfterS: retryAfterOf(err) });
       void this.audit(state, status.code, status.message);
     });
     return true;
@@ -130,7 +133,7 @@ export class KubeRouter {
     const url = req.url ?? '/';
     return {
       started: Date.now(), source: `${req.socket.remoteAddress}:${req.socket.remotePort}`, method: req.method ?? 'GET', path: url, upgrade,
-      user: null, cluster: null, agent: null, stripped: [], bytesIn: 0, bytesOut: 0,
+      user: null, cluster: null, admission: undefined, agent: null, stripped: [], bytesIn: 0, bytesOut: 0,
     };
   }
 
@@ -169,76 +172,85 @@ export class KubeRouter {
     state.user = principal.user;
     state.cluster = cluster;
 
-    const notFound = () =>
-      new KubeRefusal(viaCtx ? kubeStatus(404, `context "${cluster.slice(0, 100)}" not found`, 'ContextNotFound') : kubeStatus(404, `cluster "${cluster.slice(0, 100)}" is not known to this hub`));
-    if (!isLabel(cluster)) throw notFound();
-    const connected = this.deps.streams.agentsFor(cluster).length > 0;
-    if (!connected && !(await this.deps.isKnownCluster(cluster))) throw notFound();
-    const access = clusterAccess(await this.deps.listGrants(), principal, cluster);
-    if (!access.allowed) {
-      throw new KubeRefusal(kubeStatus(403, `user "${principal.user}" has no grant for cluster ${cluster} (an admin can add one: warren grant --user ${principal.user} --cluster ${cluster})`));
-    }
-    if (!connected) throw new KubeRefusal(kubeStatus(503, `cluster ${cluster} has no connected agent`));
-
+    const admission = await this.deps.opener.admit({ cluster, principal, door: 'kube', source: state.source }).catch((err: unknown) => {
+      const e = asWarrenError(err);
+      if (viaCtx && e.code === 'WARREN_E_NOT_FOUND') throw new KubeRefusal(kubeStatus(404, `context "${cluster.slice(0, 100)}" not found`, 'ContextNotFound'));
+      throw e;
+    });
+    state.admission = admission;
     const { headers, dropped } = filterHeaders(req.rawHeaders, {
       upgrade,
-      drop: (n) => n === 'authorization' || n === 'host' || n === 'expect' || n.startsWith('impersonate-') || n.startsWith('warren-'),
+      drop: (n) =>
+        n === 'authorization' || n === 'host' || n === 'expect' || n === 'x-forwarded-for' || n === 'forwarded' || n.startsWith('impersonate-') || n.startsWith('warren-'),
     });
     const stripped = dropped.filter((n) => /^impersonate-/i.test(n));
     state.stripped = stripped;
     headers.host = cluster;
     headers[IMPERSONATE_USER_HEADER] = principal.user;
-    const groups = [...new Set([...principal.groups, ...access.kubeGroups])];
+    const groups = [...new Set([...principal.groups, ...admission.kubeGroups])];
     if (groups.length) headers[IMPERSONATE_GROUP_HEADER] = groups;
-    const forwardedFor = req.headers['x-forwarded-for'];
-    headers['x-forwarded-for'] = `${forwardedFor ? `${String(forwardedFor)}, ` : ''}${req.socket.remoteAddress ?? ''}`;
-    return { principal, cluster, path, headers, stripped };
+    // The member cluster's audit log sees the client as the hub saw it: whatever a client claims in its
+    // own X-Forwarded-For (or Forwarded) is not evidence, so it is dropped, not passed on.
+    headers['x-forwarded-for'] = req.socket.remoteAddress ?? '';
+    return { principal, admission, cluster, path, headers, stripped };
   }
 
   private forward(req: http.IncomingMessage, res: http.ServerResponse, a: Admitted, state: AuditState): void {
     // The client left while it was being admitted: do not start a watch nobody will read.
     if (!res.socket || res.socket.destroyed) return void this.audit(state, 499, 'client closed the connection');
     let status = 0;
-    const proxyReq = http.request({
-      agent: this.deps.streams.pool(a.cluster),
-      host: a.cluster,
-      method: req.method,
-      path: a.path,
-      headers: a.headers,
-      setHost: false,
-    });
-    proxyReq.on('socket', (s: Duplex) => (state.agent = (s as StreamSocket).tag ?? state.agent));
-    proxyReq.on('response', (pres) => {
-      status = pres.statusCode ?? 502;
-      res.writeHead(status, pres.statusMessage, filterHeaders(pres.rawHeaders, { upgrade: false }).headers);
-      // A streamed answer (no length: a watch, logs -f) sends its headers now, so an idle watch looks
-      // open to the client; a sized one sends them with its body, in one write.
-      if (pres.headers['content-length'] === undefined) res.flushHeaders();
-      pres.on('data', (c: Buffer) => void (state.bytesOut += c.length));
-      pres.on('error', () => res.destroy());
-      pres.pipe(res);
-    });
-    proxyReq.on('error', (err) => {
-      if (res.headersSent) return void res.destroy();
-      const e = asWarrenError(err instanceof WarrenError ? err : new WarrenError('WARREN_E_TUNNEL_LOST', `the tunnel to cluster ${a.cluster} failed during the request`));
-      status = e.status;
-      sendStatus(res, kubeStatus(e.status, e.message), { warning: isDiscoveryPath(a.path) });
-    });
+    let proxyReq: http.ClientRequest | undefined;
+    const bodiless = !req.headers['transfer-encoding'] && (req.headers['content-length'] === undefined || req.headers['content-length'] === '0');
+    // Safe to send twice: nothing changes on the server, and no request body has been consumed.
+    const replayable = bodiless && ['GET', 'HEAD', 'OPTIONS'].includes(req.method ?? '');
+    const send = (attempt: number) => {
+      const preq = http.request({ agent: a.admission.pool, host: a.cluster, method: req.method, path: a.path, headers: a.headers, setHost: false });
+      proxyReq = preq;
+      preq.on('socket', (s: Duplex) => {
+        state.agent = (s as StreamSocket).tag ?? state.agent;
+        if (state.agent) a.admission.usedAgent(state.agent);
+      });
+      preq.on('response', (pres) => {
+        status = pres.statusCode ?? 502;
+        res.writeHead(status, pres.statusMessage, filterHeaders(pres.rawHeaders, { upgrade: false }).headers);
+        // A streamed answer (no length: a watch, logs -f) sends its headers now, so an idle watch looks
+        // open to the client; a sized one sends them with its body, in one write.
+        if (pres.headers['content-length'] === undefined) res.flushHeaders();
+        pres.on('data', (c: Buffer) => void (state.bytesOut += c.length));
+        pres.on('error', () => res.destroy());
+        pres.pipe(res);
+      });
+      preq.on('error', (err) => {
+        if (res.headersSent || res.destroyed || a.admission.revoked.aborted) return void res.destroy();
+        // The stream died before the answer began (its agent was killed or went away): an idempotent
+        // request goes again, on a stream to an agent that is still there.
+        if (replayable && attempt < REPLAYS && !(err instanceof WarrenError)) return send(attempt + 1);
+        const e = err instanceof WarrenError ? err : new WarrenError('WARREN_E_UNAVAILABLE', `the tunnel to cluster ${a.cluster} failed during the request; retry it`);
+        status = e.status;
+        sendStatus(res, kubeStatus(e.status, e.message), { warning: isDiscoveryPath(a.path), retryAfterS: retryAfterOf(e) });
+      });
+      if (bodiless) preq.end();
+      else req.pipe(preq);
+    };
     req.on('data', (c: Buffer) => void (state.bytesIn += c.length));
-    req.pipe(proxyReq);
+    const onRevoke = () => (proxyReq?.destroy(), res.destroy());
+    a.admission.revoked.addEventListener('abort', onRevoke, { once: true });
     res.once('close', () => {
+      a.admission.revoked.removeEventListener('abort', onRevoke);
       // The client went away mid-response (a watch ended with ^C): stop the stream to the agent too.
-      if (!res.writableFinished) proxyReq.destroy();
+      if (!res.writableFinished) proxyReq?.destroy();
       void this.audit(state, status || 499, res.writableFinished ? undefined : 'client closed the connection');
     });
+    send(0);
   }
 
   private async upgrade(req: http.IncomingMessage, socket: Duplex, head: Buffer, state: AuditState): Promise<void> {
     if (!isUpgrade(req.headers)) throw new KubeRefusal(kubeStatus(400, 'malformed upgrade request'));
     const a = await this.admit(req, true, state);
-    const tunnel = await this.deps.streams.open(a.cluster);
-    state.agent = tunnel.tag ?? null;
+    const { agent, stream: tunnel } = await a.admission.dial();
+    state.agent = agent;
     if (socket.destroyed) return void tunnel.destroy();
+    a.admission.revoked.addEventListener('abort', () => (tunnel.destroy(), socket.destroy()), { once: true });
     const proxyReq = http.request({ createConnection: () => tunnel, method: req.method, path: a.path, headers: a.headers, setHost: false });
     let upgraded = false;
     proxyReq.on('upgrade', (pres, upstream: Duplex, phead: Buffer) => {
@@ -275,6 +287,9 @@ export class KubeRouter {
   private async audit(state: AuditState, status: number, why?: string): Promise<void> {
     if (this.audited.has(state)) return;
     this.audited.add(state);
+    state.admission?.end();
+    const revoked = state.admission?.revoked.aborted === true;
+    if (revoked) why = 'revoked';
     const query = state.path.split('?', 2)[1] ?? '';
     const kubePath = kubePathOf(state);
     const info = kubeRequestInfo(state.method, kubePath, new URLSearchParams(query), { upgrade: state.upgrade });
@@ -286,7 +301,7 @@ export class KubeRouter {
     if (why) fields.push(`error=${JSON.stringify(why.slice(0, 300))}`);
     await this.deps.record({
       kind: 'kube', door: 'kube', user: state.user, agent: state.agent, target: state.cluster,
-      result: status === 401 || status === 403 ? 'denied' : status >= 400 || (status === 101 && why) ? 'error' : 'ok',
+      result: revoked || status === 401 || status === 403 || status === 429 ? 'denied' : status >= 400 || (status === 101 && why) ? 'error' : 'ok',
       reason: fields.join(' '), bytesIn: state.bytesIn, bytesOut: state.bytesOut, durationMs: Date.now() - state.started, source: state.source,
     });
   }
@@ -305,4 +320,9 @@ function safeDecode(s: string): string {
   } catch {
     return s;
   }
+}
+
+function retryAfterOf(err: unknown): number | undefined {
+  const s = err instanceof WarrenError ? err.details?.retryAfterS : undefined;
+  return typeof s === 'number' ? s : undefined;
 }
