@@ -160,6 +160,7 @@ describe('the Kubernetes door: kubectl and client-node through the hub to member
       ['--user', 'dev', '--cluster', 'alpha'],
       ['--user', 'dev', '--cluster', 'beta'],
       ['--user', 'dev', '--cluster', 'gamma'],
+      ['--user', 'dev', '--cluster', 'omega-*'],
       ['--user', 'alice', '--cluster', 'alpha', '--kube-groups', 'cluster-admins'],
       ['--group', 'jwt-devs', '--cluster', '*'],
     ]) {
@@ -557,6 +558,54 @@ describe('the Kubernetes door: kubectl and client-node through the hub to member
       const rows = await kubeAudit((r) => r.id > before && r.user === 'dev' && /verb=watch/.test(r.reason ?? ''), 'eight watches', 8);
       assert.deepEqual([...new Set(rows.map((r) => r.agent))].sort(), ['alpha-1', 'alpha-2']);
     });
+
+    // Regression: pooled streams to an agent that was just killed were handed out again, and the next
+    // requests failed with "the tunnel to cluster … failed during the request" although another agent
+    // served the cluster (every rollout of the agent Deployment did this to its users).
+    for (const how of ['SIGKILL', 'SIGTERM'] as const) {
+      it(`killing one of a cluster's agents (${how}) during a stream of requests fails none of them`, async () => {
+        // A cluster of its own, so that the hub's pool of kube streams starts empty and spreads over both.
+        const cluster = `omega-${how.toLowerCase()}`;
+        await startKubeAgent(`${cluster}-1`, cluster, alphaApi);
+        const victim = await startKubeAgent(`${cluster}-2`, cluster, alphaApi);
+        const client = new https.Agent({ keepAlive: true, ca: hubCa, maxSockets: 6 });
+        let ok = 0;
+        const failures: string[] = [];
+        let killed = false;
+        let afterKill = 0;
+        const get = () =>
+          new Promise<void>((resolve) => {
+            const req = https.get(`${hub.url}/k8s/clusters/${cluster}/api/v1/namespaces/team-a/pods`, { headers: { Authorization: `Bearer ${devToken}` }, agent: client }, (res) => {
+              let body = '';
+              res.setEncoding('utf8');
+              res.on('data', (c: string) => (body += c));
+              res.on('end', () => {
+                if (res.statusCode === 200 && body.includes('web-1')) ok++;
+                else failures.push(`${res.statusCode}: ${body.slice(0, 200)}`);
+                if (killed) afterKill++;
+                resolve();
+              });
+            });
+            req.on('error', (err) => (failures.push(err.message), resolve()));
+          });
+        let stop = false;
+        const workers = Array.from({ length: 6 }, async () => {
+          while (!stop && (!killed || afterKill < 120)) await get();
+        });
+        try {
+          // Kill once the victim has answered requests, so that streams to it sit in the hub's pool.
+          await kubeAudit((r) => r.agent === victim.options.name && r.user === 'dev', `a request served by ${victim.options.name}`);
+          victim.child.kill(how);
+          killed = true;
+          await withDeadline(Promise.all(workers), 60_000, '120 requests after the kill');
+        } finally {
+          stop = true;
+          client.destroy();
+        }
+        assert.deepEqual(failures, [], `${failures.length} of ${ok + failures.length} requests failed`);
+        await withDeadline(new Promise((r) => (victim.child.exitCode !== null || victim.child.signalCode !== null ? r(null) : victim.child.once('exit', r))), 15_000, 'the agent exiting');
+      });
+    }
 
     it('when one agent of a cluster leaves, requests go to the other', async () => {
       await procs.kill(agents.get('alpha-2')!.child);
