@@ -111,7 +111,7 @@ export async function startHub(config: HubConfig, log: Logger): Promise<Hub> {
   const opener = new HubOpener({ tunnels, store, audit, metrics, log: log.child({ component: 'opener' }), dialTimeoutMs: config.dialTimeoutMs });
   const forwards = new Forwards({ store, opener, audit, sessions: tunnels, log: log.child({ component: 'forwards' }), pingIntervalMs: config.pingIntervalMs });
   await forwards.start();
-  const api = new Api({ store, auth, tokens, tunnels, enrollment, audit, ca: pki.ca, caPem: pki.ca.certPem, version: VERSION, forwards, kubeRoutes: kube.apiRoutes });
+  const api = new Api({ store, auth, tokens, tunnels, enrollment, audit, ca: pki.ca, caPem: pki.ca.certPem, version: VERSION, forwards, kubeRoutes: kube.apiRoutes, maxUserCertTtlMs: config.maxUserCertTtlMs });
 
   const proxyAuth = async (req: http.IncomingMessage): Promise<Principal> => {
     try {
