@@ -54,7 +54,7 @@ export async function startAgent(config: AgentConfig, log: Logger): Promise<Agen
   }
   if (!identity) {
     if (!config.token) {
-      throw new WarrenError('WARREN_E_CONFIG', `no agent identity in ${config.dataDir} and no join token: run \`warren join-token create\` on the hub side and start with --token`);
+      throw new WarrenError('WARREN_E_CONFIG', `no agent identity in ${config.dataDir} and no join token: run \`warren join-token create\` on the hub side and start with --token-file FILE or WARREN_JOIN_TOKEN set`);
     }
     const proxyUrl = proxyFor(hubOverride ?? new URL(tokenHub(config.token)), config);
     identity = await enroll({ token: config.token, name: config.name, labels: config.labels, dataDir: config.dataDir, hubOverride: config.hub, proxy: proxyUrl });

@@ -91,7 +91,7 @@ function printNextSteps(hub: Hub, demo: boolean): void {
     '',
     'Next:',
     `  1. Log in as admin:   npx warren login --hub ${hub.url} --token "$(cat ${hub.adminTokenPath})" --ca-fingerprint ${hub.caPin}`,
-    '  2. Join an agent:     npx warren join-token create --ttl 1h      # then run the printed `warren agent --token …` on the node',
+    '  2. Join an agent:     npx warren join-token create --ttl 1h      # then run the printed `WARREN_JOIN_TOKEN=… warren agent` on the node',
     '  3. Reach a node:      ssh -o ProxyCommand="npx warren connect %h:%p" root@NODE',
   ];
   if (demo) {
