@@ -7,10 +7,13 @@
 //     --clusters), the refusal is audited as denied, and kube requests for prod all reach A's cluster
 //   - route takeover: a default-token agent advertising 10.1.2.3/32 inside a legitimate agent's
 //     10.1.0.0/16 is refused, and the router still picks the legitimate agent for 10.1.2.3
-//   - name-glob capture: a token with --name-pattern 'dev-*' cannot join as prod-1 (and can as dev-1)
+//   - name-glob capture: a token with --name-pattern 'dev-*' cannot join as prod-1 (and can as dev-1,
+//     whose labels from the token win over its own)
+//   - malformed or contradictory join-token authority is a 400 with WARREN_E_BAD_REQUEST
 //   - `warren user-cert create --ttl 3650d` is refused naming the cap and --max-user-cert-ttl
 //   - every file in the hub's and an agent's data dir is 0600, the dirs 0700
-//   - a join with a bad CSR leaves the token's uses unchanged; the use then serves a real join
+//   - a join with a bad CSR leaves the token's uses unchanged; the use then serves a real join, with the
+//     token on the command line, which warns that it shows in ps
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
@@ -18,11 +21,11 @@ import { after, before, describe, it } from 'node:test';
 import type { RouteExplanation } from '../../src/hub/routeExplain.js';
 import { waitForAudit } from '../support/audit.js';
 import { startFakeApiserver, type FakeApiserver } from '../support/fakeKubeApiserver.js';
-import { ChildGroup, run, waitForExit, type ExitResult } from '../support/proc.js';
+import { ChildGroup, run, waitForExit, waitForLine, type ExitResult } from '../support/proc.js';
 import { accessToken, cli, cliJson, joinToken, startAgent, startHub, tempDir, WARREN_BIN, type AgentProc, type HubProc } from '../support/warren.js';
 
 interface Authority { name?: string; namePattern?: string; clusters: string[]; routes: string[] }
-interface AgentView { name: string; connected: boolean; clusters: string[]; routes: string[]; authority: Authority }
+interface AgentView { name: string; connected: boolean; labels: Record<string, string>; clusters: string[]; routes: string[]; authority: Authority }
 
 describe('agent authority, user-certificate cap, data-dir modes, join-token uses', () => {
   const procs = new ChildGroup();
@@ -123,7 +126,7 @@ describe('agent authority, user-certificate cap, data-dir modes, join-token uses
   });
 
   it("name-glob capture: a token for 'dev-*' cannot join as prod-1, and the refused join spends no use", async () => {
-    const created = await cliJson<{ token: string; id: string }>(hub, ['join-token', 'create', '--name-pattern', 'dev-*']);
+    const created = await cliJson<{ token: string; id: string }>(hub, ['join-token', 'create', '--name-pattern', 'dev-*', '--labels', 'team=dev']);
     const refused = await refusedAgent('prod-1', created.token, []);
     assert.equal(refused.code, 1, refused.stderr);
     assert.match(refused.stderr, /agent name "prod-1" is not allowed by this join token \(it allows only names matching "dev-\*"\)/);
@@ -131,9 +134,34 @@ describe('agent authority, user-certificate cap, data-dir modes, join-token uses
     const tokens = await cliJson<Array<{ id: string; used: number }>>(hub, ['join-token', 'ls']);
     assert.equal(tokens.find((t) => t.id === created.id)?.used, 0);
 
-    const dev = await startAgent({ group: procs, hub, name: 'dev-1', token: created.token });
+    const dev = await startAgent({ group: procs, hub, name: 'dev-1', token: created.token, args: ['--labels', 'team=ops,extra=1'] });
     dirs.push(dev.dataDir);
-    assert.deepEqual((await agentView('dev-1')).authority, { namePattern: 'dev-*', clusters: [], routes: [] });
+    const view = await agentView('dev-1');
+    assert.deepEqual(view.authority, { namePattern: 'dev-*', clusters: [], routes: [] });
+    // The admin's token labels win over what the agent sends.
+    assert.deepEqual(view.labels, { team: 'dev', extra: '1' });
+  });
+
+  it('join-token authority that is malformed or contradictory is refused: 400 WARREN_E_BAD_REQUEST from the API, exit 2 or 1 from the CLI', async () => {
+    for (const [body, field] of [
+      [{ name: 'a', namePattern: 'a*' }, 'namePattern'],
+      [{ name: 'Not_A_Label' }, 'name'],
+      [{ clusters: ['Prod_1'] }, 'clusters.0'],
+      [{ routes: ['10.0.0.0/33'] }, 'routes.0'],
+      [{ routes: ['corp.internal'] }, 'routes.0'],
+    ] as const) {
+      const r = await run('curl', ['-sS', '--max-time', '20', '--cacert', hub.caPath, '-H', `Authorization: Bearer ${hub.adminToken}`, '-H', 'content-type: application/json',
+        '--data-binary', JSON.stringify(body), '-w', '\n%{http_code}', `${hub.url}/api/v1/join-tokens`], { timeoutMs: 30_000 });
+      assert.match(r.stdout, /\n400$/, `${JSON.stringify(body)}: ${r.stdout}`);
+      const err = JSON.parse(r.stdout.slice(0, r.stdout.lastIndexOf('\n'))) as { code: string; field: string };
+      assert.deepEqual([err.code, err.field], ['WARREN_E_BAD_REQUEST', field], JSON.stringify(body));
+    }
+    const both = await cli(hub, ['join-token', 'create', '--name', 'a', '--name-pattern', 'a*']);
+    assert.equal(both.code, 2, both.stderr);
+    assert.match(both.stderr, /--name and --name-pattern are alternatives/);
+    const route = await cli(hub, ['join-token', 'create', '--routes', '10.1.0.0/16,bogus']);
+    assert.equal(route.code, 1, route.stderr);
+    assert.match(route.stderr, /routes\.1: routes are CIDRs .*\[WARREN_E_BAD_REQUEST\]/);
   });
 
   it('user-cert create --ttl 3650d is refused naming the cap and the hub flag; 7d is issued', async () => {
@@ -175,8 +203,12 @@ describe('agent authority, user-certificate cap, data-dir modes, join-token uses
     assert.deepEqual(tokens.filter((t) => t.id === created.id).map((t) => [t.uses, t.used]), [[1, 0]]);
     assert.equal((await cli(hub, ['agents', 'show', 'csr-test'])).code, 1);
 
-    const agent = await startAgent({ group: procs, hub, name: 'csr-test', token: created.token });
-    dirs.push(agent.dataDir);
+    // The token on the command line still works, with a warning naming the alternatives.
+    const dataDir = tempDir('agent-csr-test');
+    dirs.push(dataDir);
+    const agent = procs.spawn(process.execPath, [WARREN_BIN, 'agent', '--name', 'csr-test', '--data-dir', dataDir, '--token', created.token], { env: { ...process.env, WARREN_LOG_LEVEL: 'debug' } });
+    await waitForLine(agent, /^warning: --token puts the join token in the process list \(ps\).*use --token-file FILE or the WARREN_JOIN_TOKEN environment variable$/, { timeoutMs: 20_000, stream: 'stderr' });
+    await waitForLine(agent, /"msg":"tunnel up"/, { timeoutMs: 20_000 });
     const after1 = await cliJson<Array<{ id: string; used: number }>>(hub, ['join-token', 'ls']);
     assert.equal(after1.find((t) => t.id === created.id)?.used, 1);
   });
