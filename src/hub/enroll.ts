@@ -1,7 +1,9 @@
 /**
  * Agent enrollment: join tokens are created by admins and exchanged once (or N times, for a fleet)
  * for an agent certificate bound to the agent's name; renewal swaps a still-valid certificate for a
- * fresh one. The name is authorised here, never taken from the CSR.
+ * fresh one. The name is authorised here, never taken from the CSR, and must be one the token's
+ * authority allows; that authority (name, clusters, routes) is copied onto the agent's record, where
+ * every tunnel admission checks the agent's claims against it (authority.ts).
  */
 import { WarrenError } from '../errors.js';
 import { formatJoinToken, hashSecret, newJoinSecret, parseJoinToken, pinsEqual, secretMatches } from '../joinToken.js';
