@@ -194,7 +194,9 @@ describe('agent authority, user-certificate cap, data-dir modes, join-token uses
   });
 
   it('a join with a bad CSR leaves the join token uses unchanged; the use then serves a real join', async () => {
-    const created = await cliJson<{ token: string; id: string }>(hub, ['join-token', 'create', '--uses', '1']);
+    const created = await cliJson<{ token: string; id: string; command: string }>(hub, ['join-token', 'create', '--uses', '1', '--name', 'csr-test']);
+    // The printed command keeps the token out of argv (and so out of ps).
+    assert.equal(created.command, `WARREN_JOIN_TOKEN=${created.token} warren agent --name csr-test`);
     const body = JSON.stringify({ token: created.token, name: 'csr-test', csr: '-----BEGIN CERTIFICATE REQUEST-----\nAAAA\n-----END CERTIFICATE REQUEST-----\n', labels: {} });
     const r = await run('curl', ['-sS', '--max-time', '20', '--cacert', hub.caPath, '-H', 'content-type: application/json', '--data-binary', '@-', '-w', '\n%{http_code}', `${hub.url}/api/v1/join`], { input: body, timeoutMs: 30_000 });
     assert.equal(r.code, 0, r.stderr);
