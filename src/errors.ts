@@ -42,6 +42,7 @@ export const ErrorCodes = {
   WARREN_E_JOIN_TOKEN_EXPIRED: { status: 401, socks: SocksReply.notAllowed, summary: 'The join token has expired; create a new one with `warren join-token create`.' },
   WARREN_E_JOIN_TOKEN_USED_UP: { status: 401, socks: SocksReply.notAllowed, summary: 'The join token has been used as many times as it allows; create a new one.' },
   WARREN_E_AGENT_NAME_TAKEN: { status: 409, socks: SocksReply.generalFailure, summary: 'Another agent already holds this name; remove it with `warren agents rm` or pick another --name.' },
+  WARREN_E_AGENT_CLAIM_DENIED: { status: 403, socks: SocksReply.notAllowed, summary: "The agent claims a name, cluster or route its join token does not allow; the message names the claim and the `warren join-token create` flag that would allow it." },
   WARREN_E_AGENT_REVOKED: { status: 403, socks: SocksReply.notAllowed, summary: 'The agent certificate was revoked (the agent was removed) or replaced; join again with a new token.' },
   WARREN_E_UNKNOWN_TARGET: { status: 502, socks: SocksReply.hostUnreachable, summary: 'No agent serves this host: it is not NAME.<agent>.warren, not an agent name, and not in any advertised route.' },
   WARREN_E_AGENT_OFFLINE: { status: 503, socks: SocksReply.networkUnreachable, summary: 'The agent that serves this host is known but has no open tunnel right now.' },

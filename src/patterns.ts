@@ -5,6 +5,7 @@
  *   glob   prod-*, *.corp.internal, db-?      (* any run, ? one character, case-insensitive)
  *   CIDR   10.20.0.0/16, fd00::/8
  *   ports  22,80,8000-8100
+ *   route  10.20.0.0/16, .corp.internal   (what an agent serves: a CIDR or a DNS suffix)
  */
 import net from 'node:net';
 
@@ -42,6 +43,11 @@ export function cidrContains(cidr: string, ip: string): boolean {
   const list = new net.BlockList();
   list.addSubnet(c.address, c.prefix, c.family);
   return list.check(ip, c.family);
+}
+
+/** A route: a CIDR (10.20.0.0/16) or a DNS suffix starting with a dot (.corp.internal). */
+export function isRoute(r: string): boolean {
+  return Boolean(parseCidr(r)) || /^\.[a-z0-9_-]+(\.[a-z0-9_-]+)*$/i.test(r);
 }
 
 /** Host pattern: a CIDR (IP hosts only) or a glob (names and IPs). */

@@ -85,8 +85,8 @@ export async function benchUser(hub: BenchHub, user: string, agent: string): Pro
 export async function startBenchAgent(opts: { group: ChildGroup; hub: BenchHub; name: string }): Promise<ChildProcess> {
   const token = (await cliJson<{ token: string }>(opts.hub, ['join-token', 'create'])).token;
   const dataDir = tempDir(`bench-agent-${opts.name}`);
-  const child = opts.group.spawn(process.execPath, [...NODE_ARGS, ...WARREN, 'agent', '--name', opts.name, '--data-dir', dataDir, '--token', token, '--hub', opts.hub.url], {
-    env: { ...process.env, ...ENV },
+  const child = opts.group.spawn(process.execPath, [...NODE_ARGS, ...WARREN, 'agent', '--name', opts.name, '--data-dir', dataDir, '--hub', opts.hub.url], {
+    env: { ...process.env, ...ENV, WARREN_JOIN_TOKEN: token },
   });
   await waitForLine(child, /"msg":"tunnel up"/, { timeoutMs: 30_000 });
   // "tunnel up" is the agent's view; the hub registers the tunnel a moment later. Streams opened in

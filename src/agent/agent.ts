@@ -2,7 +2,8 @@
  * The agent: dials out to the hub (never accepts connections), serves HTTP/2 on that one TLS socket so
  * the hub can open streams toward it, keeps it alive with PINGs, and comes back by itself with capped
  * exponential backoff and full jitter whenever the tunnel drops. A hub that refuses the agent's
- * identity (removed agent) stops it for good: retrying could not help.
+ * identity (removed agent) or its claims (clusters, routes outside its join token's authority) stops
+ * it for good: retrying could not help.
  */
 import http2, { type ServerHttp2Session, type ServerHttp2Stream, type IncomingHttpHeaders } from 'node:http2';
 import os from 'node:os';
@@ -53,7 +54,7 @@ export async function startAgent(config: AgentConfig, log: Logger): Promise<Agen
   }
   if (!identity) {
     if (!config.token) {
-      throw new WarrenError('WARREN_E_CONFIG', `no agent identity in ${config.dataDir} and no join token: run \`warren join-token create\` on the hub side and start with --token`);
+      throw new WarrenError('WARREN_E_CONFIG', `no agent identity in ${config.dataDir} and no join token: run \`warren join-token create\` on the hub side and start with --token-file FILE or WARREN_JOIN_TOKEN set`);
     }
     const proxyUrl = proxyFor(hubOverride ?? new URL(tokenHub(config.token)), config);
     identity = await enroll({ token: config.token, name: config.name, labels: config.labels, dataDir: config.dataDir, hubOverride: config.hub, proxy: proxyUrl });
@@ -147,9 +148,10 @@ class AgentRunner extends EventEmitter implements Agent {
       try {
         const refusal = await this.runOnce();
         if (refusal) {
-          if (refusal.code === 'WARREN_E_AGENT_REVOKED') {
+          // Retrying cannot help either: the hub keeps refusing until an admin acts.
+          if (refusal.code === 'WARREN_E_AGENT_REVOKED' || refusal.code === 'WARREN_E_AGENT_CLAIM_DENIED') {
             this.stopped = true;
-            this.rejectDone(new WarrenError('WARREN_E_AGENT_REVOKED', refusal.message));
+            this.rejectDone(new WarrenError(refusal.code, refusal.message));
             return;
           }
           this.log.warn({ code: refusal.code, reason: refusal.message }, 'hub refused the tunnel');

@@ -9,7 +9,7 @@ import { z } from 'zod';
 import { WarrenError } from '../errors.js';
 import { parseDuration } from '../duration.js';
 import { isLabel, parseListen, type HostPort } from '../hostPort.js';
-import { parseCidr } from '../patterns.js';
+import { isRoute } from '../patterns.js';
 import type { KubeSource } from './kube/credentials.js';
 
 export interface AgentConfig {
@@ -78,11 +78,6 @@ function ms(what: string, text: string): number {
   const v = parseDuration(text);
   if (v === undefined || v <= 0) throw new WarrenError('WARREN_E_CONFIG', `${what}: "${text}" is not a duration like 500ms, 10s, 5m`);
   return v;
-}
-
-/** A route: a CIDR (10.20.0.0/16) or a DNS suffix starting with a dot (.corp.internal). */
-export function isRoute(r: string): boolean {
-  return Boolean(parseCidr(r)) || /^\.[a-z0-9_-]+(\.[a-z0-9_-]+)*$/i.test(r);
 }
 
 const logLevel = z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']);

@@ -2,9 +2,11 @@
  * The agent's identity in its data dir:
  *
  *   identity.json   { name, hubUrl, caPin }
- *   agent.key       private key, generated here, never leaves the machine (0600)
+ *   agent.key       private key, generated here, never leaves the machine
  *   agent.crt       certificate from the hub, bound to the name
  *   ca.crt          the hub CA, pinned by the join token
+ *
+ * The dir is 0700 and every file in it 0600, whatever the umask.
  *
  * The first start exchanges a join token for the certificate; later starts need no token. Renewal
  * swaps the certificate for a fresh one (same name) before it expires.
@@ -14,6 +16,7 @@ import path from 'node:path';
 import { z } from 'zod';
 import { WarrenError } from '../errors.js';
 import { parseJoinToken } from '../joinToken.js';
+import { makePrivateDir, writePrivateFile } from '../privateFiles.js';
 import { certNotAfter, createCsr } from '../pki/pki.js';
 import { fetchPinnedCa, hubRequest, jsonOrThrow } from '../client/hubHttp.js';
 import type { HubEndpoint } from '../client/dialHub.js';
@@ -35,9 +38,9 @@ function files(dataDir: string) {
 }
 
 /** Writes through a temp file and rename, so a crash never leaves half a certificate. */
-function writeAtomic(file: string, data: string, mode: number): void {
+function writeAtomic(file: string, data: string): void {
   const tmp = `${file}.${process.pid}.tmp`;
-  fs.writeFileSync(tmp, data, { mode });
+  writePrivateFile(tmp, data);
   fs.renameSync(tmp, file);
 }
 
@@ -56,12 +59,12 @@ export function loadIdentity(dataDir: string): AgentIdentity | undefined {
 }
 
 function saveIdentity(dataDir: string, id: AgentIdentity): void {
-  fs.mkdirSync(dataDir, { recursive: true, mode: 0o700 });
+  makePrivateDir(dataDir);
   const f = files(dataDir);
-  writeAtomic(f.key, id.keyPem, 0o600);
-  writeAtomic(f.cert, id.certPem, 0o644);
-  writeAtomic(f.ca, id.caPem, 0o644);
-  writeAtomic(f.identity, JSON.stringify({ name: id.name, hubUrl: id.hubUrl.toString(), caPin: id.caPin }, null, 2) + '\n', 0o644);
+  writeAtomic(f.key, id.keyPem);
+  writeAtomic(f.cert, id.certPem);
+  writeAtomic(f.ca, id.caPem);
+  writeAtomic(f.identity, JSON.stringify({ name: id.name, hubUrl: id.hubUrl.toString(), caPin: id.caPin }, null, 2) + '\n');
 }
 
 /** First start: pin the hub CA from the token, send a CSR with the token, store the certificate. */

@@ -15,6 +15,7 @@ import { ALPN, CONNECTION_WINDOW, ERROR_HEADER, H2_SETTINGS, INFO_PATH, MAX_SESS
 import type { Store } from '../store/store.js';
 import type { Logger } from '../log.js';
 import type { RouterView, RoutableAgent } from './router.js';
+import { claimRefusal } from './authority.js';
 
 const agentInfoSchema = z.object({
   name: z.string(),
@@ -185,6 +186,10 @@ export class AgentTunnels extends EventEmitter implements RouterView {
     }
     const info = await fetchInfo(session);
     if (info.name !== name) throw new WarrenError('WARREN_E_AGENT_REVOKED', `agent certificate is for "${name}" but the agent calls itself "${info.name}"`);
+    // Checked on every admission, not only at the join: the agent chooses its clusters and routes at
+    // each start, and they steer other users' traffic to it.
+    const refusal = claimRefusal(name, record.authority, info);
+    if (refusal) throw refusal;
 
     const tunnel = new AgentTunnel(name, info, session, source);
     const previous = this.tunnels.get(name);

@@ -8,7 +8,7 @@ import tls from 'node:tls';
 import { randomBytes } from 'node:crypto';
 import { z } from 'zod';
 import { WarrenError } from '../errors.js';
-import { parseDuration } from '../duration.js';
+import { formatDuration, parseDuration } from '../duration.js';
 import { AGENT_OU, issueUserCert, normalizeSerial, type Ca } from '../pki/pki.js';
 import type { Store, GrantRecord, AgentRecord } from '../store/store.js';
 import type { Principal } from './doors/door.js';
@@ -20,9 +20,11 @@ import type { Enrollment } from './enroll.js';
 import type { Forwards } from './forwards.js';
 import { forwardRoutes } from './forwardsApi.js';
 import { readJson, sendError, sendJson } from './httpJson.js';
-import { parseCidr, parsePorts } from '../patterns.js';
+import { isRoute, parseCidr, parsePorts } from '../patterns.js';
+import { isLabel } from '../hostPort.js';
 import { explainFromQuery } from './routeExplain.js';
 import type { ClusterRoute } from './kube/clustersApi.js';
+import { describeAuthority } from './authority.js';
 
 export interface ApiDeps {
   readonly store: Store;
@@ -40,6 +42,8 @@ export interface ApiDeps {
   readonly kubeRoutes?: readonly ClusterRoute[];
   /** Closes the open streams an admin change no longer allows (revocation is immediate). */
   readonly revoke?: (why: string) => Promise<unknown>;
+  /** The longest TTL a user certificate may have (--max-user-cert-ttl): it cannot be revoked. */
+  readonly maxUserCertTtlMs: number;
 }
 
 type Access = 'none' | 'user' | 'admin' | 'agent';
@@ -69,6 +73,20 @@ const labelsSchema = z.record(z.string().regex(/^[A-Za-z0-9._/-]{1,63}$/, 'label
 const ttl = (what: string) =>
   z.string().refine((s) => (parseDuration(s) ?? 0) > 0, `${what} must be a duration like 30m, 8h, 7d`).transform((s) => parseDuration(s)!);
 const nameSchema = z.string().min(1).max(253).regex(/^[A-Za-z0-9@._:-]+$/, 'use letters, digits and @ . _ : -');
+
+/** What the token lets an agent claim (`warren join-token create --name|--name-pattern --clusters --routes`). */
+const joinTokenSchema = z
+  .object({
+    ttl: ttl('ttl').default(3_600_000),
+    uses: z.number().int().min(1).max(1_000_000).nullable().default(1),
+    labels: labelsSchema,
+    name: z.string().refine(isLabel, 'name must be an RFC 1123 label (lower-case letters, digits, -)').optional(),
+    namePattern: z.string().min(1).max(63).regex(/^[a-z0-9*?-]+$/, 'namePattern is a glob over agent names: a-z 0-9 - * ?').optional(),
+    clusters: z.array(z.string().refine(isLabel, 'clusters are RFC 1123 labels')).max(100).default([]),
+    routes: z.array(z.string().max(253).refine(isRoute, 'routes are CIDRs (10.20.0.0/16) or DNS suffixes (.corp.internal)')).max(1000).default([]),
+  })
+  .strict()
+  .refine((b) => b.name === undefined || b.namePattern === undefined, { message: 'give name or namePattern, not both', path: ['namePattern'] });
 
 const grantSchema = z
   .object({
@@ -149,6 +167,8 @@ export class Api {
       name: a.name,
       connected: Boolean(live),
       labels: a.labels,
+      // What the agent may claim; `clusters` and `routes` below are what it claims now (or last did).
+      authority: a.authority,
       clusters: live?.info.clusters ?? a.meta.clusters ?? [],
       routes: live?.info.routes ?? a.meta.routes ?? [],
       version: live?.info.version ?? a.meta.version ?? null,
@@ -197,11 +217,16 @@ export class Api {
         },
       },
       {
-        method: 'POST', path: '/api/v1/join-tokens', access: 'admin', status: 201, summary: 'Create a join token (ttl, uses, labels).',
+        method: 'POST', path: '/api/v1/join-tokens', access: 'admin', status: 201,
+        summary: 'Create a join token (ttl, uses, labels) and what it lets an agent claim (name or namePattern, clusters, routes).',
         handle: async ({ req, principal }) => {
-          const body = await readJson(req, z.object({ ttl: ttl('ttl').default(3_600_000), uses: z.number().int().min(1).max(1_000_000).nullable().default(1), labels: labelsSchema }).strict());
-          const out = await d.enrollment.createJoinToken({ ttlMs: body.ttl, uses: body.uses, labels: body.labels, createdBy: principal.user });
-          await this.adminAudit(principal, `join-token/${out.id}`, `join token created (uses ${body.uses ?? 'unlimited'}, expires ${out.expiresAt})`);
+          const body = await readJson(req, joinTokenSchema);
+          const authority = {
+            ...(body.name !== undefined ? { name: body.name } : {}), ...(body.namePattern !== undefined ? { namePattern: body.namePattern } : {}),
+            clusters: body.clusters, routes: body.routes,
+          };
+          const out = await d.enrollment.createJoinToken({ ttlMs: body.ttl, uses: body.uses, labels: body.labels, authority, createdBy: principal.user });
+          await this.adminAudit(principal, `join-token/${out.id}`, `join token created (uses ${body.uses ?? 'unlimited'}, expires ${out.expiresAt}, ${describeAuthority(authority)})`);
           return out;
         },
       },
@@ -209,7 +234,7 @@ export class Api {
         method: 'GET', path: '/api/v1/join-tokens', access: 'admin', summary: 'List join tokens (never their secrets).',
         handle: async () =>
           (await d.store.listJoinTokens()).map((t) => ({
-            id: t.id, expiresAt: new Date(t.expiresAt).toISOString(), uses: t.maxUses, used: t.used, labels: t.labels,
+            id: t.id, expiresAt: new Date(t.expiresAt).toISOString(), uses: t.maxUses, used: t.used, labels: t.labels, authority: t.authority,
             expired: t.expiresAt <= Date.now(), createdBy: t.createdBy,
           })),
       },
@@ -235,6 +260,10 @@ export class Api {
         summary: 'Sign a user client certificate from a CSR (the key stays with the user); usable instead of a token.',
         handle: async ({ req, principal }) => {
           const body = await readJson(req, z.object({ user: nameSchema, groups: z.array(nameSchema).max(50).default([]), ttl: ttl('ttl').default(24 * 3_600_000), csr: z.string().max(16384) }).strict());
+          if (body.ttl > d.maxUserCertTtlMs) {
+            const cap = formatDuration(d.maxUserCertTtlMs);
+            throw new WarrenError('WARREN_E_BAD_REQUEST', `ttl ${formatDuration(body.ttl)} exceeds this hub's cap of ${cap} for user certificates (they cannot be revoked); ask for --ttl ${cap} or less, or start the hub with a larger --max-user-cert-ttl`, { field: 'ttl' });
+          }
           let issued;
           try {
             issued = await issueUserCert(d.ca, body.csr, body.user, body.groups, body.ttl / 86_400_000);

@@ -19,3 +19,12 @@ test('--max-handshakes rejects 0, negatives, fractions and words with WARREN_E_C
     );
   }
 });
+
+test('--max-user-cert-ttl defaults to 7d and rejects what is not a duration, naming the flag', () => {
+  assert.equal(hubConfig(base, {}).maxUserCertTtlMs, 7 * 86_400_000);
+  assert.equal(hubConfig({ ...base, maxUserCertTtl: '12h' }, {}).maxUserCertTtlMs, 12 * 3_600_000);
+  assert.throws(
+    () => hubConfig({ ...base, maxUserCertTtl: 'forever' }, {}),
+    (err: unknown) => err instanceof WarrenError && err.code === 'WARREN_E_CONFIG' && err.message.includes('--max-user-cert-ttl'),
+  );
+});

@@ -24,6 +24,8 @@ export interface HubConfig {
   readonly jwtPublicKeyFile: string | undefined;
   readonly pingIntervalMs: number;
   readonly agentCertTtlMs: number;
+  /** The longest TTL `warren user-cert create` may ask for: user certificates cannot be revoked. */
+  readonly maxUserCertTtlMs: number;
   readonly drainTimeoutMs: number;
   readonly dialTimeoutMs: number;
   /** How long a client may take to send TLS handshake and request headers (slowloris bound). */
@@ -79,6 +81,7 @@ export const hubDefaults = {
   dataDir: './warren-data',
   pingInterval: '10s',
   agentCertTtl: '30d',
+  maxUserCertTtl: '7d',
   drainTimeout: '10s',
   dialTimeout: '10s',
   headerTimeout: '10s',
@@ -103,6 +106,7 @@ const schema = z
     jwtPublicKey: z.string().min(1).optional(),
     pingInterval: duration('--ping-interval').prefault(hubDefaults.pingInterval),
     agentCertTtl: duration('--agent-cert-ttl').prefault(hubDefaults.agentCertTtl),
+    maxUserCertTtl: duration('--max-user-cert-ttl').prefault(hubDefaults.maxUserCertTtl),
     drainTimeout: duration('--drain-timeout').prefault(hubDefaults.drainTimeout),
     dialTimeout: duration('--dial-timeout').prefault(hubDefaults.dialTimeout),
     headerTimeout: duration('--header-timeout').prefault(hubDefaults.headerTimeout),
@@ -146,6 +150,7 @@ export function hubConfig(flags: HubFlags, env: NodeJS.ProcessEnv = process.env)
     jwtPublicKeyFile: f.jwtPublicKey,
     pingIntervalMs: f.pingInterval,
     agentCertTtlMs: f.agentCertTtl,
+    maxUserCertTtlMs: f.maxUserCertTtl,
     drainTimeoutMs: f.drainTimeout,
     dialTimeoutMs: f.dialTimeout,
     headerTimeoutMs: f.headerTimeout,

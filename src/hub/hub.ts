@@ -114,7 +114,10 @@ export async function startHub(config: HubConfig, log: Logger): Promise<Hub> {
   const kube = createKubeDoor({ jwtPublicKeyFile: config.jwtPublicKeyFile, opener, store, tunnels, auth, audit, log });
   const forwards = new Forwards({ store, opener, audit, sessions: tunnels, log: log.child({ component: 'forwards' }), pingIntervalMs: config.pingIntervalMs });
   await forwards.start();
-  const api = new Api({ store, auth, tokens, tunnels, enrollment, audit, ca: pki.ca, caPem: pki.ca.certPem, version: VERSION, forwards, kubeRoutes: kube.apiRoutes, revoke: (why) => opener.revoke(why) });
+  const api = new Api({
+    store, auth, tokens, tunnels, enrollment, audit, ca: pki.ca, caPem: pki.ca.certPem, version: VERSION, forwards, kubeRoutes: kube.apiRoutes,
+    maxUserCertTtlMs: config.maxUserCertTtlMs, revoke: (why) => opener.revoke(why),
+  });
 
   const proxyAuth = async (req: http.IncomingMessage): Promise<Principal> => {
     try {

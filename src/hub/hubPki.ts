@@ -5,7 +5,7 @@
  *   hub.crt, hub.key    the serving certificate, re-issued whenever the names it must cover change
  *   signing.key         the ES256 key that signs access tokens
  *
- * Keys are written 0600 and the data dir 0700.
+ * Every file is written 0600 and the data dir is 0700 (certificates too: nothing here is for others).
  */
 import fs from 'node:fs';
 import path from 'node:path';
@@ -15,6 +15,7 @@ import { createPrivateKey, createPublicKey, generateKeyPairSync, type KeyObject 
 import { X509Certificate } from 'node:crypto';
 import { createCa, loadCa, issueServerCert, fingerprint, certSans, type Ca } from '../pki/pki.js';
 import { canonicalIp } from '../hostPort.js';
+import { makePrivateDir, writePrivateFile } from '../privateFiles.js';
 
 export interface HubPki {
   readonly ca: Ca;
@@ -26,11 +27,6 @@ export interface HubPki {
 }
 
 const RENEW_BEFORE_MS = 30 * 86_400_000;
-
-function writeSecret(file: string, data: string): void {
-  fs.writeFileSync(file, data, { mode: 0o600 });
-  fs.chmodSync(file, 0o600);
-}
 
 function readIf(file: string): string | undefined {
   try {
@@ -55,7 +51,7 @@ export async function loadHubPki(
   dataDir: string,
   opts: { sans: readonly string[]; tlsCertFile?: string | undefined; tlsKeyFile?: string | undefined },
 ): Promise<HubPki & { created: boolean }> {
-  fs.mkdirSync(dataDir, { recursive: true, mode: 0o700 });
+  makePrivateDir(dataDir);
   const f = (name: string) => path.join(dataDir, name);
 
   let created = false;
@@ -63,8 +59,8 @@ export async function loadHubPki(
   let caKey = readIf(f('ca.key'));
   if (!caCert || !caKey) {
     const pair = await createCa();
-    writeSecret(f('ca.key'), pair.keyPem);
-    fs.writeFileSync(f('ca.crt'), pair.certPem, { mode: 0o644 });
+    writePrivateFile(f('ca.key'), pair.keyPem);
+    writePrivateFile(f('ca.crt'), pair.certPem);
     caCert = pair.certPem;
     caKey = pair.keyPem;
     created = true;
@@ -84,8 +80,8 @@ export async function loadHubPki(
       serverKeyPem = key;
     } else {
       const issued = await issueServerCert(ca, opts.sans);
-      writeSecret(f('hub.key'), issued.keyPem);
-      fs.writeFileSync(f('hub.crt'), issued.certPem, { mode: 0o644 });
+      writePrivateFile(f('hub.key'), issued.keyPem);
+      writePrivateFile(f('hub.crt'), issued.certPem);
       serverCertPem = issued.certPem;
       serverKeyPem = issued.keyPem;
     }
@@ -94,7 +90,7 @@ export async function loadHubPki(
   let signing = readIf(f('signing.key'));
   if (!signing) {
     signing = generateKeyPairSync('ec', { namedCurve: 'P-256' }).privateKey.export({ type: 'pkcs8', format: 'pem' }).toString();
-    writeSecret(f('signing.key'), signing);
+    writePrivateFile(f('signing.key'), signing);
   }
   const signingKey = createPrivateKey(signing);
   return {

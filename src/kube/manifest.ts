@@ -16,11 +16,12 @@
  * system:masters` is cluster-admin); that decision belongs to the hub's grants, which is the point.
  *
  * The data dir is an emptyDir, so a restarted pod joins again: create the join token with enough uses
- * (`warren join-token create --uses N`) or a TTL that covers the rollout.
+ * (`warren join-token create --uses N`) or a TTL that covers the rollout. The token must allow the
+ * cluster (`--clusters NAME`), or the hub refuses the agents.
  *
  * @module
  * @example
- *   warren join-token create --uses 10 -o json | jq -r .token > token
+ *   warren join-token create --clusters alpha --uses 10 -o json | jq -r .token > token
  *   node -e "…agentManifest({ cluster: 'alpha', joinToken })" | kubectl apply -f -
  */
 import YAML from 'yaml';

@@ -5,12 +5,22 @@ import os from 'node:os';
 import path from 'node:path';
 import Database from 'better-sqlite3';
 import { SCHEMA_VERSION, SqliteStore } from './sqliteStore.js';
+import type { AgentRecord, JoinTokenRecord } from './store.js';
 
 function tmp(): string {
   return path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'warren-store-')), 'w.db');
 }
 
-const token = { id: 't1', secretHash: Buffer.from('h'), expiresAt: Date.now() + 60_000, maxUses: 2, used: 0, labels: { a: 'b' }, createdAt: 0, createdBy: 'admin' };
+const token = {
+  id: 't1', secretHash: Buffer.from('h'), expiresAt: Date.now() + 60_000, maxUses: 2, used: 0, labels: { a: 'b' },
+  authority: { namePattern: 'n*', clusters: ['prod'], routes: ['10.1.0.0/16'] }, createdAt: 0, createdBy: 'admin',
+};
+const agent = (name: string, t: JoinTokenRecord): AgentRecord => ({
+  name, certSerial: 'aa', certExpiresAt: 1, labels: t.labels, authority: t.authority, createdAt: 0, meta: {}, lastSeen: null,
+});
+const refuse = (why: string) => () => {
+  throw new Error(why);
+};
 
 test('migrations are versioned and idempotent across reopen', async () => {
   const file = tmp();
@@ -27,24 +37,26 @@ test('migrations are versioned and idempotent across reopen', async () => {
   assert.throws(() => new SqliteStore(file), /newer than this Warren/);
 });
 
-test('join tokens are consumed atomically: uses, expiry, secret', async () => {
+test('an enrollment counts a token use and records the agent with the token authority, in one transaction', async () => {
   const s = new SqliteStore(tmp());
   await s.createJoinToken(token);
-  const yes = () => true;
-  assert.equal((await s.consumeJoinToken('t1', Date.now(), () => false)).ok, false);
-  assert.equal((await s.consumeJoinToken('t1', Date.now(), yes)).ok, true);
-  assert.equal((await s.consumeJoinToken('t1', Date.now(), yes)).ok, true);
-  assert.deepEqual(await s.consumeJoinToken('t1', Date.now(), yes), { ok: false, why: 'used-up' });
-  await s.createJoinToken({ ...token, id: 't2', expiresAt: Date.now() - 1 });
-  assert.deepEqual(await s.consumeJoinToken('t2', Date.now(), yes), { ok: false, why: 'expired' });
-  assert.deepEqual(await s.consumeJoinToken('nope', Date.now(), yes), { ok: false, why: 'unknown' });
+  assert.deepEqual((await s.getJoinToken('t1'))?.authority, token.authority);
+  let seen: JoinTokenRecord | undefined;
+  assert.equal(await s.enrollAgent('t1', (t) => agent('n1', (seen = t)!)), true);
+  assert.equal(seen?.used, 0);
+  assert.deepEqual((await s.getAgent('n1'))?.authority, token.authority);
+  assert.equal((await s.getJoinToken('t1'))?.used, 1);
+  // A refusal from the check, or a name already taken, leaves the token's uses as they were.
+  await assert.rejects(s.enrollAgent('t1', refuse('bad csr')), /bad csr/);
+  assert.equal(await s.enrollAgent('t1', (t) => agent('n1', t!)), false);
+  assert.equal((await s.getJoinToken('t1'))?.used, 1);
+  await assert.rejects(s.enrollAgent('nope', (t) => (assert.equal(t, undefined), refuse('unknown')())), /unknown/);
 });
 
-test('agents: a name is taken once; certificate swaps are compare-and-set', async () => {
+test('agents: certificate swaps are compare-and-set', async () => {
   const s = new SqliteStore(tmp());
-  const a = { name: 'n1', certSerial: 'aa', certExpiresAt: 1, labels: {}, createdAt: 0, meta: {}, lastSeen: null };
-  assert.ok(await s.putAgent(a, false));
-  assert.ok(!(await s.putAgent({ ...a, certSerial: 'bb' }, false)));
+  await s.createJoinToken(token);
+  assert.ok(await s.enrollAgent('t1', (t) => agent('n1', t!)));
   assert.ok(!(await s.updateAgentCert('n1', 'zz', 'cc', 2)));
   assert.ok(await s.updateAgentCert('n1', 'aa', 'cc', 2));
   assert.equal((await s.getAgent('n1'))?.certSerial, 'cc');
@@ -85,14 +97,46 @@ test('forwards: created once per name, port-0 entries remember their port, survi
   await again.close();
 });
 
-test('a store at the first schema version gains the forwards table on open (append-only migrations)', async () => {
+/** A store file as release 0.1.0 left it: the first schema's tables (with a token and an agent), at `version`. */
+function oldStore(version: number): string {
   const file = tmp();
   const raw = new Database(file);
-  raw.exec(`CREATE TABLE audit (id INTEGER PRIMARY KEY AUTOINCREMENT, time INTEGER NOT NULL, kind TEXT NOT NULL, user TEXT, door TEXT, agent TEXT,
-     target TEXT, result TEXT NOT NULL, reason TEXT, bytes_in INTEGER, bytes_out INTEGER, duration_ms INTEGER, source TEXT)`);
-  raw.pragma('user_version = 1');
+  raw.exec(`CREATE TABLE join_tokens (id TEXT PRIMARY KEY, secret_hash BLOB NOT NULL, expires_at INTEGER NOT NULL, max_uses INTEGER,
+     used INTEGER NOT NULL DEFAULT 0, labels TEXT NOT NULL, created_at INTEGER NOT NULL, created_by TEXT NOT NULL);
+   CREATE TABLE agents (name TEXT PRIMARY KEY, cert_serial TEXT NOT NULL, cert_expires_at INTEGER NOT NULL, labels TEXT NOT NULL,
+     created_at INTEGER NOT NULL, meta TEXT NOT NULL, last_seen INTEGER);
+   CREATE TABLE audit (id INTEGER PRIMARY KEY AUTOINCREMENT, time INTEGER NOT NULL, kind TEXT NOT NULL, user TEXT, door TEXT, agent TEXT,
+     target TEXT, result TEXT NOT NULL, reason TEXT, bytes_in INTEGER, bytes_out INTEGER, duration_ms INTEGER, source TEXT);
+   INSERT INTO join_tokens VALUES ('old', x'00', 1, NULL, 0, '{}', 0, 'admin');
+   INSERT INTO agents VALUES ('legacy', 'aa', 1, '{}', 0, '{"clusters":["prod"]}', NULL);`);
+  if (version >= 2) raw.exec('CREATE TABLE forwards (name TEXT PRIMARY KEY)');
+  raw.pragma(`user_version = ${version}`);
   raw.close();
-  const s = new SqliteStore(file);
+  return file;
+}
+
+test('a store at the first schema version gains the forwards table on open (append-only migrations)', async () => {
+  const s = new SqliteStore(oldStore(1));
   assert.deepEqual(await s.listForwards(), []);
   await s.close();
+});
+
+test('tokens and agents from before agent authority get none: no clusters, no routes', async () => {
+  const s = new SqliteStore(oldStore(2));
+  assert.deepEqual((await s.getAgent('legacy'))?.authority, { clusters: [], routes: [] });
+  assert.deepEqual((await s.getJoinToken('old'))?.authority, { clusters: [], routes: [] });
+  await s.close();
+});
+
+test('the store file and its -wal and -shm are owner-only whatever the umask', async () => {
+  const old = process.umask(0o022);
+  try {
+    const file = tmp();
+    const s = new SqliteStore(file);
+    await s.createJoinToken(token);
+    for (const f of [file, `${file}-wal`, `${file}-shm`]) assert.equal(fs.statSync(f).mode & 0o777, 0o600, f);
+    await s.close();
+  } finally {
+    process.umask(old);
+  }
 });

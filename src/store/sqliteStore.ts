@@ -1,9 +1,10 @@
 /**
  * The embedded store: one SQLite file, WAL mode, versioned migrations applied at open.
  */
+import fs from 'node:fs';
 import Database from 'better-sqlite3';
 import type {
-  AccessTokenRecord, AgentMeta, AgentRecord, AuditFilter, AuditRow, ConsumeResult, GrantRecord, JoinTokenRecord, Store,
+  AccessTokenRecord, AgentAuthority, AgentMeta, AgentRecord, AuditFilter, AuditRow, GrantRecord, JoinTokenRecord, Store,
 } from './store.js';
 import type { ForwardRecord } from './store.js';
 
@@ -28,6 +29,12 @@ const MIGRATIONS: readonly string[] = [
   `CREATE TABLE forwards (
      name TEXT PRIMARY KEY, entry_agent TEXT, entry_host TEXT NOT NULL, entry_port INTEGER NOT NULL, target TEXT NOT NULL,
      allow_from TEXT NOT NULL, created_at INTEGER NOT NULL, created_by TEXT NOT NULL);`,
+  // Agent authority (what a join token lets an agent claim). Tokens and agents from before it get none:
+  // a free name and no clusters or routes, so an upgraded hub refuses their cluster and route claims
+  // until the admin re-joins them with a token that grants those (warren join-token create --clusters
+  // / --routes, after warren agents rm NAME).
+  `ALTER TABLE join_tokens ADD COLUMN authority TEXT NOT NULL DEFAULT '{"clusters":[],"routes":[]}';
+   ALTER TABLE agents ADD COLUMN authority TEXT NOT NULL DEFAULT '{"clusters":[],"routes":[]}';`,
 ];
 
 /** The schema version a fresh store is at (one per migration). */
@@ -42,14 +49,15 @@ const num = (v: unknown) => (v === null || v === undefined ? null : Number(v));
 function toJoinToken(r: Row): JoinTokenRecord {
   return {
     id: String(r.id), secretHash: r.secret_hash as Buffer, expiresAt: Number(r.expires_at), maxUses: num(r.max_uses),
-    used: Number(r.used), labels: parse(r.labels), createdAt: Number(r.created_at), createdBy: String(r.created_by),
+    used: Number(r.used), labels: parse(r.labels), authority: parse<AgentAuthority>(r.authority), createdAt: Number(r.created_at),
+    createdBy: String(r.created_by),
   };
 }
 
 function toAgent(r: Row): AgentRecord {
   return {
     name: String(r.name), certSerial: String(r.cert_serial), certExpiresAt: Number(r.cert_expires_at), labels: parse(r.labels),
-    createdAt: Number(r.created_at), meta: parse<AgentMeta>(r.meta), lastSeen: num(r.last_seen),
+    authority: parse<AgentAuthority>(r.authority), createdAt: Number(r.created_at), meta: parse<AgentMeta>(r.meta), lastSeen: num(r.last_seen),
   };
 }
 
@@ -91,6 +99,10 @@ export class SqliteStore implements Store {
   private readonly statements = new Map<string, Database.Statement>();
 
   constructor(path: string) {
+    // Created owner-only before SQLite opens it: SQLite gives the -wal and -shm files the database
+    // file's mode, and would otherwise create all three with the umask's (0644 under umask 022).
+    fs.closeSync(fs.openSync(path, 'a', 0o600));
+    for (const file of [path, `${path}-wal`, `${path}-shm`]) if (fs.existsSync(file)) fs.chmodSync(file, 0o600);
     this.db = new Database(path);
     this.db.pragma('journal_mode = WAL');
     this.db.pragma('synchronous = NORMAL');
@@ -127,20 +139,21 @@ export class SqliteStore implements Store {
   }
 
   async createJoinToken(t: JoinTokenRecord): Promise<void> {
-    this.sql('INSERT INTO join_tokens VALUES (?,?,?,?,?,?,?,?)')
-      .run(t.id, t.secretHash, t.expiresAt, t.maxUses, t.used, json(t.labels), t.createdAt, t.createdBy);
+    this.sql('INSERT INTO join_tokens (id, secret_hash, expires_at, max_uses, used, labels, created_at, created_by, authority) VALUES (?,?,?,?,?,?,?,?,?)')
+      .run(t.id, t.secretHash, t.expiresAt, t.maxUses, t.used, json(t.labels), t.createdAt, t.createdBy, json(t.authority));
   }
 
-  async consumeJoinToken(id: string, now: number, matches: (t: JoinTokenRecord) => boolean): Promise<ConsumeResult> {
-    return this.db.transaction((): ConsumeResult => {
-      const row = this.sql('SELECT * FROM join_tokens WHERE id = ?').get(id) as Row | undefined;
-      if (!row) return { ok: false, why: 'unknown' };
-      const t = toJoinToken(row);
-      if (!matches(t)) return { ok: false, why: 'unknown' };
-      if (t.expiresAt <= now) return { ok: false, why: 'expired' };
-      if (t.maxUses !== null && t.used >= t.maxUses) return { ok: false, why: 'used-up' };
-      this.sql('UPDATE join_tokens SET used = used + 1 WHERE id = ?').run(id);
-      return { ok: true, token: { ...t, used: t.used + 1 } };
+  async getJoinToken(id: string): Promise<JoinTokenRecord | undefined> {
+    const row = this.sql('SELECT * FROM join_tokens WHERE id = ?').get(id) as Row | undefined;
+    return row && toJoinToken(row);
+  }
+
+  async enrollAgent(tokenId: string, build: (t: JoinTokenRecord | undefined) => AgentRecord): Promise<boolean> {
+    return this.db.transaction((): boolean => {
+      const row = this.sql('SELECT * FROM join_tokens WHERE id = ?').get(tokenId) as Row | undefined;
+      if (!this.insertAgent(build(row && toJoinToken(row)))) return false;
+      this.sql('UPDATE join_tokens SET used = used + 1 WHERE id = ?').run(tokenId);
+      return true;
     }).immediate();
   }
 
@@ -161,10 +174,11 @@ export class SqliteStore implements Store {
     return (this.sql('SELECT * FROM agents ORDER BY name').all() as Row[]).map(toAgent);
   }
 
-  async putAgent(a: AgentRecord, replace: boolean): Promise<boolean> {
-    const sql = replace ? 'INSERT OR REPLACE INTO agents VALUES (?,?,?,?,?,?,?)' : 'INSERT OR IGNORE INTO agents VALUES (?,?,?,?,?,?,?)';
+  /** False when the name is taken. */
+  private insertAgent(a: AgentRecord): boolean {
+    const sql = 'INSERT OR IGNORE INTO agents (name, cert_serial, cert_expires_at, labels, created_at, meta, last_seen, authority) VALUES (?,?,?,?,?,?,?,?)';
     return (
-      this.sql(sql).run(a.name, a.certSerial, a.certExpiresAt, json(a.labels), a.createdAt, json(a.meta), a.lastSeen).changes > 0
+      this.sql(sql).run(a.name, a.certSerial, a.certExpiresAt, json(a.labels), a.createdAt, json(a.meta), a.lastSeen, json(a.authority)).changes > 0
     );
   }
 

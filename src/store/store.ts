@@ -3,6 +3,19 @@
  * implement the same contract. Methods are async even where SQLite is synchronous.
  */
 
+/**
+ * What a join token lets an agent claim, copied onto the agent's record at enrollment and checked at
+ * every tunnel admission. At most one of `name` and `namePattern`; neither: any free name.
+ */
+export interface AgentAuthority {
+  readonly name?: string;
+  /** Glob over agent names (`dev-*`). */
+  readonly namePattern?: string;
+  readonly clusters: readonly string[];
+  /** CIDRs and DNS suffixes; an agent route is allowed when it lies inside one of them. */
+  readonly routes: readonly string[];
+}
+
 export interface JoinTokenRecord {
   readonly id: string;
   /** SHA-256 of the token secret; the secret itself is never stored. */
@@ -12,6 +25,7 @@ export interface JoinTokenRecord {
   readonly maxUses: number | null;
   readonly used: number;
   readonly labels: Record<string, string>;
+  readonly authority: AgentAuthority;
   readonly createdAt: number;
   readonly createdBy: string;
 }
@@ -22,6 +36,8 @@ export interface AgentRecord {
   readonly certSerial: string;
   readonly certExpiresAt: number;
   readonly labels: Record<string, string>;
+  /** What its join token let it claim. */
+  readonly authority: AgentAuthority;
   readonly createdAt: number;
   /** What the agent reported when it last connected (version, routes, clusters, allow-list). */
   readonly meta: AgentMeta;
@@ -105,9 +121,6 @@ export interface ForwardRecord {
   readonly createdBy: string;
 }
 
-export type ConsumeResult =
-  | { readonly ok: true; readonly token: JoinTokenRecord }
-  | { readonly ok: false; readonly why: 'unknown' | 'expired' | 'used-up' };
 
 export interface Store {
   /** Cheap round trip for /readyz. */
@@ -115,18 +128,19 @@ export interface Store {
   close(): Promise<void>;
 
   createJoinToken(t: JoinTokenRecord): Promise<void>;
+  getJoinToken(id: string): Promise<JoinTokenRecord | undefined>;
   /**
-   * Atomically checks a join token (known, unexpired, uses left) and counts one use. `matches` compares
-   * the stored hash with the presented secret (constant time) inside the same transaction.
+   * Enrolls an agent in one transaction, so a join-token use is spent only by an enrollment that
+   * happened: reads the token, lets `build` check it (it throws to refuse; it sees undefined for an
+   * unknown id) and make the agent's record, inserts the agent and counts one use. When `build` throws
+   * or the name is taken (then: false) nothing changes.
    */
-  consumeJoinToken(id: string, now: number, matches: (t: JoinTokenRecord) => boolean): Promise<ConsumeResult>;
+  enrollAgent(tokenId: string, build: (t: JoinTokenRecord | undefined) => AgentRecord): Promise<boolean>;
   listJoinTokens(): Promise<JoinTokenRecord[]>;
   deleteJoinToken(id: string): Promise<boolean>;
 
   getAgent(name: string): Promise<AgentRecord | undefined>;
   listAgents(): Promise<AgentRecord[]>;
-  /** Creates the agent, or replaces its certificate when `replace` allows it. Returns false when the name is taken. */
-  putAgent(a: AgentRecord, replace: boolean): Promise<boolean>;
   updateAgentCert(name: string, oldSerial: string, serial: string, expiresAt: number): Promise<boolean>;
   updateAgentSeen(name: string, meta: AgentMeta, lastSeen: number): Promise<void>;
   deleteAgent(name: string): Promise<boolean>;

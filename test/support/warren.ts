@@ -116,13 +116,31 @@ export interface AgentProc {
   readonly options: AgentOptions;
 }
 
-/** Starts an agent (joining with a fresh token unless its data dir already holds an identity) and waits for its tunnel. */
+/**
+ * The join-token flags that allow exactly what an agent's arguments claim (--route; --cluster, or the
+ * agent's name for --kube without one), as an admin joining a known agent would.
+ */
+export function authorityFor(name: string, agentArgs: readonly string[]): string[] {
+  const value = (flag: string) => {
+    const i = agentArgs.indexOf(flag);
+    return i >= 0 ? agentArgs[i + 1] : undefined;
+  };
+  const routes = value('--route');
+  const clusters = value('--cluster') ?? (agentArgs.includes('--kube') ? name : undefined);
+  return [...(routes ? ['--routes', routes] : []), ...(clusters ? ['--clusters', clusters] : [])];
+}
+
+/**
+ * Starts an agent (joining with a fresh token that allows what its arguments claim, unless its data dir
+ * already holds an identity) and waits for its tunnel. The token goes in WARREN_JOIN_TOKEN, not argv.
+ */
 export async function startAgent(opts: AgentOptions): Promise<AgentProc> {
   const dataDir = opts.dataDir ?? tempDir(`agent-${opts.name}`);
   const hasIdentity = fs.existsSync(path.join(dataDir, 'identity.json'));
-  const token = opts.token ?? (hasIdentity ? undefined : await joinToken(opts.hub));
-  const args = [WARREN_BIN, 'agent', '--name', opts.name, '--data-dir', dataDir, ...(token ? ['--token', token] : []), ...(opts.args ?? [])];
-  const child = opts.group.spawn(process.execPath, args, { netns: opts.netns, env: { ...process.env, WARREN_LOG_LEVEL: 'debug', ...opts.env } });
+  const token = opts.token ?? (hasIdentity ? undefined : await joinToken(opts.hub, authorityFor(opts.name, opts.args ?? [])));
+  const args = [WARREN_BIN, 'agent', '--name', opts.name, '--data-dir', dataDir, ...(opts.args ?? [])];
+  const env = { ...process.env, WARREN_LOG_LEVEL: 'debug', ...(token ? { WARREN_JOIN_TOKEN: token } : {}), ...opts.env };
+  const child = opts.group.spawn(process.execPath, args, { netns: opts.netns, env });
   await waitForLine(child, /"msg":"tunnel up"/, { timeoutMs: 20_000 });
   return { child, dataDir, options: { ...opts, dataDir } };
 }

@@ -11,6 +11,8 @@ import { collect } from '../flags.js';
 import http from 'node:http';
 import fs from 'node:fs';
 import { createCsr } from '../../pki/pki.js';
+import { describeAuthority } from '../../hub/authority.js';
+import type { AgentAuthority } from '../../store/store.js';
 
 type Opts = ClientFlags & { output?: string };
 
@@ -40,7 +42,7 @@ function ago(iso: string | null): string {
 
 interface AgentRow {
   name: string; connected: boolean; labels: Record<string, string>; clusters: string[]; routes: string[]; version: string | null;
-  connectedAt: string | null; lastSeen: string | null; rttMs: number | null; streamsOpen: number;
+  connectedAt: string | null; lastSeen: string | null; rttMs: number | null; streamsOpen: number; authority: AgentAuthority;
 }
 const agentColumns: Column<AgentRow>[] = [
   { header: 'NAME', get: (a) => a.name },
@@ -51,6 +53,7 @@ const agentColumns: Column<AgentRow>[] = [
   { header: 'ROUTES', get: (a) => a.routes },
   { header: 'CLUSTERS', get: (a) => a.clusters },
   { header: 'LABELS', get: (a) => a.labels },
+  { header: 'MAY CLAIM', get: (a) => describeAuthority(a.authority) },
 ];
 
 interface GrantRow { id: string; subject: string; agent: string | null; host: string | null; ports: string | null; cluster: string | null; kubeGroups: string[] }
@@ -105,15 +108,25 @@ export function registerAdmin(program: Command): void {
 
   const jt = program.command('join-token').description('Join tokens that let agents register.');
   jt.command('create')
-    .description('Create a join token and print the agent command that uses it.')
+    .description('Create a join token and print the agent command that uses it. By default an agent joining with it may take any free name and serve no cluster and no route.')
     .option('--ttl <d>', 'how long the token may be used', '1h')
     .option('--uses <n>', 'how many agents may join with it ("unlimited" for a fleet image)', '1')
-    .option('--labels <k=v,...>', 'labels given to agents that join with it')
-    .action(async (o: { ttl: string; uses: string; labels?: string }, cmd: Command) => {
+    .option('--labels <k=v,...>', 'labels given to agents that join with it (they win over labels the agent sends)')
+    .option('--name <name>', 'the one agent name it allows')
+    .option('--name-pattern <glob>', 'agent names it allows, e.g. "dev-*"')
+    .option('--clusters <a,b>', 'Kubernetes clusters agents joining with it may serve (--cluster)', collect, [])
+    .option('--routes <cidr|.suffix,...>', 'routes agents joining with it may advertise (--route), or any route inside them', collect, [])
+    .addHelpText('after', `
+Examples:
+  warren join-token create --name node7 --routes 10.20.0.0/16          # one node serving a subnet
+  warren join-token create --uses 3 --name-pattern 'alpha-*' --clusters alpha   # three replicas of cluster alpha`)
+    .action(async (o: { ttl: string; uses: string; labels?: string; name?: string; namePattern?: string; clusters: string[]; routes: string[] }, cmd: Command) => {
       const uses = o.uses === 'unlimited' ? null : Number(o.uses);
       if (uses !== null && (!Number.isInteger(uses) || uses < 1)) throw new WarrenError('WARREN_E_USAGE', '--uses must be a whole number ≥ 1 or "unlimited"');
+      if (o.name !== undefined && o.namePattern !== undefined) throw new WarrenError('WARREN_E_USAGE', '--name and --name-pattern are alternatives: give one');
       const out = await call<{ token: string; expiresAt: string; command: string; id: string }>(cmd, 'POST', '/api/v1/join-tokens', {
-        ttl: duration('--ttl', o.ttl), uses, labels: parseLabels(o.labels),
+        ttl: duration('--ttl', o.ttl), uses, labels: parseLabels(o.labels), name: o.name, namePattern: o.namePattern,
+        clusters: o.clusters, routes: o.routes,
       });
       const view = { token: out.token, expiresAt: out.expiresAt, command: out.command, id: out.id };
       if (parseFormat(clientFlags(cmd).output, 'table') === 'table') {
@@ -123,10 +136,11 @@ export function registerAdmin(program: Command): void {
   jt.command('ls')
     .description('List join tokens (never their secrets).')
     .action(async (_o, cmd: Command) => {
-      const rows = await call<Array<{ id: string; expiresAt: string; uses: number | null; used: number; expired: boolean; labels: Record<string, string> }>>(cmd, 'GET', '/api/v1/join-tokens');
+      const rows = await call<Array<{ id: string; expiresAt: string; uses: number | null; used: number; expired: boolean; labels: Record<string, string>; authority: AgentAuthority }>>(cmd, 'GET', '/api/v1/join-tokens');
       print(cmd, rows, [
         { header: 'ID', get: (t) => t.id }, { header: 'EXPIRES', get: (t) => (t.expired ? `expired ${t.expiresAt}` : t.expiresAt) },
-        { header: 'USED', get: (t) => `${t.used}/${t.uses ?? '∞'}` }, { header: 'LABELS', get: (t) => t.labels },
+        { header: 'USED', get: (t) => `${t.used}/${t.uses ?? '∞'}` }, { header: 'ALLOWS', get: (t) => describeAuthority(t.authority) },
+        { header: 'LABELS', get: (t) => t.labels },
       ]);
     });
   jt.command('rm <id>')
@@ -143,7 +157,7 @@ export function registerAdmin(program: Command): void {
     .action(async (_o, cmd: Command) => print(cmd, await call<AgentRow[]>(cmd, 'GET', '/api/v1/agents'), agentColumns));
   agents
     .command('show <name>')
-    .description('Show one agent.')
+    .description('Show one agent: what it claims now (clusters, routes) and what its join token lets it claim (authority).')
     .action(async (name: string, _o, cmd: Command) => print(cmd, await call<AgentRow>(cmd, 'GET', `/api/v1/agents/${encodeURIComponent(name)}`), agentColumns, 'json'));
   agents
     .command('rm <name>')

@@ -10,8 +10,8 @@ export function registerAgent(program: Command): Command {
   return program
     .command('agent')
     .description('Run an agent: dials out to the hub and carries streams to targets it is allowed to reach.')
-    .option('--token <token>', 'join token (first start only; later starts use the identity in --data-dir)')
-    .option('--token-file <file>', 'read the join token from a file (e.g. a mounted Kubernetes Secret)')
+    .option('--token-file <file>', 'read the join token from a file, e.g. a mounted Kubernetes Secret (first start only; later starts use the identity in --data-dir); or set WARREN_JOIN_TOKEN')
+    .option('--token <token>', 'join token on the command line: visible to every user in `ps`; prefer --token-file or WARREN_JOIN_TOKEN')
     .option('--hub <url>', 'override the hub URL stored in the token or identity')
     .option('--name <name>', 'agent name, an RFC 1123 label (default: the first label of the hostname)')
     .option('--data-dir <dir>', 'where the key, certificate and hub CA are kept', './warren-agent')
@@ -29,13 +29,17 @@ export function registerAgent(program: Command): Command {
     .addHelpText(
       'after',
       `
-Environment: HTTPS_PROXY / NO_PROXY are honoured for the connection to the hub.
+Environment: WARREN_JOIN_TOKEN is the join token (instead of --token-file); HTTPS_PROXY / NO_PROXY are
+honoured for the connection to the hub.
+
+A --route or --cluster must be allowed by the join token (warren join-token create --routes / --clusters),
+or the hub refuses the agent and it exits 1.
 
 Examples:
-  warren agent --token wj1.…                       # first start: joins and stores its identity in ./warren-agent
+  WARREN_JOIN_TOKEN=wj1.… warren agent             # first start: joins and stores its identity in ./warren-agent
   warren agent                                     # later starts: no token needed
   warren agent --token-file /run/secrets/join --name node7 --route 10.20.0.0/16 --allow '10.20.0.0/16,localhost'
-  warren agent --token wj1.… --name alpha-1 --cluster alpha --kube ~/.kube/alpha.yaml   # kubectl via https://HUB/k8s/clusters/alpha
+  warren agent --token-file join --name alpha-1 --cluster alpha --kube ~/.kube/alpha.yaml   # kubectl via https://HUB/k8s/clusters/alpha
   warren agent manifest --cluster alpha | kubectl apply -f -                              # the same, as a Deployment in the cluster`,
     )
     .action(async (o: Record<string, string | undefined>) => {
@@ -45,6 +49,9 @@ Examples:
         logLevel: o.logLevel,
       });
       const log = createLogger('agent', config.logLevel);
+      if (o.token !== undefined) {
+        process.stderr.write('warning: --token puts the join token in the process list (ps) for as long as the agent runs; use --token-file FILE or the WARREN_JOIN_TOKEN environment variable\n');
+      }
       // Up before joining, so a liveness probe passes while the agent enrolls; ready once the tunnel is.
       let agent: Awaited<ReturnType<typeof startAgent>> | undefined;
       const health = config.healthListen ? await startHealthServer(config.healthListen, () => agent?.connected ?? false) : undefined;

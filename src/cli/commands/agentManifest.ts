@@ -8,6 +8,8 @@
  * The agents keep their identity in an emptyDir, so a restarted pod joins again: the token is made
  * reusable (`--token-uses`, default unlimited) and long-lived (`--token-ttl`, default 365d). Revoke it
  * with `warren join-token rm ID` (printed on stderr) once the agents run, if pods will not restart.
+ * The token allows cluster NAME (`--clusters NAME`) and nothing else: an agent joining with it cannot
+ * serve another cluster or any route. A `--join-token` given instead must allow the cluster the same way.
  */
 import type { Command } from 'commander';
 import { WarrenError } from '../../errors.js';
@@ -39,7 +41,7 @@ export function registerAgentManifest(agent: Command): void {
     .option('--agent-hub-url <url>', 'hub URL the agents dial, if not the one in the join token')
     .option('--token-uses <n>', 'how many times the join token may be used ("unlimited": restarted pods rejoin)', 'unlimited')
     .option('--token-ttl <d>', 'how long the join token stays valid', '365d')
-    .option('--join-token <token>', 'use this join token instead of creating one')
+    .option('--join-token <token>', 'use this join token instead of creating one (made with: warren join-token create --clusters NAME)')
     // The `agent` command is self-configured (its own --hub/--token mean other things), so the client
     // options are declared here.
     .option('--hub <url>', 'hub URL (env WARREN_HUB; saved by `warren login`)')
@@ -71,7 +73,7 @@ async function buildManifest(o: ManifestFlags): Promise<string> {
   if (!joinToken) {
     const { endpoint, token } = await resolveClient(o);
     const out = jsonOrThrow<{ token: string; id: string; expiresAt: string }>(
-      await hubRequest(endpoint, 'POST', '/api/v1/join-tokens', { token, body: { ttl: o.tokenTtl, uses, labels: { cluster: o.cluster } } }),
+      await hubRequest(endpoint, 'POST', '/api/v1/join-tokens', { token, body: { ttl: o.tokenTtl, uses, labels: { cluster: o.cluster }, clusters: [o.cluster] } }),
     );
     joinToken = out.token;
     process.stderr.write(`created join token ${out.id} (uses: ${uses ?? 'unlimited'}, expires ${out.expiresAt}); revoke it with: warren join-token rm ${out.id}\n`);

@@ -22,6 +22,7 @@ export function registerHub(program: Command): void {
     .option('--tls-san <name>', 'extra DNS name or IP for the generated certificate (repeatable)', collect, [])
     .option('--ping-interval <d>', 'keepalive interval; a silent agent is dropped after two', hubDefaults.pingInterval)
     .option('--agent-cert-ttl <d>', 'lifetime of agent certificates (renewed at 2/3)', hubDefaults.agentCertTtl)
+    .option('--max-user-cert-ttl <d>', 'longest lifetime `warren user-cert create --ttl` may ask for (user certificates cannot be revoked)', hubDefaults.maxUserCertTtl)
     .option('--dial-timeout <d>', 'how long an agent may take to reach a target', hubDefaults.dialTimeout)
     .option('--header-timeout <d>', 'how long a client may take to complete TLS and send request headers', hubDefaults.headerTimeout)
     .option('--drain-timeout <d>', 'on SIGTERM, how long open streams may finish', hubDefaults.drainTimeout)
@@ -48,7 +49,7 @@ Examples:
       const config = hubConfig({
         listen: o.listen as string, dataDir: o.dataDir as string, publicUrl: o.publicUrl as string | undefined, store: o.store as string | undefined,
         tlsCert: o.tlsCert as string | undefined, tlsKey: o.tlsKey as string | undefined, tlsSan: o.tlsSan as string[],
-        pingInterval: o.pingInterval as string, agentCertTtl: o.agentCertTtl as string, dialTimeout: o.dialTimeout as string,
+        pingInterval: o.pingInterval as string, agentCertTtl: o.agentCertTtl as string, maxUserCertTtl: o.maxUserCertTtl as string, dialTimeout: o.dialTimeout as string,
         headerTimeout: o.headerTimeout as string, drainTimeout: o.drainTimeout as string, maxHandshakes: o.maxHandshakes as string,
         maxStreamsPerPrincipal: o.maxStreamsPerPrincipal as string, maxNewStreamsPerSecond: o.maxNewStreamsPerSecond as string, maxStreamsPerAgent: o.maxStreamsPerAgent as string, logLevel: o.logLevel as 'info' | undefined, demo: Boolean(o.demo),
         socksListen: o.socksListen as string | undefined, connectUds: o.connectUds as string | undefined,
@@ -77,7 +78,7 @@ async function startDemoAgent(hub: Hub, dataDir: string): Promise<() => Promise<
   const agentDir = path.join(dataDir, 'demo-agent');
   let token: string | undefined;
   if (!fs.existsSync(path.join(agentDir, 'identity.json'))) {
-    token = (await hub.enrollment.createJoinToken({ ttlMs: 600_000, uses: 1, labels: { demo: 'true' }, createdBy: 'hub --demo' })).token;
+    token = (await hub.enrollment.createJoinToken({ ttlMs: 600_000, uses: 1, labels: { demo: 'true' }, authority: { name: 'demo', clusters: [], routes: [] }, createdBy: 'hub --demo' })).token;
   }
   const local = `https://127.0.0.1:${hub.address.port}`;
   const agent = await startAgent(agentConfig({ token, name: 'demo', dataDir: agentDir, hub: local, labels: 'demo=true' }), createLogger('agent', 'warn'));
@@ -94,7 +95,7 @@ function printNextSteps(hub: Hub, demo: boolean): void {
     '',
     'Next:',
     `  1. Log in as admin:   npx warren login --hub ${hub.url} --token "$(cat ${hub.adminTokenPath})" --ca-fingerprint ${hub.caPin}`,
-    '  2. Join an agent:     npx warren join-token create --ttl 1h      # then run the printed `warren agent --token …` on the node',
+    '  2. Join an agent:     npx warren join-token create --ttl 1h      # then run the printed `WARREN_JOIN_TOKEN=… warren agent` on the node',
     '  3. Reach a node:      ssh -o ProxyCommand="npx warren connect %h:%p" root@NODE',
   ];
   if (demo) {
