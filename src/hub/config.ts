@@ -29,6 +29,10 @@ export interface HubConfig {
   readonly headerTimeoutMs: number;
   /** TLS handshakes in progress at once; later connections wait their turn. */
   readonly maxHandshakes: number;
+  /** Connections one source address may have open before authenticating (TLS handshake, SOCKS5 greeting). */
+  readonly maxPendingPerSource: number;
+  /** A connection to the main port that sends no byte of its ClientHello by then is closed. */
+  readonly clientHelloTimeoutMs: number;
   readonly logLevel: string;
   readonly demo: boolean;
 }
@@ -71,6 +75,8 @@ export const hubDefaults = {
   dialTimeout: '10s',
   headerTimeout: '10s',
   maxHandshakes: '64',
+  maxPendingPerSource: '32',
+  clientHelloTimeout: '3s',
   logLevel: 'info',
 };
 
@@ -92,6 +98,8 @@ const schema = z
     dialTimeout: duration('--dial-timeout').prefault(hubDefaults.dialTimeout),
     headerTimeout: duration('--header-timeout').prefault(hubDefaults.headerTimeout),
     maxHandshakes: count('--max-handshakes').prefault(hubDefaults.maxHandshakes),
+    maxPendingPerSource: count('--max-pending-per-source').prefault(hubDefaults.maxPendingPerSource),
+    clientHelloTimeout: duration('--client-hello-timeout').prefault(hubDefaults.clientHelloTimeout),
     logLevel: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).default('info'),
     demo: z.boolean().default(false),
   })
@@ -132,6 +140,8 @@ export function hubConfig(flags: HubFlags, env: NodeJS.ProcessEnv = process.env)
     dialTimeoutMs: f.dialTimeout,
     headerTimeoutMs: f.headerTimeout,
     maxHandshakes: f.maxHandshakes,
+    maxPendingPerSource: f.maxPendingPerSource,
+    clientHelloTimeoutMs: f.clientHelloTimeout,
     logLevel: f.logLevel,
     demo: f.demo,
   };

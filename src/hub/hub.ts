@@ -180,10 +180,14 @@ export async function startHub(config: HubConfig, log: Logger): Promise<Hub> {
     // docs/benchmarks.md), besides encrypting two tickets per handshake for nobody.
     secureOptions: cryptoConstants.SSL_OP_NO_TICKET,
   });
-  // The port is a plain TCP listener: sockets reach the TLS server through a queue that caps the
-  // handshakes in progress (a reconnect storm completes first come, first served). The handshake
-  // timeout starts when the handshake does; the wait in the queue is bounded by the same duration.
-  const handshakes = new HandshakeQueue(tlsServer, { max: config.maxHandshakes, maxWaitMs: config.headerTimeoutMs, leaseMs: HANDSHAKE_LEASE_MS });
+  // The port is a plain TCP listener: sockets reach the TLS server through a queue that bounds what an
+  // unauthenticated peer holds (per-source count, ClientHello deadline) and caps the handshakes in
+  // progress (a reconnect storm completes in turn). The handshake timeout starts when the handshake
+  // does; the wait in the queue is bounded by the same duration.
+  const handshakes = new HandshakeQueue(tlsServer, {
+    max: config.maxHandshakes, maxWaitMs: config.headerTimeoutMs, leaseMs: HANDSHAKE_LEASE_MS,
+    clientHelloTimeoutMs: config.clientHelloTimeoutMs, maxPendingPerSource: config.maxPendingPerSource,
+  });
   const listener = net.createServer((socket) => handshakes.add(socket));
   tlsServer.on('secureConnection', (socket: tls.TLSSocket) => {
     // CONNECT streams carry TCP half-close end to end, so from now on a client's EOF must not close our
@@ -204,6 +208,7 @@ export async function startHub(config: HubConfig, log: Logger): Promise<Hub> {
   // The SOCKS5 port and the CONNECT unix socket, before "hub listening" so that line means every door is up.
   const doorListeners = await startDoorListeners({
     socksListen: config.socksListen, connectUds: config.connectUds, opener, authenticator: auth, log, handshakeTimeoutMs: config.headerTimeoutMs,
+    maxPendingPerSource: config.maxPendingPerSource,
     onAuthFailure: (door) => metrics.authFailures.inc({ door }),
   }).catch((err: unknown) => (listener.close(), Promise.reject(err)));
   let listening = true;

@@ -26,6 +26,8 @@ export function registerHub(program: Command): void {
     .option('--header-timeout <d>', 'how long a client may take to complete TLS and send request headers', hubDefaults.headerTimeout)
     .option('--drain-timeout <d>', 'on SIGTERM, how long open streams may finish', hubDefaults.drainTimeout)
     .option('--max-handshakes <n>', 'TLS handshakes in progress at once; more connections wait their turn (raise it for many far-away agents)', hubDefaults.maxHandshakes)
+    .option('--max-pending-per-source <n>', 'connections one address may hold before authenticating (TLS handshake, SOCKS5 greeting); more are closed at once', hubDefaults.maxPendingPerSource)
+    .option('--client-hello-timeout <d>', 'a connection that sends no byte of its TLS ClientHello by then is closed', hubDefaults.clientHelloTimeout)
     .option('--log-level <level>', 'trace|debug|info|warn|error (env WARREN_LOG_LEVEL)')
     .option('--demo', 'also run a local demo agent named "demo" that can reach this host')
     .option('--socks-listen <addr>', 'also serve SOCKS5 (RFC 1928/1929, password = access token) on HOST:PORT (port 0: a free port)')
@@ -46,7 +48,8 @@ Examples:
         listen: o.listen as string, dataDir: o.dataDir as string, publicUrl: o.publicUrl as string | undefined, store: o.store as string | undefined,
         tlsCert: o.tlsCert as string | undefined, tlsKey: o.tlsKey as string | undefined, tlsSan: o.tlsSan as string[],
         pingInterval: o.pingInterval as string, agentCertTtl: o.agentCertTtl as string, dialTimeout: o.dialTimeout as string,
-        headerTimeout: o.headerTimeout as string, drainTimeout: o.drainTimeout as string, maxHandshakes: o.maxHandshakes as string, logLevel: o.logLevel as 'info' | undefined, demo: Boolean(o.demo),
+        headerTimeout: o.headerTimeout as string, drainTimeout: o.drainTimeout as string, maxHandshakes: o.maxHandshakes as string,
+        maxPendingPerSource: o.maxPendingPerSource as string, clientHelloTimeout: o.clientHelloTimeout as string, logLevel: o.logLevel as 'info' | undefined, demo: Boolean(o.demo),
         socksListen: o.socksListen as string | undefined, connectUds: o.connectUds as string | undefined,
         jwtPublicKey: o.jwtPublicKey as string | undefined,
       });

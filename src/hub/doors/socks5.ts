@@ -45,6 +45,8 @@ export interface Socks5Deps {
    * connection carries the token of the person who started it. Never set on the hub.
    */
   readonly noAuthPrincipal?: Principal;
+  /** Called once the request has been read: the pre-authentication phase is over (not called for a client refused or gone before). */
+  readonly onHandshakeEnd?: () => void;
 }
 
 export const DEFAULT_HANDSHAKE_TIMEOUT_MS = 10_000;
@@ -102,6 +104,7 @@ async function serve(session: Session): Promise<void> {
   const request = await readMessage(socket, parseRequest);
   if (request.kind === 'closed') return;
   clearTimeout(handshakeTimer);
+  deps.onHandshakeEnd?.();
   if (request.kind === 'error') {
     log.info({ source, user: principal.user, reason: request.reason }, 'socks5 request refused');
     refuse(socket, request.reply === undefined ? undefined : encodeReply(request.reply), timeoutMs);
