@@ -23,6 +23,7 @@ import { readJson, sendError, sendJson } from './httpJson.js';
 import { parseCidr, parsePorts } from '../patterns.js';
 import { explainFromQuery } from './routeExplain.js';
 import type { ClusterRoute } from './kube/clustersApi.js';
+import type { FailureLog } from './failureLog.js';
 
 export interface ApiDeps {
   readonly store: Store;
@@ -38,6 +39,8 @@ export interface ApiDeps {
   readonly forwards?: Pick<Forwards, 'create' | 'list' | 'get' | 'remove'>;
   /** The Kubernetes door's routes (GET /api/v1/clusters), mounted when given. */
   readonly kubeRoutes?: readonly ClusterRoute[];
+  /** Where a failed request that answers 5xx is logged (failureLog.ts). */
+  readonly log: FailureLog;
 }
 
 type Access = 'none' | 'user' | 'admin' | 'agent';
@@ -120,7 +123,7 @@ export class Api {
       const route = candidates.find((r) => r.method === req.method);
       if (!route) throw new WarrenError('WARREN_E_METHOD_NOT_ALLOWED', `${req.method} is not supported on ${url.pathname}; use ${candidates.map((r) => r.method).join(', ')}`);
       const m = route.re.exec(url.pathname)!;
-      const params = Object.fromEntries(route.keys.map((k, i) => [k, decodeURIComponent(m[i + 1]!)]));
+      const params = Object.fromEntries(route.keys.map((k, i) => [k, decodePathParam(k, m[i + 1]!)]));
       let principal = ANONYMOUS;
       let agent: Ctx['agent'];
       if (route.access === 'agent') agent = agentFromCert(req);
@@ -133,7 +136,7 @@ export class Api {
       const result = await route.handle({ req, res, params, query: url.searchParams, principal, agent });
       if (!res.headersSent && !res.writableEnded) sendJson(res, route.status ?? 200, result ?? {});
     } catch (err) {
-      sendError(res, err);
+      sendError(res, err, this.deps.log);
     }
   }
 
@@ -405,6 +408,15 @@ function describeGrant(g: GrantRecord): string {
   if (g.cluster) parts.push(`cluster=${g.cluster}`);
   if (g.kubeGroups.length) parts.push(`kubeGroups=${g.kubeGroups.join(',')}`);
   return parts.join(' ');
+}
+
+/** A path segment as the client percent-encoded it; malformed encoding (`%E0`, `%zz`) is the client's error. */
+function decodePathParam(name: string, raw: string): string {
+  try {
+    return decodeURIComponent(raw);
+  } catch {
+    throw new WarrenError('WARREN_E_BAD_REQUEST', `${name}: "${raw.slice(0, 100)}" is not valid percent-encoded UTF-8`, { field: name });
+  }
 }
 
 function agentFromCert(req: IncomingMessage): { name: string; serial: string } {

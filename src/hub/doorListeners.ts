@@ -96,7 +96,7 @@ export async function startDoorListeners(opts: DoorListenersOptions): Promise<Do
       server.on('connect', (req: http.IncomingMessage, socket: net.Socket, head: Buffer) => {
         void handleConnect(req, socket, head, { opener: opts.opener, authenticate: async () => UDS_PRINCIPAL, door: 'uds', log });
       });
-      server.on('request', (_req, res) => sendError(res, new WarrenError('WARREN_E_METHOD_NOT_ALLOWED', 'this unix socket serves only HTTP CONNECT host:port')));
+      server.on('request', (_req, res) => sendError(res, new WarrenError('WARREN_E_METHOD_NOT_ALLOWED', 'this unix socket serves only HTTP CONNECT host:port'), log));
       servers.push(server);
       // The socket file is created by bind(2) with the process umask applied; 0117 makes it 0660 from
       // the first instant (a chmod afterwards would leave a window with the default mode).

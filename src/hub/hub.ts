@@ -108,10 +108,10 @@ export async function startHub(config: HubConfig, log: Logger): Promise<Hub> {
   const kube = createKubeDoor({ jwtPublicKeyFile: config.jwtPublicKeyFile, dialTimeoutMs: config.dialTimeoutMs, store, tunnels, auth, audit, log });
   let url = '';
   const enrollment = new Enrollment({ store, ca: pki.ca, caPin: pki.caPin, hubUrl: () => url, certTtlMs: config.agentCertTtlMs });
-  const opener = new HubOpener({ tunnels, store, audit, metrics, log: log.child({ component: 'opener' }), dialTimeoutMs: config.dialTimeoutMs });
+  const opener = new HubOpener({ tunnels, store, audit, metrics, dialTimeoutMs: config.dialTimeoutMs });
   const forwards = new Forwards({ store, opener, audit, sessions: tunnels, log: log.child({ component: 'forwards' }), pingIntervalMs: config.pingIntervalMs });
   await forwards.start();
-  const api = new Api({ store, auth, tokens, tunnels, enrollment, audit, ca: pki.ca, caPem: pki.ca.certPem, version: VERSION, forwards, kubeRoutes: kube.apiRoutes });
+  const api = new Api({ store, auth, tokens, tunnels, enrollment, audit, ca: pki.ca, caPem: pki.ca.certPem, version: VERSION, forwards, kubeRoutes: kube.apiRoutes, log: log.child({ component: 'api' }) });
 
   const proxyAuth = async (req: http.IncomingMessage): Promise<Principal> => {
     try {
@@ -142,7 +142,7 @@ export async function startHub(config: HubConfig, log: Logger): Promise<Hub> {
     if (url.pathname === '/readyz') {
       return void store.ping().then(
         () => sendJson(res, listening ? 200 : 503, { status: listening ? 'ready' : 'starting' }),
-        () => sendError(res, new WarrenError('WARREN_E_UNAVAILABLE', 'store is not reachable')),
+        (err: unknown) => sendError(res, new WarrenError('WARREN_E_UNAVAILABLE', 'store is not reachable', undefined, { cause: err }), log),
       );
     }
     if (url.pathname === '/metrics') {
@@ -153,9 +153,9 @@ export async function startHub(config: HubConfig, log: Logger): Promise<Hub> {
           res.writeHead(200, { 'content-type': metrics.registry.contentType });
           res.end(await metrics.registry.metrics());
         })
-        .catch((err) => sendError(res, err));
+        .catch((err) => sendError(res, err, log));
     }
-    sendError(res, new WarrenError('WARREN_E_NOT_FOUND', `nothing at ${url.pathname}; the admin API is under /api/v1/`));
+    sendError(res, new WarrenError('WARREN_E_NOT_FOUND', `nothing at ${url.pathname}; the admin API is under /api/v1/`), log);
   });
   httpServer.on('upgrade', (req: http.IncomingMessage, socket: net.Socket, head: Buffer) => {
     socket.setNoDelay(true);

@@ -7,7 +7,6 @@ import { WarrenError, asWarrenError } from '../errors.js';
 import { formatHostPort, parseHostPort } from '../hostPort.js';
 import { relay } from '../tunnel/relay.js';
 import type { Store } from '../store/store.js';
-import type { Logger } from '../log.js';
 import type { OpenRequest, Opener, OpenedStream, RelayResult } from './doors/door.js';
 import type { AgentTunnels } from './agentTunnels.js';
 import type { Audit } from './audit.js';
@@ -20,7 +19,6 @@ export interface HubOpenerDeps {
   readonly store: Store;
   readonly audit: Audit;
   readonly metrics: HubMetrics;
-  readonly log: Logger;
   readonly dialTimeoutMs: number;
 }
 
@@ -66,8 +64,8 @@ export class HubOpener implements Opener {
       }
       throw lastError ?? new WarrenError('WARREN_E_AGENT_OFFLINE', `agent "${agentName}" is not connected to the hub right now`, { agent: agentName });
     } catch (err) {
+      // Not logged here: the door that answers the client logs a 5xx once, under the id its answer carries.
       const e = asWarrenError(err);
-      if (e.code === 'WARREN_E_INTERNAL') this.deps.log.error({ err: (err as Error)?.message }, 'open failed');
       metrics.dials.inc({ door: req.door, result: e.code });
       await audit.record({
         ...base, agent: agentName, result: e.code === 'WARREN_E_FORBIDDEN' ? 'denied' : 'error',
