@@ -10,6 +10,7 @@ import fs from 'node:fs';
 import https from 'node:https';
 import net from 'node:net';
 import { after, before, test } from 'node:test';
+import type { AuditRow } from '../support/audit.js';
 import { ChildGroup, withDeadline } from '../support/proc.js';
 import { cliJson, startAgent, startHub, type AgentProc, type HubProc } from '../support/warren.js';
 
@@ -25,11 +26,6 @@ interface AgentRow {
   name: string;
   connected: boolean;
   connectedAt: string | null;
-}
-
-interface AuditRow {
-  agent: string | null;
-  reason: string | null;
 }
 
 const procs = new ChildGroup();
