@@ -20,9 +20,9 @@ test('--max-handshakes rejects 0, negatives, fractions and words with WARREN_E_C
   }
 });
 
-test('--max-pending-per-source defaults to 32 and --client-hello-timeout to 3s; bad values name the flag', () => {
+test('--max-pending-per-source defaults to 1024 and --client-hello-timeout to 3s; bad values name the flag', () => {
   const c = hubConfig(base, {});
-  assert.equal(c.maxPendingPerSource, 32);
+  assert.equal(c.maxPendingPerSource, 1024);
   assert.equal(c.clientHelloTimeoutMs, 3_000);
   assert.equal(hubConfig({ ...base, maxPendingPerSource: '4', clientHelloTimeout: '500ms' }, {}).clientHelloTimeoutMs, 500);
   for (const [flags, flag] of [[{ maxPendingPerSource: '0' }, '--max-pending-per-source'], [{ clientHelloTimeout: 'soon' }, '--client-hello-timeout']] as const) {

@@ -75,7 +75,7 @@ export const hubDefaults = {
   dialTimeout: '10s',
   headerTimeout: '10s',
   maxHandshakes: '64',
-  maxPendingPerSource: '32',
+  maxPendingPerSource: '1024',
   clientHelloTimeout: '3s',
   logLevel: 'info',
 };

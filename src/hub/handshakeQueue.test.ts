@@ -234,3 +234,15 @@ test('the queue is served round robin across addresses: one address with many wa
   assert.equal(ended[2]![0], client.localPort);
   for (const s of [client, ...flood]) s.destroy();
 });
+
+test('one address holds at most half the handshake places: its stalled handshakes leave the rest to other addresses', { timeout: 20_000 }, async (t) => {
+  const { queue, ended, stalled, tlsClient } = await start(t, { max: 4 });
+  const flood = [];
+  for (let i = 0; i < 4; i++) flood.push(await stalled('127.0.0.2'));
+  assert.equal(queue.inProgress, 2, 'two of the four places');
+  assert.equal(queue.queued, 2, 'the other two wait though places are free');
+  const clients = [tlsClient(), tlsClient()]; // from 127.0.0.1: straight into the free places
+  for (const c of clients) assert.equal(String(((await once(c, 'data')) as [Buffer])[0]), 'hello');
+  assert.deepEqual(ended.map(([, ok]) => ok), [true, true]);
+  for (const s of [...clients, ...flood]) s.destroy();
+});

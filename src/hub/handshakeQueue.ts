@@ -9,8 +9,14 @@
  *   the CPU, progress slowly and finish together, many after their clients gave up; capped, they
  *   complete in turn. A socket takes its turn once its first ClientHello bytes arrived; the queue is
  *   served round robin across source addresses, so one address with many connections cannot make
- *   another address wait behind all of them. One that waits longer than maxWaitMs (from accept) is
- *   dropped (its client retries).
+ *   another address wait behind all of them, and one address holds at most half the places (rounded
+ *   up), so stalled handshakes from one address leave the other half to everyone else. One that waits
+ *   longer than maxWaitMs (from accept) is dropped (its client retries).
+ *
+ * The per-source limit is generous (1,024 by default) because many agents may share one address behind
+ * NAT: with 32, 1,000 agents on one address took 18 s instead of 6.5 s to come back after a hub restart
+ * (bench:scale), the refused ones backing off. It bounds sockets, not handshake places: an idle socket
+ * costs a file descriptor and a few KiB for at most the ClientHello deadline.
  *
  * While it waits a socket is read (so that a client that gives up is noticed and dropped at once); what
  * it sent meanwhile is put back for the TLS layer. A handshake that holds its place longer than leaseMs
@@ -42,8 +48,11 @@ interface Waiting {
 }
 
 export class HandshakeQueue {
-  /** Handshakes holding a place, by the socket they started from, with their lease timer. */
-  private readonly running = new Map<net.Socket, NodeJS.Timeout>();
+  /** Handshakes holding a place, by the socket they started from, with their source and lease timer. */
+  private readonly running = new Map<net.Socket, { source: string; lease: NodeJS.Timeout }>();
+  private readonly placesBySource = new Map<string, number>();
+  /** Half the places: a source with many stalled handshakes leaves the other half to everyone else. */
+  private readonly maxPlacesPerSource: number;
   /** Sockets that sent their first bytes and wait for a place, per source; the map's order is the round robin. */
   private readonly waiting = new Map<string, Map<net.Socket, Waiting>>();
   /** Sockets accepted and not yet started (idle or queued), for close(). */
@@ -57,6 +66,7 @@ export class HandshakeQueue {
     private readonly opts: HandshakeQueueOptions,
   ) {
     this.pending = new PendingPerSource(opts.maxPendingPerSource);
+    this.maxPlacesPerSource = Math.ceil(opts.max / 2);
     // Node's TLS server ends every handshake with one of these two events, on the TLS socket it made
     // from the 'connection' socket (kept as _parent). Were that missing, the lease would free the place
     // and the socket's close its per-source count.
@@ -132,20 +142,29 @@ export class HandshakeQueue {
     for (const { drop } of [...this.admitted.values()]) drop();
   }
 
-  /** Starts queued handshakes while places are free: the first socket of the next source in turn. */
+  /**
+   * Starts queued handshakes while places are free: the first socket of the next source in turn that
+   * holds fewer than its share of places.
+   */
   private startNext(): void {
     while (this.running.size < this.opts.max) {
-      const turn = this.waiting.entries().next();
-      if (turn.done) return;
-      const [source, queue] = turn.value;
+      const source = this.nextSource();
+      if (source === undefined) return;
+      const queue = this.waiting.get(source)!;
       const [socket, { release }] = queue.entries().next().value!;
       // The source goes to the back of the round, with whatever it has left.
       this.waiting.delete(source);
       if (queue.size > 1) this.waiting.set(source, queue);
       release();
-      this.running.set(socket, setTimeout(() => this.freePlace(socket), this.opts.leaseMs).unref());
+      this.running.set(socket, { source, lease: setTimeout(() => this.freePlace(socket), this.opts.leaseMs).unref() });
+      this.placesBySource.set(source, (this.placesBySource.get(source) ?? 0) + 1);
       this.server.emit('connection', socket);
     }
+  }
+
+  private nextSource(): string | undefined {
+    for (const source of this.waiting.keys()) if ((this.placesBySource.get(source) ?? 0) < this.maxPlacesPerSource) return source;
+    return undefined;
   }
 
   private handshakeEnded(socket: net.Socket | undefined): void {
@@ -156,10 +175,13 @@ export class HandshakeQueue {
 
   /** A handshake ended or outlived its lease: its place goes to the next socket in turn. */
   private freePlace(socket: net.Socket): void {
-    const lease = this.running.get(socket);
-    if (lease === undefined) return;
-    clearTimeout(lease);
+    const place = this.running.get(socket);
+    if (place === undefined) return;
+    clearTimeout(place.lease);
     this.running.delete(socket);
+    const held = this.placesBySource.get(place.source)! - 1;
+    if (held === 0) this.placesBySource.delete(place.source);
+    else this.placesBySource.set(place.source, held);
     this.startNext();
   }
 }

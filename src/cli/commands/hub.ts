@@ -26,7 +26,7 @@ export function registerHub(program: Command): void {
     .option('--header-timeout <d>', 'how long a client may take to complete TLS and send request headers', hubDefaults.headerTimeout)
     .option('--drain-timeout <d>', 'on SIGTERM, how long open streams may finish', hubDefaults.drainTimeout)
     .option('--max-handshakes <n>', 'TLS handshakes in progress at once; more connections wait their turn (raise it for many far-away agents)', hubDefaults.maxHandshakes)
-    .option('--max-pending-per-source <n>', 'connections one address may hold before authenticating (TLS handshake, SOCKS5 greeting); more are closed at once', hubDefaults.maxPendingPerSource)
+    .option('--max-pending-per-source <n>', 'connections one address may hold before authenticating (TLS handshake, SOCKS5 greeting); more are closed at once (agents behind one NAT address count together)', hubDefaults.maxPendingPerSource)
     .option('--client-hello-timeout <d>', 'a connection that sends no byte of its TLS ClientHello by then is closed', hubDefaults.clientHelloTimeout)
     .option('--log-level <level>', 'trace|debug|info|warn|error (env WARREN_LOG_LEVEL)')
     .option('--demo', 'also run a local demo agent named "demo" that can reach this host')
