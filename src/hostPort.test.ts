@@ -20,6 +20,28 @@ test('parseHostPort: the target grammar', () => {
   assert.equal(formatHostPort({ host: 'fd00::1', port: 22 }), '[fd00::1]:22');
 });
 
+test('parseHostPort: malformed authorities are refused, never thrown on (regression: a zone id was a 500)', () => {
+  const bad: Array<[string, string]> = [
+    ['[fe80::1%25eth0]:22', 'zone id, percent-encoded as in a URI'],
+    ['[fe80::1%eth0]:22', 'zone id'],
+    ['[fe80::1%]:22', 'empty zone id'],
+    ['[::1]', 'no port'],
+    ['[]:22', 'empty IPv6 host'],
+    [':22', 'empty host'],
+    ['db%2Eprod:5432', 'percent-encoded dot'],
+    ['%E0:22', 'bad percent-encoding'],
+    ['node1%00:22', 'percent-encoded NUL'],
+    ['node1:0', 'port 0'],
+    ['node1:65536', 'port above 65535'],
+    ['node1:99999999999', 'port far out of range'],
+    ['node1:', 'empty port'],
+    ['[1.2.3.4]:22', 'IPv4 in brackets'],
+    ['node1:22:33', 'two ports'],
+    ['user@node1:22', 'userinfo'],
+  ];
+  for (const [text, why] of bad) assert.equal(parseHostPort(text), undefined, `${why}: ${text}`);
+});
+
 test('isLabel: RFC 1123 agent names', () => {
   for (const n of ['a', 'node1', 'site-1', 'x'.repeat(63)]) assert.ok(isLabel(n), n);
   for (const n of ['', 'Node', '-a', 'a-', 'a.b', 'x'.repeat(64), 'a_b']) assert.ok(!isLabel(n), n);

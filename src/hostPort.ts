@@ -6,6 +6,12 @@
  *   [fd00::1]:443         → { host: 'fd00::1', port: 443 }     (IPv6 in brackets)
  *   db.prod.alpha.warren:5432
  *
+ * Refused (the client's error, answered 400 WARREN_E_BAD_TARGET, never a crash):
+ *
+ *   [fe80::1%25eth0]:22   a zone id: it names an interface of the machine that reads it, not the agent's
+ *   db%2Eprod:5432        percent-encoding: an authority is not percent-decoded
+ *   :22, [::1], node1:0, node1:65536
+ *
  * Host names follow RFC 1123 (labels of letters, digits and hyphens, 253 characters at most, case
  * folded to lower case); `_` is tolerated in labels as real DNS (SRV, some internal zones) uses it.
  */
@@ -41,7 +47,8 @@ export function parseHostPort(text: string): HostPort | undefined {
   const port = parsePort(m[3]!);
   if (port === undefined) return undefined;
   if (m[1] !== undefined) {
-    if (net.isIPv6(m[1])) return { host: canonicalIp(m[1]), port };
+    // net.isIPv6 accepts a zone id (`fe80::1%eth0`), which the URL parser in canonicalIp rejects.
+    if (net.isIPv6(m[1]) && !m[1].includes('%')) return { host: canonicalIp(m[1]), port };
     return undefined;
   }
   const host = m[2]!.toLowerCase();

@@ -25,6 +25,7 @@ import { isLabel } from '../hostPort.js';
 import { explainFromQuery } from './routeExplain.js';
 import type { ClusterRoute } from './kube/clustersApi.js';
 import { describeAuthority } from './authority.js';
+import type { FailureLog } from './failureLog.js';
 
 export interface ApiDeps {
   readonly store: Store;
@@ -44,6 +45,8 @@ export interface ApiDeps {
   readonly revoke?: (why: string) => Promise<unknown>;
   /** The longest TTL a user certificate may have (--max-user-cert-ttl): it cannot be revoked. */
   readonly maxUserCertTtlMs: number;
+  /** Where a failed request that answers 5xx is logged (failureLog.ts). */
+  readonly log: FailureLog;
 }
 
 type Access = 'none' | 'user' | 'admin' | 'agent';
@@ -140,7 +143,7 @@ export class Api {
       const route = candidates.find((r) => r.method === req.method);
       if (!route) throw new WarrenError('WARREN_E_METHOD_NOT_ALLOWED', `${req.method} is not supported on ${url.pathname}; use ${candidates.map((r) => r.method).join(', ')}`);
       const m = route.re.exec(url.pathname)!;
-      const params = Object.fromEntries(route.keys.map((k, i) => [k, decodeURIComponent(m[i + 1]!)]));
+      const params = Object.fromEntries(route.keys.map((k, i) => [k, decodePathParam(k, m[i + 1]!)]));
       let principal = ANONYMOUS;
       let agent: Ctx['agent'];
       if (route.access === 'agent') agent = agentFromCert(req);
@@ -153,7 +156,7 @@ export class Api {
       const result = await route.handle({ req, res, params, query: url.searchParams, principal, agent });
       if (!res.headersSent && !res.writableEnded) sendJson(res, route.status ?? 200, result ?? {});
     } catch (err) {
-      sendError(res, err);
+      sendError(res, err, this.deps.log);
     }
   }
 
@@ -440,6 +443,15 @@ function describeGrant(g: GrantRecord): string {
   if (g.cluster) parts.push(`cluster=${g.cluster}`);
   if (g.kubeGroups.length) parts.push(`kubeGroups=${g.kubeGroups.join(',')}`);
   return parts.join(' ');
+}
+
+/** A path segment as the client percent-encoded it; malformed encoding (`%E0`, `%zz`) is the client's error. */
+function decodePathParam(name: string, raw: string): string {
+  try {
+    return decodeURIComponent(raw);
+  } catch {
+    throw new WarrenError('WARREN_E_BAD_REQUEST', `${name}: "${raw.slice(0, 100)}" is not valid percent-encoded UTF-8`, { field: name });
+  }
 }
 
 function agentFromCert(req: IncomingMessage): { name: string; serial: string } {

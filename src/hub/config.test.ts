@@ -28,3 +28,13 @@ test('--max-user-cert-ttl defaults to 7d and rejects what is not a duration, nam
     (err: unknown) => err instanceof WarrenError && err.code === 'WARREN_E_CONFIG' && err.message.includes('--max-user-cert-ttl'),
   );
 });
+
+test('--max-pending-per-source defaults to 1024 and --client-hello-timeout to 3s; bad values name the flag', () => {
+  const c = hubConfig(base, {});
+  assert.equal(c.maxPendingPerSource, 1024);
+  assert.equal(c.clientHelloTimeoutMs, 3_000);
+  assert.equal(hubConfig({ ...base, maxPendingPerSource: '4', clientHelloTimeout: '500ms' }, {}).clientHelloTimeoutMs, 500);
+  for (const [flags, flag] of [[{ maxPendingPerSource: '0' }, '--max-pending-per-source'], [{ clientHelloTimeout: 'soon' }, '--client-hello-timeout']] as const) {
+    assert.throws(() => hubConfig({ ...base, ...flags }, {}), (err: unknown) => err instanceof WarrenError && err.code === 'WARREN_E_CONFIG' && err.message.includes(flag), flag);
+  }
+});

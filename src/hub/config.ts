@@ -34,6 +34,10 @@ export interface HubConfig {
   readonly maxHandshakes: number;
   /** Stream quotas (0: no limit); see quotas.ts. */
   readonly quotas: QuotaLimits;
+  /** Connections one source address may have open before authenticating (TLS handshake, SOCKS5 greeting). */
+  readonly maxPendingPerSource: number;
+  /** A connection to the main port that sends no byte of its ClientHello by then is closed. */
+  readonly clientHelloTimeoutMs: number;
   readonly logLevel: string;
   readonly demo: boolean;
 }
@@ -89,6 +93,8 @@ export const hubDefaults = {
   maxStreamsPerPrincipal: '256',
   maxNewStreamsPerSecond: '1000',
   maxStreamsPerAgent: '4000',
+  maxPendingPerSource: '1024',
+  clientHelloTimeout: '3s',
   logLevel: 'info',
 };
 
@@ -114,6 +120,8 @@ const schema = z
     maxStreamsPerPrincipal: limit('--max-streams-per-principal').prefault(hubDefaults.maxStreamsPerPrincipal),
     maxNewStreamsPerSecond: limit('--max-new-streams-per-second').prefault(hubDefaults.maxNewStreamsPerSecond),
     maxStreamsPerAgent: limit('--max-streams-per-agent').prefault(hubDefaults.maxStreamsPerAgent),
+    maxPendingPerSource: count('--max-pending-per-source').prefault(hubDefaults.maxPendingPerSource),
+    clientHelloTimeout: duration('--client-hello-timeout').prefault(hubDefaults.clientHelloTimeout),
     logLevel: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).default('info'),
     demo: z.boolean().default(false),
   })
@@ -156,6 +164,8 @@ export function hubConfig(flags: HubFlags, env: NodeJS.ProcessEnv = process.env)
     headerTimeoutMs: f.headerTimeout,
     maxHandshakes: f.maxHandshakes,
     quotas: { perPrincipal: f.maxStreamsPerPrincipal, ratePerSecond: f.maxNewStreamsPerSecond, perAgent: f.maxStreamsPerAgent },
+    maxPendingPerSource: f.maxPendingPerSource,
+    clientHelloTimeoutMs: f.clientHelloTimeout,
     logLevel: f.logLevel,
     demo: f.demo,
   };

@@ -23,6 +23,7 @@ import { handleConnect } from './doors/connect.js';
 import type { Authenticator, Opener, Principal } from './doors/door.js';
 import { handleSocks5 } from './doors/socks5.js';
 import { sendError } from './httpJson.js';
+import { PendingPerSource } from './pendingPerSource.js';
 
 /** Who a client of the CONNECT unix socket is: its file permissions let it in, grants decide the rest. */
 export const UDS_PRINCIPAL: Principal = Object.freeze({ user: 'uds', groups: Object.freeze(['warren:uds']), via: 'uds' as const });
@@ -36,6 +37,8 @@ export interface DoorListenersOptions {
   /** Called for every rejected SOCKS5 credential (metrics). */
   readonly onAuthFailure?: (door: 'socks5') => void;
   readonly handshakeTimeoutMs?: number;
+  /** SOCKS5 connections one source address may have open before its request is read (--max-pending-per-source). */
+  readonly maxPendingPerSource: number;
 }
 
 export interface DoorListeners {
@@ -68,9 +71,16 @@ export async function startDoorListeners(opts: DoorListenersOptions): Promise<Do
             throw err;
           }),
       };
+      // Until its request is read a client is unauthenticated or has not said what it wants: one address
+      // may hold only so many such connections, so it cannot keep others' connections from being served.
+      const pending = new PendingPerSource(opts.maxPendingPerSource);
       const server = net.createServer({ allowHalfOpen: true, noDelay: true }, (socket) => {
+        if (!pending.admit(socket)) return void socket.on('error', () => undefined).destroy();
         track(socket);
-        void handleSocks5(socket, { opener: opts.opener, authenticator, log, ...(opts.handshakeTimeoutMs ? { handshakeTimeoutMs: opts.handshakeTimeoutMs } : {}) });
+        void handleSocks5(socket, {
+          opener: opts.opener, authenticator, log, onHandshakeEnd: () => pending.release(socket),
+          ...(opts.handshakeTimeoutMs ? { handshakeTimeoutMs: opts.handshakeTimeoutMs } : {}),
+        });
       });
       servers.push(server);
       await listen(server, opts.socksListen, formatHostPort(opts.socksListen), '--socks-listen');
@@ -86,7 +96,7 @@ export async function startDoorListeners(opts: DoorListenersOptions): Promise<Do
       server.on('connect', (req: http.IncomingMessage, socket: net.Socket, head: Buffer) => {
         void handleConnect(req, socket, head, { opener: opts.opener, authenticate: async () => UDS_PRINCIPAL, door: 'uds', log });
       });
-      server.on('request', (_req, res) => sendError(res, new WarrenError('WARREN_E_METHOD_NOT_ALLOWED', 'this unix socket serves only HTTP CONNECT host:port')));
+      server.on('request', (_req, res) => sendError(res, new WarrenError('WARREN_E_METHOD_NOT_ALLOWED', 'this unix socket serves only HTTP CONNECT host:port'), log));
       servers.push(server);
       // The socket file is created by bind(2) with the process umask applied; 0117 makes it 0660 from
       // the first instant (a chmod afterwards would leave a window with the default mode).

@@ -31,6 +31,7 @@ import { abortStream } from '../tunnel/relay.js';
 import { ERROR_HEADER, MESSAGE_HEADER, SOURCE_HEADER, type ListenerSpec } from '../tunnel/protocol.js';
 import type { ForwardRecord, Store } from '../store/store.js';
 import type { Logger } from '../log.js';
+import { logFailure, newRequestId } from './failureLog.js';
 import type { Opener, Principal } from './doors/door.js';
 import type { Audit } from './audit.js';
 import { AgentUplinks } from './agentUplinks.js';
@@ -367,7 +368,7 @@ export class Forwards {
       await done;
     } catch (err) {
       client.off('close', onClose);
-      const e = asWarrenError(err);
+      const e = logFailure(this.deps.log, err, { requestId: newRequestId(), forward: f.name, source });
       f.fail(e.code, e.message);
       io.refuse(e);
     } finally {

@@ -12,9 +12,20 @@ import { HandshakeQueue } from './handshakeQueue.js';
 
 const pair = await createCa('handshake queue test');
 
-async function start(t: TestContext, max: number, maxWaitMs = 30_000, leaseMs = 30_000) {
+/** The start of a TLS record announcing a 200-byte ClientHello that never comes: a handshake that stalls. */
+const PARTIAL_HELLO = Buffer.from([0x16, 0x03, 0x01, 0x00, 0xc8]);
+
+interface Limits {
+  max: number;
+  maxWaitMs?: number;
+  leaseMs?: number;
+  clientHelloTimeoutMs?: number;
+  maxPendingPerSource?: number;
+}
+
+async function start(t: TestContext, limits: Limits) {
   const server = tls.createServer({ key: pair.keyPem, cert: pair.certPem, ALPNProtocols: ['t/1'] });
-  const queue = new HandshakeQueue(server, { max, maxWaitMs, leaseMs });
+  const queue = new HandshakeQueue(server, { maxWaitMs: 30_000, leaseMs: 30_000, clientHelloTimeoutMs: 30_000, maxPendingPerSource: 1000, ...limits });
   /** Every handshake's end, in order: the client port of the socket, and whether TLS came up. */
   const ended: Array<[number, boolean]> = [];
   const endings = new EventEmitter();
@@ -30,13 +41,22 @@ async function start(t: TestContext, max: number, maxWaitMs = 30_000, leaseMs = 
     listener.close();
   });
   const port = (listener.address() as net.AddressInfo).port;
-  /** A TCP connection the hub has accepted (and queued or started). */
-  const raw = async () => {
+  /** A TCP connection (from `from`) that the hub has accepted; it sends nothing. */
+  const raw = async (from = '127.0.0.1') => {
     const n = accepted.length;
-    const s = net.connect(port, '127.0.0.1');
+    const s = net.connect({ port, host: '127.0.0.1', localAddress: from });
     s.on('error', () => undefined);
     await once(listener, 'connection');
     assert.equal(accepted.length, n + 1);
+    return s;
+  };
+  /** A connection whose handshake has begun and stalls: it takes a place (or queues for one). */
+  const stalled = async (from = '127.0.0.1') => {
+    const s = await raw(from);
+    const hubSide = accepted.at(-1)!;
+    const arrived = once(hubSide, 'data');
+    s.write(PARTIAL_HELLO);
+    await arrived;
     return s;
   };
   const tlsClient = () => {
@@ -44,12 +64,12 @@ async function start(t: TestContext, max: number, maxWaitMs = 30_000, leaseMs = 
     s.on('error', () => undefined);
     return s;
   };
-  return { queue, ended, endings, raw, tlsClient, accepted, listener };
+  return { queue, ended, endings, raw, stalled, tlsClient, accepted, listener, port };
 }
 
 test('with a cap of 1 a second handshake starts only when the first one ends, and then completes', { timeout: 20_000 }, async (t) => {
-  const { queue, ended, raw, tlsClient, listener } = await start(t, 1);
-  const first = await raw(); // connected, sends nothing: its handshake holds the one slot
+  const { queue, ended, stalled, tlsClient, listener } = await start(t, { max: 1 });
+  const first = await stalled(); // its handshake began and stalls: it holds the one slot
   assert.equal(queue.inProgress, 1);
   const accepted = once(listener, 'connection');
   const second = tlsClient();
@@ -70,9 +90,9 @@ test('with a cap of 1 a second handshake starts only when the first one ends, an
 });
 
 test('a socket that closes while queued is dropped without taking a slot', { timeout: 20_000 }, async (t) => {
-  const { queue, ended, raw, tlsClient, accepted } = await start(t, 1);
-  const first = await raw();
-  const quitter = await raw();
+  const { queue, ended, stalled, tlsClient, accepted } = await start(t, { max: 1 });
+  const first = await stalled();
+  const quitter = await stalled();
   assert.equal(queue.queued, 1);
   const dropped = once(accepted[1]!, 'close');
   quitter.end();
@@ -90,8 +110,8 @@ test('a socket that closes while queued is dropped without taking a slot', { tim
 
 test('a queued client that sends bytes and then its FIN is dropped without an error', { timeout: 20_000 }, async (t) => {
   // The bytes held for the TLS layer are discarded, not put back after 'end' (which would throw).
-  const { queue, raw, accepted } = await start(t, 1);
-  await raw();
+  const { queue, raw, stalled, accepted } = await start(t, { max: 1 });
+  await stalled();
   const quitter = await raw();
   const hubSide = accepted[1]!;
   const errors: Error[] = [];
@@ -113,9 +133,9 @@ test('a queued client that sends bytes and then its FIN is dropped without an er
 });
 
 test('a socket that waits longer than maxWaitMs is dropped', { timeout: 20_000 }, async (t) => {
-  const { queue, raw } = await start(t, 1, 200);
-  await raw();
-  const waiting = await raw();
+  const { queue, stalled } = await start(t, { max: 1, maxWaitMs: 200 });
+  await stalled();
+  const waiting = await stalled();
   assert.equal(queue.queued, 1);
   await once(waiting, 'close');
   assert.equal(queue.queued, 0);
@@ -123,8 +143,8 @@ test('a socket that waits longer than maxWaitMs is dropped', { timeout: 20_000 }
 });
 
 test('a handshake that outlives its lease stops counting, so a stalled client does not block the next', { timeout: 20_000 }, async (t) => {
-  const { queue, ended, endings, raw, tlsClient, listener } = await start(t, 1, 30_000, 200);
-  const stalled = await raw();
+  const { queue, ended, endings, stalled: stall, tlsClient, listener } = await start(t, { max: 1, leaseMs: 200 });
+  const stalled = await stall();
   const second = tlsClient();
   assert.equal(String(((await once(second, 'data')) as [Buffer])[0]), 'hello');
   assert.equal(ended.length, 1, 'only the second handshake ended');
@@ -133,12 +153,96 @@ test('a handshake that outlives its lease stops counting, so a stalled client do
   stalled.destroy();
   await stalledEnded;
   // Its end did not free a place twice: with one handshake in progress the next one waits.
-  await raw();
+  await stall();
   assert.equal(queue.inProgress, 1);
   const queued = once(listener, 'connection');
   const fourth = tlsClient();
-  await queued;
+  const [fourthHubSide] = (await queued) as [net.Socket];
+  await once(fourthHubSide, 'data'); // its ClientHello: only now does it wait for a place
   assert.equal(queue.queued, 1);
   second.destroy();
   fourth.destroy();
+});
+
+test('an idle connection takes no handshake place: a TLS client completes while it stays open', { timeout: 20_000 }, async (t) => {
+  const { queue, ended, raw, tlsClient } = await start(t, { max: 1 });
+  const idle = await raw();
+  assert.equal(queue.inProgress, 0);
+  assert.equal(queue.pendingFrom('127.0.0.1'), 1, 'the idle connection counts against its source');
+  const client = tlsClient();
+  assert.equal(String(((await once(client, 'data')) as [Buffer])[0]), 'hello');
+  assert.deepEqual(ended.map(([port, ok]) => [port, ok]), [[client.localPort, true]]);
+  assert.equal(idle.destroyed, false);
+  client.destroy();
+  idle.destroy();
+});
+
+test('regression: a connection that sends nothing within clientHelloTimeoutMs is closed and frees its count', { timeout: 20_000 }, async (t) => {
+  const { queue, raw, stalled, accepted } = await start(t, { max: 4, clientHelloTimeoutMs: 200 });
+  const started = Date.now();
+  await raw();
+  const idleClosed = once(accepted.at(-1)!, 'close');
+  const talking = await stalled(); // sent its first bytes: the ClientHello deadline no longer applies
+  await idleClosed;
+  assert.ok(Date.now() - started >= 150, `closed after ${Date.now() - started} ms, before the deadline`);
+  assert.equal(queue.pendingFrom('127.0.0.1'), 1, 'only the talking connection still counts');
+  assert.equal(talking.destroyed, false);
+  assert.equal(queue.inProgress, 1);
+  talking.destroy();
+});
+
+test('beyond maxPendingPerSource a new connection from that address is closed at once; other addresses are not affected', { timeout: 20_000 }, async (t) => {
+  const { queue, raw, tlsClient, accepted } = await start(t, { max: 4, maxPendingPerSource: 2 });
+  const held = [await raw('127.0.0.2'), await raw('127.0.0.2')];
+  const firstHubSide = accepted.at(-2)!;
+  const third = await raw('127.0.0.2');
+  const [hadError] = (await once(third, 'close')) as [boolean];
+  assert.equal(hadError, false, 'closed by the hub, not reset by an error on our side');
+  assert.equal(queue.pendingFrom('127.0.0.2'), 2);
+  // Another address is admitted and completes its handshake.
+  const other = tlsClient();
+  assert.equal(String(((await once(other, 'data')) as [Buffer])[0]), 'hello');
+  // A finished handshake stops counting: 127.0.0.1 completes more handshakes than its limit, all kept open.
+  const more = [tlsClient(), tlsClient()];
+  for (const c of more) assert.equal(String(((await once(c, 'data')) as [Buffer])[0]), 'hello');
+  assert.equal(queue.pendingFrom('127.0.0.1'), 0);
+  // One of the held connections goes: its place is free for the next one from that address.
+  const firstClosed = once(firstHubSide, 'close');
+  held[0]!.destroy();
+  await firstClosed;
+  assert.equal(queue.pendingFrom('127.0.0.2'), 1);
+  const fourth = await raw('127.0.0.2');
+  assert.equal(queue.pendingFrom('127.0.0.2'), 2);
+  for (const s of [held[1]!, fourth, other, ...more]) s.destroy();
+});
+
+test('the queue is served round robin across addresses: one address with many waiting sockets does not make another wait behind them', { timeout: 20_000 }, async (t) => {
+  const { ended, endings, stalled, tlsClient, listener } = await start(t, { max: 1 });
+  const holder = await stalled('127.0.0.2');
+  const flood = [];
+  for (let i = 0; i < 4; i++) flood.push(await stalled('127.0.0.2'));
+  const accepted = once(listener, 'connection');
+  const client = tlsClient(); // from 127.0.0.1, queued after all four
+  await accepted;
+  const hello = once(client, 'data');
+  const holderEnded = once(endings, 'ended');
+  holder.destroy(); // the place goes to 127.0.0.2's first queued socket (its turn came first)…
+  await holderEnded;
+  flood[0]!.destroy(); // …and when that one ends, to 127.0.0.1, not to 127.0.0.2's next three
+  assert.equal(String(((await hello) as [Buffer])[0]), 'hello');
+  assert.deepEqual(ended.map(([, ok]) => ok), [false, false, true], 'the holder and one flood socket failed, then the client succeeded');
+  assert.equal(ended[2]![0], client.localPort);
+  for (const s of [client, ...flood]) s.destroy();
+});
+
+test('one address holds at most half the handshake places: its stalled handshakes leave the rest to other addresses', { timeout: 20_000 }, async (t) => {
+  const { queue, ended, stalled, tlsClient } = await start(t, { max: 4 });
+  const flood = [];
+  for (let i = 0; i < 4; i++) flood.push(await stalled('127.0.0.2'));
+  assert.equal(queue.inProgress, 2, 'two of the four places');
+  assert.equal(queue.queued, 2, 'the other two wait though places are free');
+  const clients = [tlsClient(), tlsClient()]; // from 127.0.0.1: straight into the free places
+  for (const c of clients) assert.equal(String(((await once(c, 'data')) as [Buffer])[0]), 'hello');
+  assert.deepEqual(ended.map(([, ok]) => ok), [true, true]);
+  for (const s of [...clients, ...flood]) s.destroy();
 });

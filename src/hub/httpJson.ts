@@ -1,7 +1,8 @@
-/** JSON in and out for the hub's HTTP handlers: bounded bodies, `{code, message}` errors. */
+/** JSON in and out for the hub's HTTP handlers: bounded bodies, `{code, message, requestId}` errors. */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { z } from 'zod';
-import { WarrenError, asWarrenError } from '../errors.js';
+import { WarrenError } from '../errors.js';
+import { logFailure, newRequestId, type FailureLog } from './failureLog.js';
 
 const MAX_BODY = 1 << 20;
 
@@ -38,11 +39,17 @@ export function sendJson(res: ServerResponse, status: number, body: unknown, hea
   res.end(text);
 }
 
-export function sendError(res: ServerResponse, err: unknown): void {
-  const e = asWarrenError(err);
+/**
+ * Answers `err` as `{code, message, requestId}` with the code's status; a 5xx is logged under the same
+ * request id first (see failureLog.ts). Once the head is sent there is no body left to say it in: the
+ * connection is cut.
+ */
+export function sendError(res: ServerResponse, err: unknown, log: FailureLog): void {
+  const requestId = newRequestId();
+  const e = logFailure(log, err, { requestId, method: res.req?.method, path: res.req?.url?.split('?')[0] });
   if (res.headersSent) {
     res.destroy();
     return;
   }
-  sendJson(res, e.status, e.toJSON(), e.status === 401 ? { 'www-authenticate': 'Bearer realm="warren"' } : {});
+  sendJson(res, e.status, { ...e.toJSON(), requestId }, e.status === 401 ? { 'www-authenticate': 'Bearer realm="warren"' } : {});
 }

@@ -116,7 +116,7 @@ export async function startHub(config: HubConfig, log: Logger): Promise<Hub> {
   await forwards.start();
   const api = new Api({
     store, auth, tokens, tunnels, enrollment, audit, ca: pki.ca, caPem: pki.ca.certPem, version: VERSION, forwards, kubeRoutes: kube.apiRoutes,
-    maxUserCertTtlMs: config.maxUserCertTtlMs, revoke: (why) => opener.revoke(why),
+    maxUserCertTtlMs: config.maxUserCertTtlMs, revoke: (why) => opener.revoke(why), log: log.child({ component: 'api' }),
   });
 
   const proxyAuth = async (req: http.IncomingMessage): Promise<Principal> => {
@@ -148,7 +148,7 @@ export async function startHub(config: HubConfig, log: Logger): Promise<Hub> {
     if (url.pathname === '/readyz') {
       return void store.ping().then(
         () => sendJson(res, listening ? 200 : 503, { status: listening ? 'ready' : 'starting' }),
-        () => sendError(res, new WarrenError('WARREN_E_UNAVAILABLE', 'store is not reachable')),
+        (err: unknown) => sendError(res, new WarrenError('WARREN_E_UNAVAILABLE', 'store is not reachable', undefined, { cause: err }), log),
       );
     }
     if (url.pathname === '/metrics') {
@@ -159,9 +159,9 @@ export async function startHub(config: HubConfig, log: Logger): Promise<Hub> {
           res.writeHead(200, { 'content-type': metrics.registry.contentType });
           res.end(await metrics.registry.metrics());
         })
-        .catch((err) => sendError(res, err));
+        .catch((err) => sendError(res, err, log));
     }
-    sendError(res, new WarrenError('WARREN_E_NOT_FOUND', `nothing at ${url.pathname}; the admin API is under /api/v1/`));
+    sendError(res, new WarrenError('WARREN_E_NOT_FOUND', `nothing at ${url.pathname}; the admin API is under /api/v1/`), log);
   });
   httpServer.on('upgrade', (req: http.IncomingMessage, socket: net.Socket, head: Buffer) => {
     socket.setNoDelay(true);
@@ -186,10 +186,14 @@ export async function startHub(config: HubConfig, log: Logger): Promise<Hub> {
     // docs/benchmarks.md), besides encrypting two tickets per handshake for nobody.
     secureOptions: cryptoConstants.SSL_OP_NO_TICKET,
   });
-  // The port is a plain TCP listener: sockets reach the TLS server through a queue that caps the
-  // handshakes in progress (a reconnect storm completes first come, first served). The handshake
-  // timeout starts when the handshake does; the wait in the queue is bounded by the same duration.
-  const handshakes = new HandshakeQueue(tlsServer, { max: config.maxHandshakes, maxWaitMs: config.headerTimeoutMs, leaseMs: HANDSHAKE_LEASE_MS });
+  // The port is a plain TCP listener: sockets reach the TLS server through a queue that bounds what an
+  // unauthenticated peer holds (per-source count, ClientHello deadline) and caps the handshakes in
+  // progress (a reconnect storm completes in turn). The handshake timeout starts when the handshake
+  // does; the wait in the queue is bounded by the same duration.
+  const handshakes = new HandshakeQueue(tlsServer, {
+    max: config.maxHandshakes, maxWaitMs: config.headerTimeoutMs, leaseMs: HANDSHAKE_LEASE_MS,
+    clientHelloTimeoutMs: config.clientHelloTimeoutMs, maxPendingPerSource: config.maxPendingPerSource,
+  });
   const listener = net.createServer((socket) => handshakes.add(socket));
   tlsServer.on('secureConnection', (socket: tls.TLSSocket) => {
     // CONNECT streams carry TCP half-close end to end, so from now on a client's EOF must not close our
@@ -210,6 +214,7 @@ export async function startHub(config: HubConfig, log: Logger): Promise<Hub> {
   // The SOCKS5 port and the CONNECT unix socket, before "hub listening" so that line means every door is up.
   const doorListeners = await startDoorListeners({
     socksListen: config.socksListen, connectUds: config.connectUds, opener, authenticator: auth, log, handshakeTimeoutMs: config.headerTimeoutMs,
+    maxPendingPerSource: config.maxPendingPerSource,
     onAuthFailure: (door) => metrics.authFailures.inc({ door }),
   }).catch((err: unknown) => (listener.close(), Promise.reject(err)));
   let listening = true;

@@ -147,8 +147,8 @@ export class HubOpener implements Opener, Admitter {
       };
     } catch (err) {
       admission?.end();
+      // Not logged here: the door that answers the client logs a 5xx once, under the id its answer carries.
       const e = asWarrenError(err);
-      if (e.code === 'WARREN_E_INTERNAL') this.deps.log.error({ err }, 'open failed');
       await audit.record({
         ...base, agent: typeof e.details?.agent === 'string' ? e.details.agent : null,
         result: e.code === 'WARREN_E_FORBIDDEN' || e.code === 'WARREN_E_QUOTA' ? 'denied' : 'error',

@@ -251,6 +251,36 @@ describe('bad input against one hub', () => {
     assert.equal(sha256Hex(echoed), sha256Hex(payload));
   });
 
+  /** Sends `head` over TLS and resolves with the status and JSON body of the answer (the hub closes after it). */
+  async function ask(head: string): Promise<{ status: number; body: Record<string, unknown> }> {
+    const socket = tlsTo();
+    socket.once('secureConnect', () => socket.write(head));
+    const closed = await closedWithin(socket, REFUSAL_DEADLINE_MS, JSON.stringify(head.split('\r\n')[0]));
+    const text = closed.data.toString('utf8');
+    const m = /^HTTP\/1\.1 (\d{3}) /.exec(text);
+    assert.ok(m, `no HTTP answer to ${JSON.stringify(head.split('\r\n')[0])}: ${JSON.stringify(text.slice(0, 200))}`);
+    return { status: Number(m[1]), body: JSON.parse(text.slice(text.indexOf('\r\n\r\n') + 4)) as Record<string, unknown> };
+  }
+
+  it('regression: malformed CONNECT authorities (zone id, percent-encoding, empty host, bad port) are 400 WARREN_E_BAD_TARGET, not 500', async () => {
+    for (const authority of ['[fe80::1%25eth0]:22', '[fe80::1%eth0]:22', 'db%2Eprod:5432', '%E0:22', ':22', 'node1:0', 'node1:65536', '[::1]:99999']) {
+      const { status, body } = await ask(`CONNECT ${authority} HTTP/1.1\r\nHost: ${authority}\r\nProxy-Authorization: Bearer ${hub.adminToken}\r\nConnection: close\r\n\r\n`);
+      assert.equal(status, 400, `CONNECT ${authority}: ${JSON.stringify(body)}`);
+      assert.equal(body.code, 'WARREN_E_BAD_TARGET', authority);
+      assert.match(String(body.requestId), /^[0-9a-f]{12}$/, authority);
+    }
+    await hubServes();
+  });
+
+  it('regression: GET /api/v1/agents/%E0 (not UTF-8 once decoded) is 400 WARREN_E_BAD_REQUEST, not 500', async () => {
+    const { status, body } = await ask(`GET /api/v1/agents/%E0 HTTP/1.1\r\nHost: hub\r\nAuthorization: Bearer ${hub.adminToken}\r\nConnection: close\r\n\r\n`);
+    assert.equal(status, 400, JSON.stringify(body));
+    assert.equal(body.code, 'WARREN_E_BAD_REQUEST');
+    assert.equal(body.field, 'name');
+    assert.match(String(body.requestId), /^[0-9a-f]{12}$/);
+    await hubServes();
+  });
+
   it('the hub process never exited and logged no error', async () => {
     assertHubAlive();
     // waitForLine searches past output first; a 1 ms deadline turns it into "was such a line ever printed".

@@ -30,6 +30,8 @@ export function registerHub(program: Command): void {
     .option('--max-new-streams-per-second <n>', 'new streams one principal may open per second, with a burst of as many (0: no limit)', hubDefaults.maxNewStreamsPerSecond)
     .option('--max-streams-per-agent <n>', "streams open through one agent at once, shared fairly between principals (below the tunnel's 4096)", hubDefaults.maxStreamsPerAgent)
     .option('--max-handshakes <n>', 'TLS handshakes in progress at once; more connections wait their turn (raise it for many far-away agents)', hubDefaults.maxHandshakes)
+    .option('--max-pending-per-source <n>', 'connections one address may hold before authenticating (TLS handshake, SOCKS5 greeting); more are closed at once (agents behind one NAT address count together)', hubDefaults.maxPendingPerSource)
+    .option('--client-hello-timeout <d>', 'a connection that sends no byte of its TLS ClientHello by then is closed', hubDefaults.clientHelloTimeout)
     .option('--log-level <level>', 'trace|debug|info|warn|error (env WARREN_LOG_LEVEL)')
     .option('--demo', 'also run a local demo agent named "demo" that can reach this host')
     .option('--socks-listen <addr>', 'also serve SOCKS5 (RFC 1928/1929, password = access token) on HOST:PORT (port 0: a free port)')
@@ -51,6 +53,7 @@ Examples:
         tlsCert: o.tlsCert as string | undefined, tlsKey: o.tlsKey as string | undefined, tlsSan: o.tlsSan as string[],
         pingInterval: o.pingInterval as string, agentCertTtl: o.agentCertTtl as string, maxUserCertTtl: o.maxUserCertTtl as string, dialTimeout: o.dialTimeout as string,
         headerTimeout: o.headerTimeout as string, drainTimeout: o.drainTimeout as string, maxHandshakes: o.maxHandshakes as string,
+        maxPendingPerSource: o.maxPendingPerSource as string, clientHelloTimeout: o.clientHelloTimeout as string,
         maxStreamsPerPrincipal: o.maxStreamsPerPrincipal as string, maxNewStreamsPerSecond: o.maxNewStreamsPerSecond as string, maxStreamsPerAgent: o.maxStreamsPerAgent as string, logLevel: o.logLevel as 'info' | undefined, demo: Boolean(o.demo),
         socksListen: o.socksListen as string | undefined, connectUds: o.connectUds as string | undefined,
         jwtPublicKey: o.jwtPublicKey as string | undefined,

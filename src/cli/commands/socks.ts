@@ -64,5 +64,5 @@ export function stderrLog(prefix: string): DoorLog {
     const what = o.target ? `${o.target}: ` : '';
     process.stderr.write(`${prefix}: ${what}${o.reason ?? msg ?? ''}${o.code ? ` [${o.code}]` : ''}\n`);
   };
-  return { debug() {}, info: line, warn: line };
+  return { debug() {}, info: line, warn: line, error: line };
 }

@@ -9,11 +9,12 @@
  *   → 200 Connection Established, then raw bytes both ways
  *   → 407 + Proxy-Authenticate when credentials are missing or bad, 403 without a grant,
  *     502 unknown host (JSON body names it), 503 agent offline, 504 dial timeout
+ *   Every refusal body is `{code, message, requestId}`; a 5xx is logged under that requestId.
  */
 import { STATUS_CODES, type IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
-import { WarrenError, asWarrenError } from '../../errors.js';
-import type { Logger } from '../../log.js';
+import type { WarrenError } from '../../errors.js';
+import { logFailure, newRequestId, type FailureLog } from '../failureLog.js';
 import type { DoorName, Opener, Principal } from './door.js';
 
 export interface ConnectDoorDeps {
@@ -21,17 +22,20 @@ export interface ConnectDoorDeps {
   /** Who the caller is; rejects with WARREN_E_UNAUTHENTICATED. */
   readonly authenticate: (req: IncomingMessage) => Promise<Principal>;
   readonly door?: DoorName;
-  readonly log?: Logger;
+  /** Where a refusal answered with a 5xx is logged, under the request id its body carries. */
+  readonly log: FailureLog;
 }
 
 export async function handleConnect(req: IncomingMessage, socket: Duplex, head: Buffer, deps: ConnectDoorDeps): Promise<void> {
   socket.on('error', () => undefined);
   const source = `${req.socket.remoteAddress ?? 'unix'}:${req.socket.remotePort ?? 0}`;
+  const requestId = newRequestId();
+  const failed = (err: unknown) => logFailure(deps.log, err, { requestId, door: deps.door ?? 'connect', source, target: req.url?.slice(0, 300) });
   let principal: Principal;
   try {
     principal = await deps.authenticate(req);
   } catch (err) {
-    return refuse(socket, asWarrenError(err), true);
+    return refuse(socket, failed(err), requestId, true);
   }
   const abort = new AbortController();
   const onClose = () => abort.abort();
@@ -48,16 +52,14 @@ export async function handleConnect(req: IncomingMessage, socket: Duplex, head: 
     await opened.relay(socket);
   } catch (err) {
     socket.off('close', onClose);
-    const e = asWarrenError(err);
-    if (e.code === 'WARREN_E_INTERNAL') deps.log?.error({ err: (err as Error)?.message }, 'connect door failed');
-    refuse(socket, e, false);
+    refuse(socket, failed(err), requestId, false);
   }
 }
 
-function refuse(socket: Duplex, err: WarrenError, authFailure: boolean): void {
+function refuse(socket: Duplex, err: WarrenError, requestId: string, authFailure: boolean): void {
   if (socket.destroyed) return;
   const status = authFailure || err.code === 'WARREN_E_UNAUTHENTICATED' ? 407 : err.status;
-  const body = JSON.stringify(err.toJSON()) + '\n';
+  const body = JSON.stringify({ ...err.toJSON(), requestId }) + '\n';
   const extra = status === 407 ? 'Proxy-Authenticate: Bearer realm="warren", Basic realm="warren"\r\n' : '';
   socket.end(
     `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? 'Error'}\r\n${extra}Content-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,

@@ -38,6 +38,7 @@ const log: DoorLog = {
   debug: (obj, msg) => logged.push(['debug', obj, msg]),
   info: (obj, msg) => logged.push(['info', obj, msg]),
   warn: (obj, msg) => logged.push(['warn', obj, msg]),
+  error: (obj, msg) => logged.push(['error', obj, msg]),
 };
 
 after(() => {

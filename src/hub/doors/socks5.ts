@@ -14,6 +14,7 @@
 import type { Socket } from 'node:net';
 import { isIPv6 } from 'node:net';
 import { asWarrenError, SocksReply } from '../../errors.js';
+import { logFailure, newRequestId, type FailureLog } from '../failureLog.js';
 import type { Authenticator, Opener, OpenedStream, Principal } from './door.js';
 import {
   encodeMethodSelection,
@@ -27,10 +28,9 @@ import {
 } from './socks5Codec.js';
 
 /** The part of a pino logger the door uses. */
-export interface DoorLog {
+export interface DoorLog extends FailureLog {
   debug(obj: object, msg?: string): void;
   info(obj: object, msg?: string): void;
-  warn(obj: object, msg?: string): void;
 }
 
 export interface Socks5Deps {
@@ -45,11 +45,13 @@ export interface Socks5Deps {
    * connection carries the token of the person who started it. Never set on the hub.
    */
   readonly noAuthPrincipal?: Principal;
+  /** Called once the request has been read: the pre-authentication phase is over (not called for a client refused or gone before). */
+  readonly onHandshakeEnd?: () => void;
 }
 
 export const DEFAULT_HANDSHAKE_TIMEOUT_MS = 10_000;
 
-const silentLog: DoorLog = { debug() {}, info() {}, warn() {} };
+const silentLog: DoorLog = { debug() {}, info() {}, warn() {}, error() {} };
 
 /**
  * Serves one SOCKS5 client on `socket` until its stream ends. Resolves when the client is done (relay
@@ -60,6 +62,8 @@ const silentLog: DoorLog = { debug() {}, info() {}, warn() {} };
  */
 export async function handleSocks5(socket: Socket, deps: Socks5Deps): Promise<void> {
   const log = deps.log ?? silentLog;
+  // Names this connection in the log line of a failure; a SOCKS5 reply has no room to carry it.
+  const streamId = newRequestId();
   const timeoutMs = deps.handshakeTimeoutMs ?? DEFAULT_HANDSHAKE_TIMEOUT_MS;
   const source = formatSource(socket);
   socket.allowHalfOpen = true;
@@ -73,10 +77,10 @@ export async function handleSocks5(socket: Socket, deps: Socks5Deps): Promise<vo
   handshakeTimer.unref();
 
   try {
-    await serve({ socket, deps, log, source, timeoutMs, handshakeTimer });
+    await serve({ socket, deps, log, source, streamId, timeoutMs, handshakeTimer });
   } catch (err) {
     // Nothing in serve() is expected to throw; this keeps the promise from ever rejecting if it does.
-    log.warn({ source, code: asWarrenError(err).code }, 'socks5 door failed unexpectedly');
+    logFailure(log, err, { requestId: streamId, door: 'socks5', source });
     socket.destroy();
   } finally {
     clearTimeout(handshakeTimer);
@@ -89,6 +93,7 @@ interface Session {
   readonly log: DoorLog;
   /** The client's address for logs and the audit trail. */
   readonly source: string;
+  readonly streamId: string;
   readonly timeoutMs: number;
   readonly handshakeTimer: NodeJS.Timeout;
 }
@@ -97,11 +102,12 @@ interface Session {
 async function serve(session: Session): Promise<void> {
   const principal = await authenticate(session);
   if (principal === undefined) return;
-  const { socket, deps, log, source, timeoutMs, handshakeTimer } = session;
+  const { socket, deps, log, source, streamId, timeoutMs, handshakeTimer } = session;
 
   const request = await readMessage(socket, parseRequest);
   if (request.kind === 'closed') return;
   clearTimeout(handshakeTimer);
+  deps.onHandshakeEnd?.();
   if (request.kind === 'error') {
     log.info({ source, user: principal.user, reason: request.reason }, 'socks5 request refused');
     refuse(socket, request.reply === undefined ? undefined : encodeReply(request.reply), timeoutMs);
@@ -124,8 +130,8 @@ async function serve(session: Session): Promise<void> {
   try {
     opened = await deps.opener.open({ target, principal, door: 'socks5', source, signal: abort.signal });
   } catch (err) {
-    const failure = asWarrenError(err);
-    log.info({ source, user: principal.user, target, code: failure.code, reason: failure.message }, 'socks5 connect refused');
+    const failure = logFailure(log, err, { requestId: streamId, door: 'socks5', source, user: principal.user, target });
+    if (failure.status < 500) log.info({ source, user: principal.user, target, code: failure.code, reason: failure.message }, 'socks5 connect refused');
     refuse(socket, encodeReply(failure.socks), timeoutMs);
     return;
   } finally {
