@@ -1,21 +1,21 @@
 /**
  * Assembles the Kubernetes door for the hub's composition root: the cluster stream pools, the
- * router, the optional external-JWT issuer (`--jwt-public-key`, also trusted by every other door via
- * HubAuth), and the admin API's cluster listing. hub.ts only routes requests and upgrades to it.
+ * router, multikube routing by an external JWT's `ctx` claim (when `--jwt-public-key` is given and
+ * --jwt-doors includes kube), and the admin API's cluster listing. hub.ts only routes requests and upgrades to it.
  */
 import type { Duplex } from 'node:stream';
 import type { Logger } from '../../log.js';
 import type { Store } from '../../store/store.js';
 import type { Audit } from '../audit.js';
 import type { HubAuth } from '../auth.js';
-import { ExternalJwt } from '../externalJwt.js';
+import type { ExternalJwt } from '../externalJwt.js';
 import { ClusterStreams, type KubeTunnelView } from './clusterStreams.js';
 import { isKnownCluster } from './clusters.js';
 import { clusterRoutes, type ClusterRoute } from './clustersApi.js';
 import { KubeRouter } from './kubeRouter.js';
 
 export interface KubeDoorOptions {
-  readonly jwtPublicKeyFile: string | undefined;
+  readonly jwt: ExternalJwt | undefined;
   readonly dialTimeoutMs: number;
   readonly store: Store;
   readonly tunnels: KubeTunnelView;
@@ -32,21 +32,15 @@ export interface KubeDoor {
   close(): void;
 }
 
-/** Throws WARREN_E_CONFIG at start-up when --jwt-public-key is unusable. */
 export function createKubeDoor(o: KubeDoorOptions): KubeDoor {
-  const jwt = o.jwtPublicKeyFile ? ExternalJwt.fromFile(o.jwtPublicKeyFile) : undefined;
-  if (jwt) {
-    o.auth.addExternalVerifier(jwt.verifier());
-    o.log.info({ alg: jwt.alg }, 'trusting external JWTs signed by --jwt-public-key');
-  }
   const streams = new ClusterStreams(o.tunnels, o.dialTimeoutMs);
   const router = new KubeRouter({
     streams,
     isKnownCluster: (c) => isKnownCluster(o.store, c),
     listGrants: () => o.store.listGrants(),
-    authenticate: (authorization, socket) => o.auth.fromHttp(authorization, socket),
+    authenticate: (authorization, socket) => o.auth.fromHttp(authorization, socket, 'kube'),
     record: (row) => o.audit.record(row),
-    jwt,
+    jwt: o.jwt,
     log: o.log.child({ component: 'kube' }),
   });
   return {
