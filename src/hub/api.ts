@@ -148,7 +148,7 @@ export class Api {
       let agent: Ctx['agent'];
       if (route.access === 'agent') agent = agentFromCert(req);
       else if (route.access !== 'none') {
-        principal = await this.deps.auth.fromHttp(req.headers.authorization, req.socket);
+        principal = await this.deps.auth.fromHttp(req.headers.authorization, req.socket, 'api');
         if (route.access === 'admin' && !isAdmin(principal)) {
           throw new WarrenError('WARREN_E_FORBIDDEN', `user "${principal.user}" is not an admin (group warren:admins)`);
         }

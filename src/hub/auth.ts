@@ -2,13 +2,18 @@
  * Who is calling: a hub-issued access token (Bearer, or Basic with the token as password), a trusted
  * external JWT, or a user client certificate signed by the hub CA. Agent certificates are never
  * accepted as users.
+ *
+ * Every caller names its door, because an external JWT is a credential only at the doors the operator
+ * opened to it (--jwt-doors, default kube): whoever holds the issuer's key can mint any subject, and
+ * a kube request still meets the member cluster's RBAC while a CONNECT stream meets nothing after
+ * Warren's grants.
  */
 import tls from 'node:tls';
 import type { Socket } from 'node:net';
 import { WarrenError } from '../errors.js';
 import { USER_OU } from '../pki/pki.js';
 import type { AccessTokens } from './accessTokens.js';
-import type { Authenticator, Principal } from './doors/door.js';
+import type { Authenticator, DoorName, Principal } from './doors/door.js';
 
 /**
  * A verifier for tokens the hub did not issue (e.g. multikube-style JWTs); undefined: not mine. It may
@@ -16,30 +21,38 @@ import type { Authenticator, Principal } from './doors/door.js';
  */
 export type ExternalVerifier = (token: string) => Promise<Principal | undefined>;
 
+/** An external issuer and the doors where its tokens are accepted. */
+export interface ExternalIssuer {
+  readonly verify: ExternalVerifier;
+  readonly doors: readonly DoorName[];
+}
+
 const MAX_TOKEN_LENGTH = 8192;
 
 export class HubAuth implements Authenticator {
-  private readonly external: ExternalVerifier[] = [];
+  constructor(
+    private readonly tokens: AccessTokens,
+    private readonly external?: ExternalIssuer,
+  ) {}
 
-  constructor(private readonly tokens: AccessTokens) {}
-
-  addExternalVerifier(v: ExternalVerifier): void {
-    this.external.push(v);
-  }
-
-  async fromToken(token: string): Promise<Principal> {
+  async fromToken(token: string, door: DoorName): Promise<Principal> {
     if (token.length === 0 || token.length > MAX_TOKEN_LENGTH) throw new WarrenError('WARREN_E_UNAUTHENTICATED', 'access token is malformed');
     try {
       return await this.tokens.verify(token);
     } catch (err) {
-      for (const v of this.external) {
-        const p = await v(token).catch((e: unknown) => {
-          if (e instanceof WarrenError) throw e;
-          return undefined;
-        });
-        if (p) return p;
+      if (!this.external) throw err;
+      const p = await this.external.verify(token).catch((e: unknown) => {
+        if (e instanceof WarrenError) throw e;
+        return undefined;
+      });
+      if (!p) throw err;
+      if (!this.external.doors.includes(door)) {
+        throw new WarrenError(
+          'WARREN_E_UNAUTHENTICATED',
+          `external JWTs are not accepted at the ${door} door (the hub accepts them at: ${this.external.doors.join(', ')}); an operator can add ${door} to the hub's --jwt-doors`,
+        );
       }
-      throw err;
+      return p;
     }
   }
 
@@ -47,8 +60,8 @@ export class HubAuth implements Authenticator {
    * Authenticates an HTTP request from an Authorization-style header value, falling back to the TLS
    * client certificate. Throws WARREN_E_UNAUTHENTICATED when neither is present or valid.
    */
-  async fromHttp(headerValue: string | undefined, socket: Socket): Promise<Principal> {
-    if (headerValue) return this.fromToken(tokenFromHeader(headerValue));
+  async fromHttp(headerValue: string | undefined, socket: Socket, door: DoorName): Promise<Principal> {
+    if (headerValue) return this.fromToken(tokenFromHeader(headerValue), door);
     const fromCert = principalFromCert(socket);
     if (fromCert) return fromCert;
     throw new WarrenError('WARREN_E_UNAUTHENTICATED', 'credentials required: send "Bearer TOKEN" (or Basic with the token as password) or a client certificate');

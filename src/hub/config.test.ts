@@ -38,3 +38,28 @@ test('--max-pending-per-source defaults to 1024 and --client-hello-timeout to 3s
     assert.throws(() => hubConfig({ ...base, ...flags }, {}), (err: unknown) => err instanceof WarrenError && err.code === 'WARREN_E_CONFIG' && err.message.includes(flag), flag);
   }
 });
+
+const configError = (flag: RegExp) => (err: unknown) => err instanceof WarrenError && err.code === 'WARREN_E_CONFIG' && flag.test(err.message);
+
+test('--jwt-public-key: expiring tokens of at most 24h, jwt: names, kube door only, unless flags say otherwise', () => {
+  assert.equal(hubConfig(base, {}).jwt, undefined);
+  assert.deepEqual(hubConfig({ ...base, jwtPublicKey: 'issuer.pem' }, {}).jwt, {
+    publicKeyFile: 'issuer.pem', maxTtlMs: 86_400_000, issuer: undefined, audience: undefined, trustNames: false, doors: ['kube'],
+  });
+  assert.deepEqual(
+    hubConfig({ ...base, jwtPublicKey: 'issuer.pem', jwtMaxTtl: '1h', jwtIssuer: 'https://sso', jwtAudience: 'warren', jwtTrustNames: true, jwtDoors: 'kube, connect,SOCKS,socks5,api' }, {}).jwt,
+    { publicKeyFile: 'issuer.pem', maxTtlMs: 3_600_000, issuer: 'https://sso', audience: 'warren', trustNames: true, doors: ['kube', 'connect', 'socks5', 'api'] },
+  );
+});
+
+test('--jwt-… flags without --jwt-public-key, unknown doors and bad durations fail at start-up', () => {
+  assert.throws(() => hubConfig({ ...base, jwtIssuer: 'https://sso' }, {}), configError(/^--jwt-issuer without --jwt-public-key/));
+  assert.throws(() => hubConfig({ ...base, jwtDoors: 'kube,connect', jwtTrustNames: true }, {}), configError(/^--jwt-trust-names, --jwt-doors without --jwt-public-key/));
+  assert.throws(() => hubConfig({ ...base, jwtMaxTtl: '1h' }, {}), configError(/--jwt-max-ttl without --jwt-public-key/));
+  assert.throws(() => hubConfig({ ...base, jwtAudience: 'warren' }, {}), configError(/--jwt-audience without --jwt-public-key/));
+  for (const doors of ['uds', 'forward', 'kube,ssh', '', 'kube,']) {
+    assert.throws(() => hubConfig({ ...base, jwtPublicKey: 'k.pem', jwtDoors: doors }, {}), configError(/--jwt-doors: ".*" is not a door that takes tokens; use a comma list of kube, connect, socks5, socks, api/), doors);
+  }
+  assert.throws(() => hubConfig({ ...base, jwtPublicKey: 'k.pem', jwtMaxTtl: 'forever' }, {}), configError(/--jwt-max-ttl: "forever" is not a duration/));
+  assert.throws(() => hubConfig({ ...base, jwtPublicKey: 'k.pem', jwtIssuer: '' }, {}), configError(/--jwt-issuer must not be empty/));
+});

@@ -8,6 +8,8 @@ import { WarrenError } from '../errors.js';
 import { parseDuration } from '../duration.js';
 import { parseListen, type HostPort } from '../hostPort.js';
 import type { QuotaLimits } from './quotas.js';
+import type { DoorName } from './doors/door.js';
+import type { ExternalJwtPolicy } from './externalJwt.js';
 
 export interface HubConfig {
   readonly listen: HostPort;
@@ -21,7 +23,8 @@ export interface HubConfig {
   readonly tlsSans: readonly string[];
   readonly socksListen: HostPort | undefined;
   readonly connectUds: string | undefined;
-  readonly jwtPublicKeyFile: string | undefined;
+  /** --jwt-public-key and the flags that limit what its tokens can do; undefined: no external issuer. */
+  readonly jwt: ExternalJwtConfig | undefined;
   readonly pingIntervalMs: number;
   readonly agentCertTtlMs: number;
   /** The longest TTL `warren user-cert create` may ask for: user certificates cannot be revoked. */
@@ -41,6 +44,29 @@ export interface HubConfig {
   readonly logLevel: string;
   readonly demo: boolean;
 }
+
+export interface ExternalJwtConfig extends ExternalJwtPolicy {
+  readonly publicKeyFile: string;
+}
+
+/**
+ * The doors that take a bearer token. The unix-socket door (file permissions) and forwards (the hub's
+ * own principal) never see one, so naming them would suggest a protection that is not there.
+ */
+const JWT_DOOR_NAMES: Readonly<Record<string, DoorName>> = { kube: 'kube', connect: 'connect', socks5: 'socks5', socks: 'socks5', api: 'api' };
+
+const jwtDoors = z.string().transform((s, ctx) => {
+  const doors = new Set<DoorName>();
+  for (const name of s.split(',').map((n) => n.trim().toLowerCase())) {
+    const door = JWT_DOOR_NAMES[name];
+    if (!door) {
+      ctx.addIssue({ code: 'custom', message: `--jwt-doors: "${name}" is not a door that takes tokens; use a comma list of ${Object.keys(JWT_DOOR_NAMES).join(', ')}` });
+      return z.NEVER;
+    }
+    doors.add(door);
+  }
+  return [...doors];
+});
 
 const duration = (what: string) =>
   z.string().transform((s, ctx) => {
@@ -95,6 +121,8 @@ export const hubDefaults = {
   maxStreamsPerAgent: '4000',
   maxPendingPerSource: '1024',
   clientHelloTimeout: '3s',
+  jwtMaxTtl: '24h',
+  jwtDoors: 'kube',
   logLevel: 'info',
 };
 
@@ -110,6 +138,12 @@ const schema = z
     socksListen: listen('--socks-listen').optional(),
     connectUds: z.string().min(1).optional(),
     jwtPublicKey: z.string().min(1).optional(),
+    // No defaults in the schema for these: given without --jwt-public-key they are a mistake to report.
+    jwtMaxTtl: duration('--jwt-max-ttl').optional(),
+    jwtIssuer: z.string().min(1, '--jwt-issuer must not be empty').optional(),
+    jwtAudience: z.string().min(1, '--jwt-audience must not be empty').optional(),
+    jwtTrustNames: z.boolean().optional(),
+    jwtDoors: jwtDoors.optional(),
     pingInterval: duration('--ping-interval').prefault(hubDefaults.pingInterval),
     agentCertTtl: duration('--agent-cert-ttl').prefault(hubDefaults.agentCertTtl),
     maxUserCertTtl: duration('--max-user-cert-ttl').prefault(hubDefaults.maxUserCertTtl),
@@ -155,7 +189,7 @@ export function hubConfig(flags: HubFlags, env: NodeJS.ProcessEnv = process.env)
     tlsSans: f.tlsSan,
     socksListen: f.socksListen,
     connectUds: f.connectUds,
-    jwtPublicKeyFile: f.jwtPublicKey,
+    jwt: externalJwtConfig(f),
     pingIntervalMs: f.pingInterval,
     agentCertTtlMs: f.agentCertTtl,
     maxUserCertTtlMs: f.maxUserCertTtl,
@@ -168,6 +202,30 @@ export function hubConfig(flags: HubFlags, env: NodeJS.ProcessEnv = process.env)
     clientHelloTimeoutMs: f.clientHelloTimeout,
     logLevel: f.logLevel,
     demo: f.demo,
+  };
+}
+
+function externalJwtConfig(f: z.output<typeof schema>): ExternalJwtConfig | undefined {
+  if (f.jwtPublicKey === undefined) {
+    const given = (
+      [
+        ['--jwt-max-ttl', f.jwtMaxTtl],
+        ['--jwt-issuer', f.jwtIssuer],
+        ['--jwt-audience', f.jwtAudience],
+        ['--jwt-trust-names', f.jwtTrustNames || undefined],
+        ['--jwt-doors', f.jwtDoors],
+      ] as const
+    ).filter(([, v]) => v !== undefined);
+    if (given.length) throw new WarrenError('WARREN_E_CONFIG', `${given.map(([flag]) => flag).join(', ')} without --jwt-public-key: there is no external issuer to apply ${given.length > 1 ? 'them' : 'it'} to`);
+    return undefined;
+  }
+  return {
+    publicKeyFile: f.jwtPublicKey,
+    maxTtlMs: f.jwtMaxTtl ?? parseDuration(hubDefaults.jwtMaxTtl)!,
+    issuer: f.jwtIssuer,
+    audience: f.jwtAudience,
+    trustNames: f.jwtTrustNames ?? false,
+    doors: f.jwtDoors ?? jwtDoors.parse(hubDefaults.jwtDoors),
   };
 }
 

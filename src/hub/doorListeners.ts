@@ -65,8 +65,8 @@ export async function startDoorListeners(opts: DoorListenersOptions): Promise<Do
     if (opts.socksListen) {
       const log = opts.log.child({ door: 'socks5' });
       const authenticator: Authenticator = {
-        fromToken: (token) =>
-          opts.authenticator.fromToken(token).catch((err: unknown) => {
+        fromToken: (token, door) =>
+          opts.authenticator.fromToken(token, door).catch((err: unknown) => {
             opts.onAuthFailure?.('socks5');
             throw err;
           }),

@@ -2,8 +2,10 @@ import assert from 'node:assert/strict';
 import { generateKeyPairSync, type KeyObject } from 'node:crypto';
 import { test } from 'node:test';
 import { SignJWT, base64url } from 'jose';
-import { ExternalJwt, unverifiedCtx } from './externalJwt.js';
+import { WarrenError } from '../errors.js';
+import { ExternalJwt, unverifiedCtx, type ExternalJwtPolicy } from './externalJwt.js';
 
+const policy: ExternalJwtPolicy = { maxTtlMs: 24 * 3_600_000, issuer: undefined, audience: undefined, trustNames: false, doors: ['kube'] };
 const rsa = generateKeyPairSync('rsa', { modulusLength: 2048 });
 const ec = generateKeyPairSync('ec', { namedCurve: 'P-256' });
 const pem = (k: KeyObject) => k.export({ type: 'spki', format: 'pem' }) as string;
@@ -11,25 +13,25 @@ const sign = (claims: Record<string, unknown>, key: KeyObject, alg: string, exp:
   new SignJWT(claims).setProtectedHeader({ alg }).setIssuedAt().setExpirationTime(exp).sign(key);
 
 test('the key type pins the algorithm', async () => {
-  assert.equal(ExternalJwt.fromPem(pem(rsa.publicKey)).alg, 'RS256');
-  assert.equal(ExternalJwt.fromPem(pem(ec.publicKey)).alg, 'ES256');
-  assert.throws(() => ExternalJwt.fromPem(rsa.privateKey.export({ type: 'pkcs8', format: 'pem' }) as string), /private key/);
-  assert.throws(() => ExternalJwt.fromPem(pem(generateKeyPairSync('rsa', { modulusLength: 1024 }).publicKey)), /2048/);
-  assert.throws(() => ExternalJwt.fromPem(pem(generateKeyPairSync('ec', { namedCurve: 'P-384' }).publicKey)), /not supported/);
-  assert.throws(() => ExternalJwt.fromPem(pem(generateKeyPairSync('ed25519').publicKey)), /not supported/);
-  assert.throws(() => ExternalJwt.fromPem('hello'), /not a PEM/);
+  assert.equal(ExternalJwt.fromPem(pem(rsa.publicKey), policy).alg, 'RS256');
+  assert.equal(ExternalJwt.fromPem(pem(ec.publicKey), policy).alg, 'ES256');
+  assert.throws(() => ExternalJwt.fromPem(rsa.privateKey.export({ type: 'pkcs8', format: 'pem' }) as string, policy), /private key/);
+  assert.throws(() => ExternalJwt.fromPem(pem(generateKeyPairSync('rsa', { modulusLength: 1024 }).publicKey), policy), /2048/);
+  assert.throws(() => ExternalJwt.fromPem(pem(generateKeyPairSync('ec', { namedCurve: 'P-384' }).publicKey), policy), /not supported/);
+  assert.throws(() => ExternalJwt.fromPem(pem(generateKeyPairSync('ed25519').publicKey), policy), /not supported/);
+  assert.throws(() => ExternalJwt.fromPem('hello', policy), /not a PEM/);
 });
 
-test('claims become a principal; warren: groups from outside are dropped', async () => {
-  const v = ExternalJwt.fromPem(pem(rsa.publicKey));
+test('claims become a principal in the jwt: name space; warren: groups from outside are dropped', async () => {
+  const v = ExternalJwt.fromPem(pem(rsa.publicKey), policy);
   const c = await v.verify(await sign({ sub: 'developer', ctx: 'minikube', groups: ['dev', 'warren:admins', 'dev'] }, rsa.privateKey, 'RS256'));
-  assert.deepEqual(c, { principal: { user: 'developer', groups: ['dev'], via: 'jwt' }, ctx: 'minikube' });
+  assert.deepEqual(c, { principal: { user: 'jwt:developer', groups: ['jwt:dev'], via: 'jwt' }, ctx: 'minikube' });
   await assert.rejects(v.verify(await sign({ ctx: 'x' }, rsa.privateKey, 'RS256')), /sub must name the user/);
   await assert.rejects(v.verify(await sign({ sub: 'a', groups: 'dev' }, rsa.privateKey, 'RS256')), /groups must be an array/);
 });
 
 test('signature, algorithm and expiry are enforced', async () => {
-  const v = ExternalJwt.fromPem(pem(rsa.publicKey));
+  const v = ExternalJwt.fromPem(pem(rsa.publicKey), policy);
   const other = generateKeyPairSync('rsa', { modulusLength: 2048 }).privateKey;
   await assert.rejects(v.verify(await sign({ sub: 'a' }, other, 'RS256')), /signature does not verify/);
   await assert.rejects(v.verify(await sign({ sub: 'a' }, rsa.privateKey, 'PS256')), /not signed with RS256/);
@@ -39,12 +41,66 @@ test('signature, algorithm and expiry are enforced', async () => {
   await assert.rejects(v.verify(`${header}.${payload}.`), /not signed with RS256|not a valid JWT/);
 });
 
-test('as a HubAuth verifier: not ours → undefined, ours but expired → an error that says so', async () => {
-  const verifier = ExternalJwt.fromPem(pem(ec.publicKey)).verifier();
-  assert.equal(await verifier(await sign({ sub: 'a' }, rsa.privateKey, 'RS256')), undefined);
-  assert.equal(await verifier('not.a.jwt'), undefined);
-  assert.deepEqual(await verifier(await sign({ sub: 'a' }, ec.privateKey, 'ES256')), { user: 'a', groups: [], via: 'jwt' });
-  await assert.rejects(verifier(await sign({ sub: 'a' }, ec.privateKey, 'ES256', Math.floor(Date.now() / 1000) - 120)), /expired/);
+test('with --jwt-trust-names the names are taken as they are, but warren: groups are still dropped', async () => {
+  const v = ExternalJwt.fromPem(pem(rsa.publicKey), { ...policy, trustNames: true });
+  const c = await v.verify(await sign({ sub: 'developer', groups: ['dev', 'warren:admins', 'warren:metrics'] }, rsa.privateKey, 'RS256'));
+  assert.deepEqual(c.principal, { user: 'developer', groups: ['dev'], via: 'jwt' });
+});
+
+test('as a HubAuth issuer: its doors; not ours → undefined, ours but expired → an error that says so', async () => {
+  const issuer = ExternalJwt.fromPem(pem(ec.publicKey), { ...policy, doors: ['kube', 'connect'] }).issuer();
+  assert.deepEqual(issuer.doors, ['kube', 'connect']);
+  assert.equal(await issuer.verify(await sign({ sub: 'a' }, rsa.privateKey, 'RS256')), undefined);
+  assert.equal(await issuer.verify('not.a.jwt'), undefined);
+  assert.deepEqual(await issuer.verify(await sign({ sub: 'a' }, ec.privateKey, 'ES256')), { user: 'jwt:a', groups: [], via: 'jwt' });
+  await assert.rejects(issuer.verify(await sign({ sub: 'a' }, ec.privateKey, 'ES256', Math.floor(Date.now() / 1000) - 120)), /expired/);
+  await assert.rejects(issuer.verify(await new SignJWT({ sub: 'a' }).setProtectedHeader({ alg: 'ES256' }).sign(ec.privateKey)), /no exp claim/);
+});
+
+const now = () => Math.floor(Date.now() / 1000);
+const unauthenticated = (message: RegExp) => (err: unknown) => err instanceof WarrenError && err.code === 'WARREN_E_UNAUTHENTICATED' && message.test(err.message);
+
+test('a token without exp is refused, whatever else it carries', async () => {
+  const v = ExternalJwt.fromPem(pem(ec.publicKey), policy);
+  const forever = await new SignJWT({ sub: 'a', ctx: 'prod' }).setProtectedHeader({ alg: 'ES256' }).setIssuedAt().sign(ec.privateKey);
+  await assert.rejects(v.verify(forever), unauthenticated(/^external token rejected: it has no exp claim; .*--jwt-max-ttl/));
+});
+
+test('--jwt-max-ttl bounds exp − iat, and exp − now without iat (or with an iat in the future)', async () => {
+  const v = ExternalJwt.fromPem(pem(ec.publicKey), policy);
+  const es = (build: (j: SignJWT) => SignJWT) => build(new SignJWT({ sub: 'a' }).setProtectedHeader({ alg: 'ES256' })).sign(ec.privateKey);
+  const day = 86_400;
+  assert.equal((await v.verify(await es((j) => j.setIssuedAt().setExpirationTime(now() + day)))).principal.user, 'jwt:a');
+  assert.equal((await v.verify(await es((j) => j.setExpirationTime(now() + day)))).principal.user, 'jwt:a');
+  // Issued yesterday for 30 days: only six hours are left, but it was minted to live far too long.
+  await assert.rejects(
+    v.verify(await es((j) => j.setIssuedAt(now() - day).setExpirationTime(now() - day + 30 * day))),
+    unauthenticated(/valid for 30d \(exp − iat\), longer than --jwt-max-ttl 1d/),
+  );
+  await assert.rejects(v.verify(await es((j) => j.setExpirationTime(now() + 2 * day))), unauthenticated(/expires more than --jwt-max-ttl 1d from now/));
+  await assert.rejects(v.verify(await es((j) => j.setIssuedAt(now() + 29 * day).setExpirationTime(now() + 30 * day))), unauthenticated(/expires more than --jwt-max-ttl 1d from now/));
+  const short = ExternalJwt.fromPem(pem(ec.publicKey), { ...policy, maxTtlMs: 600_000 });
+  await assert.rejects(short.verify(await es((j) => j.setIssuedAt().setExpirationTime('1h'))), unauthenticated(/valid for 1h .*--jwt-max-ttl 10m/));
+});
+
+test('nbf in the future is refused until it has come (30 s of skew allowed)', async () => {
+  const v = ExternalJwt.fromPem(pem(ec.publicKey), policy);
+  const later = await new SignJWT({ sub: 'a' }).setProtectedHeader({ alg: 'ES256' }).setIssuedAt().setNotBefore(now() + 600).setExpirationTime('1h').sign(ec.privateKey);
+  await assert.rejects(v.verify(later), unauthenticated(/not valid yet \(nbf is in the future\)/));
+  const skewed = await new SignJWT({ sub: 'a' }).setProtectedHeader({ alg: 'ES256' }).setIssuedAt().setNotBefore(now() + 10).setExpirationTime('1h').sign(ec.privateKey);
+  assert.equal((await v.verify(skewed)).principal.user, 'jwt:a');
+});
+
+test('--jwt-issuer and --jwt-audience: iss and aud must match when set, and be present', async () => {
+  const v = ExternalJwt.fromPem(pem(ec.publicKey), { ...policy, issuer: 'https://sso.example.com', audience: 'warren' });
+  const es = (claims: Record<string, unknown>) => new SignJWT({ sub: 'a', ...claims }).setProtectedHeader({ alg: 'ES256' }).setIssuedAt().setExpirationTime('1h').sign(ec.privateKey);
+  assert.equal((await v.verify(await es({ iss: 'https://sso.example.com', aud: ['other', 'warren'] }))).principal.user, 'jwt:a');
+  await assert.rejects(v.verify(await es({ iss: 'https://evil.example.com', aud: 'warren' })), unauthenticated(/iss claim is not the issuer named by --jwt-issuer/));
+  await assert.rejects(v.verify(await es({ aud: 'warren' })), unauthenticated(/iss/));
+  await assert.rejects(v.verify(await es({ iss: 'https://sso.example.com', aud: 'other' })), unauthenticated(/aud claim does not name the audience given by --jwt-audience/));
+  await assert.rejects(v.verify(await es({ iss: 'https://sso.example.com' })), unauthenticated(/aud/));
+  // Without the flags neither claim is looked at.
+  assert.equal((await ExternalJwt.fromPem(pem(ec.publicKey), policy).verify(await es({ iss: 'anyone', aud: 'anything' }))).principal.user, 'jwt:a');
 });
 
 test('the ctx claim can be read before verification, for routing only', async () => {

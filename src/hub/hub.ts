@@ -37,6 +37,7 @@ import { UP_ALPN } from '../tunnel/protocol.js';
 import { startDoorListeners } from './doorListeners.js';
 import { HandshakeQueue } from './handshakeQueue.js';
 import { createKubeDoor } from './kube/kubeDoor.js';
+import { ExternalJwt } from './externalJwt.js';
 
 export const METRICS_GROUP = 'warren:metrics';
 
@@ -93,7 +94,10 @@ export async function startHub(config: HubConfig, log: Logger): Promise<Hub> {
 
   const metrics = new HubMetrics();
   const audit = new Audit(store, log);
-  const auth = new HubAuth(tokens);
+  // Throws WARREN_E_CONFIG at start-up when --jwt-public-key is unusable.
+  const jwt = config.jwt ? ExternalJwt.fromFile(config.jwt.publicKeyFile, config.jwt) : undefined;
+  if (jwt) log.info({ alg: jwt.alg, doors: jwt.policy.doors, trustNames: jwt.policy.trustNames }, 'trusting external JWTs signed by --jwt-public-key');
+  const auth = new HubAuth(tokens, jwt?.issuer());
   const tunnels = new AgentTunnels({
     store,
     log: log.child({ component: 'tunnels' }),
@@ -111,7 +115,8 @@ export async function startHub(config: HubConfig, log: Logger): Promise<Hub> {
   const opener = new HubOpener({
     tunnels, store, audit, metrics, log: log.child({ component: 'opener' }), dialTimeoutMs: config.dialTimeoutMs, quotas: new Quotas(config.quotas),
   });
-  const kube = createKubeDoor({ jwtPublicKeyFile: config.jwtPublicKeyFile, opener, store, tunnels, auth, audit, log });
+  // multikube routing by `ctx` only where external JWTs are a kube credential at all.
+  const kube = createKubeDoor({ jwt: jwt?.policy.doors.includes('kube') ? jwt : undefined, opener, store, tunnels, auth, audit, log });
   const forwards = new Forwards({ store, opener, audit, sessions: tunnels, log: log.child({ component: 'forwards' }), pingIntervalMs: config.pingIntervalMs });
   await forwards.start();
   const api = new Api({
@@ -121,7 +126,7 @@ export async function startHub(config: HubConfig, log: Logger): Promise<Hub> {
 
   const proxyAuth = async (req: http.IncomingMessage): Promise<Principal> => {
     try {
-      return await auth.fromHttp(req.headers['proxy-authorization'], req.socket);
+      return await auth.fromHttp(req.headers['proxy-authorization'], req.socket, 'connect');
     } catch (err) {
       metrics.authFailures.inc({ door: 'connect' });
       throw err;
@@ -153,7 +158,7 @@ export async function startHub(config: HubConfig, log: Logger): Promise<Hub> {
     }
     if (url.pathname === '/metrics') {
       return void auth
-        .fromHttp(req.headers.authorization, req.socket)
+        .fromHttp(req.headers.authorization, req.socket, 'api')
         .then(async (p) => {
           if (!isAdmin(p) && !p.groups.includes(METRICS_GROUP)) throw new WarrenError('WARREN_E_FORBIDDEN', `/metrics needs group ${METRICS_GROUP} or ${ADMIN_GROUP}`);
           res.writeHead(200, { 'content-type': metrics.registry.contentType });

@@ -13,7 +13,8 @@
 //   - exec and port-forward echo data through the upgrade path, over WebSocket and over SPDY
 //   - two clusters in one kubeconfig, --context and use-context switch; a cluster whose agent is gone
 //     answers the 503 Status; no grant 403, unknown cluster 404, no credentials 401
-//   - a multikube-style RS256 JWT routes by `ctx` on the API root; unknown ctx → 404 ContextNotFound
+//   - a multikube-style RS256 JWT routes by `ctx` on the API root and is impersonated as jwt:SUB with
+//     jwt:GROUP groups; unknown ctx → 404 ContextNotFound; it is no credential at the admin API
 //   - a client-sent Impersonate-User: admin does not escalate, and the audit row says it was stripped
 //   - two agents serve one cluster: new streams spread over both, and one leaving fails over
 //   - `warren agent manifest` makes a join token that an agent with --token-file joins with, and the
@@ -137,11 +138,13 @@ describe('the Kubernetes door: kubectl and client-node through the hub to member
   }
 
   before(async () => {
-    alphaApi = await startFakeApiserver();
+    // External JWT users live in the jwt: name space, and so does the member RBAC that admits them.
+    const jwtDev = { users: ['jwt:dev'], verbs: ['get', 'list', 'watch'], apiGroups: [''], resources: ['pods'], namespaces: ['team-a'] };
+    alphaApi = await startFakeApiserver({ extraRules: [jwtDev] });
     alphaApi.createPod('team-a', 'web-1');
     alphaApi.createPod('team-a', 'web-2');
     alphaApi.createPod('team-b', 'db-1');
-    betaApi = await startFakeApiserver();
+    betaApi = await startFakeApiserver({ extraRules: [jwtDev] });
     betaApi.createPod('team-a', 'beta-web');
 
     const keys = generateKeyPairSync('rsa', { modulusLength: 2048 });
@@ -162,7 +165,7 @@ describe('the Kubernetes door: kubectl and client-node through the hub to member
       ['--user', 'dev', '--cluster', 'gamma'],
       ['--user', 'dev', '--cluster', 'omega-*'],
       ['--user', 'alice', '--cluster', 'alpha', '--kube-groups', 'cluster-admins'],
-      ['--group', 'jwt-devs', '--cluster', '*'],
+      ['--group', 'jwt:devs', '--cluster', '*'],
     ]) {
       const r = await cli(hub, ['grant', ...args]);
       assert.equal(r.code, 0, r.stderr);
@@ -489,17 +492,17 @@ describe('the Kubernetes door: kubectl and client-node through the hub to member
       }));
     }
 
-    it('routes a request to the API root by the ctx claim and impersonates sub and groups', async () => {
-      const token = await jwt({ sub: 'dev', ctx: 'alpha', groups: ['jwt-devs', 'warren:admins'] });
+    it('routes a request to the API root by the ctx claim and impersonates sub and groups as jwt:NAME', async () => {
+      const token = await jwt({ sub: 'dev', ctx: 'alpha', groups: ['devs', 'warren:admins'] });
       const kc = multikubeKubeconfig('jwt-alpha', token);
       const m = mark(alphaApi);
       const r = await kubectl(kc, ['get', 'pods', '-n', 'team-a', '-o', 'name']);
       assert.equal(r.code, 0, r.stderr);
       assert.match(r.stdout, /^pod\/web-1$/m);
       const seen = since(alphaApi, m, (q) => q.path === '/api/v1/namespaces/team-a/pods')[0];
-      assert.equal(seen?.user, 'dev');
-      assert.deepEqual(seen?.impersonatedGroups, ['jwt-devs'], 'a hub-internal group (warren:admins) from an external token is dropped');
-      const toBeta = multikubeKubeconfig('jwt-beta', await jwt({ sub: 'dev', ctx: 'beta', groups: ['jwt-devs'] }));
+      assert.equal(seen?.user, 'jwt:dev');
+      assert.deepEqual(seen?.impersonatedGroups, ['jwt:devs'], 'a hub-internal group (warren:admins) from an external token is dropped');
+      const toBeta = multikubeKubeconfig('jwt-beta', await jwt({ sub: 'dev', ctx: 'beta', groups: ['devs'] }));
       const beta = await kubectl(toBeta, ['get', 'pods', '-n', 'team-a', '-o', 'name']);
       assert.equal(beta.stdout.trim(), 'pod/beta-web', beta.stderr);
     });
@@ -525,12 +528,15 @@ describe('the Kubernetes door: kubectl and client-node through the hub to member
       assert.match(r.stderr, /context "nowhere" not found/);
     });
 
-    it('the same JWT works on /k8s/clusters/NAME and on the other doors (whoami)', async () => {
-      const token = await jwt({ sub: 'dev', groups: ['jwt-devs'] });
+    it('the same JWT works on /k8s/clusters/NAME but not at the admin API (no --jwt-doors api)', async () => {
+      const token = await jwt({ sub: 'dev', groups: ['devs'] });
       const r = await hubHttp('GET', '/k8s/clusters/beta/api/v1/namespaces/team-a/pods', { Authorization: `Bearer ${token}` });
       assert.equal(r.status, 200, r.body);
       const who = await hubHttp('GET', '/api/v1/whoami', { Authorization: `Bearer ${token}` });
-      assert.deepEqual(JSON.parse(who.body), { user: 'dev', groups: ['jwt-devs'], via: 'jwt', admin: false });
+      assert.equal(who.status, 401, who.body);
+      const refusal = JSON.parse(who.body) as { code: string; message: string };
+      assert.equal(refusal.code, 'WARREN_E_UNAUTHENTICATED');
+      assert.equal(refusal.message, "external JWTs are not accepted at the api door (the hub accepts them at: kube); an operator can add api to the hub's --jwt-doors");
     });
   });
 

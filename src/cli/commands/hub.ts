@@ -35,7 +35,12 @@ export function registerHub(program: Command): void {
     .option('--log-level <level>', 'trace|debug|info|warn|error (env WARREN_LOG_LEVEL)')
     .option('--demo', 'also run a local demo agent named "demo" that can reach this host')
     .option('--socks-listen <addr>', 'also serve SOCKS5 (RFC 1928/1929, password = access token) on HOST:PORT (port 0: a free port)')
-    .option('--jwt-public-key <file>', 'trust JWTs signed by this key (PEM public key or certificate; RSA → RS256, EC P-256 → ES256), e.g. multikube tokens routed by their ctx claim')
+    .option('--jwt-public-key <file>', 'trust JWTs signed by this key (PEM public key or certificate; RSA → RS256, EC P-256 → ES256), e.g. multikube tokens routed by their ctx claim; their users and groups are jwt:NAME')
+    .option('--jwt-max-ttl <d>', `longest external JWT accepted, exp − iat (exp − now without iat) (default ${hubDefaults.jwtMaxTtl})`)
+    .option('--jwt-issuer <iss>', 'accept only external JWTs whose iss claim is this')
+    .option('--jwt-audience <aud>', 'accept only external JWTs whose aud claim names this')
+    .option('--jwt-trust-names', 'take external sub and groups as hub user and group names instead of jwt:NAME (warren: groups are always dropped)')
+    .option('--jwt-doors <list>', `doors where external JWTs are accepted: comma list of kube, connect, socks5, api (default ${hubDefaults.jwtDoors})`)
     .option('--connect-uds <path>', 'also serve plain HTTP CONNECT on this unix socket (mode 0660; callers are user "uds", group warren:uds)')
     .addHelpText(
       'after',
@@ -45,7 +50,9 @@ Examples:
   warren hub --listen 0.0.0.0:8443 --public-url https://hub.example.com:8443
   warren hub --listen 127.0.0.1:0 --data-dir /tmp/w   # free port; the bound address is logged
   warren hub --socks-listen 0.0.0.0:1080              # SOCKS5 door: curl --socks5-hostname :TOKEN@hub:1080 …
-  warren hub --connect-uds /run/warren/connect.sock   # CONNECT for co-located clients; grant group warren:uds`,
+  warren hub --connect-uds /run/warren/connect.sock   # CONNECT for co-located clients; grant group warren:uds
+  warren hub --jwt-public-key issuer.pem --jwt-issuer https://sso.example.com --jwt-doors kube,connect
+                                                      # then: warren grant --group jwt:ops --cluster prod`,
     )
     .action(async (o: Record<string, unknown>) => {
       const config = hubConfig({
@@ -56,7 +63,8 @@ Examples:
         maxPendingPerSource: o.maxPendingPerSource as string, clientHelloTimeout: o.clientHelloTimeout as string,
         maxStreamsPerPrincipal: o.maxStreamsPerPrincipal as string, maxNewStreamsPerSecond: o.maxNewStreamsPerSecond as string, maxStreamsPerAgent: o.maxStreamsPerAgent as string, logLevel: o.logLevel as 'info' | undefined, demo: Boolean(o.demo),
         socksListen: o.socksListen as string | undefined, connectUds: o.connectUds as string | undefined,
-        jwtPublicKey: o.jwtPublicKey as string | undefined,
+        jwtPublicKey: o.jwtPublicKey as string | undefined, jwtMaxTtl: o.jwtMaxTtl as string | undefined, jwtIssuer: o.jwtIssuer as string | undefined,
+        jwtAudience: o.jwtAudience as string | undefined, jwtTrustNames: o.jwtTrustNames as boolean | undefined, jwtDoors: o.jwtDoors as string | undefined,
       });
       const log = createLogger('hub', config.logLevel);
       const hub = await startHub(config, log);

@@ -98,6 +98,9 @@ export interface Admitter {
 }
 
 export interface Authenticator {
-  /** A bearer token (hub-issued access token or trusted external JWT). Rejects with WARREN_E_UNAUTHENTICATED. */
-  fromToken(token: string): Promise<Principal>;
+  /**
+   * A bearer token (hub-issued access token or trusted external JWT) presented at `door`. Rejects with
+   * WARREN_E_UNAUTHENTICATED, also for an external JWT at a door it is not accepted at.
+   */
+  fromToken(token: string, door: DoorName): Promise<Principal>;
 }

@@ -26,8 +26,8 @@ const TOKEN = 'tok-3f9c1e-secret-never-logged';
 const ALICE: Principal = { user: 'alice', groups: ['dev'], via: 'token' };
 
 const authenticator: Authenticator = {
-  async fromToken(token) {
-    if (token === TOKEN) return ALICE;
+  async fromToken(token, door) {
+    if (token === TOKEN && door === 'socks5') return ALICE;
     throw new WarrenError('WARREN_E_UNAUTHENTICATED', 'the access token is not valid');
   },
 };

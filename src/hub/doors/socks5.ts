@@ -189,7 +189,7 @@ async function authenticate(session: Session): Promise<Principal | undefined> {
   try {
     // Only the password counts. The username is not logged either: a misconfigured client
     // (`socks5h://TOKEN@hub`) puts the token there.
-    principal = await deps.authenticator.fromToken(credentials.value.password);
+    principal = await deps.authenticator.fromToken(credentials.value.password, 'socks5');
   } catch (err) {
     // WarrenError messages never carry secrets; anything else becomes a generic WARREN_E_INTERNAL.
     const failure = asWarrenError(err);

@@ -1,21 +1,22 @@
 /**
  * Assembles the Kubernetes door for the hub's composition root: the router (a client of the hub's
- * one pipeline, the opener), the optional external-JWT issuer (`--jwt-public-key`, also trusted by every other door via
- * HubAuth), and the admin API's cluster listing. hub.ts only routes requests and upgrades to it.
+ * one pipeline, the opener), multikube routing by an external JWT's `ctx` claim (when `--jwt-public-key`
+ * is given and --jwt-doors includes kube), and the admin API's cluster listing. hub.ts only routes
+ * requests and upgrades to it.
  */
 import type { Duplex } from 'node:stream';
 import type { Logger } from '../../log.js';
 import type { Store } from '../../store/store.js';
 import type { Audit } from '../audit.js';
 import type { HubAuth } from '../auth.js';
-import { ExternalJwt } from '../externalJwt.js';
+import type { ExternalJwt } from '../externalJwt.js';
 import type { Admitter } from '../doors/door.js';
 import type { ClusterAgentsView } from './clusters.js';
 import { clusterRoutes, type ClusterRoute } from './clustersApi.js';
 import { KubeRouter } from './kubeRouter.js';
 
 export interface KubeDoorOptions {
-  readonly jwtPublicKeyFile: string | undefined;
+  readonly jwt: ExternalJwt | undefined;
   readonly opener: Admitter;
   readonly store: Store;
   readonly tunnels: ClusterAgentsView;
@@ -31,18 +32,12 @@ export interface KubeDoor {
   rejectUpgrade(socket: Duplex): void;
 }
 
-/** Throws WARREN_E_CONFIG at start-up when --jwt-public-key is unusable. */
 export function createKubeDoor(o: KubeDoorOptions): KubeDoor {
-  const jwt = o.jwtPublicKeyFile ? ExternalJwt.fromFile(o.jwtPublicKeyFile) : undefined;
-  if (jwt) {
-    o.auth.addExternalVerifier(jwt.verifier());
-    o.log.info({ alg: jwt.alg }, 'trusting external JWTs signed by --jwt-public-key');
-  }
   const router = new KubeRouter({
     opener: o.opener,
-    authenticate: (authorization, socket) => o.auth.fromHttp(authorization, socket),
+    authenticate: (authorization, socket) => o.auth.fromHttp(authorization, socket, 'kube'),
     record: (row) => o.audit.record(row),
-    jwt,
+    jwt: o.jwt,
     log: o.log.child({ component: 'kube' }),
   });
   return {

@@ -1,0 +1,77 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { generateKeyPairSync } from 'node:crypto';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import net from 'node:net';
+import { SignJWT } from 'jose';
+import { WarrenError } from '../errors.js';
+import { SqliteStore } from '../store/sqliteStore.js';
+import { AccessTokens } from './accessTokens.js';
+import { HubAuth } from './auth.js';
+import type { DoorName } from './doors/door.js';
+import { ExternalJwt, type ExternalJwtPolicy } from './externalJwt.js';
+
+const hubKeys = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+const issuerKeys = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+const issuerPem = issuerKeys.publicKey.export({ type: 'spki', format: 'pem' }) as string;
+const policy: ExternalJwtPolicy = { maxTtlMs: 3_600_000, issuer: undefined, audience: undefined, trustNames: false, doors: ['kube'] };
+
+function setUp(doors: readonly DoorName[] | undefined) {
+  const store = new SqliteStore(join(mkdtempSync(join(tmpdir(), 'warren-auth-')), 'store.db'));
+  const tokens = new AccessTokens(store, hubKeys.privateKey, hubKeys.publicKey, 'w:test');
+  const external = doors && ExternalJwt.fromPem(issuerPem, { ...policy, doors }).issuer();
+  return { tokens, auth: new HubAuth(tokens, external) };
+}
+
+const externalToken = () =>
+  new SignJWT({ sub: 'bob', groups: ['ops'] }).setProtectedHeader({ alg: 'ES256' }).setIssuedAt().setExpirationTime('5m').sign(issuerKeys.privateKey);
+const ALL_DOORS: readonly DoorName[] = ['kube', 'connect', 'socks5', 'api', 'uds', 'forward'];
+
+test('an external JWT is a credential only at the doors in --jwt-doors (default kube); the refusal names the flag', async () => {
+  const { auth } = setUp(['kube']);
+  const token = await externalToken();
+  assert.deepEqual(await auth.fromToken(token, 'kube'), { user: 'jwt:bob', groups: ['jwt:ops'], via: 'jwt' });
+  for (const door of ALL_DOORS.filter((d) => d !== 'kube')) {
+    await assert.rejects(
+      auth.fromToken(token, door),
+      (err: unknown) =>
+        err instanceof WarrenError && err.code === 'WARREN_E_UNAUTHENTICATED' && err.status === 401 && err.socks === 0x02 &&
+        err.message === `external JWTs are not accepted at the ${door} door (the hub accepts them at: kube); an operator can add ${door} to the hub's --jwt-doors`,
+      door,
+    );
+  }
+});
+
+test('--jwt-doors kube,connect opens the CONNECT door too, through fromHttp as the doors call it', async () => {
+  const { auth } = setUp(['kube', 'connect']);
+  const token = await externalToken();
+  const socket = new net.Socket();
+  assert.equal((await auth.fromHttp(`Bearer ${token}`, socket, 'connect')).user, 'jwt:bob');
+  const basic = Buffer.from(`any:${token}`).toString('base64');
+  assert.equal((await auth.fromHttp(`Basic ${basic}`, socket, 'connect')).user, 'jwt:bob');
+  await assert.rejects(auth.fromHttp(`Bearer ${token}`, socket, 'socks5'), /not accepted at the socks5 door .*kube, connect/);
+  socket.destroy();
+});
+
+test('hub-issued tokens work at every door whatever --jwt-doors says', async () => {
+  const { auth, tokens } = setUp(['kube']);
+  const { token } = await tokens.issue({ user: 'ana', groups: ['dev'], ttlMs: 60_000, createdBy: 'test' });
+  for (const door of ALL_DOORS) assert.deepEqual(await auth.fromToken(token, door), { user: 'ana', groups: ['dev'], via: 'token' }, door);
+});
+
+test('without --jwt-public-key an external JWT is just an invalid token; a foreign one keeps the hub error', async () => {
+  const token = await externalToken();
+  await assert.rejects(setUp(undefined).auth.fromToken(token, 'kube'), /access token is not valid for this hub/);
+  const other = generateKeyPairSync('ec', { namedCurve: 'P-256' }).privateKey;
+  const foreign = await new SignJWT({ sub: 'bob' }).setProtectedHeader({ alg: 'ES256' }).setExpirationTime('5m').sign(other);
+  await assert.rejects(setUp(['kube', 'connect']).auth.fromToken(foreign, 'connect'), /access token is not valid for this hub/);
+});
+
+test('an external JWT refused for its claims says why at any door, before the door is considered', async () => {
+  const { auth } = setUp(['kube']);
+  const forever = await new SignJWT({ sub: 'bob' }).setProtectedHeader({ alg: 'ES256' }).sign(issuerKeys.privateKey);
+  await assert.rejects(auth.fromToken(forever, 'connect'), /no exp claim/);
+  await assert.rejects(auth.fromToken(forever, 'kube'), /no exp claim/);
+});
