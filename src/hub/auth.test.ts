@@ -57,8 +57,8 @@ test('--jwt-doors kube,connect opens the CONNECT door too, through fromHttp as t
 
 test('hub-issued tokens work at every door whatever --jwt-doors says', async () => {
   const { auth, tokens } = setUp(['kube']);
-  const { token } = await tokens.issue({ user: 'ana', groups: ['dev'], ttlMs: 60_000, createdBy: 'test' });
-  for (const door of ALL_DOORS) assert.deepEqual(await auth.fromToken(token, door), { user: 'ana', groups: ['dev'], via: 'token' }, door);
+  const { token, id } = await tokens.issue({ user: 'ana', groups: ['dev'], ttlMs: 60_000, createdBy: 'test' });
+  for (const door of ALL_DOORS) assert.deepEqual(await auth.fromToken(token, door), { user: 'ana', groups: ['dev'], via: 'token', tokenId: id }, door);
 });
 
 test('without --jwt-public-key an external JWT is just an invalid token; a foreign one keeps the hub error', async () => {
