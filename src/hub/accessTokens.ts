@@ -30,7 +30,8 @@ export class AccessTokens {
   ) {}
 
   async issue(opts: { user: string; groups: readonly string[]; ttlMs: number | null; createdBy: string }): Promise<IssuedToken> {
-    const id = randomBytes(12).toString('base64url');
+    // Hex behind a prefix: an id is typed on command lines, where a leading '-' would read as an option.
+    const id = 't_' + randomBytes(9).toString('hex');
     const now = Date.now();
     const expiresAt = opts.ttlMs === null ? null : now + opts.ttlMs;
     let jwt = new SignJWT({}).setProtectedHeader({ alg: 'ES256' }).setIssuer(this.issuer).setJti(id);

@@ -76,6 +76,9 @@ test('audit rows are appended and filtered', async () => {
   // A batch is one transaction: a bad row leaves none of its batch behind.
   await assert.rejects(s.appendAudit([{ ...base, time: 4000, user: 'dee', agent: 'a4' }, { ...base, time: null as unknown as number, user: 'eve', agent: 'a5' }]));
   assert.deepEqual((await s.queryAudit({})).map((r) => r.user), ['ana', 'bob', 'cy']);
+  // Regression: a limit kept the oldest rows, so `audit --follow` on a busy hub started its backlog far
+  // behind the live edge and never printed the rows in between.
+  assert.deepEqual((await s.queryAudit({ limit: 2 })).map((r) => r.user), ['bob', 'cy']);
 });
 
 test('forwards: created once per name, port-0 entries remember their port, survive reopen', async () => {

@@ -262,7 +262,8 @@ export class SqliteStore implements Store {
     if (f.user !== undefined) (where.push('user = ?'), args.push(f.user));
     if (f.agent !== undefined) (where.push('agent = ?'), args.push(f.agent));
     if (f.kind !== undefined) (where.push('kind = ?'), args.push(f.kind));
-    const sql = `SELECT * FROM audit ${where.length ? 'WHERE ' + where.join(' AND ') : ''} ORDER BY id LIMIT ?`;
+    // The newest rows, oldest first (like `tail`): a follower's backlog must end at the live edge.
+    const sql = `SELECT * FROM (SELECT * FROM audit ${where.length ? 'WHERE ' + where.join(' AND ') : ''} ORDER BY id DESC LIMIT ?) ORDER BY id`;
     return (this.sql(sql).all(...args, f.limit ?? 1000) as Row[]).map(toAudit);
   }
 }

@@ -163,5 +163,6 @@ export interface Store {
 
   /** Appends the rows in one transaction (all or none); returns their ids in order. */
   appendAudit(rows: readonly AuditRow[]): Promise<number[]>;
+  /** The newest `limit` rows (default 1000) that match, oldest first. */
   queryAudit(filter: AuditFilter): Promise<Array<AuditRow & { id: number }>>;
 }

@@ -317,6 +317,26 @@ describe('the Kubernetes door: kubectl and client-node through the hub to member
       await kubeAudit((r) => r.user === 'dev' && /verb=watch resource=pods namespace=team-a/.test(r.reason ?? ''), 'the watch, once it ended');
     });
 
+    it('`warren grants rm` cuts an open watch within 1 s, and the audit row says revoked', async () => {
+      const { id } = await cliJson<{ id: string }>(hub, ['grant', '--user', 'frank', '--cluster', 'alpha', '--kube-groups', 'cluster-admins']);
+      const frank = await accessToken(hub, 'frank');
+      const res = await new Promise<http.IncomingMessage>((resolve, reject) => {
+        https.request(`${hub.url}/k8s/clusters/alpha/api/v1/namespaces/team-a/pods?watch=true`, { headers: { Authorization: `Bearer ${frank}` }, ca: hubCa, agent: false }, resolve)
+          .on('error', reject)
+          .end();
+      });
+      assert.equal(res.statusCode, 200);
+      res.resume();
+      const closed = withDeadline(new Promise<number>((resolve) => res.socket.once('close', () => resolve(performance.now()))), 5_000, 'the watch closing after grants rm');
+      const r = await cli(hub, ['grants', 'rm', id]);
+      assert.equal(r.code, 0, r.stderr);
+      const returned = performance.now();
+      const at = await closed;
+      assert.ok(at - returned < 1_000, `cut ${(at - returned).toFixed(0)} ms after the command returned`);
+      const [row] = await kubeAudit((x) => x.user === 'frank' && /verb=watch/.test(x.reason ?? '') && /error="revoked"/.test(x.reason ?? ''), 'the revoked watch');
+      assert.equal(row!.result, 'denied');
+    });
+
     it('kubectl apply -f creates and updates, then delete removes', async () => {
       const file = path.join(dir, 'applied.yaml');
       const manifest = (image: string) =>

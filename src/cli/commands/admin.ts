@@ -266,7 +266,7 @@ Examples:
     .option('--user <name>', 'only this user')
     .option('--agent <name>', 'only this agent')
     .option('--kind <kind>', 'stream, kube, agent or admin')
-    .option('--limit <n>', 'at most this many rows', '1000')
+    .option('--limit <n>', 'at most this many rows, the newest', '1000')
     .option('--follow', 'keep printing rows as they are written')
     .action(async (o: { since: string; user?: string; agent?: string; kind?: string; limit: string; follow?: boolean }, cmd: Command) => {
       const q = new URLSearchParams({ since: o.since, limit: o.limit });

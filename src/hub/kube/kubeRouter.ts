@@ -31,6 +31,7 @@ import http from 'node:http';
 import type { Duplex } from 'node:stream';
 import { WarrenError, asWarrenError } from '../../errors.js';
 import type { Logger } from '../../log.js';
+import { logFailure, newRequestId } from '../failureLog.js';
 import { filterHeaders, isUpgrade, responseHead } from '../../kube/httpHeaders.js';
 import { kubeRequestInfo, resourceLabel } from '../../kube/requestInfo.js';
 import { isDiscoveryPath, kubeStatus, sendStatus, writeStatusToSocket, type KubeStatus } from '../../kube/status.js';
@@ -108,7 +109,7 @@ export class KubeRouter {
     this.admit(req, false, state).then(
       (a) => this.forward(req, res, a, state),
       (err: unknown) => {
-        const status = this.refusal(err);
+        const status = this.refusal(err, state);
         req.resume();
         sendStatus(res, status, { warning: isDiscoveryPath(kubePathOf(state)), retryAfterS: retryAfterOf(err) });
         void this.audit(state, status.code, status.message);
@@ -122,7 +123,7 @@ export class KubeRouter {
     socket.on('error', () => undefined);
     const state = this.auditState(req, true);
     void this.upgrade(req, socket, head, state).catch((err: unknown) => {
-      const status = this.refusal(err);
+      const status = this.refusal(err, state);
       writeStatusToSocket(socket, status, { retryAfterS: retryAfterOf(err) });
       void this.audit(state, status.code, status.message);
     });
@@ -137,11 +138,12 @@ export class KubeRouter {
     };
   }
 
-  private refusal(err: unknown): KubeStatus {
+  /** The Status for a refusal; a 5xx is logged once, under a request id (an internal error's message repeats it). */
+  private refusal(err: unknown, state: AuditState): KubeStatus {
     if (err instanceof KubeRefusal) return err.status;
-    const e = asWarrenError(err);
-    if (e.code === 'WARREN_E_INTERNAL') this.deps.log.error({ err: (err as Error)?.message }, 'kube request failed');
-    return kubeStatus(e.status, e.message);
+    const requestId = newRequestId();
+    const e = logFailure(this.deps.log, err, { requestId, door: 'kube', source: state.source, cluster: state.cluster, path: state.path.slice(0, 300) });
+    return kubeStatus(e.status, e.code === 'WARREN_E_INTERNAL' ? `${e.message} (request id ${requestId})` : e.message);
   }
 
   private async admit(req: http.IncomingMessage, upgrade: boolean, state: AuditState): Promise<Admitted> {
@@ -273,7 +275,7 @@ export class KubeRouter {
     });
     proxyReq.on('error', (err) => {
       if (upgraded) return;
-      const status = this.refusal(err instanceof WarrenError ? err : new WarrenError('WARREN_E_TUNNEL_LOST', `the tunnel to cluster ${a.cluster} failed during the upgrade`));
+      const status = this.refusal(err instanceof WarrenError ? err : new WarrenError('WARREN_E_TUNNEL_LOST', `the tunnel to cluster ${a.cluster} failed during the upgrade`), state);
       writeStatusToSocket(socket, status);
       void this.audit(state, status.code, status.message);
     });
