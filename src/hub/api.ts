@@ -121,6 +121,7 @@ export function auditView(r: AuditEntry) {
   return {
     id: r.id, time: new Date(r.time).toISOString(), kind: r.kind, user: r.user, door: r.door, agent: r.agent, target: r.target,
     result: r.result, reason: r.reason, bytesIn: r.bytesIn, bytesOut: r.bytesOut, durationMs: r.durationMs, source: r.source,
+    ...(r.kind === 'kube' ? { verb: r.verb, resource: r.resource, namespace: r.namespace, name: r.name, status: r.status } : {}),
   };
 }
 

@@ -35,7 +35,7 @@ export class Audit {
   record(row: Partial<AuditRow> & Pick<AuditRow, 'kind' | 'result'>): Promise<void> {
     const full: AuditRow = {
       time: Date.now(), user: null, door: null, agent: null, target: null, reason: null,
-      bytesIn: null, bytesOut: null, durationMs: null, source: null, ...row,
+      bytesIn: null, bytesOut: null, durationMs: null, source: null, verb: null, resource: null, namespace: null, name: null, status: null, ...row,
     };
     return new Promise((done) => {
       if (this.pending.push({ row: full, done }) === 1) {

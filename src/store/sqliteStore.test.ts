@@ -66,7 +66,10 @@ test('agents: certificate swaps are compare-and-set', async () => {
 
 test('audit rows are appended and filtered', async () => {
   const s = new SqliteStore(tmp());
-  const base = { kind: 'stream' as const, door: 'connect', target: 'x:1', result: 'ok' as const, reason: null, bytesIn: 1, bytesOut: 2, durationMs: 3, source: null };
+  const base = {
+    kind: 'stream' as const, door: 'connect', target: 'x:1', result: 'ok' as const, reason: null, bytesIn: 1, bytesOut: 2, durationMs: 3, source: null,
+    verb: null, resource: null, namespace: null, name: null, status: null,
+  };
   const ids = await s.appendAudit([{ ...base, time: 1000, user: 'ana', agent: 'a1' }, { ...base, time: 2000, user: 'bob', agent: 'a2' }]);
   assert.deepEqual(ids, [1, 2]);
   assert.deepEqual(await s.appendAudit([{ ...base, time: 3000, user: 'cy', agent: 'a3' }]), [3]);
@@ -79,6 +82,9 @@ test('audit rows are appended and filtered', async () => {
   // Regression: a limit kept the oldest rows, so `audit --follow` on a busy hub started its backlog far
   // behind the live edge and never printed the rows in between.
   assert.deepEqual((await s.queryAudit({ limit: 2 })).map((r) => r.user), ['bob', 'cy']);
+  const [kube] = await s.appendAudit([{ ...base, kind: 'kube', time: 5000, user: 'dev', agent: 'a1', verb: 'list', resource: 'pods', namespace: 'team-a', name: null, status: 200 }]);
+  const row = (await s.queryAudit({ kind: 'kube' }))[0]!;
+  assert.deepEqual([row.id, row.verb, row.resource, row.namespace, row.name, row.status], [kube, 'list', 'pods', 'team-a', null, 200]);
 });
 
 test('forwards: created once per name, port-0 entries remember their port, survive reopen', async () => {

@@ -35,6 +35,12 @@ const MIGRATIONS: readonly string[] = [
   // / --routes, after warren agents rm NAME).
   `ALTER TABLE join_tokens ADD COLUMN authority TEXT NOT NULL DEFAULT '{"clusters":[],"routes":[]}';
    ALTER TABLE agents ADD COLUMN authority TEXT NOT NULL DEFAULT '{"clusters":[],"routes":[]}';`,
+  // Kube requests' verb, resource, namespace, name and status as columns (they were packed into reason).
+  `ALTER TABLE audit ADD COLUMN verb TEXT;
+   ALTER TABLE audit ADD COLUMN resource TEXT;
+   ALTER TABLE audit ADD COLUMN namespace TEXT;
+   ALTER TABLE audit ADD COLUMN name TEXT;
+   ALTER TABLE audit ADD COLUMN status INTEGER;`,
 ];
 
 /** The schema version a fresh store is at (one per migration). */
@@ -90,6 +96,8 @@ function toAudit(r: Row): AuditRow & { id: number } {
     door: (r.door as string | null) ?? null, agent: (r.agent as string | null) ?? null, target: (r.target as string | null) ?? null,
     result: r.result as AuditRow['result'], reason: (r.reason as string | null) ?? null, bytesIn: num(r.bytes_in),
     bytesOut: num(r.bytes_out), durationMs: num(r.duration_ms), source: (r.source as string | null) ?? null,
+    verb: (r.verb as string | null) ?? null, resource: (r.resource as string | null) ?? null, namespace: (r.namespace as string | null) ?? null,
+    name: (r.name as string | null) ?? null, status: num(r.status),
   };
 }
 
@@ -248,9 +256,16 @@ export class SqliteStore implements Store {
   }
 
   async appendAudit(rows: readonly AuditRow[]): Promise<number[]> {
-    const insert = this.sql('INSERT INTO audit (time, kind, user, door, agent, target, result, reason, bytes_in, bytes_out, duration_ms, source) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)');
+    const insert = this.sql(
+      'INSERT INTO audit (time, kind, user, door, agent, target, result, reason, bytes_in, bytes_out, duration_ms, source, verb, resource, namespace, name, status) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)',
+    );
     return this.db.transaction(() =>
-      rows.map((r) => Number(insert.run(r.time, r.kind, r.user, r.door, r.agent, r.target, r.result, r.reason, r.bytesIn, r.bytesOut, r.durationMs, r.source).lastInsertRowid)),
+      rows.map((r) =>
+        Number(
+          insert.run(r.time, r.kind, r.user, r.door, r.agent, r.target, r.result, r.reason, r.bytesIn, r.bytesOut, r.durationMs, r.source, r.verb, r.resource, r.namespace, r.name, r.status)
+            .lastInsertRowid,
+        ),
+      ),
     )();
   }
 

@@ -92,6 +92,13 @@ export interface AuditRow {
   readonly bytesOut: number | null;
   readonly durationMs: number | null;
   readonly source: string | null;
+  /** Kube requests: the Kubernetes verb (get, list, watch, create, …), resource (pods, pods/exec), namespace and name. */
+  readonly verb: string | null;
+  readonly resource: string | null;
+  readonly namespace: string | null;
+  readonly name: string | null;
+  /** Kube requests: the HTTP status answered (101 for an upgrade, 499 when the client left first). */
+  readonly status: number | null;
 }
 
 export interface AuditFilter {

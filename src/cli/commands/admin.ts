@@ -67,7 +67,17 @@ const grantColumns: Column<GrantRow>[] = [
   { header: 'KUBE-GROUPS', get: (g) => g.kubeGroups },
 ];
 
-interface AuditRowView { time: string; kind: string; user: string | null; door: string | null; agent: string | null; target: string | null; result: string; reason: string | null; bytesIn: number | null; bytesOut: number | null; durationMs: number | null }
+interface AuditRowView {
+  time: string; kind: string; user: string | null; door: string | null; agent: string | null; target: string | null; result: string; reason: string | null;
+  bytesIn: number | null; bytesOut: number | null; durationMs: number | null;
+  verb?: string | null; resource?: string | null; namespace?: string | null; name?: string | null; status?: number | null;
+}
+
+/** A kube row's request in kubectl's words: `list pods -n team-a → 200`. */
+function kubeRequest(r: AuditRowView): string | null {
+  if (r.kind !== 'kube' || !r.verb) return null;
+  return `${r.verb} ${r.resource ?? ''}${r.name ? `/${r.name}` : ''}${r.namespace ? ` -n ${r.namespace}` : ''} → ${r.status ?? '?'}`;
+}
 const auditColumns: Column<AuditRowView>[] = [
   { header: 'TIME', get: (r) => r.time },
   { header: 'KIND', get: (r) => r.kind },
@@ -76,6 +86,7 @@ const auditColumns: Column<AuditRowView>[] = [
   { header: 'AGENT', get: (r) => r.agent },
   { header: 'TARGET', get: (r) => r.target },
   { header: 'RESULT', get: (r) => r.result },
+  { header: 'REQUEST', get: kubeRequest },
   { header: 'IN', get: (r) => r.bytesIn },
   { header: 'OUT', get: (r) => r.bytesOut },
   { header: 'MS', get: (r) => r.durationMs },

@@ -14,8 +14,8 @@
  *   5. forward: the client's Authorization, every Impersonate-* (audited as stripped), its
  *      X-Forwarded-For / Forwarded and any warren-* header are removed; warren-impersonate-user / -group carry the caller (user, groups,
  *      and the grants' --kube-groups) to the agent, which turns them into Impersonate-* headers
- *   6. audit: one `kube` row per request when it ends: user, agent, target = cluster, and in the reason
- *      `verb=… resource=… namespace=… name=… status=… path=…` (plus `stripped=…`), bytes, duration
+ *   6. audit: one `kube` row per request when it ends: user, agent, target = cluster, verb, resource,
+ *      namespace, name and status in columns, and in the reason `path=…` (plus `stripped=…`, `error=…`)
  *
  * Bodies stream both ways (watch, logs -f); upgrades (exec, attach, port-forward) become raw byte
  * pipes after the 101, through a tunnel stream of their own. Plain requests go over pooled streams;
@@ -295,14 +295,12 @@ export class KubeRouter {
     const query = state.path.split('?', 2)[1] ?? '';
     const kubePath = kubePathOf(state);
     const info = kubeRequestInfo(state.method, kubePath, new URLSearchParams(query), { upgrade: state.upgrade });
-    const fields = [
-      `verb=${info.verb}`, `resource=${resourceLabel(info) || '-'}`, `namespace=${info.namespace || '-'}`, `name=${info.name || '-'}`,
-      `status=${status}`, `path=${kubePath.slice(0, 300)}`,
-    ];
+    const fields = [`path=${kubePath.slice(0, 300)}`];
     if (state.stripped.length) fields.push(`stripped=${state.stripped.join(',')}`);
     if (why) fields.push(`error=${JSON.stringify(why.slice(0, 300))}`);
     await this.deps.record({
       kind: 'kube', door: 'kube', user: state.user, agent: state.agent, target: state.cluster,
+      verb: info.verb, resource: resourceLabel(info) || null, namespace: info.namespace || null, name: info.name || null, status,
       result: revoked || status === 401 || status === 403 || status === 429 ? 'denied' : status >= 400 || (status === 101 && why) ? 'error' : 'ok',
       reason: fields.join(' '), bytesIn: state.bytesIn, bytesOut: state.bytesOut, durationMs: Date.now() - state.started, source: state.source,
     });
