@@ -293,10 +293,13 @@ describe('the Kubernetes door: kubectl and client-node through the hub to member
       const m2 = mark(alphaApi);
       const forged = await hubHttp('GET', '/k8s/clusters/alpha/api/v1/namespaces', {
         Authorization: `Bearer ${devToken}`, 'Warren-Impersonate-User': 'admin', 'Warren-Impersonate-Group': 'system:masters', 'X-Remote-User': 'admin',
+        'X-Forwarded-For': '203.0.113.7', Forwarded: 'for=203.0.113.7',
       });
       assert.equal(forged.status, 403);
       assert.match(JSON.parse(forged.body).message, /User "dev" cannot list resource "namespaces"/);
       assert.deepEqual(since(alphaApi, m2, () => true).map((q) => [q.user, q.impersonatedGroups]), [['dev', []]]);
+      // The member's audit log sees the client as the hub saw it, not what the client claimed.
+      assert.deepEqual(since(alphaApi, m2, () => true).map((q) => q.headers.xForwardedFor), ['127.0.0.1']);
     });
   });
 

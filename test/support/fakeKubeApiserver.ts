@@ -145,6 +145,8 @@ export interface RecordedRequest {
     impersonateGroup: string[];
     /** Authorization scheme only (`Bearer`), never the credential. */
     authorization?: string;
+    /** What the API server would write as the client's address in its own audit log. */
+    xForwardedFor?: string;
   };
 }
 
@@ -1934,6 +1936,7 @@ export async function startFakeApiserver(opts: FakeApiserverOptions = {}): Promi
         impersonateUser: h['impersonate-user'] as string | undefined,
         impersonateGroup: req.headersDistinct['impersonate-group'] ?? [],
         authorization: h.authorization?.split(' ')[0],
+        xForwardedFor: h['x-forwarded-for'] as string | undefined,
       },
     };
     requests.push(rec);
