@@ -87,5 +87,6 @@ test('a config file: kebab-case keys, YAML numbers, lists and booleans; bad valu
   assert.throws(() => run([], {}, writeFile('ping-interval: soon\n')), configError(/opts\.yaml: ping-interval: "soon" is not a duration/));
   assert.throws(() => run([], {}, writeFile('verbose: 1\n')), configError(/opts\.yaml: verbose: must be true or false/));
   assert.throws(() => run([], {}, writeFile('- a\n- b\n')), configError(/not a YAML mapping/));
+  assert.throws(() => run([], {}, writeFile('peer: a\npeer: b\n')), configError(/--config .*opts\.yaml: Map keys must be unique/));
   assert.throws(() => run([], {}, path.join(dir, 'warren-no-such-options.yaml')), configError(/--config .*warren-no-such-options\.yaml: ENOENT/));
 });

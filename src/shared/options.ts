@@ -104,6 +104,7 @@ export function parseOptions<S extends z.ZodType>(specs: OptionSpecs, schema: S,
   const file = sources.file === undefined ? {} : readOptionsFile(specs, sources.file);
   const input: Record<string, unknown> = {};
   const from: Record<string, string> = {};
+  const fromEnv = new Set<string>();
   for (const [key, value] of Object.entries(sources.flags)) {
     if (value === undefined) continue;
     input[key] = value;
@@ -112,20 +113,20 @@ export function parseOptions<S extends z.ZodType>(specs: OptionSpecs, schema: S,
   for (const [key, spec] of Object.entries(specs)) {
     if (key in input) continue;
     const env = envNames(spec).find((name) => sources.env[name] !== undefined);
-    if (env !== undefined) [input[key], from[key]] = [sources.env[env], env];
-    else if (key in file) [input[key], from[key]] = [file[key], `${sources.file}: ${kebab(key)}`];
+    if (env !== undefined) {
+      [input[key], from[key]] = [sources.env[env], env];
+      fromEnv.add(key);
+    } else if (key in file) [input[key], from[key]] = [file[key], `${sources.file}: ${kebab(key)}`];
   }
-  const conflicting = Object.entries(specs).filter(([key, spec]) => spec.conflicts !== undefined && isExplicit(from[key]) && isExplicit(from[spec.conflicts]));
+  // The environment is ambient (set for a whole shell or pod), so only flags and the file can contradict each other.
+  const given = (key: string) => key in from && !fromEnv.has(key);
+  const conflicting = Object.entries(specs).filter(([key, spec]) => spec.conflicts !== undefined && given(key) && given(spec.conflicts));
   if (conflicting.length) {
     throw new WarrenError('WARREN_E_CONFIG', conflicting.map(([key, spec]) => `${from[key]} and ${from[spec.conflicts!]} are alternatives: give one`).join('; '));
   }
   const parsed = schema.safeParse(input);
   if (parsed.success) return parsed.data;
   throw new WarrenError('WARREN_E_CONFIG', parsed.error.issues.map((issue) => describeIssue(issue, from)).join('; '));
-
-  function isExplicit(source: string | undefined): boolean {
-    return source !== undefined && (source.startsWith('--') || source.startsWith(`${sources.file}:`));
-  }
 }
 
 /** A message that starts with the flag (`--hub must be …`) gets the real source's name in its place; any other is prefixed with it. */
@@ -138,11 +139,17 @@ function describeIssue(issue: z.core.$ZodIssue, from: Record<string, string>): s
 }
 
 function readOptionsFile(specs: OptionSpecs, file: string): Record<string, unknown> {
+  let text: string;
   let doc: unknown;
   try {
-    doc = YAML.parse(fs.readFileSync(file, 'utf8'));
+    text = fs.readFileSync(file, 'utf8');
   } catch (err) {
     throw new WarrenError('WARREN_E_CONFIG', `--config ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+  }
+  try {
+    doc = YAML.parse(text);
+  } catch (err) {
+    throw new WarrenError('WARREN_E_CONFIG', `--config ${file}: ${(err as Error).message.split('\n')[0]}`);
   }
   if (doc === null || doc === undefined) return {};
   if (typeof doc !== 'object' || Array.isArray(doc)) throw new WarrenError('WARREN_E_CONFIG', `--config ${file}: not a YAML mapping of option names to values`);
@@ -157,23 +164,23 @@ function readOptionsFile(specs: OptionSpecs, file: string): Record<string, unkno
       continue;
     }
     const v = fileValue(known.spec, value);
-    if (typeof v === 'object' && v !== null && 'problem' in v) problems.push(`${file}: ${name}: ${v.problem}`);
-    else values[known.key] = v;
+    if ('problem' in v) problems.push(`${file}: ${name}: ${v.problem}`);
+    else values[known.key] = v.value;
   }
   if (problems.length) throw new WarrenError('WARREN_E_CONFIG', problems.join('; '));
   return values;
 }
 
 /** YAML's types, brought to what the command line would give: text, a switch's boolean, a list. */
-function fileValue(spec: OptionSpec, value: unknown): unknown {
+function fileValue(spec: OptionSpec, value: unknown): { value: unknown } | { problem: string } {
   const scalar = typeof value === 'string' || typeof value === 'number';
-  if (!spec.arg) return typeof value === 'boolean' ? value : { problem: 'must be true or false' };
+  if (!spec.arg) return typeof value === 'boolean' ? { value } : { problem: 'must be true or false' };
   if (spec.repeatable) {
-    if (scalar) return collect(String(value), []);
-    if (Array.isArray(value) && value.every((v) => typeof v === 'string' || typeof v === 'number')) return value.map(String);
+    if (scalar) return { value: collect(String(value), []) };
+    if (Array.isArray(value) && value.every((v) => typeof v === 'string' || typeof v === 'number')) return { value: value.map(String) };
     return { problem: 'must be a value or a list of values' };
   }
-  return scalar ? String(value) : { problem: 'must be a single value' };
+  return scalar ? { value: String(value) } : { problem: 'must be a single value' };
 }
 
 /** Text turned into a value by `parse`; what it cannot parse is reported as `"TEXT" problem`. */
