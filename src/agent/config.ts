@@ -10,7 +10,7 @@ import { z } from 'zod';
 import { WarrenError } from '../errors.js';
 import { isLabel, parseListen } from '../hostPort.js';
 import { isRoute } from '../patterns.js';
-import { commaList, durationText, logLevelOption, option, optionsSchema, parseOptions, textAs } from '../shared/options.js';
+import { commaList, durationText, logLevelOption, option, optionsSchema, parseOptions, refuse, textAs } from '../shared/options.js';
 import type { KubeSource } from './kube/credentials.js';
 
 /** The first label of the host name, lower-cased, made into an RFC 1123 label. */
@@ -59,8 +59,7 @@ export const agentOptions = {
       try {
         return parseLabels(text);
       } catch (err) {
-        ctx.addIssue({ code: 'custom', message: (err as Error).message });
-        return z.NEVER;
+        return refuse(ctx, (err as Error).message);
       }
     }),
     { arg: 'k=v,...', default: '', help: 'labels shown in `warren agents ls`' },
@@ -89,10 +88,7 @@ export const agentOptions = {
 };
 
 const agentSchema = optionsSchema(agentOptions).transform((f, ctx) => {
-  const fail = (message: string) => {
-    ctx.addIssue({ code: 'custom', message });
-    return z.NEVER;
-  };
+  const fail = (message: string) => refuse(ctx, message);
   let token = f.token;
   if (f.tokenFile !== undefined) {
     try {

@@ -6,7 +6,7 @@
 import path from 'node:path';
 import { z } from 'zod';
 import { parseListen } from '../hostPort.js';
-import { durationText, logLevelOption, option, optionsSchema, parseOptions, textAs } from '../shared/options.js';
+import { durationText, logLevelOption, option, optionsSchema, parseOptions, refuse, textAs } from '../shared/options.js';
 import type { DoorName } from './doors/door.js';
 
 /**
@@ -19,10 +19,7 @@ const jwtDoors = z.string().transform((text, ctx) => {
   const doors = new Set<DoorName>();
   for (const name of text.split(',').map((n) => n.trim().toLowerCase())) {
     const door = JWT_DOOR_NAMES[name];
-    if (!door) {
-      ctx.addIssue({ code: 'custom', message: `"${name}" is not a door that takes tokens; use a comma list of ${Object.keys(JWT_DOOR_NAMES).join(', ')}` });
-      return z.NEVER;
-    }
+    if (!door) return refuse(ctx, `"${name}" is not a door that takes tokens; use a comma list of ${Object.keys(JWT_DOOR_NAMES).join(', ')}`);
     doors.add(door);
   }
   return [...doors];
@@ -80,10 +77,7 @@ export const hubOptions = {
 };
 
 const hubSchema = optionsSchema(hubOptions).transform((f, ctx) => {
-  const fail = (message: string) => {
-    ctx.addIssue({ code: 'custom', message });
-    return z.NEVER;
-  };
+  const fail = (message: string) => refuse(ctx, message);
   if (Boolean(f.tlsCert) !== Boolean(f.tlsKey)) return fail('--tls-cert and --tls-key go together: give both or neither');
   let storePath = path.join(f.dataDir, 'warren.db');
   if (f.store !== undefined) {

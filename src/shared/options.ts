@@ -183,13 +183,17 @@ function fileValue(spec: OptionSpec, value: unknown): { value: unknown } | { pro
   return scalar ? { value: String(value) } : { problem: 'must be a single value' };
 }
 
+/** Reports a problem from inside a transform; what it returns (z.NEVER) is what a transform that has no value returns. */
+export function refuse(ctx: z.core.$RefinementCtx, message: string): never {
+  ctx.addIssue({ code: 'custom', message });
+  return z.NEVER;
+}
+
 /** Text turned into a value by `parse`; what it cannot parse is reported as `"TEXT" problem`. */
 export function textAs<T>(parse: (text: string) => T | undefined, problem: string) {
   return z.string().transform((text, ctx): T => {
     const value = parse(text);
-    if (value !== undefined) return value;
-    ctx.addIssue({ code: 'custom', message: `"${text}" ${problem}` });
-    return z.NEVER;
+    return value !== undefined ? value : refuse(ctx, `"${text}" ${problem}`);
   });
 }
 
@@ -203,7 +207,7 @@ export const durationText = textAs((text) => {
 export const commaList = (isValid: (item: string) => boolean = () => true, problem = '') =>
   z.string().transform((text, ctx) => {
     const items = collect(text, []);
-    for (const item of items.filter((i) => !isValid(i))) ctx.addIssue({ code: 'custom', message: `"${item}" ${problem}` });
+    for (const item of items.filter((i) => !isValid(i))) refuse(ctx, `"${item}" ${problem}`);
     return items;
   });
 
