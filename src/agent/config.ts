@@ -1,57 +1,17 @@
 /**
- * The agent's configuration: flags, defaults and the environment (HTTPS_PROXY, NO_PROXY,
- * WARREN_LOG_LEVEL), read here and nowhere else. Bad values fail at start-up.
+ * The agent's configuration: every option declared once below (flag, default, help, environment,
+ * validation), and the only place the agent reads the environment (WARREN_JOIN_TOKEN,
+ * WARREN_LOG_LEVEL, HTTPS_PROXY, NO_PROXY, KUBERNETES_SERVICE_*). Bad values fail at start-up.
  */
 import os from 'node:os';
 import path from 'node:path';
 import fs from 'node:fs';
 import { z } from 'zod';
 import { WarrenError } from '../errors.js';
-import { parseDuration } from '../duration.js';
-import { isLabel, parseListen, type HostPort } from '../hostPort.js';
+import { isLabel, parseListen } from '../hostPort.js';
 import { isRoute } from '../patterns.js';
+import { commaList, durationText, logLevelOption, option, optionsSchema, parseOptions, refuse, textAs } from '../shared/options.js';
 import type { KubeSource } from './kube/credentials.js';
-
-export interface AgentConfig {
-  readonly token: string | undefined;
-  /** Overrides the hub URL from the join token / stored identity. */
-  readonly hub: string | undefined;
-  readonly name: string;
-  readonly dataDir: string;
-  readonly labels: Record<string, string>;
-  readonly allow: readonly string[];
-  readonly routes: readonly string[];
-  readonly clusters: readonly string[];
-  /** Where the member cluster's credentials come from (--kube); undefined: this agent serves no cluster API. */
-  readonly kube: KubeSource | undefined;
-  /** --health-listen: /healthz and /readyz on plain HTTP; undefined: off. */
-  readonly healthListen: HostPort | undefined;
-  readonly pingIntervalMs: number;
-  readonly dialTimeoutMs: number;
-  readonly reconnectMaxMs: number;
-  readonly httpsProxy: string | undefined;
-  readonly noProxy: string | undefined;
-  readonly logLevel: string;
-}
-
-export interface AgentFlags {
-  token?: string | undefined;
-  tokenFile?: string | undefined;
-  hub?: string | undefined;
-  name?: string | undefined;
-  dataDir?: string | undefined;
-  labels?: string | undefined;
-  allow?: string | undefined;
-  route?: string | undefined;
-  cluster?: string | undefined;
-  kube?: string | undefined;
-  kubeContext?: string | undefined;
-  healthListen?: string | undefined;
-  pingInterval?: string | undefined;
-  dialTimeout?: string | undefined;
-  reconnectMax?: string | undefined;
-  logLevel?: string | undefined;
-}
 
 /** The first label of the host name, lower-cased, made into an RFC 1123 label. */
 export function defaultAgentName(hostname = os.hostname()): string {
@@ -59,13 +19,9 @@ export function defaultAgentName(hostname = os.hostname()): string {
   return label || 'agent';
 }
 
-function list(text: string | undefined): string[] {
-  return (text ?? '').split(',').map((s) => s.trim()).filter(Boolean);
-}
-
 export function parseLabels(text: string | undefined): Record<string, string> {
   const out: Record<string, string> = {};
-  for (const item of list(text)) {
+  for (const item of (text ?? '').split(',').map((s) => s.trim()).filter(Boolean)) {
     const eq = item.indexOf('=');
     const key = eq < 0 ? item : item.slice(0, eq);
     if (!/^[A-Za-z0-9._/-]{1,63}$/.test(key)) throw new WarrenError('WARREN_E_CONFIG', `--labels: "${item}" is not key=value`);
@@ -74,80 +30,118 @@ export function parseLabels(text: string | undefined): Record<string, string> {
   return out;
 }
 
-function ms(what: string, text: string): number {
-  const v = parseDuration(text);
-  if (v === undefined || v <= 0) throw new WarrenError('WARREN_E_CONFIG', `${what}: "${text}" is not a duration like 500ms, 10s, 5m`);
-  return v;
-}
-
-const logLevel = z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']);
-
-export function agentConfig(flags: AgentFlags, env: NodeJS.ProcessEnv = process.env): AgentConfig {
-  if (flags.token && flags.tokenFile) throw new WarrenError('WARREN_E_CONFIG', '--token and --token-file are alternatives: give one');
-  let token = flags.token ?? env.WARREN_JOIN_TOKEN;
-  if (flags.tokenFile) {
-    try {
-      token = fs.readFileSync(flags.tokenFile, 'utf8').trim();
-    } catch (err) {
-      throw new WarrenError('WARREN_E_CONFIG', `--token-file ${flags.tokenFile}: ${(err as Error).message}`);
-    }
-  }
-  const name = flags.name ?? defaultAgentName();
-  if (!isLabel(name)) throw new WarrenError('WARREN_E_CONFIG', `--name "${name}" is not an RFC 1123 label (lower-case letters, digits, '-', at most 63)`);
-  const routes = list(flags.route);
-  for (const r of routes) if (!isRoute(r)) throw new WarrenError('WARREN_E_CONFIG', `--route "${r}" is neither a CIDR (10.20.0.0/16) nor a DNS suffix (.corp.internal)`);
-  let clusters = list(flags.cluster);
-  for (const c of clusters) if (!isLabel(c)) throw new WarrenError('WARREN_E_CONFIG', `--cluster "${c}" is not an RFC 1123 label`);
-  const kube = kubeSource(flags, env);
-  if (kube) {
-    // One API server, one cluster name (several agents may share it): default, the agent's name.
-    if (clusters.length > 1) throw new WarrenError('WARREN_E_CONFIG', '--kube serves one cluster: give one --cluster name (several agents may serve the same one)');
-    if (clusters.length === 0) clusters = [name];
-  }
-  const healthText = flags.healthListen ?? (kube?.kind === 'in-cluster' ? DEFAULT_IN_CLUSTER_HEALTH : 'off');
-  const healthListen = healthText === 'off' ? undefined : parseListen(healthText);
-  if (healthText !== 'off' && !healthListen) throw new WarrenError('WARREN_E_CONFIG', `--health-listen "${healthText}" is not HOST:PORT (or off)`);
-  const level = logLevel.safeParse(flags.logLevel ?? env.WARREN_LOG_LEVEL ?? 'info');
-  if (!level.success) throw new WarrenError('WARREN_E_CONFIG', '--log-level must be trace, debug, info, warn, error, fatal or silent');
-  if (flags.hub !== undefined && !/^https:\/\//.test(flags.hub)) throw new WarrenError('WARREN_E_CONFIG', '--hub must be an https:// URL');
-  return {
-    token,
-    hub: flags.hub,
-    name,
-    dataDir: path.resolve(flags.dataDir ?? './warren-agent'),
-    labels: parseLabels(flags.labels),
-    allow: flags.allow !== undefined ? list(flags.allow) : ['localhost', '127.0.0.1', '::1', ...routes],
-    routes,
-    clusters,
-    kube,
-    healthListen,
-    pingIntervalMs: ms('--ping-interval', flags.pingInterval ?? '10s'),
-    dialTimeoutMs: ms('--dial-timeout', flags.dialTimeout ?? '10s'),
-    reconnectMaxMs: ms('--reconnect-max', flags.reconnectMax ?? '30s'),
-    httpsProxy: env.HTTPS_PROXY ?? env.https_proxy,
-    noProxy: env.NO_PROXY ?? env.no_proxy,
-    logLevel: level.data,
-  };
-}
-
 /**
  * An agent in a pod (`--kube in-cluster`) serves its probes on :8081 unless told otherwise: the
  * manifests of src/kube/manifest.ts and the Helm chart probe that port without passing the flag.
  */
-export const DEFAULT_IN_CLUSTER_HEALTH = '0.0.0.0:8081';
+const DEFAULT_IN_CLUSTER_HEALTH = '0.0.0.0:8081';
 
-function kubeSource(flags: AgentFlags, env: NodeJS.ProcessEnv): KubeSource | undefined {
-  const text = flags.kube?.trim();
-  if (flags.kubeContext !== undefined && !text) throw new WarrenError('WARREN_E_CONFIG', '--kube-context goes with --kube KUBECONFIG');
-  if (!text) return undefined;
-  if (text === 'in-cluster') {
-    if (flags.kubeContext !== undefined) throw new WarrenError('WARREN_E_CONFIG', '--kube-context goes with --kube KUBECONFIG, not in-cluster');
-    if (!env.KUBERNETES_SERVICE_HOST || !env.KUBERNETES_SERVICE_PORT) {
-      throw new WarrenError('WARREN_E_CONFIG', '--kube in-cluster: KUBERNETES_SERVICE_HOST/PORT are not set; is this running in a pod? (else use --kube PATH-TO-KUBECONFIG)');
+export const agentOptions = {
+  tokenFile: option(z.string(), {
+    arg: 'file',
+    help: 'read the join token from a file, e.g. a mounted Kubernetes Secret (first start only; later starts use the identity in --data-dir)',
+  }),
+  token: option(z.string(), {
+    arg: 'token',
+    env: 'WARREN_JOIN_TOKEN',
+    conflicts: 'tokenFile',
+    help: 'join token on the command line: visible to every user in `ps`; prefer --token-file or the environment',
+  }),
+  hub: option(z.string().regex(/^https:\/\//, '--hub must be an https:// URL'), { arg: 'url', help: 'override the hub URL stored in the token or identity' }),
+  name: option(textAs((s) => (isLabel(s) ? s : undefined), "is not an RFC 1123 label (lower-case letters, digits, '-', at most 63)"), {
+    arg: 'name',
+    default: () => defaultAgentName(),
+    help: 'agent name, an RFC 1123 label (default: the first label of the hostname)',
+  }),
+  dataDir: option(z.string().transform((dir) => path.resolve(dir)), { arg: 'dir', default: './warren-agent', help: 'where the key, certificate and hub CA are kept' }),
+  labels: option(
+    z.string().transform((text, ctx) => {
+      try {
+        return parseLabels(text);
+      } catch (err) {
+        return refuse(ctx, (err as Error).message);
+      }
+    }),
+    { arg: 'k=v,...', default: '', help: 'labels shown in `warren agents ls`' },
+  ),
+  allow: option(commaList(), { arg: 'patterns', help: 'what this agent will dial: localhost, globs, CIDRs, HOST:PORTS, * (default: own host + routes)' }),
+  route: option(commaList(isRoute, 'is neither a CIDR (10.20.0.0/16) nor a DNS suffix (.corp.internal)'), {
+    arg: 'routes',
+    default: '',
+    help: 'CIDRs and DNS suffixes this agent serves, e.g. 10.20.0.0/16,.corp.internal',
+  }),
+  cluster: option(commaList(isLabel, 'is not an RFC 1123 label'), { arg: 'name', default: '', help: 'Kubernetes cluster name this agent serves (with --kube; default: the agent name)' }),
+  kube: option(z.string().trim(), { arg: 'source', help: 'serve this cluster\'s API: "in-cluster" (the pod\'s service account) or a kubeconfig path' }),
+  kubeContext: option(z.string(), { arg: 'name', help: 'context of the --kube kubeconfig to use (default: its current-context)' }),
+  healthListen: option(textAs((s) => (s === 'off' ? null : parseListen(s)), 'is not HOST:PORT (or off)'), {
+    arg: 'addr',
+    help: `serve /healthz and /readyz (tunnel up) on HOST:PORT, or "off" (default: ${DEFAULT_IN_CLUSTER_HEALTH} with --kube in-cluster, else off)`,
+  }),
+  pingInterval: option(durationText, { arg: 'd', default: '10s', help: 'keepalive interval; a silent hub is dropped after two' }),
+  dialTimeout: option(durationText, { arg: 'd', default: '10s', help: 'how long to try to reach a target' }),
+  reconnectMax: option(durationText, { arg: 'd', default: '30s', help: 'cap of the reconnect backoff' }),
+  logLevel: logLevelOption,
+  httpsProxy: option(z.string(), { envOnly: true, env: ['HTTPS_PROXY', 'https_proxy'], help: 'proxy for the connection to the hub' }),
+  noProxy: option(z.string(), { envOnly: true, env: ['NO_PROXY', 'no_proxy'], help: 'hosts reached without the proxy' }),
+  kubernetesServiceHost: option(z.string(), { envOnly: true, env: 'KUBERNETES_SERVICE_HOST', help: 'set in a pod; --kube in-cluster needs it' }),
+  kubernetesServicePort: option(z.string(), { envOnly: true, env: 'KUBERNETES_SERVICE_PORT', help: 'set in a pod; --kube in-cluster needs it' }),
+};
+
+const agentSchema = optionsSchema(agentOptions).transform((f, ctx) => {
+  const fail = (message: string) => refuse(ctx, message);
+  let token = f.token;
+  if (f.tokenFile !== undefined) {
+    try {
+      token = fs.readFileSync(f.tokenFile, 'utf8').trim();
+    } catch (err) {
+      return fail(`--token-file ${f.tokenFile}: ${(err as Error).message}`);
     }
-    return { kind: 'in-cluster' };
   }
-  const file = path.resolve(text);
-  if (!fs.existsSync(file)) throw new WarrenError('WARREN_E_CONFIG', `--kube ${text}: no such kubeconfig file (or use --kube in-cluster)`);
-  return { kind: 'kubeconfig', path: file, context: flags.kubeContext };
+  let kube: KubeSource | undefined;
+  if (f.kubeContext !== undefined && !f.kube) return fail('--kube-context goes with --kube KUBECONFIG');
+  if (f.kube === 'in-cluster') {
+    if (f.kubeContext !== undefined) return fail('--kube-context goes with --kube KUBECONFIG, not in-cluster');
+    if (!f.kubernetesServiceHost || !f.kubernetesServicePort) {
+      return fail('--kube in-cluster: KUBERNETES_SERVICE_HOST/PORT are not set; is this running in a pod? (else use --kube PATH-TO-KUBECONFIG)');
+    }
+    kube = { kind: 'in-cluster' };
+  } else if (f.kube) {
+    const file = path.resolve(f.kube);
+    if (!fs.existsSync(file)) return fail(`--kube ${f.kube}: no such kubeconfig file (or use --kube in-cluster)`);
+    kube = { kind: 'kubeconfig', path: file, context: f.kubeContext };
+  }
+  let clusters = f.cluster;
+  if (kube) {
+    // One API server, one cluster name (several agents may share it): default, the agent's name.
+    if (clusters.length > 1) return fail('--kube serves one cluster: give one --cluster name (several agents may serve the same one)');
+    if (clusters.length === 0) clusters = [f.name];
+  }
+  return {
+    token,
+    /** Overrides the hub URL from the join token / stored identity. */
+    hub: f.hub,
+    name: f.name,
+    dataDir: f.dataDir,
+    labels: f.labels,
+    allow: f.allow ?? ['localhost', '127.0.0.1', '::1', ...f.route],
+    routes: f.route,
+    clusters,
+    /** Where the member cluster's credentials come from (--kube); undefined: this agent serves no cluster API. */
+    kube,
+    /** --health-listen: /healthz and /readyz on plain HTTP; undefined: off. */
+    healthListen: f.healthListen === undefined ? (kube?.kind === 'in-cluster' ? parseListen(DEFAULT_IN_CLUSTER_HEALTH) : undefined) : (f.healthListen ?? undefined),
+    pingIntervalMs: f.pingInterval,
+    dialTimeoutMs: f.dialTimeout,
+    reconnectMaxMs: f.reconnectMax,
+    httpsProxy: f.httpsProxy,
+    noProxy: f.noProxy,
+    logLevel: f.logLevel,
+  };
+});
+
+export type AgentConfig = Readonly<z.output<typeof agentSchema>>;
+export type AgentFlags = z.input<typeof agentSchema>;
+
+export function agentConfig(flags: AgentFlags, env: NodeJS.ProcessEnv = process.env): AgentConfig {
+  return parseOptions(agentOptions, agentSchema, { flags, env });
 }

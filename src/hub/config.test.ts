@@ -1,5 +1,8 @@
-import { test } from 'node:test';
+import { after, describe, it, test } from 'node:test';
 import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import { WarrenError } from '../errors.js';
 import { hubConfig } from './config.js';
 
@@ -62,4 +65,59 @@ test('--jwt-… flags without --jwt-public-key, unknown doors and bad durations 
   }
   assert.throws(() => hubConfig({ ...base, jwtPublicKey: 'k.pem', jwtMaxTtl: 'forever' }, {}), configError(/--jwt-max-ttl: "forever" is not a duration/));
   assert.throws(() => hubConfig({ ...base, jwtPublicKey: 'k.pem', jwtIssuer: '' }, {}), configError(/--jwt-issuer must not be empty/));
+});
+
+describe('--config FILE', () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'warren-hub-config-file-'));
+  after(() => fs.rmSync(dir, { recursive: true, force: true }));
+  const write = (name: string, text: string) => {
+    const file = path.join(dir, name);
+    fs.writeFileSync(file, text);
+    return file;
+  };
+
+  it('a good file sets the options its keys name, in the same form as the flags', () => {
+    const config = write('good.yaml', [
+      'listen: 127.0.0.1:0',
+      `data-dir: ${dir}/data`,
+      'public-url: https://hub.example.com:8443/',
+      'tls-san: [hub.example.com, 10.0.0.5]',
+      'max-handshakes: 128',
+      'ping-interval: 5s',
+      'demo: true',
+      'jwt-public-key: issuer.pem',
+      'jwt-doors: kube,connect',
+      '',
+    ].join('\n'));
+    const c = hubConfig({ config }, {});
+    assert.deepEqual(c.listen, { host: '127.0.0.1', port: 0 });
+    assert.equal(c.dataDir, path.join(dir, 'data'));
+    assert.equal(c.storePath, path.join(dir, 'data', 'warren.db'));
+    assert.equal(c.publicUrl, 'https://hub.example.com:8443');
+    assert.deepEqual(c.tlsSans, ['hub.example.com', '10.0.0.5']);
+    assert.equal(c.maxHandshakes, 128);
+    assert.equal(c.pingIntervalMs, 5_000);
+    assert.equal(c.demo, true);
+    assert.deepEqual(c.jwt?.doors, ['kube', 'connect']);
+    assert.equal(c.maxPendingPerSource, 1024, 'what the file leaves out keeps its default');
+  });
+
+  it('flags given on the command line and WARREN_LOG_LEVEL override the file', () => {
+    const config = write('override.yaml', 'max-handshakes: 128\nlog-level: warn\n');
+    assert.equal(hubConfig({ config, maxHandshakes: '7' }, {}).maxHandshakes, 7);
+    assert.equal(hubConfig({ config }, { WARREN_LOG_LEVEL: 'debug' }).logLevel, 'debug');
+    assert.equal(hubConfig({ config }, {}).logLevel, 'warn');
+  });
+
+  it('an unknown key is refused, naming it', () => {
+    const config = write('unknown.yaml', 'listen: 127.0.0.1:0\nmax-handshake: 10\nconfig: other.yaml\n');
+    assert.throws(() => hubConfig({ config }, {}), configError(/unknown\.yaml: unknown key "max-handshake".*unknown key "config"/));
+  });
+
+  it('a bad value names the key and the file; contradictions fail as they do with flags', () => {
+    assert.throws(() => hubConfig({ config: write('bad.yaml', 'max-handshakes: 0\n') }, {}), configError(/bad\.yaml: max-handshakes: "0" is not a whole number from 1 to 999999/));
+    assert.throws(() => hubConfig({ config: write('url.yaml', 'public-url: http://hub\n') }, {}), configError(/url\.yaml: public-url must be an https:\/\/ URL/));
+    assert.throws(() => hubConfig({ config: write('tls.yaml', 'tls-cert: hub.crt\n') }, {}), configError(/--tls-cert and --tls-key go together/));
+    assert.throws(() => hubConfig({ config: path.join(dir, 'missing.yaml') }, {}), configError(/--config .*missing\.yaml: ENOENT/));
+  });
 });

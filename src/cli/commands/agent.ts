@@ -1,37 +1,18 @@
 /** `warren agent`: join once with a token, then keep one tunnel to the hub open. */
 import type { Command } from 'commander';
-import { agentConfig } from '../../agent/config.js';
+import { agentConfig, agentOptions, type AgentFlags } from '../../agent/config.js';
 import { startAgent } from '../../agent/agent.js';
 import { createLogger } from '../../log.js';
 import { startHealthServer } from '../../agent/health.js';
 import { formatHostPort } from '../../hostPort.js';
+import { addOptions } from '../../shared/options.js';
 
 export function registerAgent(program: Command): Command {
-  return program
-    .command('agent')
-    .description('Run an agent: dials out to the hub and carries streams to targets it is allowed to reach.')
-    .option('--token-file <file>', 'read the join token from a file, e.g. a mounted Kubernetes Secret (first start only; later starts use the identity in --data-dir); or set WARREN_JOIN_TOKEN')
-    .option('--token <token>', 'join token on the command line: visible to every user in `ps`; prefer --token-file or WARREN_JOIN_TOKEN')
-    .option('--hub <url>', 'override the hub URL stored in the token or identity')
-    .option('--name <name>', 'agent name, an RFC 1123 label (default: the first label of the hostname)')
-    .option('--data-dir <dir>', 'where the key, certificate and hub CA are kept', './warren-agent')
-    .option('--labels <k=v,...>', 'labels shown in `warren agents ls`')
-    .option('--allow <patterns>', 'what this agent will dial: localhost, globs, CIDRs, HOST:PORTS, * (default: own host + routes)')
-    .option('--route <routes>', 'CIDRs and DNS suffixes this agent serves, e.g. 10.20.0.0/16,.corp.internal')
-    .option('--cluster <name>', 'Kubernetes cluster name this agent serves (with --kube; default: the agent name)')
-    .option('--kube <source>', 'serve this cluster\'s API: "in-cluster" (the pod\'s service account) or a kubeconfig path')
-    .option('--kube-context <name>', 'context of the --kube kubeconfig to use (default: its current-context)')
-    .option('--health-listen <addr>', 'serve /healthz and /readyz (tunnel up) on HOST:PORT, or "off" (default: 0.0.0.0:8081 with --kube in-cluster, else off)')
-    .option('--ping-interval <d>', 'keepalive interval; a silent hub is dropped after two', '10s')
-    .option('--dial-timeout <d>', 'how long to try to reach a target', '10s')
-    .option('--reconnect-max <d>', 'cap of the reconnect backoff', '30s')
-    .option('--log-level <level>', 'trace|debug|info|warn|error (env WARREN_LOG_LEVEL)')
+  const command = program.command('agent').description('Run an agent: dials out to the hub and carries streams to targets it is allowed to reach.');
+  return addOptions(command, agentOptions)
     .addHelpText(
       'after',
       `
-Environment: WARREN_JOIN_TOKEN is the join token (instead of --token-file); HTTPS_PROXY / NO_PROXY are
-honoured for the connection to the hub.
-
 A --route or --cluster must be allowed by the join token (warren join-token create --routes / --clusters),
 or the hub refuses the agent and it exits 1.
 
@@ -42,14 +23,10 @@ Examples:
   warren agent --token-file join --name alpha-1 --cluster alpha --kube ~/.kube/alpha.yaml   # kubectl via https://HUB/k8s/clusters/alpha
   warren agent manifest --cluster alpha | kubectl apply -f -                              # the same, as a Deployment in the cluster`,
     )
-    .action(async (o: Record<string, string | undefined>) => {
-      const config = agentConfig({
-        token: o.token, tokenFile: o.tokenFile, hub: o.hub, name: o.name, dataDir: o.dataDir, labels: o.labels, allow: o.allow,
-        route: o.route, cluster: o.cluster, kube: o.kube, kubeContext: o.kubeContext, healthListen: o.healthListen, pingInterval: o.pingInterval, dialTimeout: o.dialTimeout, reconnectMax: o.reconnectMax,
-        logLevel: o.logLevel,
-      });
+    .action(async (flags: AgentFlags) => {
+      const config = agentConfig(flags);
       const log = createLogger('agent', config.logLevel);
-      if (o.token !== undefined) {
+      if (flags.token !== undefined) {
         process.stderr.write('warning: --token puts the join token in the process list (ps) for as long as the agent runs; use --token-file FILE or the WARREN_JOIN_TOKEN environment variable\n');
       }
       // Up before joining, so a liveness probe passes while the agent enrolls; ready once the tunnel is.
