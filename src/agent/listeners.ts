@@ -15,7 +15,7 @@ import { constants as h2c, type ServerHttp2Stream } from 'node:http2';
 import { z } from 'zod';
 import { WarrenError } from '../errors.js';
 import type { Logger } from '../log.js';
-import { canonicalIp, formatHostPort } from '../hostPort.js';
+import { formatHostPort, formatSource } from '../hostPort.js';
 import { describeBindError } from '../forwardSpec.js';
 import { abortStream, relay } from '../tunnel/relay.js';
 import { ERROR_HEADER, MESSAGE_HEADER, SOURCE_HEADER, type ListenerReport, type ListenerSpec, type ListenerStatus } from '../tunnel/protocol.js';
@@ -130,7 +130,7 @@ export class EntryListeners {
   private async onConnection(held: Held, socket: net.Socket): Promise<void> {
     socket.setNoDelay(true);
     socket.on('error', () => undefined);
-    const source = formatHostPort({ host: canonicalIp(socket.remoteAddress ?? '0.0.0.0'), port: socket.remotePort ?? 0 });
+    const source = formatSource(socket);
     const log = this.opts.log.child({ forward: held.spec.forward, source });
     let req;
     try {

@@ -8,6 +8,7 @@ import type { TLSSocket } from 'node:tls';
 import { EventEmitter } from 'node:events';
 import { z } from 'zod';
 import { WarrenError, isErrorCode } from '../errors.js';
+import { formatSource } from '../hostPort.js';
 import { AGENT_OU, normalizeSerial } from '../pki/pki.js';
 import { startKeepalive } from '../tunnel/keepalive.js';
 import { abortSession } from '../tunnel/relay.js';
@@ -147,7 +148,7 @@ export class AgentTunnels extends EventEmitter implements RouterView {
 
   /** Takes over a TLS socket that negotiated ALPN warren/1. */
   accept(socket: TLSSocket): void {
-    const source = `${socket.remoteAddress}:${socket.remotePort}`;
+    const source = formatSource(socket);
     const log = this.opts.log.child({ source });
     const session = http2.connect(`https://agent.${ALPN}`, {
       createConnection: () => socket,

@@ -8,6 +8,7 @@
 import http2, { type Http2Session, type IncomingHttpHeaders, type ServerHttp2Session, type ServerHttp2Stream } from 'node:http2';
 import type { TLSSocket } from 'node:tls';
 import { WarrenError } from '../errors.js';
+import { formatSource } from '../hostPort.js';
 import { AGENT_OU, normalizeSerial } from '../pki/pki.js';
 import { startKeepalive } from '../tunnel/keepalive.js';
 import { abortSession } from '../tunnel/relay.js';
@@ -39,7 +40,7 @@ export class AgentUplinks {
 
   /** Takes over a TLS socket that negotiated warren-up/1. */
   accept(socket: TLSSocket): void {
-    const source = `${socket.remoteAddress}:${socket.remotePort}`;
+    const source = formatSource(socket);
     socket.on('error', () => undefined);
     this.verify(socket).then(
       (agent) => {

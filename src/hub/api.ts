@@ -21,7 +21,7 @@ import type { Forwards } from './forwards.js';
 import { forwardRoutes } from './forwardsApi.js';
 import { readJson, sendError, sendJson } from './httpJson.js';
 import { isRoute, parseCidr, parsePorts } from '../patterns.js';
-import { isLabel } from '../hostPort.js';
+import { formatSource, isLabel } from '../hostPort.js';
 import { explainFromQuery } from './routeExplain.js';
 import type { ClusterRoute } from './kube/clustersApi.js';
 import { describeAuthority } from './authority.js';
@@ -205,7 +205,7 @@ export class Api {
         handle: async ({ req }) => {
           const body = await readJson(req, z.object({ token: z.string().max(1024), name: z.string().max(253), csr: z.string().max(16384), labels: labelsSchema }).strict());
           const out = await d.enrollment.join(body);
-          await d.audit.record({ kind: 'agent', result: 'ok', agent: out.name, reason: 'joined with a join token', source: req.socket.remoteAddress ?? null });
+          await d.audit.record({ kind: 'agent', result: 'ok', agent: out.name, reason: 'joined with a join token', source: formatSource(req.socket) });
           d.tunnels.markKnown(out.name);
           return out;
         },

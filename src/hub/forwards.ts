@@ -23,7 +23,7 @@ import { constants as h2c, type ClientHttp2Session, type IncomingHttpHeaders, ty
 import type { Duplex } from 'node:stream';
 import type { TLSSocket } from 'node:tls';
 import { WarrenError, asWarrenError, type ErrorCode } from '../errors.js';
-import { canonicalIp, formatHostPort, parseHostPort } from '../hostPort.js';
+import { canonicalIp, formatHostPort, formatSource, parseHostPort } from '../hostPort.js';
 import {
   describeBindError, entriesClash, formatEntry, isForwardName, parseAllowFrom, parseEntry, sourceAllowed, type ForwardEntry,
 } from '../forwardSpec.js';
@@ -302,8 +302,7 @@ export class Forwards {
     socket.setNoDelay(true);
     socket.on('error', () => undefined);
     const ip = socket.remoteAddress ? canonicalIp(socket.remoteAddress) : undefined;
-    const source = ip ? formatHostPort({ host: ip, port: socket.remotePort ?? 0 }) : 'unknown';
-    void this.carry(f, socket, ip, source, { accept: () => undefined, refuse: () => abortStream(socket) });
+    void this.carry(f, socket, ip, formatSource(socket), { accept: () => undefined, refuse: () => abortStream(socket) });
   }
 
   /** A CONNECT stream on an agent's uplink: a connection accepted on that agent's entry. */

@@ -17,7 +17,7 @@ import { SqliteStore } from '../store/sqliteStore.js';
 import type { Store } from '../store/store.js';
 import { ALPN } from '../tunnel/protocol.js';
 import { VERSION } from '../version.js';
-import { formatHostPort } from '../hostPort.js';
+import { formatHostPort, formatSource } from '../hostPort.js';
 import { AccessTokens, ADMIN_GROUP, isAdmin } from './accessTokens.js';
 import { AgentTunnels } from './agentTunnels.js';
 import { Api } from './api.js';
@@ -210,7 +210,7 @@ export async function startHub(config: HubConfig, log: Logger): Promise<Hub> {
     else httpServer.emit('connection', socket);
   });
   tlsServer.on('tlsClientError', (err, socket) => {
-    log.debug({ err: err.message, source: socket.remoteAddress }, 'TLS handshake failed');
+    log.debug({ err: err.message, source: formatSource(socket) }, 'TLS handshake failed');
     socket.destroy();
   });
 

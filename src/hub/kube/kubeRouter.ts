@@ -30,6 +30,7 @@
 import http from 'node:http';
 import type { Duplex } from 'node:stream';
 import { WarrenError, asWarrenError } from '../../errors.js';
+import { formatSource } from '../../hostPort.js';
 import type { Logger } from '../../log.js';
 import { logFailure, newRequestId } from '../failureLog.js';
 import { filterHeaders, isUpgrade, responseHead } from '../../kube/httpHeaders.js';
@@ -133,7 +134,7 @@ export class KubeRouter {
   private auditState(req: http.IncomingMessage, upgrade: boolean): AuditState {
     const url = req.url ?? '/';
     return {
-      started: Date.now(), source: `${req.socket.remoteAddress}:${req.socket.remotePort}`, method: req.method ?? 'GET', path: url, upgrade,
+      started: Date.now(), source: formatSource(req.socket), method: req.method ?? 'GET', path: url, upgrade,
       user: null, cluster: null, admission: undefined, agent: null, stripped: [], bytesIn: 0, bytesOut: 0,
     };
   }
