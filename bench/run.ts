@@ -21,7 +21,7 @@ import type { Endpoint } from './lib/endpoints.js';
 import type { BulkResult, ConnsResult, LoadResult, LoadTest, RttResult } from './lib/load.js';
 import { ProcessGroupStat, cpuDelta } from './lib/procstat.js';
 import { startSshReverse } from './lib/sshReverse.js';
-import { benchUser, cliEnv, createHubForward, hasCliFeature, startBenchAgent, startBenchHub, type BenchHub } from './lib/warrenProcs.js';
+import { benchUser, cliEnv, createHubForward, hasCliFeature, startBenchAgent, startBenchHub } from './lib/warrenProcs.js';
 import { WARREN_BIN } from '../test/support/warren.js';
 import { fmt, markdownTable, median, mib } from './lib/stats.js';
 import { machineLine } from './lib/machine.js';

@@ -16,7 +16,6 @@
  * 2500), BENCH_SCALE_TIMEOUT_SECONDS (wait for all agents at most this long, default 300).
  */
 import fs from 'node:fs';
-import net from 'node:net';
 import path from 'node:path';
 import { fork, spawnSync, type ChildProcess } from 'node:child_process';
 import { ChildGroup, waitForExit, waitForLine } from '../test/support/proc.js';

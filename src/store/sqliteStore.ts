@@ -4,9 +4,8 @@
 import fs from 'node:fs';
 import Database from 'better-sqlite3';
 import type {
-  AccessTokenRecord, AgentAuthority, AgentMeta, AgentRecord, AuditFilter, AuditRow, GrantRecord, JoinTokenRecord, Store,
+  AccessTokenRecord, AgentAuthority, AgentMeta, AgentRecord, AuditFilter, AuditRow, ForwardRecord, GrantRecord, JoinTokenRecord, Store,
 } from './store.js';
-import type { ForwardRecord } from './store.js';
 
 /** Append-only: a released migration is never edited, a new one is added. */
 const MIGRATIONS: readonly string[] = [
