@@ -201,7 +201,7 @@ async function sampled<T>(p: Path, m: Measured, work: () => Promise<T>): Promise
 }
 
 function cpuNow(p: Path): Map<number, number>[] {
-  return [p.hub?.cpu() ?? new Map(), p.agent?.cpu() ?? new Map()];
+  return [p.hub?.cpu() ?? new Map<number, number>(), p.agent?.cpu() ?? new Map<number, number>()];
 }
 
 /** A failed test leaves a gap in the row (and a line on stderr) rather than ending the run. */

@@ -33,7 +33,7 @@ export class AgentUplinks {
     this.h2.on('stream', (stream: ServerHttp2Stream, headers: IncomingHttpHeaders) => {
       stream.on('error', () => undefined);
       const agent = this.sessions.get(stream.session as ServerHttp2Session);
-      if (agent === undefined) return void stream.close(http2.constants.NGHTTP2_REFUSED_STREAM);
+      if (agent === undefined) return stream.close(http2.constants.NGHTTP2_REFUSED_STREAM);
       opts.onStream(agent, stream, headers);
     });
   }
@@ -52,7 +52,7 @@ export class AgentUplinks {
         if (!session) return void socket.destroy();
         const s = session;
         this.sessions.set(s, agent);
-        s.on('error', (err) => this.opts.log.debug({ agent, err: err.message }, 'uplink session error'));
+        s.on('error', (err: Error) => this.opts.log.debug({ agent, err: err.message }, 'uplink session error'));
         s.setLocalWindowSize(CONNECTION_WINDOW);
         startKeepalive(s, { intervalMs: this.opts.pingIntervalMs, onDead: () => abortSession(s, new Error('keepalive timeout')) });
         s.once('close', () => this.sessions.delete(s));

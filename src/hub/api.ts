@@ -89,7 +89,7 @@ const joinTokenSchema = z
     routes: z.array(z.string().max(253).refine(isRoute, 'routes are CIDRs (10.20.0.0/16) or DNS suffixes (.corp.internal)')).max(1000).default([]),
   })
   .strict()
-  .refine((b) => b.name === undefined || b.namePattern === undefined, { message: 'give name or namePattern, not both', path: ['namePattern'] });
+  .refine((b) => b.name === undefined || b.namePattern === undefined, { error: 'give name or namePattern, not both', path: ['namePattern'] });
 
 const grantSchema = z
   .object({
@@ -412,7 +412,7 @@ export class Api {
     for (const r of this.routes) {
       const p = r.path.replace(/:(\w+)/g, '{$1}');
       paths[p] ??= {};
-      paths[p]![r.method.toLowerCase()] = {
+      paths[p][r.method.toLowerCase()] = {
         summary: r.summary,
         security: r.access === 'none' ? [] : r.access === 'agent' ? [{ agentCertificate: [] }] : [{ bearer: [] }],
         'x-warren-access': r.access,

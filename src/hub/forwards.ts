@@ -310,7 +310,7 @@ export class Forwards {
     if (headers[':method'] !== 'CONNECT') {
       return refuseUplink(stream, new WarrenError('WARREN_E_NOT_FOUND', `hub uplink: nothing at ${String(headers[':method'])} ${String(headers[':path'])}`));
     }
-    const authority = String(headers[':authority'] ?? '');
+    const authority = (headers[':authority'] ?? '');
     const name = /^([a-z0-9-]{1,63}):\d{1,5}$/.exec(authority)?.[1];
     const f = name === undefined ? undefined : this.live.get(name);
     const src = parseHostPort(String(headers[SOURCE_HEADER] ?? ''));
@@ -379,7 +379,7 @@ export class Forwards {
   /** Pushes an agent's whole listener set; pushes to one agent run one after another, each with the set as it is then. */
   private syncAgent(agent: string): Promise<void> {
     const next = (this.pushes.get(agent) ?? Promise.resolve()).then(() => this.pushNow(agent)).catch((err: unknown) => {
-      this.deps.log.error({ agent, err: (err as Error)?.message }, 'listener push failed');
+      this.deps.log.error({ agent, err: err instanceof Error ? err.message : String(err) }, 'listener push failed');
     });
     this.pushes.set(agent, next);
     void next.then(() => {
@@ -429,7 +429,7 @@ export class Forwards {
 
 function refuseUplink(stream: ServerHttp2Stream, err: WarrenError): void {
   if (stream.destroyed) return;
-  if (stream.headersSent) return void stream.close(h2c.NGHTTP2_CANCEL);
+  if (stream.headersSent) return stream.close(h2c.NGHTTP2_CANCEL);
   const code: ErrorCode = err.code;
   stream.respond({ ':status': err.status, [ERROR_HEADER]: code, [MESSAGE_HEADER]: err.message.replace(/[\r\n]+/g, ' ') }, { endStream: true });
 }

@@ -163,7 +163,7 @@ export async function startHub(config: HubConfig, log: Logger): Promise<Hub> {
           res.writeHead(200, { 'content-type': metrics.registry.contentType });
           res.end(await metrics.registry.metrics());
         })
-        .catch((err) => sendError(res, err, log));
+        .catch((err: unknown) => sendError(res, err, log));
     }
     sendError(res, new WarrenError('WARREN_E_NOT_FOUND', `nothing at ${url.pathname}; the admin API is under /api/v1/`), log);
   });

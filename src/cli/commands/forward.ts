@@ -31,7 +31,7 @@ Examples:
   psql -h 127.0.0.1 -p 5432 …`)
     .action(async (specs: string[], _o, cmd: Command) => {
       const parsed = specs.map(parseForwardSpec);
-      const { endpoint, token } = await resolveClient(cmd.optsWithGlobals() as ClientFlags);
+      const { endpoint, token } = await resolveClient(cmd.optsWithGlobals<ClientFlags>());
       process.exitCode = await runForward(endpoint, token!, parsed);
     });
 }

@@ -228,7 +228,7 @@ function readMessage<T>(socket: Socket, parse: (buf: Uint8Array) => ParseResult<
     }
     function onReadable(): void {
       for (;;) {
-        const chunk: Buffer | null = socket.read(1);
+        const chunk = socket.read(1) as Buffer | null;
         if (chunk === null) return;
         bytes.push(...chunk);
         const result = parse(Uint8Array.from(bytes));

@@ -158,7 +158,7 @@ export class KubeRouter {
       if (!m) throw new KubeRefusal(kubeStatus(404, `nothing at ${raw.split('?')[0]!.slice(0, 200)}; cluster APIs are at ${KUBE_PREFIX}NAME/`));
       cluster = safeDecode(m[1]!);
       path = m[2] === '' ? '/' : m[2]!.startsWith('?') ? `/${m[2]}` : m[2]!;
-      principal = await this.deps.authenticate(req.headers.authorization, req.socket as import('node:net').Socket).catch((err: unknown) => {
+      principal = await this.deps.authenticate(req.headers.authorization, req.socket).catch((err: unknown) => {
         throw new KubeRefusal(kubeStatus(401, asWarrenError(err).message));
       });
     } else {
