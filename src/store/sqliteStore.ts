@@ -257,25 +257,11 @@ export class SqliteStore implements Store {
   async queryAudit(f: AuditFilter): Promise<Array<AuditRow & { id: number }>> {
     const where: string[] = [];
     const args: unknown[] = [];
-    if (f.since !== undefined) {
-      where.push('time >= ?');
-      args.push(f.since);
-    }
-    if (f.afterId !== undefined) {
-      where.push('id > ?');
-      args.push(f.afterId);
-    }
-    if (f.user !== undefined) {
-      where.push('user = ?');
-      args.push(f.user);
-    }
-    if (f.agent !== undefined) {
-      where.push('agent = ?');
-      args.push(f.agent);
-    }
-    if (f.kind !== undefined) {
-      where.push('kind = ?');
-      args.push(f.kind);
+    const filters: Array<[string, unknown]> = [['time >= ?', f.since], ['id > ?', f.afterId], ['user = ?', f.user], ['agent = ?', f.agent], ['kind = ?', f.kind]];
+    for (const [clause, value] of filters) {
+      if (value === undefined) continue;
+      where.push(clause);
+      args.push(value);
     }
     // The newest rows, oldest first (like `tail`): a follower's backlog must end at the live edge.
     const sql = `SELECT * FROM (SELECT * FROM audit ${where.length ? 'WHERE ' + where.join(' AND ') : ''} ORDER BY id DESC LIMIT ?) ORDER BY id`;
