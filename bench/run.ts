@@ -21,7 +21,7 @@ import type { Endpoint } from './lib/endpoints.js';
 import type { BulkResult, ConnsResult, LoadResult, LoadTest, RttResult } from './lib/load.js';
 import { ProcessGroupStat, cpuDelta } from './lib/procstat.js';
 import { startSshReverse } from './lib/sshReverse.js';
-import { benchUser, cliEnv, createHubForward, hasCliFeature, startBenchAgent, startBenchHub, type BenchHub } from './lib/warrenProcs.js';
+import { benchUser, cliEnv, createHubForward, hasCliFeature, startBenchAgent, startBenchHub } from './lib/warrenProcs.js';
 import { WARREN_BIN } from '../test/support/warren.js';
 import { fmt, markdownTable, median, mib } from './lib/stats.js';
 import { machineLine } from './lib/machine.js';
@@ -201,7 +201,7 @@ async function sampled<T>(p: Path, m: Measured, work: () => Promise<T>): Promise
 }
 
 function cpuNow(p: Path): Map<number, number>[] {
-  return [p.hub?.cpu() ?? new Map(), p.agent?.cpu() ?? new Map()];
+  return [p.hub?.cpu() ?? new Map<number, number>(), p.agent?.cpu() ?? new Map<number, number>()];
 }
 
 /** A failed test leaves a gap in the row (and a line on stderr) rather than ending the run. */

@@ -16,7 +16,6 @@
  * 2500), BENCH_SCALE_TIMEOUT_SECONDS (wait for all agents at most this long, default 300).
  */
 import fs from 'node:fs';
-import net from 'node:net';
 import path from 'node:path';
 import { fork, spawnSync, type ChildProcess } from 'node:child_process';
 import { ChildGroup, waitForExit, waitForLine } from '../test/support/proc.js';
@@ -156,8 +155,14 @@ class Fleet {
     if (what === 'c') {
       this.connects[i]!.push(at);
       if (this.connects[i]!.length === (this.marks[i] ?? -1) + 1) this.reconnected++;
-      if (!this.connected[i]) (this.connected[i] = true), this.connectedCount++;
-    } else if (this.connected[i]) (this.connected[i] = false), this.connectedCount--;
+      if (!this.connected[i]) {
+        this.connected[i] = true;
+        this.connectedCount++;
+      }
+    } else if (this.connected[i]) {
+      this.connected[i] = false;
+      this.connectedCount--;
+    }
     for (const w of this.waiters) w();
   }
 
@@ -312,7 +317,7 @@ async function runScale(n: number): Promise<ScaleResult> {
     const hostsCpuReconnect = hostsCpu(fleet) - hostR0;
     const firstBack = fleet.connects.map((c, i) => c[before[i]!]).filter((t): t is number => t !== undefined);
     const backSeconds = back ? (Math.max(...firstBack) - hub.listeningAt) / 1000 : undefined;
-    const buckets: number[] = [];
+    const buckets: (number | undefined)[] = [];
     for (const t of firstBack) {
       const b = Math.max(0, Math.floor((t - hub.listeningAt) / 100));
       buckets[b] = (buckets[b] ?? 0) + 1;

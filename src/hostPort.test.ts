@@ -1,6 +1,11 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { parseHostPort, formatHostPort, isLabel, parseListen } from './hostPort.js';
+import { once } from 'node:events';
+import { mkdtempSync, rmSync } from 'node:fs';
+import net from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parseHostPort, formatHostPort, formatSource, isLabel, parseListen } from './hostPort.js';
 import { parseDuration } from './duration.js';
 
 test('parseHostPort: the target grammar', () => {
@@ -40,6 +45,40 @@ test('parseHostPort: malformed authorities are refused, never thrown on (regress
     ['user@node1:22', 'userinfo'],
   ];
   for (const [text, why] of bad) assert.equal(parseHostPort(text), undefined, `${why}: ${text}`);
+});
+
+/** The source the server side of one real connection to `listen` reports, and the client's own address. */
+async function sourceSeenBy(listen: net.ListenOptions): Promise<{ source: string; client: net.AddressInfo | Record<string, never> }> {
+  const server = net.createServer();
+  server.listen(listen);
+  await once(server, 'listening');
+  const address = server.address();
+  const client = typeof address === 'string' ? net.connect(address) : net.connect(address!.port, address!.address);
+  try {
+    const [accepted] = (await once(server, 'connection')) as [net.Socket];
+    const source = formatSource(accepted);
+    accepted.destroy();
+    if (client.connecting) await once(client, 'connect');
+    return { source, client: client.address() as net.AddressInfo | Record<string, never> };
+  } finally {
+    client.destroy();
+    server.close();
+  }
+}
+
+test('formatSource: one spelling of a peer for every door and tunnel', async () => {
+  const v4 = await sourceSeenBy({ port: 0, host: '127.0.0.1' });
+  assert.equal(v4.source, `127.0.0.1:${String(v4.client.port)}`);
+  const v6 = await sourceSeenBy({ port: 0, host: '::1' });
+  assert.equal(v6.source, `[::1]:${String(v6.client.port)}`);
+  const dir = mkdtempSync(join(tmpdir(), 'warren-source-'));
+  try {
+    assert.equal((await sourceSeenBy({ path: join(dir, 's.sock') })).source, 'unix');
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+  // regression: a socket without a peer was spelled `undefined:undefined`
+  assert.equal(formatSource(new net.Socket()), 'unknown');
 });
 
 test('isLabel: RFC 1123 agent names', () => {

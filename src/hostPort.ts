@@ -60,6 +60,20 @@ export function formatHostPort({ host, port }: HostPort): string {
   return net.isIPv6(host) ? `[${host}]:${port}` : `${host}:${port}`;
 }
 
+/**
+ * Where a connection came from, as audit rows and logs spell it:
+ *
+ *   10.0.0.7:51234, [fd00::7]:51234   a TCP peer (IPv6 in brackets)
+ *   unix                              a unix-socket peer, which has no address
+ *   unknown                           a socket closed before its peer was read
+ */
+export function formatSource(socket: Pick<net.Socket, 'remoteAddress' | 'remotePort' | 'localAddress' | 'pending'>): string {
+  const ip = socket.remoteAddress;
+  if (ip !== undefined) return formatHostPort({ host: ip, port: socket.remotePort ?? 0 });
+  // A connected TCP socket always has a local address; a unix socket has none on either end.
+  return !socket.pending && socket.localAddress === undefined ? 'unix' : 'unknown';
+}
+
 /** Canonical text of an IP address (compressed, lower-case IPv6); other strings pass through. */
 export function canonicalIp(ip: string): string {
   if (!net.isIPv6(ip)) return ip;

@@ -79,7 +79,7 @@ interface Rendered {
 }
 
 async function renderChart(overrides: Obj = {}, release = { name: 'warren', namespace: 'warren-system' }): Promise<Rendered> {
-  const chart = YAML.parse(readFileSync(join(CHART, 'Chart.yaml'), 'utf8')) as Obj;
+  const chart = YAML.parse(readFileSync(join(CHART, 'Chart.yaml'), 'utf8'));
   const values = mergeValues(YAML.parse(readFileSync(join(CHART, 'values.yaml'), 'utf8')), overrides);
   if (!checkValues(values)) throw new ValuesError(`values don't meet the schema: ${ajv.errorsText(checkValues.errors)}`);
   const files = readdirSync(join(CHART, 'templates')).sort();
@@ -103,7 +103,7 @@ async function renderChart(overrides: Obj = {}, release = { name: 'warren', name
     }
     for (const doc of YAML.parseAllDocuments(text)) {
       assert.equal(doc.errors.length, 0, `${f}: ${doc.errors.join('; ')}\n${text}`);
-      const o = doc.toJS() as Obj;
+      const o = doc.toJS();
       if (o !== null && o !== undefined) objects.push(o);
     }
   }
@@ -143,7 +143,7 @@ describe('Helm chart deploy/helm/warren', () => {
   });
 
   it('describes itself: Chart.yaml v2, appVersion = the package version', () => {
-    const chart = YAML.parse(readFileSync(join(CHART, 'Chart.yaml'), 'utf8')) as Obj;
+    const chart = YAML.parse(readFileSync(join(CHART, 'Chart.yaml'), 'utf8'));
     assert.equal(chart.apiVersion, 'v2');
     assert.equal(chart.name, 'warren');
     assert.match(chart.version, /^\d+\.\d+\.\d+$/);
@@ -319,7 +319,7 @@ describe('Dockerfile', () => {
     });
 
   it('lints clean (dockerfile-utils)', () => {
-    assert.deepEqual(lintDockerfile(text).map((d) => `${d.range.start.line + 1}: ${d.message}`), []);
+    assert.deepEqual(lintDockerfile(text).map((d) => `${d.range.start.line + 1}: ${typeof d.message === 'string' ? d.message : d.message.value}`), []);
   });
 
   it('builds in one stage and runs on node:20-slim as uid 10001, the manifests\' runAsUser', async () => {

@@ -68,6 +68,6 @@ async function startAll(m: Extract<Msg, { cmd: 'start' }>): Promise<void> {
 process.on('message', (m: Msg) => {
   if (m.cmd === 'enroll') void enrollAll(m);
   else if (m.cmd === 'start') void startAll(m);
-  else if (m.cmd === 'stop') void Promise.all(agents.map((a) => a.stop())).then(() => process.exit(0));
+  else void Promise.all(agents.map((a) => a.stop())).then(() => process.exit(0));
 });
 process.on('disconnect', () => process.exit(0));

@@ -185,7 +185,7 @@ if (process.send) {
   process.on('message', (msg: { id: number; endpoint: Endpoint; test: LoadTest }) => {
     runTest(msg.endpoint, msg.test).then(
       (result) => process.send!({ id: msg.id, result }),
-      (err: unknown) => process.send!({ id: msg.id, error: (err as Error)?.stack ?? String(err) }),
+      (err: unknown) => process.send!({ id: msg.id, error: err instanceof Error ? err.stack : String(err) }),
     );
   });
   process.on('disconnect', () => process.exit(0));

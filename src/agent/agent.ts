@@ -14,7 +14,9 @@ import type { Logger } from '../log.js';
 import { Backoff } from '../tunnel/backoff.js';
 import { startKeepalive } from '../tunnel/keepalive.js';
 import { abortSession } from '../tunnel/relay.js';
-import { ALPN, CONNECTION_WINDOW, H2_SETTINGS, INFO_PATH, MAX_SESSION_MEMORY_MB, type AgentInfo, type Refusal } from '../tunnel/protocol.js';
+import {
+  ALPN, CONNECTION_WINDOW, H2_SETTINGS, INFO_PATH, KUBE_SERVICE, LISTENERS_PATH, MAX_SESSION_MEMORY_MB, SERVICE_HEADER, type AgentInfo, type Refusal,
+} from '../tunnel/protocol.js';
 import { VERSION } from '../version.js';
 import { dialHub, hubSecureContext, proxyFor, type HubEndpoint } from '../client/dialHub.js';
 import { AllowList } from './allowList.js';
@@ -23,8 +25,6 @@ import { handleConnectStream, refuseStream } from './dialer.js';
 import { enroll, loadIdentity, renew, renewalDelayMs, type AgentIdentity } from './identity.js';
 import { EntryListeners } from './listeners.js';
 import { Uplink } from './uplink.js';
-import { LISTENERS_PATH } from '../tunnel/protocol.js';
-import { KUBE_SERVICE, SERVICE_HEADER } from '../tunnel/protocol.js';
 import { KubeCredentials } from './kube/credentials.js';
 import { KubeProxy } from './kube/kubeProxy.js';
 
@@ -161,6 +161,7 @@ class AgentRunner extends EventEmitter implements Agent {
         this.log.warn({ code: e.code, err: e.code === 'WARREN_E_INTERNAL' ? (err as Error).message : e.message }, 'tunnel attempt failed');
       }
       if (this.stopped) break;
+      // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition -- runOnce() sets upSince; the narrowing from the assignment above outlives the await
       if (this.upSince !== undefined && Date.now() - this.upSince > STABLE_MS) this.backoff.reset();
       const delay = this.backoff.next();
       this.log.info({ delayMs: delay }, 'reconnecting');
@@ -246,7 +247,7 @@ class AgentRunner extends EventEmitter implements Agent {
         }
       }
     });
-    session.on('error', (err) => this.log.debug({ err: err.message }, 'tunnel session error'));
+    session.on('error', (err: Error) => this.log.debug({ err: err.message }, 'tunnel session error'));
     this.emit('session');
     return new Promise<Refusal | undefined>((resolve) => {
       session.once('close', () => {
@@ -279,16 +280,16 @@ class AgentRunner extends EventEmitter implements Agent {
       return;
     }
     if (method === 'PUT' && headers[':path'] === LISTENERS_PATH) {
-      void this.entries.handlePut(stream).catch((err) => refuseStream(stream, asWarrenError(err)));
+      void this.entries.handlePut(stream).catch((err: unknown) => refuseStream(stream, asWarrenError(err)));
       return;
     }
     if (method === 'CONNECT' && headers[SERVICE_HEADER] !== undefined) {
       const service = String(headers[SERVICE_HEADER]);
-      if (service === KUBE_SERVICE && this.kube) return this.kube.serve(stream, String(headers[':authority'] ?? ''));
+      if (service === KUBE_SERVICE && this.kube) return this.kube.serve(stream, (headers[':authority'] ?? ''));
       return refuseStream(stream, new WarrenError('WARREN_E_NOT_FOUND', `agent "${this.identity.name}" does not serve "${service.slice(0, 40)}"${service === KUBE_SERVICE ? ': it was started without --kube' : ''}`));
     }
     if (method === 'CONNECT') {
-      void handleConnectStream(stream, String(headers[':authority'] ?? ''), { allow: this.allow, dialTimeoutMs: this.config.dialTimeoutMs, log: this.log }).catch((err) => {
+      void handleConnectStream(stream, (headers[':authority'] ?? ''), { allow: this.allow, dialTimeoutMs: this.config.dialTimeoutMs, log: this.log }).catch((err: unknown) => {
         this.log.error({ err: (err as Error).message }, 'stream handler failed');
         refuseStream(stream, asWarrenError(err));
       });

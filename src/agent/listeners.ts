@@ -15,7 +15,7 @@ import { constants as h2c, type ServerHttp2Stream } from 'node:http2';
 import { z } from 'zod';
 import { WarrenError } from '../errors.js';
 import type { Logger } from '../log.js';
-import { canonicalIp, formatHostPort } from '../hostPort.js';
+import { formatHostPort, formatSource } from '../hostPort.js';
 import { describeBindError } from '../forwardSpec.js';
 import { abortStream, relay } from '../tunnel/relay.js';
 import { ERROR_HEADER, MESSAGE_HEADER, SOURCE_HEADER, type ListenerReport, type ListenerSpec, type ListenerStatus } from '../tunnel/protocol.js';
@@ -57,7 +57,7 @@ export class EntryListeners {
     let size = 0;
     for await (const chunk of stream as AsyncIterable<Buffer>) {
       size += chunk.length;
-      if (size > MAX_BODY) return void stream.close(h2c.NGHTTP2_REFUSED_STREAM);
+      if (size > MAX_BODY) return stream.close(h2c.NGHTTP2_REFUSED_STREAM);
       chunks.push(chunk);
     }
     let specs: ListenerSpec[];
@@ -65,7 +65,7 @@ export class EntryListeners {
       specs = setSchema.parse(JSON.parse(Buffer.concat(chunks).toString('utf8'))).listeners;
     } catch {
       const e = new WarrenError('WARREN_E_BAD_REQUEST', 'agent: malformed listener set');
-      return void stream.respond({ ':status': e.status, [ERROR_HEADER]: e.code, [MESSAGE_HEADER]: e.message }, { endStream: true });
+      return stream.respond({ ':status': e.status, [ERROR_HEADER]: e.code, [MESSAGE_HEADER]: e.message }, { endStream: true });
     }
     const report = await this.apply(specs);
     if (stream.destroyed) return;
@@ -130,7 +130,7 @@ export class EntryListeners {
   private async onConnection(held: Held, socket: net.Socket): Promise<void> {
     socket.setNoDelay(true);
     socket.on('error', () => undefined);
-    const source = formatHostPort({ host: canonicalIp(socket.remoteAddress ?? '0.0.0.0'), port: socket.remotePort ?? 0 });
+    const source = formatSource(socket);
     const log = this.opts.log.child({ forward: held.spec.forward, source });
     let req;
     try {
@@ -155,7 +155,7 @@ export class EntryListeners {
         abortStream(socket);
         return;
       }
-      if (socket.destroyed) return void req.close(h2c.NGHTTP2_CANCEL);
+      if (socket.destroyed) return req.close(h2c.NGHTTP2_CANCEL);
       void relay(socket, req).then((c) => log.debug({ bytesIn: c.aToB, bytesOut: c.bToA, error: c.error?.message }, 'forward connection closed'));
     });
   }

@@ -60,7 +60,7 @@ export class Uplink {
       throw new WarrenError('WARREN_E_AGENT_REVOKED', `hub ${ep.url.host} refused the uplink`);
     }
     const session = http2.connect(ep.url.origin, { createConnection: () => socket, settings: H2_SETTINGS, maxSessionMemory: MAX_SESSION_MEMORY_MB });
-    session.on('error', (err) => this.opts.log.debug({ err: err.message }, 'uplink session error'));
+    session.on('error', (err: Error) => this.opts.log.debug({ err: err.message }, 'uplink session error'));
     const stopKeepalive = startKeepalive(session, {
       intervalMs: this.opts.pingIntervalMs,
       onDead: () => {

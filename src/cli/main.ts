@@ -49,7 +49,7 @@ Examples:
   ansible_ssh_common_args='-o ProxyCommand="warren connect %h:%p"'`)
     .action(async (target: string, _o, cmd: Command) => {
       connectTarget(target);
-      const { endpoint, token } = await resolveClient(cmd.optsWithGlobals() as ClientFlags);
+      const { endpoint, token } = await resolveClient(cmd.optsWithGlobals<ClientFlags>());
       process.exitCode = await runConnect(endpoint, token!, target);
     });
 

@@ -19,6 +19,7 @@ function cell(v: unknown): string {
   if (v === null || v === undefined || v === '') return '-';
   if (Array.isArray(v)) return v.length ? v.join(',') : '-';
   if (typeof v === 'object') return Object.entries(v as Record<string, unknown>).map(([k, x]) => `${k}=${String(x)}`).join(',') || '-';
+  // eslint-disable-next-line @typescript-eslint/no-base-to-string -- objects and arrays were handled above: v is a primitive
   return String(v);
 }
 

@@ -25,7 +25,10 @@ export async function hubRequest(
   const socket = await dialHub(ep, { timeoutMs: opts.timeoutMs });
   const payload = opts.body === undefined ? undefined : Buffer.from(JSON.stringify(opts.body));
   const headers: http.OutgoingHttpHeaders = { host: ep.url.host, accept: 'application/json' };
-  if (payload) (headers['content-type'] = 'application/json'), (headers['content-length'] = payload.length);
+  if (payload) {
+    headers['content-type'] = 'application/json';
+    headers['content-length'] = payload.length;
+  }
   if (opts.token) headers.authorization = `Bearer ${opts.token}`;
   return new Promise((resolve, reject) => {
     const req = http.request({ createConnection: () => socket, method, path, headers });
@@ -44,6 +47,7 @@ export async function hubRequest(
 }
 
 /** Parses a JSON answer; a non-2xx answer becomes the WarrenError the hub described. */
+// eslint-disable-next-line @typescript-eslint/no-unnecessary-type-parameters -- the caller names the shape of the answer it asked for
 export function jsonOrThrow<T>(res: HubResponse): T {
   let body: unknown;
   try {

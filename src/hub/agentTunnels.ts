@@ -4,10 +4,11 @@
  * PINGs, and opens CONNECT streams through it. Also the router's live view of agents.
  */
 import http2, { constants as h2c, type ClientHttp2Session, type ClientHttp2Stream } from 'node:http2';
-import type { TLSSocket } from 'node:tls';
+import type { PeerCertificate, TLSSocket } from 'node:tls';
 import { EventEmitter } from 'node:events';
 import { z } from 'zod';
 import { WarrenError, isErrorCode } from '../errors.js';
+import { formatSource } from '../hostPort.js';
 import { AGENT_OU, normalizeSerial } from '../pki/pki.js';
 import { startKeepalive } from '../tunnel/keepalive.js';
 import { abortSession } from '../tunnel/relay.js';
@@ -147,14 +148,14 @@ export class AgentTunnels extends EventEmitter implements RouterView {
 
   /** Takes over a TLS socket that negotiated ALPN warren/1. */
   accept(socket: TLSSocket): void {
-    const source = `${socket.remoteAddress}:${socket.remotePort}`;
+    const source = formatSource(socket);
     const log = this.opts.log.child({ source });
     const session = http2.connect(`https://agent.${ALPN}`, {
       createConnection: () => socket,
       settings: H2_SETTINGS,
       maxSessionMemory: MAX_SESSION_MEMORY_MB,
     });
-    session.on('error', (err) => log.debug({ err: err.message }, 'agent session error'));
+    session.on('error', (err: Error) => log.debug({ err: err.message }, 'agent session error'));
     // The TLS server keeps half-open sockets (CONNECT streams need them), so an agent's EOF alone does
     // not close the session: a killed agent's tunnel would stay "connected", and take new streams into
     // the void, until the keepalive deadline. A tunnel never half-closes on purpose; EOF means gone.
@@ -177,7 +178,7 @@ export class AgentTunnels extends EventEmitter implements RouterView {
     // getPeerCertificate() builds a fresh object from the DER every call (~0.1 ms): once per agent is enough.
     const cert = socket.getPeerCertificate();
     const subject = cert.subject as unknown as Record<string, string | string[]>;
-    const name = typeof subject?.CN === 'string' ? subject.CN : undefined;
+    const name = typeof subject.CN === 'string' ? subject.CN : undefined;
     if (!name || subject.OU !== AGENT_OU) throw new WarrenError('WARREN_E_AGENT_REVOKED', 'certificate is not an agent certificate');
     const record = await this.opts.store.getAgent(name);
     const serial = normalizeSerial(cert.serialNumber);
@@ -236,7 +237,8 @@ export class AgentTunnels extends EventEmitter implements RouterView {
 }
 
 function peerName(socket: TLSSocket): string | undefined {
-  const cn = (socket.getPeerCertificate()?.subject as unknown as Record<string, string | string[]> | undefined)?.CN;
+  // null once the socket is destroyed, whatever the type says.
+  const cn = ((socket.getPeerCertificate() as PeerCertificate | null)?.subject as unknown as Record<string, string | string[]> | undefined)?.CN;
   return typeof cn === 'string' ? cn : undefined;
 }
 

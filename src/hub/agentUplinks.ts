@@ -8,6 +8,7 @@
 import http2, { type Http2Session, type IncomingHttpHeaders, type ServerHttp2Session, type ServerHttp2Stream } from 'node:http2';
 import type { TLSSocket } from 'node:tls';
 import { WarrenError } from '../errors.js';
+import { formatSource } from '../hostPort.js';
 import { AGENT_OU, normalizeSerial } from '../pki/pki.js';
 import { startKeepalive } from '../tunnel/keepalive.js';
 import { abortSession } from '../tunnel/relay.js';
@@ -32,14 +33,14 @@ export class AgentUplinks {
     this.h2.on('stream', (stream: ServerHttp2Stream, headers: IncomingHttpHeaders) => {
       stream.on('error', () => undefined);
       const agent = this.sessions.get(stream.session as ServerHttp2Session);
-      if (agent === undefined) return void stream.close(http2.constants.NGHTTP2_REFUSED_STREAM);
+      if (agent === undefined) return stream.close(http2.constants.NGHTTP2_REFUSED_STREAM);
       opts.onStream(agent, stream, headers);
     });
   }
 
   /** Takes over a TLS socket that negotiated warren-up/1. */
   accept(socket: TLSSocket): void {
-    const source = `${socket.remoteAddress}:${socket.remotePort}`;
+    const source = formatSource(socket);
     socket.on('error', () => undefined);
     this.verify(socket).then(
       (agent) => {
@@ -51,7 +52,7 @@ export class AgentUplinks {
         if (!session) return void socket.destroy();
         const s = session;
         this.sessions.set(s, agent);
-        s.on('error', (err) => this.opts.log.debug({ agent, err: err.message }, 'uplink session error'));
+        s.on('error', (err: Error) => this.opts.log.debug({ agent, err: err.message }, 'uplink session error'));
         s.setLocalWindowSize(CONNECTION_WINDOW);
         startKeepalive(s, { intervalMs: this.opts.pingIntervalMs, onDead: () => abortSession(s, new Error('keepalive timeout')) });
         s.once('close', () => this.sessions.delete(s));

@@ -21,7 +21,7 @@ import type { Forwards } from './forwards.js';
 import { forwardRoutes } from './forwardsApi.js';
 import { readJson, sendError, sendJson } from './httpJson.js';
 import { isRoute, parseCidr, parsePorts } from '../patterns.js';
-import { isLabel } from '../hostPort.js';
+import { formatSource, isLabel } from '../hostPort.js';
 import { explainFromQuery } from './routeExplain.js';
 import type { ClusterRoute } from './kube/clustersApi.js';
 import { describeAuthority } from './authority.js';
@@ -89,7 +89,7 @@ const joinTokenSchema = z
     routes: z.array(z.string().max(253).refine(isRoute, 'routes are CIDRs (10.20.0.0/16) or DNS suffixes (.corp.internal)')).max(1000).default([]),
   })
   .strict()
-  .refine((b) => b.name === undefined || b.namePattern === undefined, { message: 'give name or namePattern, not both', path: ['namePattern'] });
+  .refine((b) => b.name === undefined || b.namePattern === undefined, { error: 'give name or namePattern, not both', path: ['namePattern'] });
 
 const grantSchema = z
   .object({
@@ -206,7 +206,7 @@ export class Api {
         handle: async ({ req }) => {
           const body = await readJson(req, z.object({ token: z.string().max(1024), name: z.string().max(253), csr: z.string().max(16384), labels: labelsSchema }).strict());
           const out = await d.enrollment.join(body);
-          await d.audit.record({ kind: 'agent', result: 'ok', agent: out.name, reason: 'joined with a join token', source: req.socket.remoteAddress ?? null });
+          await d.audit.record({ kind: 'agent', result: 'ok', agent: out.name, reason: 'joined with a join token', source: formatSource(req.socket) });
           d.tunnels.markKnown(out.name);
           return out;
         },
@@ -413,7 +413,7 @@ export class Api {
     for (const r of this.routes) {
       const p = r.path.replace(/:(\w+)/g, '{$1}');
       paths[p] ??= {};
-      paths[p]![r.method.toLowerCase()] = {
+      paths[p][r.method.toLowerCase()] = {
         summary: r.summary,
         security: r.access === 'none' ? [] : r.access === 'agent' ? [{ agentCertificate: [] }] : [{ bearer: [] }],
         'x-warren-access': r.access,

@@ -86,7 +86,8 @@ export function tokenFromHeader(value: string): string {
 /** A user certificate (OU=warren-user) that chains to the hub CA, or undefined. */
 export function principalFromCert(socket: Socket): Principal | undefined {
   if (!(socket instanceof tls.TLSSocket) || !socket.authorized) return undefined;
-  const cert = socket.getPeerCertificate();
+  // null once the socket is destroyed, whatever the type says.
+  const cert = socket.getPeerCertificate() as tls.PeerCertificate | null;
   const subject = cert?.subject as unknown as Record<string, string | string[]> | undefined;
   if (!subject || !asArray(subject.OU).includes(USER_OU)) return undefined;
   const user = asArray(subject.CN)[0];

@@ -42,8 +42,8 @@ test('nameAllowed: a fixed name, a glob, or any name', () => {
 test('nameRefusal names the name, what the token allows, and the flag', () => {
   const e = nameRefusal({ namePattern: 'dev-*', clusters: [], routes: [] }, 'prod-1');
   assert.equal(e?.code, 'WARREN_E_AGENT_CLAIM_DENIED');
-  assert.match(e!.message, /agent name "prod-1" is not allowed by this join token \(it allows only names matching "dev-\*"\)/);
-  assert.match(e!.message, /warren join-token create --name prod-1/);
+  assert.match(e.message, /agent name "prod-1" is not allowed by this join token \(it allows only names matching "dev-\*"\)/);
+  assert.match(e.message, /warren join-token create --name prod-1/);
   assert.equal(nameRefusal({ namePattern: 'dev-*', clusters: [], routes: [] }, 'dev-1'), undefined);
 });
 
@@ -56,7 +56,7 @@ test('claimRefusal: clusters and routes outside the authority are refused with o
   assert.equal(cluster?.message, 'agent "x" may not serve cluster "prod": its join token does not allow it (create one with warren join-token create --clusters prod)');
   const route = claimRefusal('gw', { clusters: ['prod'], routes: ['10.1.0.0/16'] }, { clusters: ['prod'], routes: ['10.1.2.0/24', '10.2.0.0/16'] });
   assert.equal(route?.message, 'agent "gw" may not serve route "10.2.0.0/16": its join token does not allow it (create one with warren join-token create --clusters prod --routes 10.1.2.0/24,10.2.0.0/16)');
-  assert.ok(!route!.message.includes('\n'));
+  assert.ok(!route.message.includes('\n'));
   assert.equal(claimRefusal('gw', { clusters: ['prod', 'dev'], routes: ['10.0.0.0/8', '.corp.internal'] }, { clusters: ['dev'], routes: ['10.9.0.0/16', '.db.corp.internal'] }), undefined);
 });
 

@@ -176,7 +176,7 @@ function claimsOf(payload: JWTPayload, trustNames: boolean): ExternalClaims {
   }
   if (payload.ctx !== undefined && (typeof payload.ctx !== 'string' || payload.ctx === '')) throw rejected('ctx must be a cluster name');
   const name = (n: string) => (trustNames ? n : EXTERNAL_NAME_PREFIX + n);
-  return { principal: { user: name(payload.sub), groups: groups.map(name), via: 'jwt' }, ctx: payload.ctx as string | undefined };
+  return { principal: { user: name(payload.sub), groups: groups.map(name), via: 'jwt' }, ctx: payload.ctx };
 }
 
 function verifyFailure(err: unknown, alg: ExternalAlg): string {

@@ -138,7 +138,7 @@ test('a bind failure is the forward state, not an exception; bad input and clash
   const view = await forwards.create({ name: 'busy', entry: `hub:127.0.0.1:${taken}`, target: 'alpha:80', allowFrom: [] }, 'admin');
   assert.equal(view.listening, false);
   assert.equal(view.lastError?.code, 'WARREN_E_LISTEN_FAILED');
-  assert.match(view.lastError!.message, /address is in use/);
+  assert.match(view.lastError.message, /address is in use/);
   await assert.rejects(forwards.create({ name: 'busy2', entry: `hub:${taken}`, target: 'alpha:80', allowFrom: [] }, 'admin'), /overlaps forward "busy"/);
   await assert.rejects(forwards.create({ name: 'busy', entry: 'hub:0', target: 'alpha:80', allowFrom: [] }, 'admin'), /exists/);
   await assert.rejects(forwards.create({ name: 'Bad Name', entry: 'hub:0', target: 'alpha:80', allowFrom: [] }, 'admin'), /name: /);

@@ -23,7 +23,7 @@ import { constants as h2c, type ClientHttp2Session, type IncomingHttpHeaders, ty
 import type { Duplex } from 'node:stream';
 import type { TLSSocket } from 'node:tls';
 import { WarrenError, asWarrenError, type ErrorCode } from '../errors.js';
-import { canonicalIp, formatHostPort, parseHostPort } from '../hostPort.js';
+import { canonicalIp, formatHostPort, formatSource, parseHostPort } from '../hostPort.js';
 import {
   describeBindError, entriesClash, formatEntry, isForwardName, parseAllowFrom, parseEntry, sourceAllowed, type ForwardEntry,
 } from '../forwardSpec.js';
@@ -302,8 +302,7 @@ export class Forwards {
     socket.setNoDelay(true);
     socket.on('error', () => undefined);
     const ip = socket.remoteAddress ? canonicalIp(socket.remoteAddress) : undefined;
-    const source = ip ? formatHostPort({ host: ip, port: socket.remotePort ?? 0 }) : 'unknown';
-    void this.carry(f, socket, ip, source, { accept: () => undefined, refuse: () => abortStream(socket) });
+    void this.carry(f, socket, ip, formatSource(socket), { accept: () => undefined, refuse: () => abortStream(socket) });
   }
 
   /** A CONNECT stream on an agent's uplink: a connection accepted on that agent's entry. */
@@ -311,7 +310,7 @@ export class Forwards {
     if (headers[':method'] !== 'CONNECT') {
       return refuseUplink(stream, new WarrenError('WARREN_E_NOT_FOUND', `hub uplink: nothing at ${String(headers[':method'])} ${String(headers[':path'])}`));
     }
-    const authority = String(headers[':authority'] ?? '');
+    const authority = (headers[':authority'] ?? '');
     const name = /^([a-z0-9-]{1,63}):\d{1,5}$/.exec(authority)?.[1];
     const f = name === undefined ? undefined : this.live.get(name);
     const src = parseHostPort(String(headers[SOURCE_HEADER] ?? ''));
@@ -380,7 +379,7 @@ export class Forwards {
   /** Pushes an agent's whole listener set; pushes to one agent run one after another, each with the set as it is then. */
   private syncAgent(agent: string): Promise<void> {
     const next = (this.pushes.get(agent) ?? Promise.resolve()).then(() => this.pushNow(agent)).catch((err: unknown) => {
-      this.deps.log.error({ agent, err: (err as Error)?.message }, 'listener push failed');
+      this.deps.log.error({ agent, err: err instanceof Error ? err.message : String(err) }, 'listener push failed');
     });
     this.pushes.set(agent, next);
     void next.then(() => {
@@ -430,7 +429,7 @@ export class Forwards {
 
 function refuseUplink(stream: ServerHttp2Stream, err: WarrenError): void {
   if (stream.destroyed) return;
-  if (stream.headersSent) return void stream.close(h2c.NGHTTP2_CANCEL);
+  if (stream.headersSent) return stream.close(h2c.NGHTTP2_CANCEL);
   const code: ErrorCode = err.code;
   stream.respond({ ':status': err.status, [ERROR_HEADER]: code, [MESSAGE_HEADER]: err.message.replace(/[\r\n]+/g, ' ') }, { endStream: true });
 }

@@ -12,7 +12,7 @@ import { WarrenError } from '../errors.js';
 import { sendError } from './httpJson.js';
 
 async function serve(t: TestContext, fail: () => unknown) {
-  const lines: Array<Record<string, any>> = [];
+  const lines: Array<{ level: number; err: { stack: string }; [field: string]: unknown }> = [];
   const sink = new Writable({ write: (chunk: Buffer, _enc, done) => (lines.push(JSON.parse(chunk.toString())), done()) });
   const log = pino({ level: 'info' }, sink);
   const server = http.createServer((_req, res) => sendError(res, fail(), log));

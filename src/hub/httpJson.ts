@@ -46,7 +46,7 @@ export function sendJson(res: ServerResponse, status: number, body: unknown, hea
  */
 export function sendError(res: ServerResponse, err: unknown, log: FailureLog): void {
   const requestId = newRequestId();
-  const e = logFailure(log, err, { requestId, method: res.req?.method, path: res.req?.url?.split('?')[0] });
+  const e = logFailure(log, err, { requestId, method: res.req.method, path: res.req.url?.split('?')[0] });
   if (res.headersSent) {
     res.destroy();
     return;

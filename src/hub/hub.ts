@@ -15,9 +15,9 @@ import { WarrenError, asWarrenError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { SqliteStore } from '../store/sqliteStore.js';
 import type { Store } from '../store/store.js';
-import { ALPN } from '../tunnel/protocol.js';
+import { ALPN, UP_ALPN } from '../tunnel/protocol.js';
 import { VERSION } from '../version.js';
-import { formatHostPort } from '../hostPort.js';
+import { formatHostPort, formatSource } from '../hostPort.js';
 import { AccessTokens, ADMIN_GROUP, isAdmin } from './accessTokens.js';
 import { AgentTunnels } from './agentTunnels.js';
 import { Api } from './api.js';
@@ -33,7 +33,6 @@ import { HubMetrics } from './metrics.js';
 import { HubOpener } from './opener.js';
 import { Quotas } from './quotas.js';
 import { Forwards } from './forwards.js';
-import { UP_ALPN } from '../tunnel/protocol.js';
 import { startDoorListeners } from './doorListeners.js';
 import { HandshakeQueue } from './handshakeQueue.js';
 import { createKubeDoor } from './kube/kubeDoor.js';
@@ -164,7 +163,7 @@ export async function startHub(config: HubConfig, log: Logger): Promise<Hub> {
           res.writeHead(200, { 'content-type': metrics.registry.contentType });
           res.end(await metrics.registry.metrics());
         })
-        .catch((err) => sendError(res, err, log));
+        .catch((err: unknown) => sendError(res, err, log));
     }
     sendError(res, new WarrenError('WARREN_E_NOT_FOUND', `nothing at ${url.pathname}; the admin API is under /api/v1/`), log);
   });
@@ -210,7 +209,7 @@ export async function startHub(config: HubConfig, log: Logger): Promise<Hub> {
     else httpServer.emit('connection', socket);
   });
   tlsServer.on('tlsClientError', (err, socket) => {
-    log.debug({ err: err.message, source: socket.remoteAddress }, 'TLS handshake failed');
+    log.debug({ err: err.message, source: formatSource(socket) }, 'TLS handshake failed');
     socket.destroy();
   });
 

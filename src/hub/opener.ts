@@ -68,7 +68,7 @@ export class HubOpener implements Opener, Admitter {
       slot = this.deps.quotas.acquire(req.principal.user);
     } catch (err) {
       const e = asWarrenError(err);
-      this.deps.metrics.quotaRefusals.inc({ door: req.door, quota: String(e.details?.quota ?? '') });
+      this.deps.metrics.quotaRefusals.inc({ door: req.door, quota: typeof e.details?.quota === 'string' ? e.details.quota : '' });
       throw e;
     }
     const revoked = new AbortController();

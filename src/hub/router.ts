@@ -45,7 +45,7 @@ export function routeScore(route: string, host: string): number {
   return route.toLowerCase() === host ? 1000 : -1;
 }
 
-export function resolveTarget(host: string, view: RouterView, suffix = 'warren'): Resolution {
+export function resolveTarget(host: string, view: RouterView): Resolution {
   const connected = [...view.connected()];
   const single = (name: string, rule: 1 | 2, dialHost: string): Resolution => {
     if (!connected.some((a) => a.name === name)) {
@@ -56,9 +56,8 @@ export function resolveTarget(host: string, view: RouterView, suffix = 'warren')
   };
 
   // Rule 1: <host>.<agent>.warren or <agent>.warren
-  const dotSuffix = `.${suffix}`;
-  if (host.endsWith(dotSuffix)) {
-    const rest = host.slice(0, -dotSuffix.length);
+  if (host.endsWith('.warren')) {
+    const rest = host.slice(0, -'.warren'.length);
     const dot = rest.lastIndexOf('.');
     const agent = rest.slice(dot + 1);
     const inner = dot < 0 ? SELF_HOST : rest.slice(0, dot);
@@ -88,5 +87,5 @@ export function resolveTarget(host: string, view: RouterView, suffix = 'warren')
     const ordered = winners.map((a) => ({ a, k: Math.random() })).sort((x, y) => x.a.streamsOpen - y.a.streamsOpen || x.k - y.k);
     return { rule: 3, agents: ordered.map((o) => o.a.name), route: bestRoute!, dialHost: host };
   }
-  throw new WarrenError('WARREN_E_UNKNOWN_TARGET', `no agent serves host "${host}": it is not NAME.<agent>.${suffix}, not an agent name, and in no advertised route`, { host });
+  throw new WarrenError('WARREN_E_UNKNOWN_TARGET', `no agent serves host "${host}": it is not NAME.<agent>.warren, not an agent name, and in no advertised route`, { host });
 }

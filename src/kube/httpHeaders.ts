@@ -21,7 +21,7 @@ export interface FilteredHeaders {
 
 /** True for a request that asks to switch protocols (WebSocket, SPDY). */
 export function isUpgrade(headers: IncomingHttpHeaders): boolean {
-  return headers.upgrade !== undefined && /(^|,)\s*upgrade\s*(,|$)/i.test(String(headers.connection ?? ''));
+  return headers.upgrade !== undefined && /(^|,)\s*upgrade\s*(,|$)/i.test((headers.connection ?? ''));
 }
 
 /**

@@ -33,7 +33,7 @@ type Obj = any;
 function parse(yaml: string): Obj[] {
   return YAML.parseAllDocuments(yaml).map((d) => {
     assert.equal(d.errors.length, 0, d.errors.join('; '));
-    return d.toJS() as Obj;
+    return d.toJS();
   });
 }
 

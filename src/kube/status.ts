@@ -18,7 +18,6 @@
  */
 import type { ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
-import type { WarrenError } from '../errors.js';
 
 export interface KubeStatus {
   readonly kind: 'Status';
@@ -50,11 +49,6 @@ export function reasonFor(code: number): string {
 
 export function kubeStatus(code: number, message: string, reason = reasonFor(code)): KubeStatus {
   return { kind: 'Status', apiVersion: 'v1', metadata: {}, status: 'Failure', message, reason, code };
-}
-
-/** A Warren refusal as the Status a kube client understands (same HTTP status, same message). */
-export function statusOfError(err: WarrenError, reason?: string): KubeStatus {
-  return kubeStatus(err.status, err.message, reason);
 }
 
 /** Discovery documents (`/api`, `/api/v1`, `/apis`, `/apis/G/V`, `/version`, `/openapi/…`), whose errors client-go reads raw. */

@@ -24,7 +24,7 @@ export interface KeyPairPem {
 }
 
 export async function generateKeyPair(): Promise<CryptoKeyPair> {
-  return (await webcrypto.subtle.generateKey(KEY_ALG, true, ['sign', 'verify'])) as CryptoKeyPair;
+  return await webcrypto.subtle.generateKey(KEY_ALG, true, ['sign', 'verify']);
 }
 
 export async function privateKeyToPem(key: CryptoKey): Promise<string> {
@@ -103,7 +103,7 @@ async function issueLeaf(ca: Ca, opts: LeafOptions): Promise<{ pem: string; seri
     await x509.AuthorityKeyIdentifierExtension.create(ca.cert, false),
   ];
   if (opts.sans?.length) {
-    const names = opts.sans.map((s) => ({ type: (isIpLiteral(s) ? 'ip' : 'dns') as 'ip' | 'dns', value: s }));
+    const names = opts.sans.map((s) => ({ type: isIpLiteral(s) ? ('ip' as const) : ('dns' as const), value: s }));
     extensions.push(new x509.SubjectAlternativeNameExtension(names, false));
   }
   const cert = await x509.X509CertificateGenerator.create({

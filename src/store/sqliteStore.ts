@@ -4,9 +4,8 @@
 import fs from 'node:fs';
 import Database from 'better-sqlite3';
 import type {
-  AccessTokenRecord, AgentAuthority, AgentMeta, AgentRecord, AuditFilter, AuditRow, GrantRecord, JoinTokenRecord, Store,
+  AccessTokenRecord, AgentAuthority, AgentMeta, AgentRecord, AuditFilter, AuditRow, ForwardRecord, GrantRecord, JoinTokenRecord, Store,
 } from './store.js';
-import type { ForwardRecord } from './store.js';
 
 /** Append-only: a released migration is never edited, a new one is added. */
 const MIGRATIONS: readonly string[] = [
@@ -49,6 +48,7 @@ export const SCHEMA_VERSION = MIGRATIONS.length;
 type Row = Record<string, unknown>;
 
 const json = (v: unknown) => JSON.stringify(v);
+// eslint-disable-next-line @typescript-eslint/no-unnecessary-type-parameters -- each column's reader names the JSON shape it stored
 const parse = <T>(v: unknown): T => JSON.parse(String(v)) as T;
 const num = (v: unknown) => (v === null || v === undefined ? null : Number(v));
 
@@ -272,11 +272,12 @@ export class SqliteStore implements Store {
   async queryAudit(f: AuditFilter): Promise<Array<AuditRow & { id: number }>> {
     const where: string[] = [];
     const args: unknown[] = [];
-    if (f.since !== undefined) (where.push('time >= ?'), args.push(f.since));
-    if (f.afterId !== undefined) (where.push('id > ?'), args.push(f.afterId));
-    if (f.user !== undefined) (where.push('user = ?'), args.push(f.user));
-    if (f.agent !== undefined) (where.push('agent = ?'), args.push(f.agent));
-    if (f.kind !== undefined) (where.push('kind = ?'), args.push(f.kind));
+    const filters: Array<[string, unknown]> = [['time >= ?', f.since], ['id > ?', f.afterId], ['user = ?', f.user], ['agent = ?', f.agent], ['kind = ?', f.kind]];
+    for (const [clause, value] of filters) {
+      if (value === undefined) continue;
+      where.push(clause);
+      args.push(value);
+    }
     // The newest rows, oldest first (like `tail`): a follower's backlog must end at the live edge.
     const sql = `SELECT * FROM (SELECT * FROM audit ${where.length ? 'WHERE ' + where.join(' AND ') : ''} ORDER BY id DESC LIMIT ?) ORDER BY id`;
     return (this.sql(sql).all(...args, f.limit ?? 1000) as Row[]).map(toAudit);

@@ -59,7 +59,7 @@ export function streamSocket(stream: Http2Stream): StreamSocket {
   stream.on('end', () => socket.push(null));
   stream.on('error', (err) => socket.destroy(err));
   stream.on('close', () => {
-    if (stream.rstCode !== undefined && stream.rstCode !== h2c.NGHTTP2_NO_ERROR) socket.destroy(new Error(`tunnel stream reset (code ${stream.rstCode})`));
+    if (stream.rstCode !== h2c.NGHTTP2_NO_ERROR) socket.destroy(new Error(`tunnel stream reset (code ${stream.rstCode})`));
     else if (!socket.readableEnded && socket.readableLength === 0 && !stream.readableEnded) socket.destroy();
   });
   // One listener for the stream's idle timer; setTimeout below only re-arms it (http2's own

@@ -188,9 +188,9 @@ describe('agent authority, user-certificate cap, data-dir modes, join-token uses
       for (const [p, mode, isDir] of walk(root)) assert.equal(mode, isDir ? 0o700 : 0o600, `${p} is ${mode.toString(8)}`);
     }
     const hubFiles = walk(hub.dataDir).map(([p]) => path.basename(p));
-    for (const f of ['warren.db', 'warren.db-wal', 'warren.db-shm', 'admin.token', 'ca.key', 'ca.crt', 'hub.key', 'signing.key']) assert.ok(hubFiles.includes(f), `${f} in ${hubFiles}`);
+    for (const f of ['warren.db', 'warren.db-wal', 'warren.db-shm', 'admin.token', 'ca.key', 'ca.crt', 'hub.key', 'signing.key']) assert.ok(hubFiles.includes(f), `${f} in ${hubFiles.join(',')}`);
     const agentFiles = walk(prodA.dataDir).map(([p]) => path.basename(p));
-    for (const f of ['agent.key', 'agent.crt', 'ca.crt', 'identity.json']) assert.ok(agentFiles.includes(f), `${f} in ${agentFiles}`);
+    for (const f of ['agent.key', 'agent.crt', 'ca.crt', 'identity.json']) assert.ok(agentFiles.includes(f), `${f} in ${agentFiles.join(',')}`);
   });
 
   it('a join with a bad CSR leaves the join token uses unchanged; the use then serves a real join', async () => {

@@ -106,6 +106,7 @@ describe('HTTP CONNECT on a unix socket (--connect-uds)', () => {
     assert.equal(row.user, 'uds');
     assert.equal(row.agent, 'site1');
     assert.equal(row.target, target);
+    assert.equal((row as { source?: string | null }).source, 'unix', 'a unix-socket peer has no address to show');
   });
 
   it('anything but CONNECT gets 405', async () => {

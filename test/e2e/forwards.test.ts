@@ -211,7 +211,7 @@ describe('TCP forwards', () => {
     for (const f of [h, a]) {
       assert.equal(f.listening, false, f.name);
       assert.equal(f.lastError?.code, 'WARREN_E_LISTEN_FAILED', f.name);
-      assert.match(f.lastError!.message, /address is in use/);
+      assert.match(f.lastError.message, /address is in use/);
     }
     const tableOut = await cli(hub, ['forwards', 'create', 'h-busy2', '--entry', `hub:127.0.0.1:${sink.port}`, '--target', 'x:1']);
     assert.equal(tableOut.code, 0, tableOut.stderr);

@@ -679,9 +679,9 @@ describe('the Kubernetes door: kubectl and client-node through the hub to member
       const r = await cli(hub, ['agent', 'manifest', '--cluster', 'delta', '--image', 'registry.local/warren:test']);
       assert.equal(r.code, 0, r.stderr);
       assert.match(r.stderr, /created join token \S+ \(uses: unlimited/);
-      const docs = YAML.parseAllDocuments(r.stdout).map((d) => d.toJS() as { kind: string; stringData?: Record<string, string>; spec?: any });
+      const docs = YAML.parseAllDocuments(r.stdout).map((d) => d.toJS() as { kind: string; stringData?: Record<string, string>; spec?: { template: { spec: { containers: { image: string; command: string[] }[] } } } });
       assert.deepEqual(docs.map((d) => d.kind), ['Namespace', 'ServiceAccount', 'ClusterRole', 'ClusterRoleBinding', 'Secret', 'Deployment']);
-      const container = docs.find((d) => d.kind === 'Deployment')!.spec.template.spec.containers[0];
+      const container = docs.find((d) => d.kind === 'Deployment')!.spec!.template.spec.containers[0]!;
       assert.equal(container.image, 'registry.local/warren:test');
       assert.deepEqual(container.command.slice(0, 6), ['warren', 'agent', '--kube', 'in-cluster', '--cluster', 'delta']);
 

@@ -49,8 +49,8 @@ export async function waitForAudit(
       });
       follow.once('exit', (code) => reject(new Error(`warren audit --follow exited (${code})`)));
     });
-    return await withDeadline(found, timeoutMs, `waiting for ${what} in the audit`).catch((err: Error) => {
-      throw new Error(`${err.message}; rows seen:\n${seen.join('\n')}`);
+    return await withDeadline(found, timeoutMs, `waiting for ${what} in the audit`).catch((err: unknown) => {
+      throw new Error(`${(err as Error).message}; rows seen:\n${seen.join('\n')}`);
     });
   } finally {
     await group.killAll();

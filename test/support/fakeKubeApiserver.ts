@@ -344,7 +344,7 @@ function clone<T extends Json>(v: T): T {
 
 function metaOf(o: JsonObject): JsonObject {
   if (!isObject(o.metadata)) o.metadata = {};
-  return o.metadata as JsonObject;
+  return o.metadata;
 }
 
 function str(v: Json | undefined): string | undefined {
@@ -733,7 +733,7 @@ function strategicMerge(target: Json | undefined, patch: Json): Json {
     if (k.startsWith('$deleteFromPrimitiveList/')) {
       const field = k.slice('$deleteFromPrimitiveList/'.length);
       const drop = new Set((Array.isArray(v) ? v : []).map((x) => JSON.stringify(x)));
-      if (Array.isArray(out[field])) out[field] = (out[field] as Json[]).filter((x) => !drop.has(JSON.stringify(x)));
+      if (Array.isArray(out[field])) out[field] = out[field].filter((x) => !drop.has(JSON.stringify(x)));
       continue;
     }
     if (v === null) {
@@ -790,13 +790,13 @@ function pruneUnapplied(live: Json, previous: Json, next: Json | undefined): Jso
     if (k === 'apiVersion' || k === 'kind') continue;
     const n = isObject(next) ? next[k] : undefined;
     if (n === undefined) delete out[k];
-    else if (isObject(v) && isObject(out[k])) out[k] = pruneUnapplied(out[k]!, v, n);
+    else if (isObject(v) && isObject(out[k])) out[k] = pruneUnapplied(out[k], v, n);
     else if (Array.isArray(v) && Array.isArray(out[k]) && Array.isArray(n)) {
       const key = mergeKeyFor(k, [...v, ...n]);
       if (key) {
         const keep = new Set(n.filter(isObject).map((x) => JSON.stringify(x[key])));
         const dropped = new Set(v.filter(isObject).map((x) => JSON.stringify(x[key])).filter((x) => !keep.has(x)));
-        out[k] = (out[k] as Json[]).filter((x) => !(isObject(x) && dropped.has(JSON.stringify(x[key]))));
+        out[k] = out[k].filter((x) => !(isObject(x) && dropped.has(JSON.stringify(x[key]))));
       }
     }
   }
@@ -1180,7 +1180,7 @@ function defaultObject(def: ResourceDef, o: JsonObject): void {
   if (def.resource === 'deployments') m.generation = 1;
   if (def.resource === 'namespaces') {
     o.spec = isObject(o.spec) ? o.spec : {};
-    (o.spec as JsonObject).finalizers = ['kubernetes'];
+    o.spec.finalizers = ['kubernetes'];
     o.status = { phase: 'Active' };
     m.labels = { ...(isObject(m.labels) ? m.labels : {}), 'kubernetes.io/metadata.name': str(m.name)! };
   }
@@ -1766,7 +1766,7 @@ function decodeKubeProtobuf(body: Buffer): JsonObject {
 
 async function makeCertificates(): Promise<{ caPem: string; certPem: string; keyPem: string }> {
   const alg = { name: 'ECDSA', namedCurve: 'P-256', hash: 'SHA-256' };
-  const gen = async () => (await webcrypto.subtle.generateKey(alg, true, ['sign', 'verify'])) as CryptoKeyPair;
+  const gen = async () => await webcrypto.subtle.generateKey(alg, true, ['sign', 'verify']);
   const [caKeys, leafKeys] = await Promise.all([gen(), gen()]);
   const notBefore = new Date(Date.now() - 60_000);
   const notAfter = new Date(Date.now() + 24 * 3600_000);
@@ -1869,7 +1869,7 @@ export async function startFakeApiserver(opts: FakeApiserverOptions = {}): Promi
     if (auth && /^bearer /i.test(auth)) token = auth.slice(7).trim();
     if (!token) {
       // Browsers cannot set headers on a WebSocket: the real apiserver also takes the token from a subprotocol.
-      for (const p of String(req.headers['sec-websocket-protocol'] ?? '').split(',')) {
+      for (const p of (req.headers['sec-websocket-protocol'] ?? '').split(',')) {
         const m = /^base64url\.bearer\.authorization\.k8s\.io\.(.+)$/.exec(p.trim());
         if (m) token = Buffer.from(m[1]!, 'base64url').toString();
       }
@@ -2017,7 +2017,7 @@ export async function startFakeApiserver(opts: FakeApiserverOptions = {}): Promi
     if (path === '/version') {
       const [, major, minor] = /^v(\d+)\.(\d+)/.exec(gitVersion) ?? ['', '1', '32'];
       return sendJson(res, rec, 200, {
-        major: major!, minor: minor!, gitVersion, gitCommit: '0000000000000000000000000000000000000000', gitTreeState: 'clean',
+        major, minor, gitVersion, gitCommit: '0000000000000000000000000000000000000000', gitTreeState: 'clean',
         buildDate: '2024-12-11T00:00:00Z', goVersion: 'go1.23.3', compiler: 'gc', platform: 'linux/amd64',
       });
     }
@@ -2077,7 +2077,7 @@ export async function startFakeApiserver(opts: FakeApiserverOptions = {}): Promi
   function resolveDef(info: RequestInfo): ResourceDef {
     const def = RESOURCES.find((r) => r.group === info.group && r.version === info.version && r.resource === info.resource);
     if (!def) throw pathNotFound();
-    if (def.namespaced === false && info.namespace && info.resource !== 'namespaces') throw pathNotFound();
+    if (!def.namespaced && info.namespace && info.resource !== 'namespaces') throw pathNotFound();
     return def;
   }
 
@@ -2152,7 +2152,7 @@ export async function startFakeApiserver(opts: FakeApiserverOptions = {}): Promi
     defaultObject(def, o);
     // The apiserver's field order: kind, apiVersion, metadata, then the rest.
     const { kind, apiVersion, metadata, ...rest } = o;
-    return { kind: kind!, apiVersion: apiVersion!, metadata: metadata!, ...rest };
+    return { kind, apiVersion, metadata: metadata!, ...rest };
   }
 
   function isDryRun(url: URL): boolean {
@@ -2382,7 +2382,7 @@ export async function startFakeApiserver(opts: FakeApiserverOptions = {}): Promi
       let start: string;
       try {
         const tok = JSON.parse(Buffer.from(cont, 'base64').toString()) as { start?: string };
-        start = String(tok.start ?? '');
+        start = (tok.start ?? '');
       } catch {
         throw badRequest('continue key is not valid: illegal base64 data');
       }
@@ -2513,7 +2513,7 @@ export async function startFakeApiserver(opts: FakeApiserverOptions = {}): Promi
     const e = err instanceof StatusError ? err : new StatusError(500, 'InternalError', `Internal error occurred: ${(err as Error).message}`);
     rec.status = e.code;
     const body = JSON.stringify(e.toStatus());
-    const text = { 400: 'Bad Request', 401: 'Unauthorized', 403: 'Forbidden', 404: 'Not Found' }[e.code as 400] ?? 'Error';
+    const text = ({ 400: 'Bad Request', 401: 'Unauthorized', 403: 'Forbidden', 404: 'Not Found' } as Partial<Record<number, string>>)[e.code] ?? 'Error';
     socket.end(`HTTP/1.1 ${e.code} ${text}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`);
   }
 
@@ -2532,7 +2532,7 @@ export async function startFakeApiserver(opts: FakeApiserverOptions = {}): Promi
       const ns = info.namespace;
       const podName = info.name;
       const q = url.searchParams;
-      const upgrade = String(req.headers.upgrade ?? '').toLowerCase();
+      const upgrade = (req.headers.upgrade ?? '').toLowerCase();
       if (sub === 'portforward') {
         if (!store.get(PODS, ns, podName)) throw notFound(PODS, podName);
       } else {
@@ -2540,7 +2540,7 @@ export async function startFakeApiserver(opts: FakeApiserverOptions = {}): Promi
       }
       const target = { namespace: ns, name: podName };
       if (upgrade === 'websocket') {
-        const offered = String(req.headers['sec-websocket-protocol'] ?? '').split(',').map((s) => s.trim());
+        const offered = (req.headers['sec-websocket-protocol'] ?? '').split(',').map((s) => s.trim());
         const wanted = sub === 'portforward' ? [PORTFORWARD_WS_TUNNEL] : EXEC_PROTOCOLS;
         const protocol = offered.find((p) => wanted.includes(p));
         if (!protocol) throw badRequest(`unable to negotiate a WebSocket subprotocol: client offered [${offered.join(', ')}], server supports [${wanted.join(', ')}]`);

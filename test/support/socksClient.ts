@@ -112,7 +112,7 @@ export class SocksClient {
               resolve();
             }
           } catch (err) {
-            reject(err as Error);
+            reject(err);
           }
         };
         this.wake = check;

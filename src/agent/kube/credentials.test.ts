@@ -14,7 +14,7 @@ import { KubeCredentials } from './credentials.js';
 function getWith(creds: Awaited<ReturnType<KubeCredentials['current']>>, urlPath: string, as: string): Promise<number> {
   return new Promise((resolve, reject) => {
     const req = https.request({
-      agent: creds.agent as https.Agent, hostname: creds.base.hostname, port: creds.base.port, path: urlPath,
+      agent: creds.agent, hostname: creds.base.hostname, port: creds.base.port, path: urlPath,
       headers: { authorization: creds.authorization!, 'impersonate-user': as },
     }, (res) => {
       res.resume();

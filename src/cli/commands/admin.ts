@@ -17,7 +17,7 @@ import type { AgentAuthority } from '../../store/store.js';
 type Opts = ClientFlags & { output?: string };
 
 function clientFlags(cmd: Command): Opts {
-  return cmd.optsWithGlobals() as Opts;
+  return cmd.optsWithGlobals<Opts>();
 }
 
 async function call<T>(cmd: Command, method: string, path: string, body?: unknown): Promise<T> {

@@ -30,11 +30,12 @@ Examples:
         process.stderr.write('warning: --token puts the join token in the process list (ps) for as long as the agent runs; use --token-file FILE or the WARREN_JOIN_TOKEN environment variable\n');
       }
       // Up before joining, so a liveness probe passes while the agent enrolls; ready once the tunnel is.
+      // eslint-disable-next-line prefer-const -- the health check below reads it before startAgent() resolves
       let agent: Awaited<ReturnType<typeof startAgent>> | undefined;
       const health = config.healthListen ? await startHealthServer(config.healthListen, () => agent?.connected ?? false) : undefined;
       if (health) log.info({ healthListen: formatHostPort({ host: health.address.address, port: health.address.port }) }, 'health endpoints listening');
       agent = await startAgent(config, log);
-      const stop = () => void agent?.stop();
+      const stop = () => void agent.stop();
       process.once('SIGTERM', stop);
       process.once('SIGINT', stop);
       await agent.done.finally(() => health?.close());

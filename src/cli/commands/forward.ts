@@ -7,6 +7,7 @@
 import net from 'node:net';
 import type { Command } from 'commander';
 import { asWarrenError } from '../../errors.js';
+import { formatSource } from '../../hostPort.js';
 import type { HubEndpoint } from '../../client/dialHub.js';
 import { HubClientOpener } from '../../client/hubOpener.js';
 import type { Principal } from '../../hub/doors/door.js';
@@ -30,7 +31,7 @@ Examples:
   psql -h 127.0.0.1 -p 5432 …`)
     .action(async (specs: string[], _o, cmd: Command) => {
       const parsed = specs.map(parseForwardSpec);
-      const { endpoint, token } = await resolveClient(cmd.optsWithGlobals() as ClientFlags);
+      const { endpoint, token } = await resolveClient(cmd.optsWithGlobals<ClientFlags>());
       process.exitCode = await runForward(endpoint, token!, parsed);
     });
 }
@@ -63,7 +64,7 @@ async function carry(socket: net.Socket, spec: ForwardSpec, bound: string, opene
   const abort = new AbortController();
   const onClose = () => abort.abort();
   socket.once('close', onClose);
-  const source = `${socket.remoteAddress ?? '?'}:${socket.remotePort ?? 0}`;
+  const source = formatSource(socket);
   let opened;
   try {
     opened = await opener.open({ target: spec.target, principal: LOCAL, door: 'forward', source, signal: abort.signal });

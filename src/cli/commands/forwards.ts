@@ -28,12 +28,12 @@ const columns: Column<ForwardRow>[] = [
 ];
 
 async function call<T>(cmd: Command, method: string, path: string, body?: unknown): Promise<T> {
-  const { endpoint, token } = await resolveClient(cmd.optsWithGlobals() as Opts);
+  const { endpoint, token } = await resolveClient(cmd.optsWithGlobals<Opts>());
   return jsonOrThrow<T>(await hubRequest(endpoint, method, path, { body, token }));
 }
 
 function print<T>(cmd: Command, data: T | T[], fallback: 'table' | 'json' = 'table'): void {
-  process.stdout.write(render(data as ForwardRow | ForwardRow[], parseFormat((cmd.optsWithGlobals() as Opts).output, fallback), columns));
+  process.stdout.write(render(data as ForwardRow | ForwardRow[], parseFormat(cmd.optsWithGlobals<Opts>().output, fallback), columns));
 }
 
 export function registerForwards(program: Command): void {
@@ -57,7 +57,7 @@ Examples:
       const allow = parseAllowFrom(o.allowFrom);
       if ('error' in allow) throw new WarrenError('WARREN_E_USAGE', `--allow-from: ${allow.error}`);
       const f = await call<ForwardRow>(cmd, 'POST', '/api/v1/forwards', { name, entry: o.entry, target: o.target, allowFrom: allow });
-      if (parseFormat((cmd.optsWithGlobals() as Opts).output, 'table') !== 'table') return print(cmd, f);
+      if (parseFormat(cmd.optsWithGlobals<Opts>().output, 'table') !== 'table') return print(cmd, f);
       if (f.listening) process.stdout.write(`forward ${f.name} listening on ${f.agent ? `agent ${f.agent} at ` : ''}${f.address} → ${f.target}\n`);
       else process.stdout.write(`forward ${f.name} created, not listening yet: ${f.lastError?.message ?? 'unknown reason'}\n`);
     });

@@ -47,7 +47,7 @@ Examples:
 Access needs a cluster grant (warren grant --user dev --cluster alpha); the member cluster's RBAC
 then decides what the impersonated user may do.`)
     .action(async (o: KubeconfigFlags, cmd: Command) => {
-      const flags = { ...(cmd.optsWithGlobals() as ClientFlags), ...o };
+      const flags = { ...(cmd.optsWithGlobals<ClientFlags>()), ...o };
       process.stdout.write(await buildKubeconfig(flags));
     });
 }

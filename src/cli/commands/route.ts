@@ -27,7 +27,7 @@ Examples:
   warren route explain 10.96.0.1:443 --user uds --groups warren:uds   # the --connect-uds door`)
     .action(async (target: string, _o, cmd: Command) => {
       const hp = connectTarget(target);
-      const o = cmd.optsWithGlobals() as Opts;
+      const o = cmd.optsWithGlobals<Opts>();
       const { endpoint, token } = await resolveClient(o);
       const q = new URLSearchParams({ target: formatHostPort(hp) });
       if (o.user) q.set('user', o.user);

@@ -35,7 +35,7 @@ Examples:
     .action(async (o: { listen: string }, cmd: Command) => {
       const listen = parseListen(o.listen, '127.0.0.1');
       if (!listen) throw new WarrenError('WARREN_E_USAGE', `--listen "${o.listen}" is not HOST:PORT (e.g. 127.0.0.1:1080)`);
-      const { endpoint, token } = await resolveClient(cmd.optsWithGlobals() as ClientFlags);
+      const { endpoint, token } = await resolveClient(cmd.optsWithGlobals<ClientFlags>());
       process.exitCode = await runSocks(endpoint, token!, listen);
     });
 }

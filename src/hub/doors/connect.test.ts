@@ -16,7 +16,7 @@ import type { Opener, Principal } from './door.js';
 const ALICE: Principal = { user: 'alice', groups: [], via: 'token' };
 
 async function door(t: TestContext, open: Opener['open']) {
-  const lines: Array<Record<string, any>> = [];
+  const lines: Array<{ level: number; err: { stack: string }; [field: string]: unknown }> = [];
   const sink = new Writable({ write: (chunk: Buffer, _enc, done) => (lines.push(JSON.parse(chunk.toString())), done()) });
   const log = pino({ level: 'info' }, sink);
   const server = http.createServer();

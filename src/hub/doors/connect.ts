@@ -14,6 +14,7 @@
 import { STATUS_CODES, type IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
 import type { WarrenError } from '../../errors.js';
+import { formatSource } from '../../hostPort.js';
 import { logFailure, newRequestId, type FailureLog } from '../failureLog.js';
 import type { DoorName, Opener, Principal } from './door.js';
 
@@ -28,7 +29,7 @@ export interface ConnectDoorDeps {
 
 export async function handleConnect(req: IncomingMessage, socket: Duplex, head: Buffer, deps: ConnectDoorDeps): Promise<void> {
   socket.on('error', () => undefined);
-  const source = `${req.socket.remoteAddress ?? 'unix'}:${req.socket.remotePort ?? 0}`;
+  const source = formatSource(req.socket);
   const requestId = newRequestId();
   const failed = (err: unknown) => logFailure(deps.log, err, { requestId, door: deps.door ?? 'connect', source, target: req.url?.slice(0, 300) });
   let principal: Principal;

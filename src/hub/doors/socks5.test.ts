@@ -89,7 +89,9 @@ async function startDoor(t: TestContext, opener: Opener, handshakeTimeoutMs?: nu
     for (const socket of sockets) socket.destroy();
   });
   const port = await listen(server, t);
-  return { port, requests, settled: async () => void (await Promise.all(runs)) };
+  return { port, requests, settled: async () => {
+    await Promise.all(runs);
+  } };
 }
 
 /** What a TCP target saw: bytes received, and whether the EOF arrived. */
@@ -551,7 +553,7 @@ describe('socks5 door: stream', () => {
 
 describe('socks5 door: handshake timeout', () => {
   for (const [name, send] of [
-    ['sends nothing', (_: Client) => {}],
+    ['sends nothing', () => {}],
     ['stalls mid-greeting', (c: Client) => c.write(Buffer.from([0x05, 0x02, 0x00]))],
     ['stalls mid-credentials', (c: Client) => c.write(Buffer.concat([encodeGreeting([0x02]), encodeUserPass('a', TOKEN).subarray(0, 5)]))],
     ['stalls mid-request', (c: Client) => c.write(Buffer.concat([encodeGreeting([0x02]), encodeUserPass('a', TOKEN), Buffer.from([0x05, 0x01, 0x00, 0x03, 0x20, 0x61])]))],

@@ -12,8 +12,8 @@
  * @module
  */
 import type { Socket } from 'node:net';
-import { isIPv6 } from 'node:net';
 import { asWarrenError, SocksReply } from '../../errors.js';
+import { formatHostPort, formatSource } from '../../hostPort.js';
 import { logFailure, newRequestId, type FailureLog } from '../failureLog.js';
 import type { Authenticator, Opener, OpenedStream, Principal } from './door.js';
 import {
@@ -114,7 +114,7 @@ async function serve(session: Session): Promise<void> {
     return;
   }
   const { command, host, port } = request.value;
-  const target = `${isIPv6(host) ? `[${host}]` : host}:${port}`;
+  const target = formatHostPort({ host, port });
   if (command !== 'connect') {
     log.info({ source, user: principal.user, command, target }, 'socks5 command not supported');
     refuse(socket, encodeReply(SocksReply.commandNotSupported), timeoutMs);
@@ -228,7 +228,7 @@ function readMessage<T>(socket: Socket, parse: (buf: Uint8Array) => ParseResult<
     }
     function onReadable(): void {
       for (;;) {
-        const chunk: Buffer | null = socket.read(1);
+        const chunk = socket.read(1) as Buffer | null;
         if (chunk === null) return;
         bytes.push(...chunk);
         const result = parse(Uint8Array.from(bytes));
@@ -266,10 +266,4 @@ function refuse(socket: Socket, answer: Uint8Array | undefined, lingerMs: number
   const linger = setTimeout(() => socket.destroy(), lingerMs);
   linger.unref();
   socket.once('close', () => clearTimeout(linger));
-}
-
-function formatSource(socket: Socket): string {
-  const address = socket.remoteAddress;
-  if (address === undefined) return 'unknown';
-  return `${isIPv6(address) ? `[${address}]` : address}:${socket.remotePort ?? 0}`;
 }

@@ -426,7 +426,7 @@ describe('socks5Codec: IPv6 text', () => {
         assert.equal(`[${text}]`, new URL(`http://[${text}]/`).hostname);
         assert.deepEqual(parseIPv6(text), bytes);
       }),
-      { numRuns: 5_000, interruptAfterTimeLimit: 20_000, markInterruptAsFailure: true },
+      { numRuns: 5_000, plugins: [fc.interruptAfterTimeLimit(20_000, { failOnInterrupt: true })] },
     );
   });
 });
@@ -507,7 +507,7 @@ describe('socks5Codec: properties', () => {
           }
         }
       }),
-      { numRuns: 20_000, interruptAfterTimeLimit: 45_000, markInterruptAsFailure: true },
+      { numRuns: 20_000, plugins: [fc.interruptAfterTimeLimit(45_000, { failOnInterrupt: true })] },
     );
   });
 
@@ -525,7 +525,7 @@ describe('socks5Codec: properties', () => {
           if (whole.kind === 'ok') assert.deepEqual(parse(bytes.subarray(0, whole.consumed)), whole);
         }
       }),
-      { numRuns: 3_000, interruptAfterTimeLimit: 45_000, markInterruptAsFailure: true },
+      { numRuns: 3_000, plugins: [fc.interruptAfterTimeLimit(45_000, { failOnInterrupt: true })] },
     );
   });
 
@@ -540,7 +540,7 @@ describe('socks5Codec: properties', () => {
           consumed: encoded.length,
         });
       }),
-      { numRuns: 20_000, interruptAfterTimeLimit: 45_000, markInterruptAsFailure: true },
+      { numRuns: 20_000, plugins: [fc.interruptAfterTimeLimit(45_000, { failOnInterrupt: true })] },
     );
   });
 
@@ -557,7 +557,7 @@ describe('socks5Codec: properties', () => {
           assert.deepEqual(encodeReply(reply.value.reply, reply.value), Buffer.from(bytes.subarray(0, reply.consumed)));
         }
       }),
-      { numRuns: 10_000, interruptAfterTimeLimit: 45_000, markInterruptAsFailure: true },
+      { numRuns: 10_000, plugins: [fc.interruptAfterTimeLimit(45_000, { failOnInterrupt: true })] },
     );
   });
 });

@@ -30,6 +30,7 @@
 import http from 'node:http';
 import type { Duplex } from 'node:stream';
 import { WarrenError, asWarrenError } from '../../errors.js';
+import { formatSource } from '../../hostPort.js';
 import type { Logger } from '../../log.js';
 import { logFailure, newRequestId } from '../failureLog.js';
 import { filterHeaders, isUpgrade, responseHead } from '../../kube/httpHeaders.js';
@@ -133,7 +134,7 @@ export class KubeRouter {
   private auditState(req: http.IncomingMessage, upgrade: boolean): AuditState {
     const url = req.url ?? '/';
     return {
-      started: Date.now(), source: `${req.socket.remoteAddress}:${req.socket.remotePort}`, method: req.method ?? 'GET', path: url, upgrade,
+      started: Date.now(), source: formatSource(req.socket), method: req.method ?? 'GET', path: url, upgrade,
       user: null, cluster: null, admission: undefined, agent: null, stripped: [], bytesIn: 0, bytesOut: 0,
     };
   }
@@ -157,7 +158,7 @@ export class KubeRouter {
       if (!m) throw new KubeRefusal(kubeStatus(404, `nothing at ${raw.split('?')[0]!.slice(0, 200)}; cluster APIs are at ${KUBE_PREFIX}NAME/`));
       cluster = safeDecode(m[1]!);
       path = m[2] === '' ? '/' : m[2]!.startsWith('?') ? `/${m[2]}` : m[2]!;
-      principal = await this.deps.authenticate(req.headers.authorization, req.socket as import('node:net').Socket).catch((err: unknown) => {
+      principal = await this.deps.authenticate(req.headers.authorization, req.socket).catch((err: unknown) => {
         throw new KubeRefusal(kubeStatus(401, asWarrenError(err).message));
       });
     } else {

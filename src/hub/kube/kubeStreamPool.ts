@@ -30,7 +30,7 @@ export class KubeStreamPool extends http.Agent {
         this.watch(s.stream.session);
         callback?.(null, s);
       },
-      (err: Error) => callback?.(err, undefined as unknown as Duplex),
+      (err: unknown) => callback?.(err as Error, undefined as unknown as Duplex),
     );
     return undefined;
   }
@@ -40,7 +40,7 @@ export class KubeStreamPool extends http.Agent {
     this.watched.add(session);
     const dropIdle = () => {
       for (const sockets of Object.values(this.freeSockets)) {
-        for (const s of [...(sockets ?? [])]) if ((s as unknown as StreamSocket).stream?.session === session) s.destroy();
+        for (const s of [...(sockets ?? [])]) if ((s as unknown as StreamSocket).stream.session === session) s.destroy();
       }
     };
     session.once('goaway', dropIdle);
