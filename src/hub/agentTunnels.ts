@@ -7,7 +7,6 @@ import type { ClientHttp2Session } from 'node:http2';
 import type { TLSSocket } from 'node:tls';
 import { EventEmitter } from 'node:events';
 import { WarrenError } from '../errors.js';
-import { startKeepalive } from '../tunnel/keepalive.js';
 import { abortSession } from '../tunnel/relay.js';
 import { drainSessions } from '../tunnel/sessions.js';
 import { AgentTunnel, fetchInfo, openTunnelSession, refuseTunnel } from '../tunnel/hubTunnel.js';
@@ -102,13 +101,9 @@ export class AgentTunnels extends EventEmitter implements RouterView {
     this.known.add(name);
     if (previous) abortSession(previous.session);
 
-    startKeepalive(session, {
-      intervalMs: this.opts.pingIntervalMs,
-      onRtt: (ms) => (tunnel.rttMs = Math.round(ms * 100) / 100),
-      onDead: () => {
-        this.opts.log.warn({ agent: name }, 'agent missed its keepalive deadline; closing tunnel');
-        abortSession(session, new Error('keepalive timeout'));
-      },
+    tunnel.keepAlive(this.opts.pingIntervalMs, () => {
+      this.opts.log.warn({ agent: name }, 'agent missed its keepalive deadline; closing tunnel');
+      abortSession(session, new Error('keepalive timeout'));
     });
     session.once('close', () => {
       if (this.tunnels.get(name) === tunnel) this.tunnels.delete(name);

@@ -12,6 +12,7 @@ import type { Logger } from '../log.js';
 import { encodeGoawayReason } from './goawayReason.js';
 import { decodeListenerReport, encodeListenerSet, MAX_LISTENER_BODY } from './listenerSet.js';
 import { decodeRefusalHeaders } from './refusalHeaders.js';
+import { startKeepalive } from './keepalive.js';
 import { abortSession } from './relay.js';
 import {
   ALPN, CONNECTION_WINDOW, H2_SETTINGS, INFO_PATH, LISTENERS_PATH, MAX_SESSION_MEMORY_MB, SERVICE_HEADER,
@@ -46,6 +47,11 @@ export class AgentTunnel {
 
   get routes(): readonly string[] {
     return this.info.routes;
+  }
+
+  /** PINGs with a reply deadline (design §1: a dead agent is noticed within two intervals); `rttMs` follows the replies. */
+  keepAlive(intervalMs: number, onDead: () => void): void {
+    startKeepalive(this.session, { intervalMs, onRtt: (ms) => (this.rttMs = Math.round(ms * 100) / 100), onDead });
   }
 
   /**
