@@ -12,19 +12,17 @@ import { EventEmitter } from 'node:events';
 import { WarrenError, asWarrenError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { Backoff } from '../tunnel/backoff.js';
-import { startKeepalive } from '../tunnel/keepalive.js';
-import { abortSession } from '../tunnel/relay.js';
-import {
-  ALPN, CONNECTION_WINDOW, H2_SETTINGS, INFO_PATH, KUBE_SERVICE, LISTENERS_PATH, MAX_SESSION_MEMORY_MB, SERVICE_HEADER, type AgentInfo, type Refusal,
-} from '../tunnel/protocol.js';
+import { serveAgentSession } from '../tunnel/agentSession.js';
+import { ALPN, H2_SETTINGS, INFO_PATH, KUBE_SERVICE, LISTENERS_PATH, MAX_SESSION_MEMORY_MB, SERVICE_HEADER, type AgentInfo, type Refusal } from '../tunnel/protocol.js';
 import { VERSION } from '../version.js';
 import { dialHub, hubSecureContext, proxyFor, type HubEndpoint } from '../client/dialHub.js';
 import { AllowList } from './allowList.js';
 import type { AgentConfig } from './config.js';
-import { handleConnectStream, refuseStream } from './dialer.js';
+import { handleConnectStream } from './dialer.js';
+import { refuseStream } from '../tunnel/refusalHeaders.js';
 import { enroll, loadIdentity, renew, renewalDelayMs, type AgentIdentity } from './identity.js';
 import { EntryListeners } from './listeners.js';
-import { Uplink } from './uplink.js';
+import { Uplink } from '../tunnel/uplink.js';
 import { KubeCredentials } from './kube/credentials.js';
 import { KubeProxy } from './kube/kubeProxy.js';
 
@@ -175,9 +173,8 @@ class AgentRunner extends EventEmitter implements Agent {
   }
 
   /**
-   * One tunnel from dial to close; resolves with the hub's refusal, if it sent one. Every step has a
-   * deadline: the dial (TLS handshake), the hub taking the tunnel (its first stream, the info request),
-   * then the keepalive.
+   * One tunnel from dial to close; resolves with the hub's refusal, if it sent one. The dial (TLS
+   * handshake) has a deadline, and so has every step of the session after it.
    */
   private async runOnce(): Promise<Refusal | undefined> {
     const socket = await dialHub(this.endpoint(), { alpn: [ALPN] });
@@ -190,75 +187,25 @@ class AgentRunner extends EventEmitter implements Agent {
       socket.destroy();
       throw new WarrenError('WARREN_E_HUB_UNREACHABLE', `${this.hubUrl.host} closed the connection right after the TLS handshake`);
     }
-    // 'session' is emitted synchronously from the 'connection' handler.
-    let created: ServerHttp2Session | undefined;
-    const take = (s: ServerHttp2Session) => (created = s);
-    this.h2.once('session', take);
-    try {
-      this.h2.emit('connection', socket);
-    } finally {
-      this.h2.off('session', take);
-    }
-    if (!created) {
-      socket.destroy();
-      throw new WarrenError('WARREN_E_INTERNAL', 'no HTTP/2 session on the hub connection');
-    }
-    const session: ServerHttp2Session = created;
-    const drop = () => {
-      abortSession(session);
-      socket.destroy();
-    };
-    this.session = session;
-    this.dropTunnel = drop;
     // "tunnel up" is logged once per tunnel (the hub asks for info once per session), so a reconnect
     // after a hub restart or a network drop is visible in the log, not only the first connect.
     this.announced = false;
-    session.setLocalWindowSize(CONNECTION_WINDOW);
-    // dialHub's socket is half-open capable, so the hub's FIN alone would not close the session (it
-    // would linger, e.g. while draining with a stream open, once the hub is gone). EOF means gone.
-    socket.once('end', drop);
-    // The session ends the socket when it is done with it, and after a GOAWAY it would then wait for the
-    // hub's FIN, which a hub that died or misbehaves never sends. Nothing is left to read by then.
-    socket.once('finish', () => socket.destroy());
-    // A hub that completed TLS but never takes the tunnel (overloaded, or it dropped the connection
-    // unnoticed) is given as long as an unanswered ping.
-    const admitTimer = setTimeout(() => {
-      this.log.warn('hub did not take the tunnel in time; reconnecting');
-      drop();
-    }, 2 * this.config.pingIntervalMs);
-    session.once('stream', () => {
-      clearTimeout(admitTimer);
-      this.upSince = Date.now();
-    });
-    const stopKeepalive = startKeepalive(session, {
-      intervalMs: this.config.pingIntervalMs,
-      onDead: () => {
-        this.log.warn('hub missed its keepalive deadline; reconnecting');
-        drop();
-      },
-    });
-    let refusal: Refusal | undefined;
-    session.on('goaway', (_code: number, _last: number, data?: Buffer) => {
-      if (data?.length) {
-        try {
-          refusal ??= JSON.parse(data.toString('utf8')) as Refusal;
-        } catch {
-          // not ours: a plain GOAWAY (hub draining)
-        }
-      }
-    });
-    session.on('error', (err: Error) => this.log.debug({ err: err.message }, 'tunnel session error'));
-    this.emit('session');
     return new Promise<Refusal | undefined>((resolve) => {
-      session.once('close', () => {
-        clearTimeout(admitTimer);
-        stopKeepalive();
-        this.entries.closeAll();
-        if (this.session === session) this.session = this.dropTunnel = undefined;
-        if (!refusal) this.log.info('tunnel closed');
-        this.emit('disconnected');
-        resolve(refusal);
+      const { session, drop } = serveAgentSession(this.h2, socket, {
+        pingIntervalMs: this.config.pingIntervalMs,
+        log: this.log,
+        onTaken: () => void (this.upSince = Date.now()),
+        onClosed: (refusal) => {
+          this.entries.closeAll();
+          if (this.session === session) this.session = this.dropTunnel = undefined;
+          if (!refusal) this.log.info('tunnel closed');
+          this.emit('disconnected');
+          resolve(refusal);
+        },
       });
+      this.session = session;
+      this.dropTunnel = drop;
+      this.emit('session');
     });
   }
 

@@ -7,7 +7,7 @@ import type { ServerHttp2Stream } from 'node:http2';
 import { WarrenError, type ErrorCode } from '../errors.js';
 import { formatHostPort, parseHostPort } from '../hostPort.js';
 import { relay } from '../tunnel/relay.js';
-import { ERROR_HEADER, MESSAGE_HEADER } from '../tunnel/protocol.js';
+import { refuseStream } from '../tunnel/refusalHeaders.js';
 import type { Logger } from '../log.js';
 import type { AllowList } from './allowList.js';
 
@@ -15,12 +15,6 @@ export interface DialerOptions {
   readonly allow: AllowList;
   readonly dialTimeoutMs: number;
   readonly log: Logger;
-}
-
-export function refuseStream(stream: ServerHttp2Stream, err: WarrenError): void {
-  if (stream.destroyed || stream.headersSent) return;
-  // Header values cannot carry newlines; messages are one line by construction, this is belt and braces.
-  stream.respond({ ':status': err.status, [ERROR_HEADER]: err.code, [MESSAGE_HEADER]: err.message.replace(/[\r\n]+/g, ' ') }, { endStream: true });
 }
 
 function dialError(err: NodeJS.ErrnoException, target: string): WarrenError {

@@ -12,22 +12,15 @@
  */
 import net from 'node:net';
 import { constants as h2c, type ServerHttp2Stream } from 'node:http2';
-import { z } from 'zod';
 import { WarrenError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { formatHostPort, formatSource } from '../hostPort.js';
 import { describeBindError } from '../forwardSpec.js';
 import { abortStream, relay } from '../tunnel/relay.js';
-import { ERROR_HEADER, MESSAGE_HEADER, SOURCE_HEADER, type ListenerReport, type ListenerSpec, type ListenerStatus } from '../tunnel/protocol.js';
-import type { Uplink } from './uplink.js';
-
-const MAX_BODY = 1 << 20;
-
-const setSchema = z.object({
-  listeners: z
-    .array(z.object({ forward: z.string().regex(/^[a-z0-9-]{1,63}$/), host: z.string().refine((h) => net.isIP(h) !== 0), port: z.number().int().min(0).max(65535) }))
-    .max(10_000),
-});
+import { SOURCE_HEADER, type ListenerReport, type ListenerSpec, type ListenerStatus } from '../tunnel/protocol.js';
+import { decodeListenerSet, encodeListenerReport, MAX_LISTENER_BODY } from '../tunnel/listenerSet.js';
+import { decodeRefusalHeaders, refuseStream } from '../tunnel/refusalHeaders.js';
+import type { Uplink } from '../tunnel/uplink.js';
 
 interface Held {
   readonly spec: ListenerSpec;
@@ -57,20 +50,15 @@ export class EntryListeners {
     let size = 0;
     for await (const chunk of stream as AsyncIterable<Buffer>) {
       size += chunk.length;
-      if (size > MAX_BODY) return stream.close(h2c.NGHTTP2_REFUSED_STREAM);
+      if (size > MAX_LISTENER_BODY) return stream.close(h2c.NGHTTP2_REFUSED_STREAM);
       chunks.push(chunk);
     }
-    let specs: ListenerSpec[];
-    try {
-      specs = setSchema.parse(JSON.parse(Buffer.concat(chunks).toString('utf8'))).listeners;
-    } catch {
-      const e = new WarrenError('WARREN_E_BAD_REQUEST', 'agent: malformed listener set');
-      return stream.respond({ ':status': e.status, [ERROR_HEADER]: e.code, [MESSAGE_HEADER]: e.message }, { endStream: true });
-    }
-    const report = await this.apply(specs);
+    const set = decodeListenerSet(Buffer.concat(chunks));
+    if (set.kind === 'error') return refuseStream(stream, new WarrenError('WARREN_E_BAD_REQUEST', 'agent: malformed listener set'));
+    const report = await this.apply(set.value.listeners);
     if (stream.destroyed) return;
     stream.respond({ ':status': 200, 'content-type': 'application/json' });
-    stream.end(JSON.stringify(report));
+    stream.end(encodeListenerReport(report));
   }
 
   /** Reconciles to exactly `specs` (one reconcile at a time); reports every forward in `specs`. */
@@ -151,7 +139,8 @@ export class EntryListeners {
       socket.off('close', cancel);
       if (h[':status'] !== 200) {
         // The hub audited the refusal; the client sees its connection reset, like a closed port.
-        log.info({ code: h[ERROR_HEADER], reason: h[MESSAGE_HEADER] }, 'hub refused the forward connection');
+        const why = decodeRefusalHeaders(h, { code: 'WARREN_E_FORBIDDEN', message: `hub answered ${String(h[':status'])}` });
+        log.info({ code: why.code, reason: why.message }, 'hub refused the forward connection');
         abortStream(socket);
         return;
       }

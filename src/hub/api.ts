@@ -9,7 +9,8 @@ import { randomBytes } from 'node:crypto';
 import { z } from 'zod';
 import { WarrenError } from '../errors.js';
 import { formatDuration, parseDuration } from '../duration.js';
-import { AGENT_OU, issueUserCert, normalizeSerial, type Ca } from '../pki/pki.js';
+import { issueUserCert, type Ca } from '../pki/pki.js';
+import { verifiedPeer } from '../tunnel/peerCertificate.js';
 import type { Store, GrantRecord, AgentRecord } from '../store/store.js';
 import type { Principal } from './doors/door.js';
 import { AccessTokens, isAdmin } from './accessTokens.js';
@@ -460,8 +461,7 @@ function agentFromCert(req: IncomingMessage): { name: string; serial: string } {
   if (!(socket instanceof tls.TLSSocket) || !socket.authorized) {
     throw new WarrenError('WARREN_E_UNAUTHENTICATED', 'this endpoint needs the agent client certificate');
   }
-  const cert = socket.getPeerCertificate();
-  const subject = cert.subject as unknown as Record<string, string>;
-  if (subject.OU !== AGENT_OU || typeof subject.CN !== 'string') throw new WarrenError('WARREN_E_UNAUTHENTICATED', 'not an agent certificate');
-  return { name: subject.CN, serial: normalizeSerial(cert.serialNumber) };
+  const id = verifiedPeer(socket);
+  if (id?.kind !== 'agent') throw new WarrenError('WARREN_E_UNAUTHENTICATED', 'not an agent certificate');
+  return { name: id.name, serial: id.serial };
 }

@@ -11,7 +11,7 @@
 import tls from 'node:tls';
 import type { Socket } from 'node:net';
 import { WarrenError } from '../errors.js';
-import { USER_OU } from '../pki/pki.js';
+import { verifiedPeer } from '../tunnel/peerCertificate.js';
 import type { AccessTokens } from './accessTokens.js';
 import type { Authenticator, DoorName, Principal } from './doors/door.js';
 
@@ -85,16 +85,6 @@ export function tokenFromHeader(value: string): string {
 
 /** A user certificate (OU=warren-user) that chains to the hub CA, or undefined. */
 export function principalFromCert(socket: Socket): Principal | undefined {
-  if (!(socket instanceof tls.TLSSocket) || !socket.authorized) return undefined;
-  // null once the socket is destroyed, whatever the type says.
-  const cert = socket.getPeerCertificate() as tls.PeerCertificate | null;
-  const subject = cert?.subject as unknown as Record<string, string | string[]> | undefined;
-  if (!subject || !asArray(subject.OU).includes(USER_OU)) return undefined;
-  const user = asArray(subject.CN)[0];
-  if (!user) return undefined;
-  return { user, groups: asArray(subject.O), via: 'cert' };
-}
-
-function asArray(v: string | string[] | undefined): string[] {
-  return v === undefined ? [] : Array.isArray(v) ? v : [v];
+  const id = socket instanceof tls.TLSSocket ? verifiedPeer(socket) : undefined;
+  return id?.kind === 'user' ? { user: id.name, groups: id.groups, via: 'cert' } : undefined;
 }

@@ -19,27 +19,27 @@
  * in memory and start from zero with the process.
  */
 import net from 'node:net';
-import { constants as h2c, type ClientHttp2Session, type IncomingHttpHeaders, type ServerHttp2Stream } from 'node:http2';
+import type { IncomingHttpHeaders, ServerHttp2Stream } from 'node:http2';
 import type { Duplex } from 'node:stream';
 import type { TLSSocket } from 'node:tls';
-import { WarrenError, asWarrenError, type ErrorCode } from '../errors.js';
+import { WarrenError, asWarrenError } from '../errors.js';
 import { canonicalIp, formatHostPort, formatSource, parseHostPort } from '../hostPort.js';
 import {
   describeBindError, entriesClash, formatEntry, isForwardName, parseAllowFrom, parseEntry, sourceAllowed, type ForwardEntry,
 } from '../forwardSpec.js';
 import { abortStream } from '../tunnel/relay.js';
-import { ERROR_HEADER, MESSAGE_HEADER, SOURCE_HEADER, type ListenerSpec } from '../tunnel/protocol.js';
+import { SOURCE_HEADER, type ListenerReport, type ListenerSet, type ListenerSpec } from '../tunnel/protocol.js';
+import { refuseStream } from '../tunnel/refusalHeaders.js';
+import { UplinkServer } from '../tunnel/uplinkServer.js';
 import type { ForwardRecord, Store } from '../store/store.js';
 import type { Logger } from '../log.js';
 import { logFailure, newRequestId } from './failureLog.js';
 import type { Opener, Principal } from './doors/door.js';
 import type { Audit } from './audit.js';
-import { AgentUplinks } from './agentUplinks.js';
-import { pushListeners } from './listenerPush.js';
 
 /** The slice of the agent registry forwards need: a live tunnel by name, and connect/disconnect events. */
 export interface ForwardSessions {
-  get(name: string): { readonly session: ClientHttp2Session } | undefined;
+  get(name: string): { pushListeners(set: ListenerSet, timeoutMs: number): Promise<ListenerReport> } | undefined;
   on(event: 'connected' | 'disconnected', listener: (name: string) => void): unknown;
 }
 
@@ -141,12 +141,12 @@ interface ClientIo {
 export class Forwards {
   private readonly live = new Map<string, LiveForward>();
   private readonly pushes = new Map<string, Promise<void>>();
-  private readonly uplinks: AgentUplinks;
+  private readonly uplinks: UplinkServer;
   private closing = false;
 
   constructor(private readonly deps: ForwardsDeps) {
-    this.uplinks = new AgentUplinks({
-      store: deps.store,
+    this.uplinks = new UplinkServer({
+      lookup: (name) => deps.store.getAgent(name),
       log: deps.log,
       pingIntervalMs: deps.pingIntervalMs,
       onStream: (agent, stream, headers) => this.onUplinkStream(agent, stream, headers),
@@ -308,7 +308,7 @@ export class Forwards {
   /** A CONNECT stream on an agent's uplink: a connection accepted on that agent's entry. */
   private onUplinkStream(agent: string, stream: ServerHttp2Stream, headers: IncomingHttpHeaders): void {
     if (headers[':method'] !== 'CONNECT') {
-      return refuseUplink(stream, new WarrenError('WARREN_E_NOT_FOUND', `hub uplink: nothing at ${String(headers[':method'])} ${String(headers[':path'])}`));
+      return refuseStream(stream, new WarrenError('WARREN_E_NOT_FOUND', `hub uplink: nothing at ${String(headers[':method'])} ${String(headers[':path'])}`));
     }
     const authority = (headers[':authority'] ?? '');
     const name = /^([a-z0-9-]{1,63}):\d{1,5}$/.exec(authority)?.[1];
@@ -319,7 +319,7 @@ export class Forwards {
       // Another agent, or a forward that was just deleted: the agent's certificate names it, so it cannot
       // borrow a forward whose entry is elsewhere.
       const e = new WarrenError('WARREN_E_FORBIDDEN', f ? `forward "${f.name}" has no entry on agent "${agent}"` : `no forward "${(name ?? authority).slice(0, 100)}" has an entry on agent "${agent}"`);
-      refuseUplink(stream, e);
+      refuseStream(stream, e);
       void this.deps.audit.record({
         kind: 'stream', user: `forward:${name ?? '?'}`, door: 'forward', agent, target: f?.record.target ?? null, result: 'denied',
         reason: `${e.code}: ${e.message}`, source, durationMs: 0,
@@ -328,7 +328,7 @@ export class Forwards {
     }
     void this.carry(f, stream, src?.host, source, {
       accept: () => stream.respond({ ':status': 200 }),
-      refuse: (e) => refuseUplink(stream, e),
+      refuse: (e) => refuseStream(stream, e),
     });
   }
 
@@ -398,7 +398,7 @@ export class Forwards {
     const listeners: ListenerSpec[] = mine.map((f) => ({ forward: f.name, host: f.record.entryHost, port: f.record.entryPort }));
     let report;
     try {
-      report = await pushListeners(tunnel.session, { listeners }, this.deps.pushTimeoutMs ?? 10_000);
+      report = await tunnel.pushListeners({ listeners }, this.deps.pushTimeoutMs ?? 10_000);
     } catch (err) {
       const e = asWarrenError(err);
       for (const f of mine) {
@@ -425,11 +425,4 @@ export class Forwards {
     }
     this.deps.log.debug({ agent, listeners: listeners.length }, 'listener set pushed');
   }
-}
-
-function refuseUplink(stream: ServerHttp2Stream, err: WarrenError): void {
-  if (stream.destroyed) return;
-  if (stream.headersSent) return stream.close(h2c.NGHTTP2_CANCEL);
-  const code: ErrorCode = err.code;
-  stream.respond({ ':status': err.status, [ERROR_HEADER]: code, [MESSAGE_HEADER]: err.message.replace(/[\r\n]+/g, ' ') }, { endStream: true });
 }

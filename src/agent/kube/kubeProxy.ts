@@ -27,7 +27,7 @@ import { isDiscoveryPath, kubeStatus, sendStatus, writeStatusToSocket, type Kube
 import { IMPERSONATE_GROUP_HEADER, IMPERSONATE_USER_HEADER } from '../../tunnel/protocol.js';
 import { relay } from '../../tunnel/relay.js';
 import { streamSocket } from '../../tunnel/streamSocket.js';
-import { refuseStream } from '../dialer.js';
+import { refuseStream } from '../../tunnel/refusalHeaders.js';
 import type { KubeCredentials, UpstreamCredentials } from './credentials.js';
 
 /** An idle hub stream is closed by the hub first (its pool times out sooner), never by us mid-reuse. */

@@ -8,9 +8,9 @@ import http2, { type ClientHttp2Session } from 'node:http2';
 import { WarrenError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { dialHub, type HubEndpoint } from '../client/dialHub.js';
-import { startKeepalive } from '../tunnel/keepalive.js';
-import { abortSession } from '../tunnel/relay.js';
-import { CONNECTION_WINDOW, H2_SETTINGS, MAX_SESSION_MEMORY_MB, UP_ALPN } from '../tunnel/protocol.js';
+import { startKeepalive } from './keepalive.js';
+import { abortSession } from './relay.js';
+import { CONNECTION_WINDOW, H2_SETTINGS, MAX_SESSION_MEMORY_MB, UP_ALPN } from './protocol.js';
 
 const HANDSHAKE_TIMEOUT_MS = 10_000;
 

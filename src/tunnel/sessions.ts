@@ -1,0 +1,40 @@
+/**
+ * Session plumbing both ends share: adopting an accepted socket into an HTTP/2 server, and the graceful
+ * drain of a set of sessions.
+ */
+import type { Http2Server, Http2Session, ServerHttp2Session } from 'node:http2';
+import type { Duplex } from 'node:stream';
+import { abortSession } from './relay.js';
+
+/**
+ * Hands `socket` to `server` as if the server had accepted it, and returns the session it made; undefined
+ * when the server would not take it. Works for a custom ALPN (warren/1, warren-up/1): Node's HTTP/2
+ * server only turns away a socket that negotiated nothing or `http/1.1`, as HTTP/1.
+ */
+export function adoptSocket(server: Http2Server, socket: Duplex): ServerHttp2Session | undefined {
+  let session: ServerHttp2Session | undefined;
+  // 'session' is emitted synchronously from the 'connection' handler.
+  const take = (s: ServerHttp2Session) => (session = s);
+  server.once('session', take);
+  try {
+    server.emit('connection', socket);
+  } finally {
+    server.off('session', take);
+  }
+  return session;
+}
+
+/** GOAWAY to every session: streams in flight may finish; sessions left after `graceMs` are aborted. */
+export async function drainSessions(sessions: Iterable<Http2Session>, graceMs: number): Promise<void> {
+  await Promise.all(
+    [...sessions].map(
+      (s) =>
+        new Promise<void>((resolve) => {
+          if (s.destroyed) return resolve();
+          const timer = setTimeout(() => abortSession(s), graceMs);
+          s.once('close', () => (clearTimeout(timer), resolve()));
+          s.close();
+        }),
+    ),
+  );
+}
