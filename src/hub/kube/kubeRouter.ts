@@ -207,7 +207,19 @@ export class KubeRouter {
     // Safe to send twice: nothing changes on the server, and no request body has been consumed.
     const replayable = bodiless && ['GET', 'HEAD', 'OPTIONS'].includes(req.method ?? '');
     const send = (attempt: number) => {
-      const preq = http.request({ agent: a.admission.pool, host: a.cluster, method: req.method, path: a.path, headers: a.headers, setHost: false });
+      // A replay never goes back to the pool: after an agent dies its other pooled streams may not have
+      // failed yet, and LIFO reuse would hand them out first. A fresh stream goes to a live tunnel (the
+      // opener skips closed sessions and fails over when one turns out to be lost).
+      const connection: http.RequestOptions = attempt === 0 ? { agent: a.admission.pool } : {
+        createConnection: (_o, done: (err: Error | null, stream: Duplex) => void) => {
+          a.admission.dial().then(({ agent, stream }) => {
+            (stream as StreamSocket).tag = agent;
+            done(null, stream);
+          }, (err: unknown) => done(err as Error, undefined as unknown as Duplex));
+          return undefined;
+        },
+      };
+      const preq = http.request({ ...connection, host: a.cluster, method: req.method, path: a.path, headers: a.headers, setHost: false });
       proxyReq = preq;
       preq.on('socket', (s: Duplex) => {
         state.agent = (s as StreamSocket).tag ?? state.agent;
