@@ -64,7 +64,7 @@ describe('the hub SOCKS5 door with real curl, and `warren socks` / `warren forwa
   before(async () => {
     hub = await startHub({ group: procs, args: ['--socks-listen', '127.0.0.1:0'] });
     dirs.push(hub.dataDir);
-    socksPort = Number((await waitForLine(hub.child, /"socksListen":"127\.0\.0\.1:(\d+)".*"msg":"socks5 door listening"/, { timeoutMs: 1000 }))[1]);
+    socksPort = hub.socksPort!;
     const agent = await startAgent({ group: procs, hub, name: 'site1' });
     dirs.push(agent.dataDir);
     http = await startUpstream('http', { group: procs, listen: '127.0.0.1:0', body: 'socks-door' });

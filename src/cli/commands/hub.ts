@@ -8,6 +8,7 @@ import { createLogger } from '../../log.js';
 import { agentConfig } from '../../agent/config.js';
 import { startAgent } from '../../agent/agent.js';
 import { collect } from '../flags.js';
+import { sendHubReady } from '../readySignal.js';
 
 export function registerHub(program: Command): void {
   program
@@ -70,6 +71,7 @@ Examples:
       const hub = await startHub(config, log);
       const stopDemo = config.demo ? await startDemoAgent(hub, config.dataDir) : undefined;
       printNextSteps(hub, config.demo);
+      sendHubReady(hub);
       await new Promise<void>((resolve) => {
         const stop = (signal: string) => {
           log.info({ signal }, 'draining');
