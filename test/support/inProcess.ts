@@ -59,13 +59,14 @@ export async function inProcessHub(flags: HubFlags = {}): Promise<InProcessHub> 
   const dataDir = tempDir('inproc-hub');
   const hub = await startHub(hubConfig({ listen: `${HOST}:0`, dataDir, pingInterval: '1s', drainTimeout: '100ms', ...flags }, {}), silentLogger);
   const agents: Agent[] = [];
+  const dirs = [dataDir];
   after(async () => {
     // The hub first, as in a real shutdown: it drains (GOAWAY) while its agents are still there to
     // answer. The other order can leave the drain waiting forever on a session whose agent just went
     // away (seen after streams on it were reset), which is a hub issue of its own, not this tier's.
     await hub.close();
     await Promise.all(agents.map((a) => a.stop()));
-    fs.rmSync(dataDir, { recursive: true, force: true });
+    for (const dir of dirs) fs.rmSync(dir, { recursive: true, force: true });
   });
   const adminToken = fs.readFileSync(hub.adminTokenPath, 'utf8').trim();
   const ca = fs.readFileSync(hub.caPath, 'utf8');
@@ -79,6 +80,7 @@ export async function inProcessHub(flags: HubFlags = {}): Promise<InProcessHub> 
       const authority: AgentAuthority = { name, clusters, routes: list(agentFlags.route) };
       const { token } = await hub.enrollment.createJoinToken({ ttlMs: 60_000, uses: 1, labels: {}, authority, createdBy: 'test' });
       const dataDir = tempDir(`inproc-agent-${name}`);
+      dirs.push(dataDir);
       const up = admitted(hub.tunnels, name, 15_000);
       const agent = await startAgent(agentConfig({ name, dataDir, token, pingInterval: '1s', reconnectMax: '250ms', ...agentFlags }, {}), silentLogger);
       agents.push(agent);
