@@ -3,9 +3,9 @@ import type { Command } from 'commander';
 import { agentConfig } from '../../agent/config.js';
 import { startAgent } from '../../agent/agent.js';
 import { createLogger } from '../../log.js';
+import { sendAgentReadyWhenUp } from '../readySignal.js';
 import { startHealthServer } from '../../agent/health.js';
 import { formatHostPort } from '../../hostPort.js';
-import { sendAgentReadyWhenUp } from '../readySignal.js';
 
 export function registerAgent(program: Command): Command {
   return program
@@ -58,10 +58,10 @@ Examples:
       const health = config.healthListen ? await startHealthServer(config.healthListen, () => agent?.connected ?? false) : undefined;
       if (health) log.info({ healthListen: formatHostPort({ host: health.address.address, port: health.address.port }) }, 'health endpoints listening');
       agent = await startAgent(config, log);
-      sendAgentReadyWhenUp(agent, config);
       const stop = () => void agent?.stop();
       process.once('SIGTERM', stop);
       process.once('SIGINT', stop);
+      sendAgentReadyWhenUp(agent, config);
       await agent.done.finally(() => health?.close());
     });
 }

@@ -5,10 +5,10 @@ import type { Command } from 'commander';
 import { hubConfig, hubDefaults } from '../../hub/config.js';
 import { startHub, type Hub } from '../../hub/hub.js';
 import { createLogger } from '../../log.js';
+import { sendHubReady } from '../readySignal.js';
 import { agentConfig } from '../../agent/config.js';
 import { startAgent } from '../../agent/agent.js';
 import { collect } from '../flags.js';
-import { sendHubReady } from '../readySignal.js';
 
 export function registerHub(program: Command): void {
   program
