@@ -10,7 +10,7 @@ const lab = await inProcessHub();
 await lab.agent('api-a1');
 
 /** The error body every 4xx carries. */
-function assertError(r: { status: number; body: any }, status: number, code: string): void {
+function assertError(r: Awaited<ReturnType<typeof lab.request>>, status: number, code: string): void {
   assert.equal(r.status, status, JSON.stringify(r.body));
   assert.equal(r.body.code, code);
   assert.equal(typeof r.body.message, 'string');

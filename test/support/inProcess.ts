@@ -38,7 +38,8 @@ export interface InProcessHub {
   grant(g: Partial<GrantRecord> & Pick<GrantRecord, 'subjectKind' | 'subject'>): Promise<GrantRecord>;
   /** A hub access token for `user`. */
   token(user: string, groups?: readonly string[]): Promise<{ token: string; id: string }>;
-  /** Calls the hub over HTTPS (the hub CA trusted), with `token` as bearer when given. */
+  /** Calls the hub over HTTPS (the hub CA trusted), with `token` as bearer when given; a JSON body is parsed. */
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any -- tests assert on JSON bodies; a wrong shape fails the assertion
   request(method: string, path: string, opts?: { token?: string; body?: unknown }): Promise<{ status: number; body: any }>;
 }
 
@@ -48,7 +49,9 @@ const HOST = '127.0.0.1';
 function admitted(tunnels: AgentTunnels, name: string, ms: number): Promise<void> {
   let on: ((n: string) => void) | undefined;
   const up = new Promise<void>((resolve) => {
-    on = (n) => void (n === name && resolve());
+    on = (n) => {
+      if (n === name) resolve();
+    };
     tunnels.on('connected', on);
   });
   return withDeadline(up, ms, `the hub admitting agent "${name}"`).finally(() => tunnels.off('connected', on!));

@@ -197,7 +197,7 @@ export function waitForReady<T>(child: ChildProcess, timeoutMs: number): Promise
 }
 
 /** `already`, or the first value `check` finds in a later `event`; rejects on exit, spawn failure or the deadline. */
-function waitOn<T, A>(child: ChildProcess, event: 'line' | 'ready', check: (arg: A) => T | undefined, already: T | undefined, timeoutMs: number, waiting: string): Promise<T> {
+function waitOn<T>(child: ChildProcess, event: 'line' | 'ready', check: (arg: never) => T | undefined, already: T | undefined, timeoutMs: number, waiting: string): Promise<T> {
   if (already !== undefined) return Promise.resolve(already);
   const log = logOf(child);
   return new Promise<T>((resolve, reject) => {
@@ -211,8 +211,9 @@ function waitOn<T, A>(child: ChildProcess, event: 'line' | 'ready', check: (arg:
       cleanup();
       reject(new Error(`${describeChild(child)}: ${why} ${waiting}${log.describe()}`));
     };
-    const onEvent = (arg: A) => {
-      const found = check(arg);
+    // The event's argument is what `check` was written for: a log line for 'line', nothing for 'ready'.
+    const onEvent = (arg: unknown) => {
+      const found = check(arg as never);
       if (found === undefined) return;
       cleanup();
       resolve(found);
