@@ -6,12 +6,13 @@
  * It is the counterpart of `ssh -R`'s listener: plain TCP in, no client-side TLS or CONNECT handshake.
  *
  *   node --import tsx bench/lib/forwardStandIn.ts DATA_DIR TARGET NAME
- *     → the hub's usual logs, then one line {"forward":PORT}
+ *     → the hub's usual logs; over an IPC channel, the hub's ready message with `forward: PORT` added
  */
 import net from 'node:net';
 import { hubConfig } from '../../src/hub/config.js';
 import { startHub } from '../../src/hub/hub.js';
 import { createLogger } from '../../src/log.js';
+import { sendHubReady } from '../../src/cli/readySignal.js';
 import type { Principal } from '../../src/hub/doors/door.js';
 
 const [dataDir, target, user] = process.argv.slice(2) as [string, string, string];
@@ -41,7 +42,7 @@ const server = net.createServer({ allowHalfOpen: true, noDelay: true }, (socket)
     () => socket.resetAndDestroy(),
   );
 });
-server.listen(0, '127.0.0.1', () => process.stdout.write(JSON.stringify({ forward: (server.address() as net.AddressInfo).port }) + '\n'));
+server.listen(0, '127.0.0.1', () => sendHubReady(hub, { forward: (server.address() as net.AddressInfo).port }));
 const stop = () => void hub.close().then(() => process.exit(0));
 process.once('SIGTERM', stop);
 process.once('SIGINT', stop);

@@ -7,8 +7,8 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import type { ChildProcess } from 'node:child_process';
-import { type ChildGroup, waitForLine, run } from '../../test/support/proc.js';
-import { tempDir, WARREN_BIN } from '../../test/support/warren.js';
+import { type ChildGroup, waitForReady, run } from '../../test/support/proc.js';
+import { tempDir, WARREN_BIN, type HubReady } from '../../test/support/warren.js';
 import { NODE_FLAGS } from '../../src/nodeFlags.js';
 
 export interface BenchHub {
@@ -47,12 +47,10 @@ export async function startBenchHub(opts: { group: ChildGroup; standIn?: { targe
   const args = opts.standIn
     ? [...NODE_ARGS, '--import', 'tsx', path.resolve('bench/lib/forwardStandIn.ts'), dataDir, opts.standIn.target, opts.standIn.user]
     : [...NODE_ARGS, ...WARREN, 'hub', '--listen', '127.0.0.1:0', '--data-dir', dataDir, ...UNLIMITED, ...(udsPath ? ['--connect-uds', udsPath] : [])];
-  const child = opts.group.spawn(process.execPath, args, { env: { ...process.env, ...ENV } });
-  const m = await waitForLine(child, /"url":"([^"]+)","caPin":"(sha256:[0-9a-f]{64})".*"msg":"hub listening"/, { timeoutMs: 30_000 });
-  const standInPort = opts.standIn ? Number((await waitForLine(child, /^\{"forward":(\d+)\}$/, { timeoutMs: 10_000 }))[1]) : undefined;
-  const url = m[1]!;
+  const child = opts.group.spawn(process.execPath, args, { ipc: true, env: { ...process.env, ...ENV } });
+  const { url, caPin, forward: standInPort } = await waitForReady<HubReady & { forward?: number }>(child, 30_000);
   return {
-    child, url, port: Number(new URL(url).port), caPin: m[2]!, dataDir,
+    child, url, port: Number(new URL(url).port), caPin, dataDir,
     caPem: fs.readFileSync(path.join(dataDir, 'ca.crt'), 'utf8'),
     adminToken: fs.readFileSync(path.join(dataDir, 'admin.token'), 'utf8').trim(),
     ...(standInPort ? { standInPort } : {}),
@@ -86,10 +84,10 @@ export async function startBenchAgent(opts: { group: ChildGroup; hub: BenchHub; 
   const token = (await cliJson<{ token: string }>(opts.hub, ['join-token', 'create'])).token;
   const dataDir = tempDir(`bench-agent-${opts.name}`);
   const child = opts.group.spawn(process.execPath, [...NODE_ARGS, ...WARREN, 'agent', '--name', opts.name, '--data-dir', dataDir, '--hub', opts.hub.url], {
-    env: { ...process.env, ...ENV, WARREN_JOIN_TOKEN: token },
+    ipc: true, env: { ...process.env, ...ENV, WARREN_JOIN_TOKEN: token },
   });
-  await waitForLine(child, /"msg":"tunnel up"/, { timeoutMs: 30_000 });
-  // "tunnel up" is the agent's view; the hub registers the tunnel a moment later. Streams opened in
+  await waitForReady(child, 30_000);
+  // The ready message is the agent's view; the hub registers the tunnel a moment later. Streams opened in
   // between would be refused (agent offline), so wait for the hub's view too.
   const deadline = Date.now() + 10_000;
   while (Date.now() < deadline) {

@@ -17,6 +17,7 @@ import { createCa, createCsr, fingerprint, issueAgentCert, issueServerCert, load
 import { ALPN, INFO_PATH } from '../tunnel/protocol.js';
 import { startAgent } from './agent.js';
 import { agentConfig } from './config.js';
+import { withDeadline } from '../../test/support/proc.js';
 
 const caPair = await createCa('agent test CA');
 const ca = await loadCa(caPair);
@@ -106,9 +107,9 @@ test('a hub that takes the tunnel keeps it', { timeout: 20_000 }, async (t) => {
     session.request({ ':method': 'GET', ':path': INFO_PATH }).on('error', () => undefined).resume();
   });
   const agent = await agentOf(t, hub.url);
-  await once(agent, 'connected');
+  await withDeadline(once(agent, 'connected'), 10_000, 'the agent taking its tunnel up');
   // Four pings from the agent: past its admission deadline and its keepalive deadline, same connection.
-  await pinged;
+  await withDeadline(pinged, 10_000, 'four pings from the agent on one connection');
   await hub.connections(1);
   assert.ok(agent.connected);
   assert.equal(hub.count(), 1);

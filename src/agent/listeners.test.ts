@@ -7,6 +7,7 @@ import net from 'node:net';
 import { once } from 'node:events';
 import { silentLogger } from '../log.js';
 import { EntryListeners } from './listeners.js';
+import { withDeadline } from '../../test/support/proc.js';
 
 function fakeUplink() {
   let closes = 0;
@@ -67,11 +68,11 @@ test('a bind failure is reported for that forward only', async () => {
 test('a connection the agent cannot carry to the hub is reset, not left hanging', async () => {
   const entries = new EntryListeners({ uplink: fakeUplink(), log: silentLogger });
   const r = await entries.apply([{ forward: 'x', host: '127.0.0.1', port: 0 }]);
-  const ended = await new Promise<string>((resolve) => {
+  const ended = await withDeadline(new Promise<string>((resolve) => {
     const s = net.connect({ port: portOf(r.listeners[0]!.address), host: '127.0.0.1' });
     s.on('error', (err: NodeJS.ErrnoException) => resolve(err.code ?? 'error'));
     s.on('close', () => resolve('closed'));
-  });
+  }), 5_000, 'the entry listener closing a connection it cannot carry');
   assert.match(ended, /ECONNRESET|closed/);
   entries.closeAll();
 });

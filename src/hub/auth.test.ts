@@ -7,6 +7,8 @@ import { join } from 'node:path';
 import net from 'node:net';
 import { SignJWT } from 'jose';
 import { WarrenError } from '../errors.js';
+import { createCa, createCsr, issueAgentCert, issueServerCert, issueUserCert, loadCa, type Ca } from '../pki/pki.js';
+import { tlsPair } from '../../test/support/tlsPair.js';
 import { SqliteStore } from '../store/sqliteStore.js';
 import { AccessTokens } from './accessTokens.js';
 import { HubAuth } from './auth.js';
@@ -74,4 +76,23 @@ test('an external JWT refused for its claims says why at any door, before the do
   const forever = await new SignJWT({ sub: 'bob' }).setProtectedHeader({ alg: 'ES256' }).sign(issuerKeys.privateKey);
   await assert.rejects(auth.fromToken(forever, 'connect'), /no exp claim/);
   await assert.rejects(auth.fromToken(forever, 'kube'), /no exp claim/);
+});
+
+test('without a header, a user certificate from the hub CA is the principal (via cert); an agent or foreign certificate is not', async () => {
+  const caPair = await createCa('auth test CA');
+  const ca = await loadCa(caPair);
+  const serving = await issueServerCert(ca, ['127.0.0.1']);
+  const leaf = async (issuer: Ca, kind: 'user' | 'agent') => {
+    const { csrPem, keyPem } = await createCsr('x');
+    const cert = kind === 'user' ? await issueUserCert(issuer, csrPem, 'ana', ['ops'], 1) : await issueAgentCert(issuer, csrPem, 'alpha', 1);
+    return { certPem: cert.certPem, keyPem };
+  };
+  const { auth } = setUp(undefined);
+  const asServer = async (client: { certPem: string; keyPem: string }) => (await tlsPair({ caPem: caPair.certPem, server: serving, client })).server;
+
+  assert.deepEqual(await auth.fromHttp(undefined, await asServer(await leaf(ca, 'user')), 'connect'), { user: 'ana', groups: ['ops'], via: 'cert' });
+  const other = await loadCa(await createCa('another CA'));
+  for (const client of [await leaf(ca, 'agent'), await leaf(other, 'user')]) {
+    await assert.rejects(auth.fromHttp(undefined, await asServer(client), 'connect'), (err: unknown) => err instanceof WarrenError && err.code === 'WARREN_E_UNAUTHENTICATED');
+  }
 });

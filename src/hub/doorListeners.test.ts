@@ -10,6 +10,7 @@ import { test } from 'node:test';
 import { pino } from 'pino';
 import { WarrenError } from '../errors.js';
 import { startDoorListeners } from './doorListeners.js';
+import { withDeadline } from '../../test/support/proc.js';
 
 const GREETING = Buffer.from([0x05, 0x01, 0x02]); // SOCKS5, one method: username/password
 const CREDENTIALS = Buffer.from([0x01, 0x01, 0x75, 0x03, 0x74, 0x6f, 0x6b]); // user "u", password "tok"
@@ -46,7 +47,7 @@ test('SOCKS5: beyond --max-pending-per-source a new connection from that address
   const third = await connect('127.0.0.2');
   const received: Buffer[] = [];
   third.on('data', (c: Buffer) => received.push(c));
-  await once(third, 'close');
+  await withDeadline(once(third, 'close'), 5_000, 'the door closing the third pending connection from one source');
   assert.deepEqual(received, [], 'closed without a byte');
 
   // Another address is served meanwhile.

@@ -10,6 +10,7 @@ import { relay } from '../tunnel/relay.js';
 import type { ForwardRecord } from '../store/store.js';
 import type { OpenRequest, Opener, OpenedStream } from './doors/door.js';
 import { Forwards } from './forwards.js';
+import { withDeadline } from '../../test/support/proc.js';
 
 function fakeStore() {
   const rows = new Map<string, ForwardRecord>();
@@ -117,11 +118,11 @@ test('delete closes the listener before it returns; a stored forward is opened a
   await second.forwards.start();
   assert.equal(second.forwards.get('keep').address, `127.0.0.1:${port}`, 'same port after a restart');
   await second.forwards.remove('keep');
-  const refused = await new Promise<string>((resolve) => {
+  const refused = await withDeadline(new Promise<string>((resolve) => {
     const s = net.connect({ port, host: '127.0.0.1' });
     s.on('connect', () => (s.destroy(), resolve('connected')));
     s.on('error', (err: NodeJS.ErrnoException) => resolve(err.code ?? 'error'));
-  });
+  }), 5_000, 'a connection to the removed forward\'s port being answered');
   assert.equal(refused, 'ECONNREFUSED');
   await assert.rejects(second.forwards.remove('keep'), /no forward "keep"/);
   await second.forwards.close(100);

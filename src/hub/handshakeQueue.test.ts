@@ -9,6 +9,7 @@ import tls from 'node:tls';
 import { test, type TestContext } from 'node:test';
 import { createCa } from '../pki/pki.js';
 import { HandshakeQueue } from './handshakeQueue.js';
+import { withDeadline } from '../../test/support/proc.js';
 
 const pair = await createCa('handshake queue test');
 
@@ -46,7 +47,7 @@ async function start(t: TestContext, limits: Limits) {
     const n = accepted.length;
     const s = net.connect({ port, host: '127.0.0.1', localAddress: from });
     s.on('error', () => undefined);
-    await once(listener, 'connection');
+    await withDeadline(once(listener, 'connection'), 5_000, 'a connection reaching the listener');
     assert.equal(accepted.length, n + 1);
     return s;
   };
@@ -54,7 +55,7 @@ async function start(t: TestContext, limits: Limits) {
   const stalled = async (from = '127.0.0.1') => {
     const s = await raw(from);
     const hubSide = accepted.at(-1)!;
-    const arrived = once(hubSide, 'data');
+    const arrived = withDeadline(once(hubSide, 'data'), 5_000, 'hubSide receiving its first bytes');
     s.write(PARTIAL_HELLO);
     await arrived;
     return s;
@@ -71,15 +72,15 @@ test('with a cap of 1 a second handshake starts only when the first one ends, an
   const { queue, ended, stalled, tlsClient, listener } = await start(t, { max: 1 });
   const first = await stalled(); // its handshake began and stalls: it holds the one slot
   assert.equal(queue.inProgress, 1);
-  const accepted = once(listener, 'connection');
+  const accepted = withDeadline(once(listener, 'connection'), 5_000, 'a connection reaching the listener');
   const second = tlsClient();
   const [hubSide] = (await accepted) as [net.Socket];
   // its ClientHello arrives while it waits; it must not start
-  await once(hubSide, 'data');
+  await withDeadline(once(hubSide, 'data'), 5_000, 'hubSide receiving its first bytes');
   assert.equal(queue.inProgress, 1);
   assert.equal(queue.queued, 1);
   assert.equal(ended.length, 0);
-  const hello = once(second, 'data'); // sent by the server when its side of the handshake is done
+  const hello = withDeadline(once(second, 'data'), 5_000, 'second receiving its first bytes'); // sent by the server when its side of the handshake is done
   first.destroy();
   assert.equal(String(((await hello) as [Buffer])[0]), 'hello');
   assert.equal(second.alpnProtocol, 't/1');
@@ -100,7 +101,7 @@ test('a socket that closes while queued is dropped without taking a slot', { tim
   assert.equal(queue.queued, 0);
   assert.equal(queue.inProgress, 1);
   const third = tlsClient();
-  const hello = once(third, 'data');
+  const hello = withDeadline(once(third, 'data'), 5_000, 'third receiving its first bytes');
   first.destroy();
   await hello;
   assert.equal(ended.length, 2, 'two handshakes ran: the first (failed) and the third; the quitter never started');
@@ -120,10 +121,10 @@ test('a queued client that sends bytes and then its FIN is dropped without an er
   const onUncaught = (err: Error) => uncaught.push(err);
   process.on('uncaughtException', onUncaught);
   t.after(() => process.off('uncaughtException', onUncaught));
-  const gotBytes = once(hubSide, 'data');
+  const gotBytes = withDeadline(once(hubSide, 'data'), 5_000, 'hubSide receiving its first bytes');
   quitter.write(Buffer.alloc(300, 0x16));
   await gotBytes;
-  const closed = once(hubSide, 'close');
+  const closed = withDeadline(once(hubSide, 'close'), 5_000, 'hubSide closing');
   quitter.end();
   await closed;
   assert.deepEqual(errors.map((e) => e.message), []);
@@ -137,7 +138,7 @@ test('a socket that waits longer than maxWaitMs is dropped', { timeout: 20_000 }
   await stalled();
   const waiting = await stalled();
   assert.equal(queue.queued, 1);
-  await once(waiting, 'close');
+  await withDeadline(once(waiting, 'close'), 5_000, 'waiting closing');
   assert.equal(queue.queued, 0);
   assert.equal(queue.inProgress, 1);
 });
@@ -146,7 +147,7 @@ test('a handshake that outlives its lease stops counting, so a stalled client do
   const { queue, ended, endings, stalled: stall, tlsClient, listener } = await start(t, { max: 1, leaseMs: 200 });
   const stalled = await stall();
   const second = tlsClient();
-  assert.equal(String(((await once(second, 'data')) as [Buffer])[0]), 'hello');
+  assert.equal(String(((await withDeadline(once(second, 'data'), 5_000, 'second receiving its first bytes')) as [Buffer])[0]), 'hello');
   assert.equal(ended.length, 1, 'only the second handshake ended');
   assert.equal(queue.inProgress, 0, 'the stalled one no longer counts');
   const stalledEnded = once(endings, 'ended');
@@ -155,10 +156,10 @@ test('a handshake that outlives its lease stops counting, so a stalled client do
   // Its end did not free a place twice: with one handshake in progress the next one waits.
   await stall();
   assert.equal(queue.inProgress, 1);
-  const queued = once(listener, 'connection');
+  const queued = withDeadline(once(listener, 'connection'), 5_000, 'a connection reaching the listener');
   const fourth = tlsClient();
   const [fourthHubSide] = (await queued) as [net.Socket];
-  await once(fourthHubSide, 'data'); // its ClientHello: only now does it wait for a place
+  await withDeadline(once(fourthHubSide, 'data'), 5_000, 'fourthHubSide receiving its first bytes'); // its ClientHello: only now does it wait for a place
   assert.equal(queue.queued, 1);
   second.destroy();
   fourth.destroy();
@@ -170,7 +171,7 @@ test('an idle connection takes no handshake place: a TLS client completes while 
   assert.equal(queue.inProgress, 0);
   assert.equal(queue.pendingFrom('127.0.0.1'), 1, 'the idle connection counts against its source');
   const client = tlsClient();
-  assert.equal(String(((await once(client, 'data')) as [Buffer])[0]), 'hello');
+  assert.equal(String(((await withDeadline(once(client, 'data'), 5_000, 'client receiving its first bytes')) as [Buffer])[0]), 'hello');
   assert.deepEqual(ended.map(([port, ok]) => [port, ok]), [[client.localPort, true]]);
   assert.equal(idle.destroyed, false);
   client.destroy();
@@ -196,18 +197,18 @@ test('beyond maxPendingPerSource a new connection from that address is closed at
   const held = [await raw('127.0.0.2'), await raw('127.0.0.2')];
   const firstHubSide = accepted.at(-2)!;
   const third = await raw('127.0.0.2');
-  const [hadError] = (await once(third, 'close')) as [boolean];
+  const [hadError] = (await withDeadline(once(third, 'close'), 5_000, 'third closing')) as [boolean];
   assert.equal(hadError, false, 'closed by the hub, not reset by an error on our side');
   assert.equal(queue.pendingFrom('127.0.0.2'), 2);
   // Another address is admitted and completes its handshake.
   const other = tlsClient();
-  assert.equal(String(((await once(other, 'data')) as [Buffer])[0]), 'hello');
+  assert.equal(String(((await withDeadline(once(other, 'data'), 5_000, 'other receiving its first bytes')) as [Buffer])[0]), 'hello');
   // A finished handshake stops counting: 127.0.0.1 completes more handshakes than its limit, all kept open.
   const more = [tlsClient(), tlsClient()];
-  for (const c of more) assert.equal(String(((await once(c, 'data')) as [Buffer])[0]), 'hello');
+  for (const c of more) assert.equal(String(((await withDeadline(once(c, 'data'), 5_000, 'c receiving its first bytes')) as [Buffer])[0]), 'hello');
   assert.equal(queue.pendingFrom('127.0.0.1'), 0);
   // One of the held connections goes: its place is free for the next one from that address.
-  const firstClosed = once(firstHubSide, 'close');
+  const firstClosed = withDeadline(once(firstHubSide, 'close'), 5_000, 'firstHubSide closing');
   held[0]!.destroy();
   await firstClosed;
   assert.equal(queue.pendingFrom('127.0.0.2'), 1);
@@ -221,10 +222,10 @@ test('the queue is served round robin across addresses: one address with many wa
   const holder = await stalled('127.0.0.2');
   const flood = [];
   for (let i = 0; i < 4; i++) flood.push(await stalled('127.0.0.2'));
-  const accepted = once(listener, 'connection');
+  const accepted = withDeadline(once(listener, 'connection'), 5_000, 'a connection reaching the listener');
   const client = tlsClient(); // from 127.0.0.1, queued after all four
   await accepted;
-  const hello = once(client, 'data');
+  const hello = withDeadline(once(client, 'data'), 5_000, 'client receiving its first bytes');
   const holderEnded = once(endings, 'ended');
   holder.destroy(); // the place goes to 127.0.0.2's first queued socket (its turn came first)…
   await holderEnded;
@@ -242,7 +243,7 @@ test('one address holds at most half the handshake places: its stalled handshake
   assert.equal(queue.inProgress, 2, 'two of the four places');
   assert.equal(queue.queued, 2, 'the other two wait though places are free');
   const clients = [tlsClient(), tlsClient()]; // from 127.0.0.1: straight into the free places
-  for (const c of clients) assert.equal(String(((await once(c, 'data')) as [Buffer])[0]), 'hello');
+  for (const c of clients) assert.equal(String(((await withDeadline(once(c, 'data'), 5_000, 'c receiving its first bytes')) as [Buffer])[0]), 'hello');
   assert.deepEqual(ended.map(([, ok]) => ok), [true, true]);
   for (const s of [...clients, ...flood]) s.destroy();
 });

@@ -4,16 +4,17 @@ import net from 'node:net';
 import { once } from 'node:events';
 import { relay } from './relay.js';
 import { Backoff } from './backoff.js';
+import { withDeadline } from '../../test/support/proc.js';
 
 /** A connected pair of real TCP sockets on loopback: [client side, server side]. */
 async function socketPair(): Promise<[net.Socket, net.Socket]> {
   const server = net.createServer({ allowHalfOpen: true });
   server.listen(0, '127.0.0.1');
   await once(server, 'listening');
-  const accepted = once(server, 'connection');
+  const accepted = withDeadline(once(server, 'connection'), 5_000, 'server: a connection arriving');
   const client = net.connect({ port: (server.address() as net.AddressInfo).port, host: '127.0.0.1', allowHalfOpen: true });
   const [peer] = (await accepted) as [net.Socket];
-  await once(client, 'connect');
+  await withDeadline(once(client, 'connect'), 5_000, 'client connecting');
   server.close();
   return [client, peer];
 }

@@ -21,7 +21,7 @@ import { after, before, describe, it } from 'node:test';
 import type { RouteExplanation } from '../../src/hub/routeExplain.js';
 import { waitForAudit } from '../support/audit.js';
 import { startFakeApiserver, type FakeApiserver } from '../support/fakeKubeApiserver.js';
-import { ChildGroup, run, waitForExit, waitForLine, type ExitResult } from '../support/proc.js';
+import { ChildGroup, run, waitForExit, waitForLine, waitForReady, type ExitResult } from '../support/proc.js';
 import { accessToken, cli, cliJson, joinToken, startAgent, startHub, tempDir, WARREN_BIN, type AgentProc, type HubProc } from '../support/warren.js';
 
 interface Authority { name?: string; namePattern?: string; clusters: string[]; routes: string[] }
@@ -208,9 +208,9 @@ describe('agent authority, user-certificate cap, data-dir modes, join-token uses
     // The token on the command line still works, with a warning naming the alternatives.
     const dataDir = tempDir('agent-csr-test');
     dirs.push(dataDir);
-    const agent = procs.spawn(process.execPath, [WARREN_BIN, 'agent', '--name', 'csr-test', '--data-dir', dataDir, '--token', created.token], { env: { ...process.env, WARREN_LOG_LEVEL: 'debug' } });
+    const agent = procs.spawn(process.execPath, [WARREN_BIN, 'agent', '--name', 'csr-test', '--data-dir', dataDir, '--token', created.token], { ipc: true, env: { ...process.env, WARREN_LOG_LEVEL: 'debug' } });
     await waitForLine(agent, /^warning: --token puts the join token in the process list \(ps\).*use --token-file FILE or the WARREN_JOIN_TOKEN environment variable$/, { timeoutMs: 20_000, stream: 'stderr' });
-    await waitForLine(agent, /"msg":"tunnel up"/, { timeoutMs: 20_000 });
+    await waitForReady(agent, 20_000);
     const after1 = await cliJson<Array<{ id: string; used: number }>>(hub, ['join-token', 'ls']);
     assert.equal(after1.find((t) => t.id === created.id)?.used, 1);
   });

@@ -65,7 +65,7 @@ describe('HTTP CONNECT on a unix socket (--connect-uds)', () => {
     const holder = procs.spawn(process.execPath, ['-e', `require('net').createServer().listen(${JSON.stringify(socketPath)}, () => console.log('bound'))`]);
     await waitForLine(holder, /^bound$/, { timeoutMs: 10_000 });
     process.kill(holder.pid!, 'SIGKILL');
-    await once(holder, 'exit');
+    await withDeadline(once(holder, 'exit'), 5_000, 'the killed socket holder exiting');
     assert.ok(fs.lstatSync(socketPath).isSocket(), 'the stale socket file is there');
 
     hub = await startHub({ group: procs, args: ['--connect-uds', socketPath] });

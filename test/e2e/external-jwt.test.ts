@@ -19,7 +19,7 @@ import { SignJWT } from 'jose';
 import { waitForAudit } from '../support/audit.js';
 import { ConnectRefused, connectThroughHub } from '../support/connectClient.js';
 import { startFakeApiserver, type FakeApiserver } from '../support/fakeKubeApiserver.js';
-import { ChildGroup, run, waitForLine } from '../support/proc.js';
+import { ChildGroup, run } from '../support/proc.js';
 import { SocksClient } from '../support/socksClient.js';
 import { startUpstream, type Upstream } from '../support/upstreams.js';
 import { accessToken, cli, startAgent, startHub, tempDir, WARREN_BIN, type HubProc } from '../support/warren.js';
@@ -99,7 +99,7 @@ describe('external JWTs: expiring, in their own name space, at the kube door unl
     upstream = await startUpstream('http', { group: procs, listen: '127.0.0.1:0', body: 'external-jwt' });
 
     kubeHub = await startHub({ group: procs, dataDir: path.join(dir, 'hub-default'), args: ['--jwt-public-key', pub, '--socks-listen', '127.0.0.1:0'] });
-    socksPort = Number((await waitForLine(kubeHub.child, /"socksListen":"127\.0\.0\.1:(\d+)".*"msg":"socks5 door listening"/, { timeoutMs: 1000 }))[1]);
+    socksPort = kubeHub.socksPort!;
     const agentKubeconfig = path.join(dir, 'agent.kubeconfig');
     fs.writeFileSync(agentKubeconfig, api.kubeconfig('agent'), { mode: 0o600 });
     await startAgent({ group: procs, hub: kubeHub, name: 'edge-a', args: ['--kube', agentKubeconfig, '--cluster', 'prod'] });

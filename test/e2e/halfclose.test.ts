@@ -72,7 +72,7 @@ describe('half-close through the hub', () => {
     const request = randomBytes(4 * 1024 * 1024);
     const child = procs.spawn(process.execPath, [WARREN_BIN, 'connect', `${AGENT}:${echo.port}`], { env: hub.env(token) });
     child.stdin!.end(request);
-    await new Promise<void>((resolve) => child.stdout!.once('data', () => resolve()));
+    await withDeadline(new Promise<void>((resolve) => child.stdout!.once('data', () => resolve())), 10_000, 'the first echoed bytes on warren connect\'s stdout');
     child.stdout!.destroy();
     child.kill('SIGHUP');
     const exit = await waitForExit(child, 10_000);

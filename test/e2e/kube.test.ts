@@ -31,7 +31,7 @@ import { CoreV1Api, KubeConfig, Watch } from '@kubernetes/client-node';
 import { SignJWT } from 'jose';
 import YAML from 'yaml';
 import { AGENT_SERVICE_ACCOUNT, startFakeApiserver, type FakeApiserver, type RecordedRequest } from '../support/fakeKubeApiserver.js';
-import { ChildGroup, run, waitForLine, withDeadline, type RunResult } from '../support/proc.js';
+import { ChildGroup, run, waitForLine, waitForReady, withDeadline, type RunResult } from '../support/proc.js';
 import { accessToken, cli, cliJson, startAgent, startHub, tempDir, WARREN_BIN, type AgentProc, type HubProc } from '../support/warren.js';
 
 interface KubeAuditRow {
@@ -691,9 +691,9 @@ describe('the Kubernetes door: kubectl and client-node through the hub to member
       fs.writeFileSync(kc, betaApi.kubeconfig('agent'));
       const dataDir = tempDir('agent-delta');
       const args = ['agent', '--name', 'delta-1', '--data-dir', dataDir, '--token-file', tokenFile, '--kube', kc, '--cluster', 'delta', '--health-listen', '127.0.0.1:0'];
-      const agent = procs.spawn(process.execPath, [WARREN_BIN, ...args], { env: { ...process.env, WARREN_LOG_LEVEL: 'debug' } });
+      const agent = procs.spawn(process.execPath, [WARREN_BIN, ...args], { ipc: true, env: { ...process.env, WARREN_LOG_LEVEL: 'debug' } });
       const [, port] = await waitForLine(agent, /"healthListen":"127\.0\.0\.1:(\d+)"/, { timeoutMs: 20_000 });
-      await waitForLine(agent, /"msg":"tunnel up"/, { timeoutMs: 20_000 });
+      await waitForReady(agent, 20_000);
       const health = (p: string) => fetch(`http://127.0.0.1:${port}${p}`).then((res) => res.status);
       assert.equal(await health('/healthz'), 200);
       assert.equal(await health('/readyz'), 200);

@@ -11,7 +11,7 @@ import https from 'node:https';
 import type tls from 'node:tls';
 import { after, before, describe, it } from 'node:test';
 import { ConnectRefused, connectThroughHub } from '../support/connectClient.js';
-import { ChildGroup, waitForLine, withDeadline } from '../support/proc.js';
+import { ChildGroup, withDeadline } from '../support/proc.js';
 import { SocksClient } from '../support/socksClient.js';
 import { startUpstream, type Upstream } from '../support/upstreams.js';
 import { cli, cliJson, startAgent, startHub, type HubProc } from '../support/warren.js';
@@ -60,7 +60,7 @@ describe('quotas and revocation', () => {
   before(async () => {
     echo = await startUpstream('echo', { group: procs, listen: '127.0.0.1:0' });
     hub = await startHub({ group: procs, args: ['--socks-listen', '127.0.0.1:0'] });
-    socksPort = Number((await waitForLine(hub.child, /"socksListen":"127\.0\.0\.1:(\d+)".*"msg":"socks5 door listening"/, { timeoutMs: 1000 }))[1]);
+    socksPort = hub.socksPort!;
     await startAgent({ group: procs, hub, name: 'node1' });
   });
 

@@ -18,7 +18,7 @@ import { after, before, describe, it } from 'node:test';
 import { chromium } from 'playwright-core';
 import { waitForAudit } from '../support/audit.js';
 import { natLab, type NatLab } from '../support/netns.js';
-import { ChildGroup, run, waitForLine } from '../support/proc.js';
+import { ChildGroup, run, waitForLine, withDeadline } from '../support/proc.js';
 import { SocksClient } from '../support/socksClient.js';
 import { seededSha256, sha256Hex, startUpstream, type Upstream } from '../support/upstreams.js';
 import { accessToken, cli, startAgent, startHub, tempDir, WARREN_BIN, type HubProc } from '../support/warren.js';
@@ -64,7 +64,7 @@ describe('the hub SOCKS5 door with real curl, and `warren socks` / `warren forwa
   before(async () => {
     hub = await startHub({ group: procs, args: ['--socks-listen', '127.0.0.1:0'] });
     dirs.push(hub.dataDir);
-    socksPort = Number((await waitForLine(hub.child, /"socksListen":"127\.0\.0\.1:(\d+)".*"msg":"socks5 door listening"/, { timeoutMs: 1000 }))[1]);
+    socksPort = hub.socksPort!;
     const agent = await startAgent({ group: procs, hub, name: 'site1' });
     dirs.push(agent.dataDir);
     http = await startUpstream('http', { group: procs, listen: '127.0.0.1:0', body: 'socks-door' });
@@ -211,11 +211,11 @@ describe('the hub SOCKS5 door with real curl, and `warren socks` / `warren forwa
 
     it('keeps half-close', async () => {
       const socket = net.connect({ host: '127.0.0.1', port: halfLocal, allowHalfOpen: true });
-      await once(socket, 'connect');
+      await withDeadline(once(socket, 'connect'), 5_000, 'connecting to `warren forward`');
       const chunks: Buffer[] = [];
       socket.on('data', (c: Buffer) => chunks.push(c));
       socket.end('ping through warren forward');
-      await once(socket, 'end');
+      await withDeadline(once(socket, 'end'), 10_000, 'the half-closed answer ending through `warren forward`');
       socket.destroy();
       assert.equal(Buffer.concat(chunks).toString(), `got 27 bytes sha256=${sha256Hex('ping through warren forward')}\n`);
     });

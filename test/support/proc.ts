@@ -68,6 +68,8 @@ class OutputLog extends EventEmitter {
   private readonly partial: Record<StreamName, string> = { stdout: '', stderr: '' };
   exit: ExitInfo | undefined;
   closed = false;
+  /** The payload of the child's first `{ ready: … }` IPC message (children spawned with `ipc: true`). */
+  ready: unknown;
 
   constructor(child: ChildProcess) {
     super();
@@ -94,6 +96,11 @@ class OutputLog extends EventEmitter {
       this.emit('close');
     });
     child.on('error', (err) => this.emit('spawn-error', err));
+    child.on('message', (msg: unknown) => {
+      if (this.ready !== undefined || typeof msg !== 'object' || msg === null || !('ready' in msg)) return;
+      this.ready = msg.ready;
+      this.emit('ready');
+    });
   }
 
   text(stream: StreamName): string {
@@ -173,35 +180,48 @@ export function waitForLine(child: ChildProcess, regex: RegExp, opts: WaitForLin
   // A /g regex keeps state between calls and `match` would drop capture groups: use a plain copy.
   const re = new RegExp(regex.source, regex.flags.replace(/[gy]/g, ''));
   const test = ({ stream, line }: { stream: StreamName; line: string }) =>
-    wanted === 'both' || wanted === stream ? line.match(re) : null;
+    (wanted === 'both' || wanted === stream ? line.match(re) : null) ?? undefined;
+  const past = log.lines.map(test).find(Boolean);
+  return waitOn(child, 'line', test, past, opts.timeoutMs, `while waiting for ${re} on ${wanted}`);
+}
 
-  for (const entry of log.lines) {
-    const m = test(entry);
-    if (m) return Promise.resolve(m);
-  }
+/**
+ * Resolves with the payload of the child's `{ ready: … }` IPC message (`warren hub` and `warren agent`
+ * send one when spawned with `ipc: true`), past or future. Rejects when the child exits first or the
+ * deadline passes; the error quotes the output.
+ */
+export function waitForReady<T>(child: ChildProcess, timeoutMs: number): Promise<T> {
+  const log = logOf(child);
+  const ready = () => log.ready as T | undefined;
+  return waitOn(child, 'ready', ready, ready(), timeoutMs, 'before sending its ready message');
+}
 
-  return new Promise<RegExpMatchArray>((resolve, reject) => {
+/** `already`, or the first value `check` finds in a later `event`; rejects on exit, spawn failure or the deadline. */
+function waitOn<T>(child: ChildProcess, event: 'line' | 'ready', check: (arg: never) => T | undefined, already: T | undefined, timeoutMs: number, waiting: string): Promise<T> {
+  if (already !== undefined) return Promise.resolve(already);
+  const log = logOf(child);
+  return new Promise<T>((resolve, reject) => {
     const cleanup = () => {
       clearTimeout(timer);
-      log.off('line', onLine);
+      log.off(event, onEvent);
       log.off('close', onClose);
       log.off('spawn-error', onError);
     };
     const fail = (why: string) => {
       cleanup();
-      reject(new Error(`${describeChild(child)}: ${why} while waiting for ${re} on ${wanted}${log.describe()}`));
+      reject(new Error(`${describeChild(child)}: ${why} ${waiting}${log.describe()}`));
     };
-    const onLine = (entry: { stream: StreamName; line: string }) => {
-      const m = test(entry);
-      if (m) {
-        cleanup();
-        resolve(m);
-      }
+    // The event's argument is what `check` was written for: a log line for 'line', nothing for 'ready'.
+    const onEvent = (arg: unknown) => {
+      const found = check(arg as never);
+      if (found === undefined) return;
+      cleanup();
+      resolve(found);
     };
     const onClose = () => fail('exited');
     const onError = (err: Error) => fail(`failed to start (${err.message})`);
-    const timer = setTimeout(() => fail(`timed out after ${opts.timeoutMs} ms`), opts.timeoutMs);
-    log.on('line', onLine);
+    const timer = setTimeout(() => fail(`timed out after ${timeoutMs} ms`), timeoutMs);
+    log.on(event, onEvent);
     log.on('spawn-error', onError);
     if (log.closed) onClose();
     else log.on('close', onClose);
@@ -248,6 +268,8 @@ export function waitForExit(child: ChildProcess, timeoutMs: number): Promise<Exi
 export interface SpawnOpts extends SpawnOptions {
   /** Run inside this network namespace (via `ip netns exec`, which execs the command in place). */
   netns?: string;
+  /** Add an IPC channel (stdio fd 3), for children that report readiness by message (`waitForReady`). */
+  ipc?: boolean;
 }
 
 function commandLine(cmd: string, args: readonly string[], netns: string | undefined): [string, string[]] {
@@ -281,9 +303,9 @@ export class ChildGroup {
 
   /** Spawns with stdio piped (unless `opts.stdio` says otherwise) and output captured for `waitForLine`. */
   spawn(cmd: string, args: readonly string[] = [], opts: SpawnOpts = {}): ChildProcess {
-    const { netns, ...rest } = opts;
+    const { netns, ipc, ...rest } = opts;
     const [file, argv] = commandLine(cmd, args, netns);
-    const child = nodeSpawn(file, argv, { stdio: 'pipe', ...rest, detached: true });
+    const child = nodeSpawn(file, argv, { stdio: ipc ? ['pipe', 'pipe', 'pipe', 'ipc'] : 'pipe', ...rest, detached: true });
     capture(child);
     // Without a listener a spawn failure would be thrown as an uncaught 'error'; waiters see it instead.
     child.on('error', () => {});

@@ -1,14 +1,15 @@
 /**
  * Real Warren processes for end-to-end tests: `warren hub` and `warren agent` started from the built
  * CLI (bin/warren.js), on port 0, optionally inside a network namespace, and the CLI run against them.
- * Readiness is the hub's "hub listening" log line and the agent's "tunnel up" line, never a sleep.
+ * Readiness is the `{ ready: … }` message each process sends over its IPC channel, never a log line or a sleep.
  */
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { ChildProcess } from 'node:child_process';
-import { ChildGroup, run, waitForLine, type RunResult } from './proc.js';
+import { parseHostPort } from '../../src/hostPort.js';
+import { ChildGroup, run, waitForReady, type RunResult } from './proc.js';
 
 export const WARREN_BIN = fileURLToPath(new URL('../../bin/warren.js', import.meta.url));
 
@@ -26,6 +27,8 @@ export interface HubOptions {
 export interface HubProc {
   readonly url: string;
   readonly port: number;
+  /** The SOCKS5 door's port, when started with --socks-listen. */
+  readonly socksPort: number | undefined;
   readonly caPin: string;
   readonly caPath: string;
   readonly adminToken: string;
@@ -40,25 +43,41 @@ export function tempDir(prefix: string): string {
   return fs.mkdtempSync(path.join(os.tmpdir(), `warren-${prefix}-`));
 }
 
+/** What `warren hub` reports on its IPC channel once every door listens (src/cli/readySignal.ts). */
+export interface HubReady {
+  readonly url: string;
+  /** HOST:PORT bound by the main port. */
+  readonly listen: string;
+  readonly caPin: string;
+  /** HOST:PORT bound by the SOCKS5 door, with --socks-listen. */
+  readonly socks?: string;
+}
+
+/** The port of a HOST:PORT the process reported. */
+function portOf(hostPort: string): number {
+  const hp = parseHostPort(hostPort);
+  if (!hp) throw new Error(`not HOST:PORT in a ready message: ${hostPort}`);
+  return hp.port;
+}
+
 export async function startHub(opts: HubOptions): Promise<HubProc> {
   const dataDir = opts.dataDir ?? tempDir('hub');
   const args = [WARREN_BIN, 'hub', '--listen', opts.listen ?? '127.0.0.1:0', '--data-dir', dataDir, ...(opts.publicUrl ? ['--public-url', opts.publicUrl] : []), ...(opts.args ?? [])];
-  const child = opts.group.spawn(process.execPath, args, { netns: opts.netns, env: { ...process.env, WARREN_LOG_LEVEL: 'debug', ...opts.env } });
-  const m = await waitForLine(child, /"url":"([^"]+)","caPin":"(sha256:[0-9a-f]{64})".*"msg":"hub listening"/, { timeoutMs: 20_000 });
-  const url = m[1]!;
-  const listen = await waitForLine(child, /"listen":"[^"]*:(\d+)"/, { timeoutMs: 1000 });
+  const child = opts.group.spawn(process.execPath, args, { netns: opts.netns, ipc: true, env: { ...process.env, WARREN_LOG_LEVEL: 'debug', ...opts.env } });
+  const { url, listen, caPin, socks } = await waitForReady<HubReady>(child, 20_000);
   const adminToken = fs.readFileSync(path.join(dataDir, 'admin.token'), 'utf8').trim();
   return {
     url,
-    port: Number(listen[1]),
-    caPin: m[2]!,
+    port: portOf(listen),
+    socksPort: socks === undefined ? undefined : portOf(socks),
+    caPin,
     caPath: path.join(dataDir, 'ca.crt'),
     adminToken,
     dataDir,
     child,
     options: { ...opts, dataDir },
     env(token?: string) {
-      return { ...process.env, WARREN_HUB: url, WARREN_TOKEN: token ?? adminToken, WARREN_CA_FINGERPRINT: m[2]!, WARREN_CONFIG: path.join(dataDir, 'no-login.json') };
+      return { ...process.env, WARREN_HUB: url, WARREN_TOKEN: token ?? adminToken, WARREN_CA_FINGERPRINT: caPin, WARREN_CONFIG: path.join(dataDir, 'no-login.json') };
     },
   };
 }
@@ -140,7 +159,7 @@ export async function startAgent(opts: AgentOptions): Promise<AgentProc> {
   const token = opts.token ?? (hasIdentity ? undefined : await joinToken(opts.hub, authorityFor(opts.name, opts.args ?? [])));
   const args = [WARREN_BIN, 'agent', '--name', opts.name, '--data-dir', dataDir, ...(opts.args ?? [])];
   const env = { ...process.env, WARREN_LOG_LEVEL: 'debug', ...(token ? { WARREN_JOIN_TOKEN: token } : {}), ...opts.env };
-  const child = opts.group.spawn(process.execPath, args, { netns: opts.netns, env });
-  await waitForLine(child, /"msg":"tunnel up"/, { timeoutMs: 20_000 });
+  const child = opts.group.spawn(process.execPath, args, { netns: opts.netns, ipc: true, env });
+  await waitForReady(child, 20_000);
   return { child, dataDir, options: { ...opts, dataDir } };
 }

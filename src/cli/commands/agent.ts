@@ -3,6 +3,7 @@ import type { Command } from 'commander';
 import { agentConfig, agentOptions, type AgentFlags } from '../../agent/config.js';
 import { startAgent } from '../../agent/agent.js';
 import { createLogger } from '../../log.js';
+import { sendAgentReadyWhenUp } from '../readySignal.js';
 import { startHealthServer } from '../../agent/health.js';
 import { formatHostPort } from '../../hostPort.js';
 import { addOptions } from '../../shared/options.js';
@@ -38,6 +39,7 @@ Examples:
       const stop = () => void agent.stop();
       process.once('SIGTERM', stop);
       process.once('SIGINT', stop);
+      sendAgentReadyWhenUp(agent, config);
       await agent.done.finally(() => health?.close());
     });
 }

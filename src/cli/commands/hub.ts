@@ -5,6 +5,7 @@ import type { Command } from 'commander';
 import { hubConfig, hubOptions, type HubFlags } from '../../hub/config.js';
 import { startHub, type Hub } from '../../hub/hub.js';
 import { createLogger } from '../../log.js';
+import { sendHubReady } from '../readySignal.js';
 import { agentConfig } from '../../agent/config.js';
 import { startAgent } from '../../agent/agent.js';
 import { addOptions } from '../../shared/options.js';
@@ -38,6 +39,7 @@ A config file holds the same options, keyed by the flag names without --:
       const hub = await startHub(config, log);
       const stopDemo = config.demo ? await startDemoAgent(hub, config.dataDir) : undefined;
       printNextSteps(hub, config.demo);
+      sendHubReady(hub);
       await new Promise<void>((resolve) => {
         const stop = (signal: string) => {
           log.info({ signal }, 'draining');

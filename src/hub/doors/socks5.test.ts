@@ -21,6 +21,7 @@ import {
   parseUserPassStatus,
   type ParseResult,
 } from './socks5Codec.js';
+import { withDeadline } from '../../../test/support/proc.js';
 
 const TOKEN = 'tok-3f9c1e-secret-never-logged';
 const ALICE: Principal = { user: 'alice', groups: ['dev'], via: 'token' };
@@ -457,7 +458,9 @@ describe('socks5 door: requests', () => {
     await client.authenticate();
     client.write(encodeRequest({ command: 'connect', host: 'slow.alpha.warren', port: 1 }));
     // The open has started once the request reached the opener; only then does the client leave.
-    while (door.requests.length === 0) await new Promise((resolve) => setImmediate(resolve));
+    await withDeadline((async () => {
+      while (door.requests.length === 0) await new Promise((resolve) => setImmediate(resolve));
+    })(), 5_000, 'the CONNECT request reaching the opener');
     client.socket.resetAndDestroy();
     await aborted;
     await door.settled();
