@@ -20,7 +20,7 @@ import path from 'node:path';
 import { fork, spawnSync, type ChildProcess } from 'node:child_process';
 import { ChildGroup, waitForExit, waitForLine } from '../test/support/proc.js';
 import { WARREN_BIN, tempDir } from '../test/support/warren.js';
-import { NODE_FLAGS } from '../src/nodeFlags.js';
+import { NODE_FLAGS } from '../src/shared/nodeFlags.js';
 import { cpuSeconds, rssBytes } from './lib/procstat.js';
 import { fmt, markdownTable, mib } from './lib/stats.js';
 import { machineLine } from './lib/machine.js';
@@ -78,7 +78,7 @@ interface HubProc {
 }
 
 async function startHub(dataDir: string, port: number, n: number): Promise<HubProc> {
-  // As bin/warren.js starts it (src/nodeFlags.ts), plus BENCH_NODE_ARGS (e.g. --cpu-prof, as in bench/run.ts).
+  // As bin/warren.js starts it (src/shared/nodeFlags.ts), plus BENCH_NODE_ARGS (e.g. --cpu-prof, as in bench/run.ts).
   const nodeArgs = [...NODE_FLAGS, ...(process.env.BENCH_NODE_ARGS ?? '').split(/\s+/).filter(Boolean)];
   const [cmd, args] = withNofile(n + 4096, process.execPath, [...nodeArgs, WARREN_BIN, 'hub', '--listen', `127.0.0.1:${port}`, '--data-dir', dataDir]);
   const child = group.spawn(cmd, args, { env: { ...process.env, WARREN_LOG_LEVEL: 'info' }, stdio: ['ignore', 'pipe', 'pipe'] });

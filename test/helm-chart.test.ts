@@ -36,7 +36,7 @@ import { ClusterRole, ClusterRoleBinding } from 'kubernetes-models/rbac.authoriz
 import { PersistentVolumeClaim, Secret, Service, ServiceAccount } from 'kubernetes-models/v1';
 import YAML from 'yaml';
 import { agentObjects } from '../src/kube/manifest.js';
-import { NODE_FLAGS } from '../src/nodeFlags.js';
+import { NODE_FLAGS } from '../src/shared/nodeFlags.js';
 import { fieldErrors, startFakeApiserver, type FakeApiserver } from './support/fakeKubeApiserver.js';
 import { run } from './support/proc.js';
 

@@ -11,9 +11,9 @@
 import net from 'node:net';
 import { hubConfig } from '../../src/hub/config.js';
 import { startHub } from '../../src/hub/hub.js';
-import { createLogger } from '../../src/log.js';
+import { createLogger } from '../../src/shared/log.js';
 import { sendHubReady } from '../../src/cli/readySignal.js';
-import type { Principal } from '../../src/hub/doors/door.js';
+import type { Principal } from '../../src/doors/door.js';
 
 const [dataDir, target, user] = process.argv.slice(2) as [string, string, string];
 const config = hubConfig({ listen: '127.0.0.1:0', dataDir, maxNewStreamsPerSecond: '0' });

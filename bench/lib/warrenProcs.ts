@@ -2,14 +2,14 @@
  * Warren processes for the benchmark: a hub (`warren hub` from bin/warren.js, or the forward stand-in),
  * a user with a grant for the bench agent, and one agent (`warren agent`), all at log level info (the
  * default; debug logs a line per stream, which is not what users run) and with the node flags
- * bin/warren.js starts with (src/nodeFlags.ts).
+ * bin/warren.js starts with (src/shared/nodeFlags.ts).
  */
 import fs from 'node:fs';
 import path from 'node:path';
 import type { ChildProcess } from 'node:child_process';
 import { type ChildGroup, waitForReady, run } from '../../test/support/proc.js';
 import { tempDir, WARREN_BIN, type HubReady } from '../../test/support/warren.js';
-import { NODE_FLAGS } from '../../src/nodeFlags.js';
+import { NODE_FLAGS } from '../../src/shared/nodeFlags.js';
 
 export interface BenchHub {
   readonly child: ChildProcess;

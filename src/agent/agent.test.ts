@@ -12,7 +12,7 @@ import os from 'node:os';
 import path from 'node:path';
 import tls from 'node:tls';
 import { test, type TestContext } from 'node:test';
-import { silentLogger } from '../log.js';
+import { silentLogger } from '../shared/log.js';
 import { createCa, createCsr, fingerprint, issueAgentCert, issueServerCert, loadCa } from '../pki/pki.js';
 import { ALPN, INFO_PATH } from '../tunnel/protocol.js';
 import { startAgent } from './agent.js';

@@ -9,12 +9,12 @@ import http2, { type ServerHttp2Session, type ServerHttp2Stream, type IncomingHt
 import os from 'node:os';
 import type tls from 'node:tls';
 import { EventEmitter } from 'node:events';
-import { WarrenError, asWarrenError } from '../errors.js';
-import type { Logger } from '../log.js';
+import { WarrenError, asWarrenError } from '../shared/errors.js';
+import type { Logger } from '../shared/log.js';
 import { Backoff } from '../tunnel/backoff.js';
 import { serveAgentSession } from '../tunnel/agentSession.js';
 import { ALPN, H2_SETTINGS, INFO_PATH, KUBE_SERVICE, LISTENERS_PATH, MAX_SESSION_MEMORY_MB, SERVICE_HEADER, type AgentInfo, type Refusal } from '../tunnel/protocol.js';
-import { VERSION } from '../version.js';
+import { VERSION } from '../shared/version.js';
 import { dialHub, hubSecureContext, proxyFor, type HubEndpoint } from '../client/dialHub.js';
 import { AllowList } from './allowList.js';
 import type { AgentConfig } from './config.js';

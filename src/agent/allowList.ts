@@ -12,7 +12,7 @@
  */
 import dns from 'node:dns/promises';
 import net from 'node:net';
-import { matchesGlob, parseCidr, cidrContains, portMatches, parsePorts } from '../patterns.js';
+import { matchesGlob, parseCidr, cidrContains, portMatches, parsePorts } from '../shared/patterns.js';
 
 interface Entry {
   readonly host: string;

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { WarrenError } from '../errors.js';
+import { WarrenError } from '../shared/errors.js';
 import { agentConfig } from './config.js';
 
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'warren-agent-config-'));

@@ -7,9 +7,9 @@ import os from 'node:os';
 import path from 'node:path';
 import fs from 'node:fs';
 import { z } from 'zod';
-import { WarrenError } from '../errors.js';
-import { isLabel, parseListen } from '../hostPort.js';
-import { isRoute } from '../patterns.js';
+import { WarrenError } from '../shared/errors.js';
+import { isLabel, parseListen } from '../shared/hostPort.js';
+import { isRoute } from '../shared/patterns.js';
 import { commaList, durationText, logLevelOption, option, optionsSchema, parseOptions, refuse, textAs } from '../shared/options.js';
 import type { KubeSource } from './kube/credentials.js';
 

@@ -4,11 +4,11 @@
  */
 import net from 'node:net';
 import type { ServerHttp2Stream } from 'node:http2';
-import { WarrenError, type ErrorCode } from '../errors.js';
-import { formatHostPort, parseHostPort } from '../hostPort.js';
+import { WarrenError, type ErrorCode } from '../shared/errors.js';
+import { formatHostPort, parseHostPort } from '../shared/hostPort.js';
 import { relay } from '../tunnel/relay.js';
 import { refuseStream } from '../tunnel/refusalHeaders.js';
-import type { Logger } from '../log.js';
+import type { Logger } from '../shared/log.js';
 import type { AllowList } from './allowList.js';
 
 export interface DialerOptions {

@@ -10,8 +10,8 @@
 import http from 'node:http';
 import type net from 'node:net';
 import { once } from 'node:events';
-import { WarrenError } from '../errors.js';
-import { formatHostPort, type HostPort } from '../hostPort.js';
+import { WarrenError } from '../shared/errors.js';
+import { formatHostPort, type HostPort } from '../shared/hostPort.js';
 
 export interface HealthServer {
   readonly address: net.AddressInfo;

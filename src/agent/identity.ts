@@ -14,9 +14,9 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { z } from 'zod';
-import { WarrenError } from '../errors.js';
-import { parseJoinToken } from '../joinToken.js';
-import { makePrivateDir, writePrivateFile } from '../privateFiles.js';
+import { WarrenError } from '../shared/errors.js';
+import { parseJoinToken } from '../shared/joinToken.js';
+import { makePrivateDir, writePrivateFile } from '../shared/privateFiles.js';
 import { certNotAfter, createCsr } from '../pki/pki.js';
 import { fetchPinnedCa, hubRequest, jsonOrThrow } from '../client/hubHttp.js';
 import type { HubEndpoint } from '../client/dialHub.js';

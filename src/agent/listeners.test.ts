@@ -5,7 +5,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import net from 'node:net';
 import { once } from 'node:events';
-import { silentLogger } from '../log.js';
+import { silentLogger } from '../shared/log.js';
 import { EntryListeners } from './listeners.js';
 import { withDeadline } from '../../test/support/proc.js';
 

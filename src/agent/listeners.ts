@@ -12,10 +12,10 @@
  */
 import net from 'node:net';
 import { constants as h2c, type ServerHttp2Stream } from 'node:http2';
-import { WarrenError } from '../errors.js';
-import type { Logger } from '../log.js';
-import { formatHostPort, formatSource } from '../hostPort.js';
-import { describeBindError } from '../forwardSpec.js';
+import { WarrenError } from '../shared/errors.js';
+import type { Logger } from '../shared/log.js';
+import { formatHostPort, formatSource } from '../shared/hostPort.js';
+import { describeBindError } from '../shared/forwardSpec.js';
 import { abortStream, relay } from '../tunnel/relay.js';
 import { SOURCE_HEADER, type ListenerReport, type ListenerSpec, type ListenerStatus } from '../tunnel/protocol.js';
 import { decodeListenerSet, encodeListenerReport, MAX_LISTENER_BODY } from '../tunnel/listenerSet.js';

@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { WarrenError } from '../errors.js';
+import { WarrenError } from '../shared/errors.js';
 import { renderAgentEnv, renderAgentUnit, systemdWord, type AgentUnitOptions } from './systemdUnit.js';
 
 const TOKEN = 'wj1.aHR0cHM6Ly9odWIuZXhhbXBsZS5jb206ODQ0Mw.' + 'a'.repeat(64) + '.0123456789abcdef.' + 'S'.repeat(43);

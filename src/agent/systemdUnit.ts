@@ -15,8 +15,8 @@
  * - MemoryDenyWriteExecute is not set: V8's JIT needs writable-executable memory.
  */
 import path from 'node:path';
-import { WarrenError } from '../errors.js';
-import { NODE_FLAGS } from '../nodeFlags.js';
+import { WarrenError } from '../shared/errors.js';
+import { NODE_FLAGS } from '../shared/nodeFlags.js';
 
 export const UNIT_PATH = '/etc/systemd/system/warren-agent.service';
 export const ENV_PATH = '/etc/warren/agent.env';

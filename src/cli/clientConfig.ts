@@ -8,9 +8,9 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { z } from 'zod';
-import { WarrenError } from '../errors.js';
+import { WarrenError } from '../shared/errors.js';
 import { fingerprint } from '../pki/pki.js';
-import { pinsEqual } from '../joinToken.js';
+import { pinsEqual } from '../shared/joinToken.js';
 import { fetchPinnedCa } from '../client/hubHttp.js';
 import { proxyFor, type HubEndpoint } from '../client/dialHub.js';
 

@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { WarrenError } from '../errors.js';
+import { WarrenError } from '../shared/errors.js';
 import { isLoopback, parseForwardSpec } from './localForwardSpec.js';
 
 test('forward specs, like ssh -L', () => {

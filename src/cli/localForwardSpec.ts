@@ -12,8 +12,8 @@
  * The target is the last HOST:PORT (so a target never needs quoting); what comes before it is the
  * listen address, a bare port meaning loopback.
  */
-import { WarrenError } from '../errors.js';
-import { formatHostPort, parseHostPort, parseListen, type HostPort } from '../hostPort.js';
+import { WarrenError } from '../shared/errors.js';
+import { formatHostPort, parseHostPort, parseListen, type HostPort } from '../shared/hostPort.js';
 
 export interface ForwardSpec {
   readonly listen: HostPort;

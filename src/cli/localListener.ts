@@ -4,8 +4,8 @@
  */
 import net from 'node:net';
 import { once } from 'node:events';
-import { WarrenError } from '../errors.js';
-import { formatHostPort, type HostPort } from '../hostPort.js';
+import { WarrenError } from '../shared/errors.js';
+import { formatHostPort, type HostPort } from '../shared/hostPort.js';
 import { isLoopback } from './localForwardSpec.js';
 
 /** Listens on `hp` (port 0: a free port) and resolves with the bound address as HOST:PORT. */

@@ -3,8 +3,8 @@
  * do), 2 usage error (one line on stderr).
  */
 import { Command, CommanderError, Option } from 'commander';
-import { asWarrenError } from '../errors.js';
-import { VERSION } from '../version.js';
+import { asWarrenError } from '../shared/errors.js';
+import { VERSION } from '../shared/version.js';
 import { registerHub } from './commands/hub.js';
 import { registerAgent } from './commands/agent.js';
 import { registerAgentInstall } from './commands/agentInstall.js';

@@ -1,6 +1,6 @@
 /** `-o json|yaml|table` for every listing. */
 import YAML from 'yaml';
-import { WarrenError } from '../errors.js';
+import { WarrenError } from '../shared/errors.js';
 
 export type OutputFormat = 'json' | 'yaml' | 'table';
 

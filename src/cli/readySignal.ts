@@ -3,7 +3,7 @@
  * benchmarks): one `{ ready: … }` message, so readiness never depends on the log format. Without a
  * channel nothing is sent: no flag and no environment variable turn it on.
  */
-import { formatHostPort } from '../hostPort.js';
+import { formatHostPort } from '../shared/hostPort.js';
 import type { Hub } from '../hub/hub.js';
 import type { AgentConfig } from '../agent/config.js';
 import type { Agent } from '../agent/agent.js';

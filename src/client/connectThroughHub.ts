@@ -4,7 +4,7 @@
  */
 import http from 'node:http';
 import type { Duplex } from 'node:stream';
-import { WarrenError, isErrorCode } from '../errors.js';
+import { WarrenError, isErrorCode } from '../shared/errors.js';
 import { dialHub, type HubEndpoint } from './dialHub.js';
 
 /** Opens a CONNECT tunnel through the hub; resolves with the socket once the hub answered 200. */

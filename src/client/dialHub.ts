@@ -6,7 +6,7 @@ import http from 'node:http';
 import https from 'node:https';
 import net from 'node:net';
 import tls from 'node:tls';
-import { WarrenError } from '../errors.js';
+import { WarrenError } from '../shared/errors.js';
 
 export interface HubEndpoint {
   readonly url: URL;

@@ -5,9 +5,9 @@
  * connections.
  */
 import http from 'node:http';
-import { WarrenError, isErrorCode } from '../errors.js';
+import { WarrenError, isErrorCode } from '../shared/errors.js';
 import { fingerprint } from '../pki/pki.js';
-import { pinsEqual } from '../joinToken.js';
+import { pinsEqual } from '../shared/joinToken.js';
 import { dialHub, type HubEndpoint } from './dialHub.js';
 
 export interface HubResponse {

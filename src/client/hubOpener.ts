@@ -8,10 +8,10 @@
  * refused by the target 0x05, …), the same byte it would get from the hub's own SOCKS5 port.
  */
 import type { Duplex } from 'node:stream';
-import { WarrenError } from '../errors.js';
+import { WarrenError } from '../shared/errors.js';
 import { relay } from '../tunnel/relay.js';
 import { openThroughHub } from './connectThroughHub.js';
-import type { OpenRequest, Opener, OpenedStream, RelayResult } from '../hub/doors/door.js';
+import type { OpenRequest, Opener, OpenedStream, RelayResult } from '../doors/door.js';
 import type { HubEndpoint } from './dialHub.js';
 
 export class HubClientOpener implements Opener {

@@ -7,9 +7,9 @@
  */
 import { randomBytes, type KeyObject } from 'node:crypto';
 import { SignJWT, jwtVerify, errors as joseErrors } from 'jose';
-import { WarrenError } from '../errors.js';
+import { WarrenError } from '../shared/errors.js';
 import type { Store } from '../store/store.js';
-import type { Principal } from './doors/door.js';
+import type { Principal } from '../doors/door.js';
 
 export const ADMIN_GROUP = 'warren:admins';
 

@@ -3,7 +3,7 @@
  * for, so that a revocation (a token, grant or agent deleted) can find and close what is no longer
  * allowed instead of letting it run until the client hangs up.
  */
-import type { Principal } from './doors/door.js';
+import type { Principal } from '../doors/door.js';
 
 /** What an admitted use reaches: a target through an agent, or a cluster's API. */
 export type Reach =

@@ -6,15 +6,15 @@
 import type { ClientHttp2Session } from 'node:http2';
 import type { TLSSocket } from 'node:tls';
 import { EventEmitter } from 'node:events';
-import { WarrenError } from '../errors.js';
-import { formatSource } from '../hostPort.js';
+import { WarrenError } from '../shared/errors.js';
+import { formatSource } from '../shared/hostPort.js';
 import { abortSession } from '../tunnel/relay.js';
 import { drainSessions } from '../tunnel/sessions.js';
 import { AgentTunnel, fetchInfo, openTunnelSession, refuseTunnel } from '../tunnel/hubTunnel.js';
 import { admitAgent, claimedName } from '../tunnel/peerCertificate.js';
 import type { AgentInfo } from '../tunnel/protocol.js';
 import type { Store } from '../store/store.js';
-import type { Logger } from '../log.js';
+import type { Logger } from '../shared/log.js';
 import type { RouterView } from './router.js';
 import { claimRefusal } from './authority.js';
 

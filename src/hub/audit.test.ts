@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Audit, type AuditEntry } from './audit.js';
 import { SqliteStore } from '../store/sqliteStore.js';
-import { silentLogger } from '../log.js';
+import { silentLogger } from '../shared/log.js';
 import type { AuditRow } from '../store/store.js';
 
 const store = () => new SqliteStore(join(mkdtempSync(join(tmpdir(), 'warren-audit-')), 'store.db'));

@@ -9,7 +9,7 @@
  */
 import { EventEmitter } from 'node:events';
 import type { AuditFilter, AuditRow, Store } from '../store/store.js';
-import type { Logger } from '../log.js';
+import type { Logger } from '../shared/log.js';
 
 export type AuditEntry = AuditRow & { id: number };
 

@@ -6,13 +6,13 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import net from 'node:net';
 import { SignJWT } from 'jose';
-import { WarrenError } from '../errors.js';
+import { WarrenError } from '../shared/errors.js';
 import { createCa, createCsr, issueAgentCert, issueServerCert, issueUserCert, loadCa, type Ca } from '../pki/pki.js';
 import { tlsPair } from '../../test/support/tlsPair.js';
 import { SqliteStore } from '../store/sqliteStore.js';
 import { AccessTokens } from './accessTokens.js';
 import { HubAuth } from './auth.js';
-import type { DoorName } from './doors/door.js';
+import type { DoorName } from '../doors/door.js';
 import { ExternalJwt, type ExternalJwtPolicy } from './externalJwt.js';
 
 const hubKeys = generateKeyPairSync('ec', { namedCurve: 'P-256' });

@@ -10,10 +10,10 @@
  */
 import tls from 'node:tls';
 import type { Socket } from 'node:net';
-import { WarrenError } from '../errors.js';
+import { WarrenError } from '../shared/errors.js';
 import { verifiedPeer } from '../tunnel/peerCertificate.js';
 import type { AccessTokens } from './accessTokens.js';
-import type { Authenticator, DoorName, Principal } from './doors/door.js';
+import type { Authenticator, DoorName, Principal } from '../doors/door.js';
 
 /**
  * A verifier for tokens the hub did not issue (e.g. multikube-style JWTs); undefined: not mine. It may

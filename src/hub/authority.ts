@@ -12,8 +12,8 @@
  *   --clusters prod           --cluster prod           yes
  *   (no flags)                --cluster prod           no  (default: a free name, nothing else)
  */
-import { WarrenError } from '../errors.js';
-import { cidrContains, matchesGlob, parseCidr } from '../patterns.js';
+import { WarrenError } from '../shared/errors.js';
+import { cidrContains, matchesGlob, parseCidr } from '../shared/patterns.js';
 import type { AgentAuthority } from '../store/store.js';
 
 /** True when every address (or name) `claim` covers is covered by `allowed`. */

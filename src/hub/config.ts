@@ -5,9 +5,9 @@
  */
 import path from 'node:path';
 import { z } from 'zod';
-import { parseListen } from '../hostPort.js';
+import { parseListen } from '../shared/hostPort.js';
 import { durationText, logLevelOption, option, optionsSchema, parseOptions, refuse, textAs } from '../shared/options.js';
-import type { DoorName } from './doors/door.js';
+import type { DoorName } from '../doors/door.js';
 
 /**
  * The doors that take a bearer token. The unix-socket door (file permissions) and forwards (the hub's

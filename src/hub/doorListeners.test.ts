@@ -8,7 +8,7 @@ import net from 'node:net';
 import { once } from 'node:events';
 import { test } from 'node:test';
 import { pino } from 'pino';
-import { WarrenError } from '../errors.js';
+import { WarrenError } from '../shared/errors.js';
 import { startDoorListeners } from './doorListeners.js';
 import { withDeadline } from '../../test/support/proc.js';
 

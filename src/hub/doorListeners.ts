@@ -16,12 +16,12 @@ import { resolve as resolvePath } from 'node:path';
 import http from 'node:http';
 import net from 'node:net';
 import { once } from 'node:events';
-import { WarrenError, asWarrenError } from '../errors.js';
-import { formatHostPort, type HostPort } from '../hostPort.js';
-import type { Logger } from '../log.js';
-import { handleConnect } from './doors/connect.js';
-import type { Authenticator, Opener, Principal } from './doors/door.js';
-import { handleSocks5 } from './doors/socks5.js';
+import { WarrenError, asWarrenError } from '../shared/errors.js';
+import { formatHostPort, type HostPort } from '../shared/hostPort.js';
+import type { Logger } from '../shared/log.js';
+import { handleConnect } from '../doors/connect.js';
+import type { Authenticator, Opener, Principal } from '../doors/door.js';
+import { handleSocks5 } from '../doors/socks5.js';
 import { sendError } from './httpJson.js';
 import { PendingPerSource } from './pendingPerSource.js';
 

@@ -7,7 +7,7 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { WarrenError } from '../errors.js';
+import { WarrenError } from '../shared/errors.js';
 import { createCa, createCsr, fingerprint, loadCa } from '../pki/pki.js';
 import { SqliteStore } from '../store/sqliteStore.js';
 import { Enrollment } from './enroll.js';

@@ -5,10 +5,10 @@
  * authority allows; that authority (name, clusters, routes) is copied onto the agent's record, where
  * every tunnel admission checks the agent's claims against it (authority.ts).
  */
-import { WarrenError } from '../errors.js';
-import { formatJoinToken, hashSecret, newJoinSecret, parseJoinToken, pinsEqual, secretMatches } from '../joinToken.js';
+import { WarrenError } from '../shared/errors.js';
+import { formatJoinToken, hashSecret, newJoinSecret, parseJoinToken, pinsEqual, secretMatches } from '../shared/joinToken.js';
 import { issueAgentCert, type Ca } from '../pki/pki.js';
-import { isLabel } from '../hostPort.js';
+import { isLabel } from '../shared/hostPort.js';
 import type { AgentAuthority, JoinTokenRecord, Store } from '../store/store.js';
 import { nameRefusal } from './authority.js';
 

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { generateKeyPairSync, type KeyObject } from 'node:crypto';
 import { test } from 'node:test';
 import { SignJWT, base64url } from 'jose';
-import { WarrenError } from '../errors.js';
+import { WarrenError } from '../shared/errors.js';
 import { ExternalJwt, unverifiedCtx, type ExternalJwtPolicy } from './externalJwt.js';
 
 const policy: ExternalJwtPolicy = { maxTtlMs: 24 * 3_600_000, issuer: undefined, audience: undefined, trustNames: false, doors: ['kube'] };

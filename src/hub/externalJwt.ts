@@ -26,9 +26,9 @@
 import fs from 'node:fs';
 import { X509Certificate, createPublicKey, type KeyObject } from 'node:crypto';
 import { decodeJwt, errors as joseErrors, jwtVerify, type JWTPayload } from 'jose';
-import { formatDuration } from '../duration.js';
-import { WarrenError } from '../errors.js';
-import type { DoorName, Principal } from './doors/door.js';
+import { formatDuration } from '../shared/duration.js';
+import { WarrenError } from '../shared/errors.js';
+import type { DoorName, Principal } from '../doors/door.js';
 import type { ExternalIssuer } from './auth.js';
 
 export type ExternalAlg = 'RS256' | 'ES256';

@@ -5,10 +5,10 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import net from 'node:net';
 import { once, EventEmitter } from 'node:events';
-import { silentLogger } from '../log.js';
+import { silentLogger } from '../shared/log.js';
 import { relay } from '../tunnel/relay.js';
 import type { ForwardRecord } from '../store/store.js';
-import type { OpenRequest, Opener, OpenedStream } from './doors/door.js';
+import type { OpenRequest, Opener, OpenedStream } from '../doors/door.js';
 import { Forwards } from './forwards.js';
 import { withDeadline } from '../../test/support/proc.js';
 

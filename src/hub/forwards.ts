@@ -22,19 +22,19 @@ import net from 'node:net';
 import type { IncomingHttpHeaders, ServerHttp2Stream } from 'node:http2';
 import type { Duplex } from 'node:stream';
 import type { TLSSocket } from 'node:tls';
-import { WarrenError, asWarrenError } from '../errors.js';
-import { canonicalIp, formatHostPort, formatSource, parseHostPort } from '../hostPort.js';
+import { WarrenError, asWarrenError } from '../shared/errors.js';
+import { canonicalIp, formatHostPort, formatSource, parseHostPort } from '../shared/hostPort.js';
 import {
   describeBindError, entriesClash, formatEntry, isForwardName, parseAllowFrom, parseEntry, sourceAllowed, type ForwardEntry,
-} from '../forwardSpec.js';
+} from '../shared/forwardSpec.js';
 import { abortStream } from '../tunnel/relay.js';
 import { SOURCE_HEADER, type ListenerReport, type ListenerSet, type ListenerSpec } from '../tunnel/protocol.js';
 import { refuseStream } from '../tunnel/refusalHeaders.js';
 import { UplinkServer } from '../tunnel/uplinkServer.js';
 import type { ForwardRecord, Store } from '../store/store.js';
-import type { Logger } from '../log.js';
+import type { Logger } from '../shared/log.js';
 import { logFailure, newRequestId } from './failureLog.js';
-import type { Opener, Principal } from './doors/door.js';
+import type { Opener, Principal } from '../doors/door.js';
 import type { Audit } from './audit.js';
 
 /** The slice of the agent registry forwards need: a live tunnel by name, and connect/disconnect events. */

@@ -11,7 +11,7 @@
 import type { IncomingMessage } from 'node:http';
 import { z } from 'zod';
 import { readJson } from './httpJson.js';
-import type { Principal } from './doors/door.js';
+import type { Principal } from '../doors/door.js';
 import type { Forwards } from './forwards.js';
 
 /** The route shape of api.ts's table, as far as these routes need it. */

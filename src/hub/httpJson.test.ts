@@ -8,7 +8,7 @@ import { once } from 'node:events';
 import { Writable } from 'node:stream';
 import { test, type TestContext } from 'node:test';
 import { pino } from 'pino';
-import { WarrenError } from '../errors.js';
+import { WarrenError } from '../shared/errors.js';
 import { sendError } from './httpJson.js';
 
 async function serve(t: TestContext, fail: () => unknown) {

@@ -1,7 +1,7 @@
 /** JSON in and out for the hub's HTTP handlers: bounded bodies, `{code, message, requestId}` errors. */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { z } from 'zod';
-import { WarrenError } from '../errors.js';
+import { WarrenError } from '../shared/errors.js';
 import { logFailure, newRequestId, type FailureLog } from './failureLog.js';
 
 const MAX_BODY = 1 << 20;

@@ -13,8 +13,8 @@ import os from 'node:os';
 import net from 'node:net';
 import { createPrivateKey, createPublicKey, generateKeyPairSync, X509Certificate, type KeyObject } from 'node:crypto';
 import { createCa, loadCa, issueServerCert, fingerprint, certSans, type Ca } from '../pki/pki.js';
-import { canonicalIp } from '../hostPort.js';
-import { makePrivateDir, writePrivateFile } from '../privateFiles.js';
+import { canonicalIp } from '../shared/hostPort.js';
+import { makePrivateDir, writePrivateFile } from '../shared/privateFiles.js';
 
 export interface HubPki {
   readonly ca: Ca;

@@ -5,12 +5,12 @@
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import { test } from 'node:test';
-import { WarrenError } from '../errors.js';
+import { WarrenError } from '../shared/errors.js';
 import { readAll } from '../../test/support/connectClient.js';
 import { echoServer, inProcessHub } from '../../test/support/inProcess.js';
 import { withDeadline } from '../../test/support/proc.js';
 import { sha256Hex } from '../../test/support/upstreams.js';
-import type { AdmitRequest, Principal } from './doors/door.js';
+import type { AdmitRequest, Principal } from '../doors/door.js';
 
 const lab = await inProcessHub({ maxStreamsPerPrincipal: '2' });
 const echoPort = await echoServer();

@@ -12,14 +12,14 @@
  * kube stream, or dials a stream of its own for an upgrade (exec, attach, port-forward); it writes its
  * own audit rows, which describe HTTP requests rather than byte streams.
  */
-import { WarrenError, asWarrenError } from '../errors.js';
-import { formatHostPort, isLabel, parseHostPort } from '../hostPort.js';
+import { WarrenError, asWarrenError } from '../shared/errors.js';
+import { formatHostPort, isLabel, parseHostPort } from '../shared/hostPort.js';
 import { KUBE_SERVICE } from '../tunnel/protocol.js';
 import { abortStream, relay } from '../tunnel/relay.js';
 import { streamSocket } from '../tunnel/streamSocket.js';
 import type { Store } from '../store/store.js';
-import type { Logger } from '../log.js';
-import type { Admission, AdmitRequest, Admitter, OpenRequest, Opener, OpenedStream, Principal, RelayResult } from './doors/door.js';
+import type { Logger } from '../shared/log.js';
+import type { Admission, AdmitRequest, Admitter, OpenRequest, Opener, OpenedStream, Principal, RelayResult } from '../doors/door.js';
 import type { AgentTunnels } from './agentTunnels.js';
 import type { AgentTunnel } from '../tunnel/hubTunnel.js';
 import type { Audit } from './audit.js';

@@ -1,9 +1,9 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { findTargetGrant, clusterAccess } from './policy.js';
-import { hostMatches, parsePorts, matchesGlob } from '../patterns.js';
+import { hostMatches, parsePorts, matchesGlob } from '../shared/patterns.js';
 import type { GrantRecord } from '../store/store.js';
-import type { Principal } from './doors/door.js';
+import type { Principal } from '../doors/door.js';
 
 const grant = (g: Partial<GrantRecord>): GrantRecord => ({
   id: 'g', subjectKind: 'user', subject: 'ana', agent: null, host: null, ports: null, cluster: null, kubeGroups: [], createdAt: 0, createdBy: 'admin', ...g,

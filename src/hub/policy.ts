@@ -10,9 +10,9 @@
  * use a cluster's API through the kube router (the member cluster's RBAC then decides).
  */
 import type { GrantRecord } from '../store/store.js';
-import type { Principal } from './doors/door.js';
+import type { Principal } from '../doors/door.js';
 import { isAdmin } from './accessTokens.js';
-import { hostMatches, matchesGlob, portMatches } from '../patterns.js';
+import { hostMatches, matchesGlob, portMatches } from '../shared/patterns.js';
 
 function appliesTo(g: GrantRecord, p: Principal): boolean {
   return g.subjectKind === 'user' ? g.subject === p.user : p.groups.includes(g.subject);

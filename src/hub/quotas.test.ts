@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { WarrenError } from '../errors.js';
+import { WarrenError } from '../shared/errors.js';
 import { Quotas } from './quotas.js';
 
 const quota = (kind: string) => (err: unknown) => err instanceof WarrenError && err.code === 'WARREN_E_QUOTA' && err.status === 429 && err.details?.quota === kind;

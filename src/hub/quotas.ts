@@ -12,7 +12,7 @@
  * A refusal is WARREN_E_QUOTA: each door answers it at once (HTTP 429 with Retry-After, SOCKS 0x02).
  * 0 for a limit means "no limit".
  */
-import { WarrenError } from '../errors.js';
+import { WarrenError } from '../shared/errors.js';
 
 export interface QuotaLimits {
   readonly perPrincipal: number;

@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { AgentRecord, GrantRecord } from '../store/store.js';
-import type { Principal } from './doors/door.js';
+import type { Principal } from '../doors/door.js';
 import { explainRoute, groupsOfUser, type LiveAgents } from './routeExplain.js';
 
 interface Up {

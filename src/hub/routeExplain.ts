@@ -17,10 +17,10 @@
  * @module
  */
 import net from 'node:net';
-import { WarrenError, asWarrenError, type ErrorCode } from '../errors.js';
-import { formatHostPort, parseHostPort } from '../hostPort.js';
+import { WarrenError, asWarrenError, type ErrorCode } from '../shared/errors.js';
+import { formatHostPort, parseHostPort } from '../shared/hostPort.js';
 import type { AgentRecord, GrantRecord } from '../store/store.js';
-import type { Principal } from './doors/door.js';
+import type { Principal } from '../doors/door.js';
 import { findTargetGrant } from './policy.js';
 import { resolveTarget, routeScore, SELF_HOST, type RoutableAgent, type RouterView, type Resolution } from './router.js';
 

@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { resolveTarget, type RoutableAgent, type RouterView } from './router.js';
-import { WarrenError } from '../errors.js';
+import { WarrenError } from '../shared/errors.js';
 
 function view(agents: RoutableAgent[], known: string[] = []): RouterView {
   return { connected: () => agents, isKnown: (n) => known.includes(n) || agents.some((a) => a.name === n) };

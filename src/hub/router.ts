@@ -11,8 +11,8 @@
  *   4. anything else                  → WARREN_E_UNKNOWN_TARGET naming the host
  */
 import net from 'node:net';
-import { WarrenError } from '../errors.js';
-import { parseCidr, cidrContains } from '../patterns.js';
+import { WarrenError } from '../shared/errors.js';
+import { parseCidr, cidrContains } from '../shared/patterns.js';
 
 export const SELF_HOST = 'localhost';
 

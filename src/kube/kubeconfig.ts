@@ -12,7 +12,7 @@
  * hubs' kubeconfigs are merged.
  */
 import YAML from 'yaml';
-import { WarrenError } from '../errors.js';
+import { WarrenError } from '../shared/errors.js';
 
 export interface KubeconfigOptions {
   /** The hub's base URL as clients reach it, e.g. https://hub.example.com:8443 */

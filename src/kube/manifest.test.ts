@@ -19,8 +19,8 @@ import { Namespace, Secret, ServiceAccount } from 'kubernetes-models/v1';
 import YAML from 'yaml';
 import { DEFAULT_RULES, fieldErrors, startFakeApiserver, type FakeApiserver } from '../../test/support/fakeKubeApiserver.js';
 import { run } from '../../test/support/proc.js';
-import { WarrenError } from '../errors.js';
-import { VERSION } from '../version.js';
+import { WarrenError } from '../shared/errors.js';
+import { VERSION } from '../shared/version.js';
 import { AGENT_CLUSTER_ROLE_RULES, AGENT_NAMES, agentManifest, type AgentManifestOptions } from './manifest.js';
 
 const TOKEN = 'wj1.aHR0cHM6Ly9odWIuZXhhbXBsZS5jb206ODQ0Mw.0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef.3f2a9c01d4e5b6a7.c2VjcmV0LXNlY3JldC1zZWNyZXQtc2VjcmV0LXNlY3JldA';

@@ -25,8 +25,8 @@
  *   node -e "…agentManifest({ cluster: 'alpha', joinToken })" | kubectl apply -f -
  */
 import YAML from 'yaml';
-import { WarrenError } from '../errors.js';
-import { VERSION } from '../version.js';
+import { WarrenError } from '../shared/errors.js';
+import { VERSION } from '../shared/version.js';
 
 export interface AgentManifestOptions {
   /** Warren cluster name (`--cluster`), an RFC 1123 label; also the `app.kubernetes.io/instance` label. */

@@ -5,7 +5,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { Command } from 'commander';
 import { z } from 'zod';
-import { WarrenError } from '../errors.js';
+import { WarrenError } from './errors.js';
 import { addOptions, durationText, option, optionsSchema, parseOptions } from './options.js';
 
 const specs = {

@@ -22,8 +22,8 @@ import fs from 'node:fs';
 import { Option, type Command } from 'commander';
 import YAML from 'yaml';
 import { z } from 'zod';
-import { WarrenError } from '../errors.js';
-import { parseDuration } from '../duration.js';
+import { WarrenError } from './errors.js';
+import { parseDuration } from './duration.js';
 import { collect } from '../cli/flags.js';
 
 export interface OptionSpec<S extends z.ZodType = z.ZodType> {

@@ -5,8 +5,8 @@
  */
 import type { Http2Server, ServerHttp2Session } from 'node:http2';
 import type { TLSSocket } from 'node:tls';
-import { WarrenError } from '../errors.js';
-import type { Logger } from '../log.js';
+import { WarrenError } from '../shared/errors.js';
+import type { Logger } from '../shared/log.js';
 import { decodeGoawayReason } from './goawayReason.js';
 import { startKeepalive } from './keepalive.js';
 import { abortSession } from './relay.js';

@@ -7,8 +7,8 @@
 import http2, { constants as h2c, type ClientHttp2Session, type ClientHttp2Stream } from 'node:http2';
 import type { TLSSocket } from 'node:tls';
 import { z } from 'zod';
-import { WarrenError } from '../errors.js';
-import type { Logger } from '../log.js';
+import { WarrenError } from '../shared/errors.js';
+import type { Logger } from '../shared/log.js';
 import { encodeGoawayReason } from './goawayReason.js';
 import { decodeListenerReport, encodeListenerSet, MAX_LISTENER_BODY } from './listenerSet.js';
 import { decodeRefusalHeaders } from './refusalHeaders.js';

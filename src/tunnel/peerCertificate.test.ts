@@ -7,7 +7,7 @@ import { once } from 'node:events';
 import type net from 'node:net';
 import tls from 'node:tls';
 import { test, type TestContext } from 'node:test';
-import { WarrenError } from '../errors.js';
+import { WarrenError } from '../shared/errors.js';
 import { createCa, createCsr, issueAgentCert, issueServerCert, issueUserCert, loadCa } from '../pki/pki.js';
 import { admitAgent, certIdentity, claimedName, verifiedPeer } from './peerCertificate.js';
 

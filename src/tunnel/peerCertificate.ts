@@ -8,7 +8,7 @@
  * Anything else (another OU, a repeated CN on an agent certificate, no CN) is no identity at all.
  */
 import type { PeerCertificate, TLSSocket } from 'node:tls';
-import { WarrenError } from '../errors.js';
+import { WarrenError } from '../shared/errors.js';
 import { AGENT_OU, USER_OU, normalizeSerial } from '../pki/pki.js';
 
 export interface CertIdentity {

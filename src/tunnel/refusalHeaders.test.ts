@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import http2 from 'node:http2';
 import { once } from 'node:events';
 import { test } from 'node:test';
-import { WarrenError } from '../errors.js';
+import { WarrenError } from '../shared/errors.js';
 import { decodeRefusalHeaders, encodeRefusalHeaders, MAX_REFUSAL_MESSAGE, refuseStream } from './refusalHeaders.js';
 
 const fallback = { code: 'WARREN_E_TUNNEL_LOST', message: 'agent "a1" refused the stream' } as const;

@@ -7,7 +7,7 @@
  *   warren-message: agent refuses 10.0.0.9:22: not in its allow-list (--allow)
  */
 import { constants as h2c, type IncomingHttpHeaders, type OutgoingHttpHeaders, type ServerHttp2Stream } from 'node:http2';
-import { isErrorCode, type ErrorCode, type WarrenError } from '../errors.js';
+import { isErrorCode, type ErrorCode, type WarrenError } from '../shared/errors.js';
 import { ERROR_HEADER, MESSAGE_HEADER } from './protocol.js';
 
 /** Longer messages are cut: a peer must not make the other side hold (or log) an unbounded string. */

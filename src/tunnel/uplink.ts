@@ -5,8 +5,8 @@
  * closed (gracefully: open streams finish) when the agent holds no listeners any more.
  */
 import http2, { type ClientHttp2Session } from 'node:http2';
-import { WarrenError } from '../errors.js';
-import type { Logger } from '../log.js';
+import { WarrenError } from '../shared/errors.js';
+import type { Logger } from '../shared/log.js';
 import { dialHub, type HubEndpoint } from '../client/dialHub.js';
 import { startKeepalive } from './keepalive.js';
 import { abortSession } from './relay.js';

@@ -7,9 +7,9 @@
  */
 import http2, { type IncomingHttpHeaders, type ServerHttp2Session, type ServerHttp2Stream } from 'node:http2';
 import type { TLSSocket } from 'node:tls';
-import { WarrenError } from '../errors.js';
-import { formatSource } from '../hostPort.js';
-import type { Logger } from '../log.js';
+import { WarrenError } from '../shared/errors.js';
+import { formatSource } from '../shared/hostPort.js';
+import type { Logger } from '../shared/log.js';
 import { startKeepalive } from './keepalive.js';
 import { admitAgent } from './peerCertificate.js';
 import { abortSession } from './relay.js';

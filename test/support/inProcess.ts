@@ -20,7 +20,7 @@ import { agentConfig, type AgentFlags } from '../../src/agent/config.js';
 import { startAgent, type Agent } from '../../src/agent/agent.js';
 import { hubConfig, type HubFlags } from '../../src/hub/config.js';
 import { startHub, type Hub } from '../../src/hub/hub.js';
-import { silentLogger } from '../../src/log.js';
+import { silentLogger } from '../../src/shared/log.js';
 import type { AgentAuthority, GrantRecord } from '../../src/store/store.js';
 import type { AgentTunnels } from '../../src/hub/agentTunnels.js';
 import { withDeadline } from './proc.js';

@@ -21,7 +21,7 @@ import {
   parseUserPassStatus,
   type CommandName,
   type ParseResult,
-} from '../../src/hub/doors/socks5Codec.js';
+} from '../../src/doors/socks5Codec.js';
 import { withDeadline } from './proc.js';
 
 export class SocksClient {

@@ -8,7 +8,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { ChildProcess } from 'node:child_process';
-import { parseHostPort } from '../../src/hostPort.js';
+import { parseHostPort } from '../../src/shared/hostPort.js';
 import { ChildGroup, run, waitForReady, type RunResult } from './proc.js';
 
 export const WARREN_BIN = fileURLToPath(new URL('../../bin/warren.js', import.meta.url));

@@ -14,7 +14,7 @@
 import { createHash } from 'node:crypto';
 import http from 'node:http';
 import https from 'node:https';
-import { WarrenError } from '../../errors.js';
+import { WarrenError } from '../../shared/errors.js';
 
 export type KubeSource = { readonly kind: 'in-cluster' } | { readonly kind: 'kubeconfig'; readonly path: string; readonly context?: string | undefined };
 

@@ -1,7 +1,7 @@
 /** Client commands that talk to the hub's admin API: tokens, agents, grants, audit, login. */
 import type { Command } from 'commander';
-import { WarrenError } from '../../errors.js';
-import { parseDuration } from '../../duration.js';
+import { WarrenError } from '../../shared/errors.js';
+import { parseDuration } from '../../shared/duration.js';
 import { hubRequest, jsonOrThrow, fetchPinnedCa } from '../../client/hubHttp.js';
 import { dialHub } from '../../client/dialHub.js';
 import { parseLabels } from '../../agent/config.js';

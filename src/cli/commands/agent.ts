@@ -2,10 +2,10 @@
 import type { Command } from 'commander';
 import { agentConfig, agentOptions, type AgentFlags } from '../../agent/config.js';
 import { startAgent } from '../../agent/agent.js';
-import { createLogger } from '../../log.js';
+import { createLogger } from '../../shared/log.js';
 import { sendAgentReadyWhenUp } from '../readySignal.js';
 import { startHealthServer } from '../../agent/health.js';
-import { formatHostPort } from '../../hostPort.js';
+import { formatHostPort } from '../../shared/hostPort.js';
 import { addOptions } from '../../shared/options.js';
 
 export function registerAgent(program: Command): Command {

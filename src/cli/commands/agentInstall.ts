@@ -8,7 +8,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Command } from 'commander';
-import { WarrenError } from '../../errors.js';
+import { WarrenError } from '../../shared/errors.js';
 import { agentConfig } from '../../agent/config.js';
 import { ENV_PATH, UNIT_PATH, checkUnitOptions, renderAgentEnv, renderAgentUnit, type AgentUnitOptions } from '../../agent/systemdUnit.js';
 

@@ -12,8 +12,8 @@
  * serve another cluster or any route. A `--join-token` given instead must allow the cluster the same way.
  */
 import type { Command } from 'commander';
-import { WarrenError } from '../../errors.js';
-import { parseDuration } from '../../duration.js';
+import { WarrenError } from '../../shared/errors.js';
+import { parseDuration } from '../../shared/duration.js';
 import { hubRequest, jsonOrThrow } from '../../client/hubHttp.js';
 import { agentManifest } from '../../kube/manifest.js';
 import { resolveClient, type ClientFlags } from '../clientConfig.js';

@@ -3,8 +3,8 @@
  * stdin's end half-closes the stream (the target still answers); the command exits when the remote
  * side closes: 0 after a clean end, 1 when the stream breaks or is refused (reason on stderr).
  */
-import { WarrenError } from '../../errors.js';
-import { parseHostPort, formatHostPort, type HostPort } from '../../hostPort.js';
+import { WarrenError } from '../../shared/errors.js';
+import { parseHostPort, formatHostPort, type HostPort } from '../../shared/hostPort.js';
 import type { HubEndpoint } from '../../client/dialHub.js';
 import { openThroughHub } from '../../client/connectThroughHub.js';
 

@@ -6,11 +6,11 @@
  */
 import net from 'node:net';
 import type { Command } from 'commander';
-import { asWarrenError } from '../../errors.js';
-import { formatSource } from '../../hostPort.js';
+import { asWarrenError } from '../../shared/errors.js';
+import { formatSource } from '../../shared/hostPort.js';
 import type { HubEndpoint } from '../../client/dialHub.js';
 import { HubClientOpener } from '../../client/hubOpener.js';
-import type { Principal } from '../../hub/doors/door.js';
+import type { Principal } from '../../doors/door.js';
 import { abortStream } from '../../tunnel/relay.js';
 import { resolveClient, type ClientFlags } from '../clientConfig.js';
 import { parseForwardSpec, type ForwardSpec } from '../localForwardSpec.js';

@@ -1,9 +1,9 @@
 /** `warren forwards create|ls|show|rm`: TCP forwards on the hub or an agent (admin API /api/v1/forwards). */
 import type { Command } from 'commander';
-import { WarrenError } from '../../errors.js';
+import { WarrenError } from '../../shared/errors.js';
 import { hubRequest, jsonOrThrow } from '../../client/hubHttp.js';
-import { parseHostPort } from '../../hostPort.js';
-import { isForwardName, parseAllowFrom, parseEntry } from '../../forwardSpec.js';
+import { parseHostPort } from '../../shared/hostPort.js';
+import { isForwardName, parseAllowFrom, parseEntry } from '../../shared/forwardSpec.js';
 import { resolveClient, type ClientFlags } from '../clientConfig.js';
 import { parseFormat, render, type Column } from '../output.js';
 import { collect } from '../flags.js';

@@ -4,7 +4,7 @@ import path from 'node:path';
 import type { Command } from 'commander';
 import { hubConfig, hubOptions, type HubFlags } from '../../hub/config.js';
 import { startHub, type Hub } from '../../hub/hub.js';
-import { createLogger } from '../../log.js';
+import { createLogger } from '../../shared/log.js';
 import { sendHubReady } from '../readySignal.js';
 import { agentConfig } from '../../agent/config.js';
 import { startAgent } from '../../agent/agent.js';

@@ -5,10 +5,10 @@
  */
 import type { Command } from 'commander';
 import YAML from 'yaml';
-import { WarrenError } from '../../errors.js';
-import { parseDuration } from '../../duration.js';
+import { WarrenError } from '../../shared/errors.js';
+import { parseDuration } from '../../shared/duration.js';
 import { hubRequest, jsonOrThrow } from '../../client/hubHttp.js';
-import { isLabel } from '../../hostPort.js';
+import { isLabel } from '../../shared/hostPort.js';
 import { kubeconfigObject } from '../../kube/kubeconfig.js';
 import { resolveClient, type ClientFlags } from '../clientConfig.js';
 import { collect } from '../flags.js';

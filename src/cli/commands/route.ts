@@ -5,7 +5,7 @@ import type { RouteExplanation } from '../../hub/routeExplain.js';
 import { resolveClient, type ClientFlags } from '../clientConfig.js';
 import { connectTarget } from './connect.js';
 import { parseFormat, render } from '../output.js';
-import { formatHostPort } from '../../hostPort.js';
+import { formatHostPort } from '../../shared/hostPort.js';
 
 type Opts = ClientFlags & { output?: string; user?: string; groups?: string };
 

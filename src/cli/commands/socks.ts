@@ -7,12 +7,12 @@
  */
 import net from 'node:net';
 import type { Command } from 'commander';
-import { WarrenError } from '../../errors.js';
-import { parseListen, type HostPort } from '../../hostPort.js';
+import { WarrenError } from '../../shared/errors.js';
+import { parseListen, type HostPort } from '../../shared/hostPort.js';
 import type { HubEndpoint } from '../../client/dialHub.js';
 import { HubClientOpener } from '../../client/hubOpener.js';
-import type { Principal } from '../../hub/doors/door.js';
-import { handleSocks5, type DoorLog } from '../../hub/doors/socks5.js';
+import type { Principal } from '../../doors/door.js';
+import { handleSocks5, type DoorLog } from '../../doors/socks5.js';
 import { resolveClient, type ClientFlags } from '../clientConfig.js';
 import { listenLocal, trackSockets, untilStopped, warnIfExposed } from '../localListener.js';
 

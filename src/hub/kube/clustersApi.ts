@@ -7,10 +7,10 @@
  * Any authenticated user may call it and sees only the clusters a grant gives them (admins: all);
  * `warren kubeconfig --all` builds its contexts from it.
  */
-import { WarrenError } from '../../errors.js';
+import { WarrenError } from '../../shared/errors.js';
 import type { Store } from '../../store/store.js';
 import { isAdmin } from '../accessTokens.js';
-import type { Principal } from '../doors/door.js';
+import type { Principal } from '../../doors/door.js';
 import { clusterAccess } from '../policy.js';
 import { listClusters, type ClusterAgentsView } from './clusters.js';
 

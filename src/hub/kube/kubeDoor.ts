@@ -5,12 +5,12 @@
  * requests and upgrades to it.
  */
 import type { Duplex } from 'node:stream';
-import type { Logger } from '../../log.js';
+import type { Logger } from '../../shared/log.js';
 import type { Store } from '../../store/store.js';
 import type { Audit } from '../audit.js';
 import type { HubAuth } from '../auth.js';
 import type { ExternalJwt } from '../externalJwt.js';
-import type { Admitter } from '../doors/door.js';
+import type { Admitter } from '../../doors/door.js';
 import type { ClusterAgentsView } from './clusters.js';
 import { clusterRoutes, type ClusterRoute } from './clustersApi.js';
 import { KubeRouter } from './kubeRouter.js';

@@ -29,9 +29,9 @@
  */
 import http from 'node:http';
 import type { Duplex } from 'node:stream';
-import { WarrenError, asWarrenError } from '../../errors.js';
-import { formatSource } from '../../hostPort.js';
-import type { Logger } from '../../log.js';
+import { WarrenError, asWarrenError } from '../../shared/errors.js';
+import { formatSource } from '../../shared/hostPort.js';
+import type { Logger } from '../../shared/log.js';
 import { logFailure, newRequestId } from '../failureLog.js';
 import { filterHeaders, isUpgrade, responseHead } from '../../kube/httpHeaders.js';
 import { kubeRequestInfo, resourceLabel } from '../../kube/requestInfo.js';
@@ -40,7 +40,7 @@ import { IMPERSONATE_GROUP_HEADER, IMPERSONATE_USER_HEADER } from '../../tunnel/
 import { relay } from '../../tunnel/relay.js';
 import type { StreamSocket } from '../../tunnel/streamSocket.js';
 import type { AuditRow } from '../../store/store.js';
-import type { Admission, Admitter, Principal } from '../doors/door.js';
+import type { Admission, Admitter, Principal } from '../../doors/door.js';
 import { tokenFromHeader } from '../auth.js';
 import { unverifiedCtx, type ExternalJwt } from '../externalJwt.js';
 

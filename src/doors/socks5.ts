@@ -12,9 +12,9 @@
  * @module
  */
 import type { Socket } from 'node:net';
-import { asWarrenError, SocksReply } from '../../errors.js';
-import { formatHostPort, formatSource } from '../../hostPort.js';
-import { logFailure, newRequestId, type FailureLog } from '../failureLog.js';
+import { asWarrenError, SocksReply } from '../shared/errors.js';
+import { formatHostPort, formatSource } from '../shared/hostPort.js';
+import { logFailure, newRequestId, type FailureLog } from '../hub/failureLog.js';
 import type { Authenticator, Opener, OpenedStream, Principal } from './door.js';
 import {
   encodeMethodSelection,

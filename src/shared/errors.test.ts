@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { ErrorCodes, WarrenError, asWarrenError, isErrorCode } from './errors.js';
 
-const doc = readFileSync(new URL('../docs/errors.md', import.meta.url), 'utf8');
+const doc = readFileSync(new URL('../../docs/errors.md', import.meta.url), 'utf8');
 
 test('every error code is documented in docs/errors.md with its HTTP status', () => {
   for (const [code, spec] of Object.entries(ErrorCodes)) {

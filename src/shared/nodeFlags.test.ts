@@ -4,7 +4,7 @@ import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { NODE_FLAGS } from './nodeFlags.js';
 
-const read = (rel: string) => readFileSync(new URL(`../${rel}`, import.meta.url), 'utf8');
+const read = (rel: string) => readFileSync(new URL(`../../${rel}`, import.meta.url), 'utf8');
 
 test('this Node accepts the flags', () => {
   assert.equal(execFileSync(process.execPath, [...NODE_FLAGS, '-e', 'process.stdout.write("ok")'], { encoding: 'utf8' }), 'ok');

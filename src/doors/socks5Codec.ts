@@ -54,7 +54,7 @@
  */
 import { Buffer } from 'node:buffer';
 import { isIPv4, isIPv6 } from 'node:net';
-import { ErrorCodes, SocksReply } from '../../errors.js';
+import { ErrorCodes, SocksReply } from '../shared/errors.js';
 
 export const SOCKS_VERSION = 0x05;
 export const USERPASS_VERSION = 0x01;

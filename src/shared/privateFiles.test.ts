@@ -29,8 +29,8 @@ test('makePrivateDir and writePrivateFile: owner-only under umask 0, wider files
 test('a data dir on a mount point the process does not own (a pod volume) is used, its files still 0600', { skip: process.getuid?.() !== 0 && 'needs root to run a child as another user' }, () => {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'warren-volume-'));
   fs.chmodSync(dir, 0o777);
-  const root = fileURLToPath(new URL('..', import.meta.url));
-  const script = `const m = await import(${JSON.stringify(path.join(root, 'src/privateFiles.ts'))}); m.makePrivateDir(${JSON.stringify(dir)}); m.writePrivateFile(${JSON.stringify(path.join(dir, 'agent.key'))}, 'k');`;
+  const root = fileURLToPath(new URL('../..', import.meta.url));
+  const script = `const m = await import(${JSON.stringify(path.join(root, 'src/shared/privateFiles.ts'))}); m.makePrivateDir(${JSON.stringify(dir)}); m.writePrivateFile(${JSON.stringify(path.join(dir, 'agent.key'))}, 'k');`;
   const r = spawnSync('setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups', process.execPath, '--import', 'tsx', '--input-type=module', '-e', script], { cwd: root, encoding: 'utf8' });
   assert.equal(r.status, 0, r.stderr);
   assert.equal(mode(path.join(dir, 'agent.key')), 0o600);

@@ -9,7 +9,7 @@ import { once } from 'node:events';
 import net from 'node:net';
 import type { Duplex } from 'node:stream';
 import { after, describe, test, type TestContext } from 'node:test';
-import { ErrorCodes, WarrenError, type ErrorCode } from '../../errors.js';
+import { ErrorCodes, WarrenError, type ErrorCode } from '../shared/errors.js';
 import type { Authenticator, OpenedStream, Opener, OpenRequest, Principal, RelayResult } from './door.js';
 import { handleSocks5, type DoorLog } from './socks5.js';
 import {
@@ -21,7 +21,7 @@ import {
   parseUserPassStatus,
   type ParseResult,
 } from './socks5Codec.js';
-import { withDeadline } from '../../../test/support/proc.js';
+import { withDeadline } from '../../test/support/proc.js';
 
 const TOKEN = 'tok-3f9c1e-secret-never-logged';
 const ALICE: Principal = { user: 'alice', groups: ['dev'], via: 'token' };

@@ -10,11 +10,11 @@ import { once } from 'node:events';
 import { Writable } from 'node:stream';
 import { test, type TestContext } from 'node:test';
 import { pino } from 'pino';
-import { WarrenError } from '../../errors.js';
-import { readAll } from '../../../test/support/connectClient.js';
-import { echoServer, inProcessHub } from '../../../test/support/inProcess.js';
-import { withDeadline } from '../../../test/support/proc.js';
-import { sha256Hex } from '../../../test/support/upstreams.js';
+import { WarrenError } from '../shared/errors.js';
+import { readAll } from '../../test/support/connectClient.js';
+import { echoServer, inProcessHub } from '../../test/support/inProcess.js';
+import { withDeadline } from '../../test/support/proc.js';
+import { sha256Hex } from '../../test/support/upstreams.js';
 import { handleConnect } from './connect.js';
 import type { Opener, Principal } from './door.js';
 

@@ -1,6 +1,6 @@
 /**
  * V8 flags Warren's processes start with: bin/warren.js's shebang, the Dockerfile's ENTRYPOINT and the
- * systemd unit of `warren agent install` all pass these (src/nodeFlags.test.ts keeps them equal).
+ * systemd unit of `warren agent install` all pass these (src/shared/nodeFlags.test.ts keeps them equal).
  *
  * A 16 MiB young generation from the start. With V8's default (1 MiB, grown on demand) a process that
  * relays bytes falls, in some runs, into a mode with one mark-compact every ~32 MB relayed, which costs

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { Buffer } from 'node:buffer';
 import { describe, test } from 'node:test';
 import fc from 'fast-check';
-import { ErrorCodes, SocksReply } from '../../errors.js';
+import { ErrorCodes, SocksReply } from '../shared/errors.js';
 import {
   encodeGreeting,
   encodeMethodSelection,
