@@ -11,7 +11,7 @@ import https from 'node:https';
 import type tls from 'node:tls';
 import { after, before, describe, it } from 'node:test';
 import { ConnectRefused, connectThroughHub } from '../support/connectClient.js';
-import { ChildGroup, withDeadline } from '../support/proc.js';
+import { ChildGroup, waitForExit, withDeadline } from '../support/proc.js';
 import { SocksClient } from '../support/socksClient.js';
 import { startUpstream, type Upstream } from '../support/upstreams.js';
 import { cli, cliJson, startAgent, startHub, type HubProc } from '../support/warren.js';
@@ -163,5 +163,15 @@ describe('quotas and revocation', () => {
     kept.removeAllListeners('data');
     await echoes(kept);
     kept.destroy();
+  });
+
+  // Cutting live HTTP/2 streams (RST_STREAM CANCEL) must not leave the hub unable to exit afterwards.
+  it('after revocations the hub still stops cleanly on SIGTERM, within its drain timeout', async () => {
+    const t0 = performance.now();
+    const exited = waitForExit(hub.child, 15_000);
+    hub.child.kill('SIGTERM');
+    const r = await exited;
+    assert.deepEqual([r.code, r.signal], [0, null], r.stderr.slice(-2000));
+    assert.ok(performance.now() - t0 < 12_000, `stopped in ${(performance.now() - t0).toFixed(0)} ms`);
   });
 });

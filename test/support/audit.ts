@@ -22,6 +22,9 @@ export interface AuditRow {
   reason: string | null;
   bytesIn: number | null;
   bytesOut: number | null;
+  /** Kube rows: the request's attributes and the status answered. */
+  verb?: string | null;
+  status?: number | null;
 }
 
 export async function waitForAudit(
