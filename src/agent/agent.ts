@@ -15,7 +15,7 @@ import { Backoff } from '../tunnel/backoff.js';
 import { serveAgentSession } from '../tunnel/agentSession.js';
 import { ALPN, H2_SETTINGS, INFO_PATH, KUBE_SERVICE, LISTENERS_PATH, MAX_SESSION_MEMORY_MB, SERVICE_HEADER, type AgentInfo, type Refusal } from '../tunnel/protocol.js';
 import { VERSION } from '../shared/version.js';
-import { dialHub, hubSecureContext, proxyFor, type HubEndpoint } from '../client/dialHub.js';
+import { dialHub, hubSecureContext, proxyFor, type HubEndpoint } from '../tunnel/dialHub.js';
 import { AllowList } from './allowList.js';
 import type { AgentConfig } from './config.js';
 import { handleConnectStream } from './dialer.js';

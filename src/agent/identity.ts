@@ -19,7 +19,7 @@ import { parseJoinToken } from '../shared/joinToken.js';
 import { makePrivateDir, writePrivateFile } from '../shared/privateFiles.js';
 import { certNotAfter, createCsr } from '../pki/pki.js';
 import { fetchPinnedCa, hubRequest, jsonOrThrow } from '../client/hubHttp.js';
-import type { HubEndpoint } from '../client/dialHub.js';
+import type { HubEndpoint } from '../tunnel/dialHub.js';
 
 export interface AgentIdentity {
   readonly name: string;

@@ -12,7 +12,7 @@ import { WarrenError } from '../shared/errors.js';
 import { fingerprint } from '../pki/pki.js';
 import { pinsEqual } from '../shared/joinToken.js';
 import { fetchPinnedCa } from '../client/hubHttp.js';
-import { proxyFor, type HubEndpoint } from '../client/dialHub.js';
+import { proxyFor, type HubEndpoint } from '../tunnel/dialHub.js';
 
 export interface ClientFlags {
   hub?: string | undefined;

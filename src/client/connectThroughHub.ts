@@ -5,7 +5,7 @@
 import http from 'node:http';
 import type { Duplex } from 'node:stream';
 import { WarrenError, isErrorCode } from '../shared/errors.js';
-import { dialHub, type HubEndpoint } from './dialHub.js';
+import { dialHub, type HubEndpoint } from '../tunnel/dialHub.js';
 
 /** Opens a CONNECT tunnel through the hub; resolves with the socket once the hub answered 200. */
 export async function openThroughHub(ep: HubEndpoint, token: string, target: string): Promise<{ socket: Duplex; head: Buffer }> {

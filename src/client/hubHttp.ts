@@ -8,7 +8,7 @@ import http from 'node:http';
 import { WarrenError, isErrorCode } from '../shared/errors.js';
 import { fingerprint } from '../pki/pki.js';
 import { pinsEqual } from '../shared/joinToken.js';
-import { dialHub, type HubEndpoint } from './dialHub.js';
+import { dialHub, type HubEndpoint } from '../tunnel/dialHub.js';
 
 export interface HubResponse {
   readonly status: number;

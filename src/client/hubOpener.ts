@@ -12,7 +12,7 @@ import { WarrenError } from '../shared/errors.js';
 import { relay } from '../tunnel/relay.js';
 import { openThroughHub } from './connectThroughHub.js';
 import type { OpenRequest, Opener, OpenedStream, RelayResult } from '../doors/door.js';
-import type { HubEndpoint } from './dialHub.js';
+import type { HubEndpoint } from '../tunnel/dialHub.js';
 
 export class HubClientOpener implements Opener {
   constructor(

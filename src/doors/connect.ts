@@ -15,7 +15,7 @@ import { STATUS_CODES, type IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
 import type { WarrenError } from '../shared/errors.js';
 import { formatSource } from '../shared/hostPort.js';
-import { logFailure, newRequestId, type FailureLog } from '../hub/failureLog.js';
+import { logFailure, newRequestId, type FailureLog } from '../shared/failureLog.js';
 import type { DoorName, Opener, Principal } from './door.js';
 
 export interface ConnectDoorDeps {

@@ -14,7 +14,7 @@
 import type { Socket } from 'node:net';
 import { asWarrenError, SocksReply } from '../shared/errors.js';
 import { formatHostPort, formatSource } from '../shared/hostPort.js';
-import { logFailure, newRequestId, type FailureLog } from '../hub/failureLog.js';
+import { logFailure, newRequestId, type FailureLog } from '../shared/failureLog.js';
 import type { Authenticator, Opener, OpenedStream, Principal } from './door.js';
 import {
   encodeMethodSelection,

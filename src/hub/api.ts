@@ -26,7 +26,7 @@ import { formatSource, isLabel } from '../shared/hostPort.js';
 import { explainFromQuery } from './routeExplain.js';
 import type { ClusterRoute } from './kube/clustersApi.js';
 import { describeAuthority } from './authority.js';
-import type { FailureLog } from './failureLog.js';
+import type { FailureLog } from '../shared/failureLog.js';
 
 export interface ApiDeps {
   readonly store: Store;

@@ -33,7 +33,7 @@ import { refuseStream } from '../tunnel/refusalHeaders.js';
 import { UplinkServer } from '../tunnel/uplinkServer.js';
 import type { ForwardRecord, Store } from '../store/store.js';
 import type { Logger } from '../shared/log.js';
-import { logFailure, newRequestId } from './failureLog.js';
+import { logFailure, newRequestId } from '../shared/failureLog.js';
 import type { Opener, Principal } from '../doors/door.js';
 import type { Audit } from './audit.js';
 

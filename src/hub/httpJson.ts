@@ -2,7 +2,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { z } from 'zod';
 import { WarrenError } from '../shared/errors.js';
-import { logFailure, newRequestId, type FailureLog } from './failureLog.js';
+import { logFailure, newRequestId, type FailureLog } from '../shared/failureLog.js';
 
 const MAX_BODY = 1 << 20;
 

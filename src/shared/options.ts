@@ -24,7 +24,6 @@ import YAML from 'yaml';
 import { z } from 'zod';
 import { WarrenError } from './errors.js';
 import { parseDuration } from './duration.js';
-import { collect } from '../cli/flags.js';
 
 export interface OptionSpec<S extends z.ZodType = z.ZodType> {
   /** Validates what was given (text; a switch's boolean; a repeatable option's list) into the config value. */
@@ -218,3 +217,8 @@ export const logLevelOption = option(z.enum(['trace', 'debug', 'info', 'warn', '
   env: 'WARREN_LOG_LEVEL',
   help: 'trace|debug|info|warn|error',
 });
+
+/** Repeatable option: `--x a --x b,c` → ['a', 'b', 'c']. */
+export function collect(value: string, previous: string[]): string[] {
+  return [...previous, ...value.split(',').map((s) => s.trim()).filter(Boolean)];
+}

@@ -7,7 +7,7 @@
 import http2, { type ClientHttp2Session } from 'node:http2';
 import { WarrenError } from '../shared/errors.js';
 import type { Logger } from '../shared/log.js';
-import { dialHub, type HubEndpoint } from '../client/dialHub.js';
+import { dialHub, type HubEndpoint } from './dialHub.js';
 import { startKeepalive } from './keepalive.js';
 import { abortSession } from './relay.js';
 import { CONNECTION_WINDOW, H2_SETTINGS, MAX_SESSION_MEMORY_MB, UP_ALPN } from './protocol.js';

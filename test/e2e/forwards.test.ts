@@ -15,7 +15,7 @@ import { cli, cliJson, restartHub, startAgent, startHub, type AgentProc, type Hu
 import { sha256Hex, startUpstream, type Upstream } from '../support/upstreams.js';
 import { mbPerSec, readAll, writeSeeded } from '../support/connectClient.js';
 import { hubRequest, jsonOrThrow } from '../../src/client/hubHttp.js';
-import { dialHub } from '../../src/client/dialHub.js';
+import { dialHub } from '../../src/tunnel/dialHub.js';
 import http2 from 'node:http2';
 import path from 'node:path';
 

@@ -5,7 +5,7 @@
  */
 import { WarrenError } from '../../shared/errors.js';
 import { parseHostPort, formatHostPort, type HostPort } from '../../shared/hostPort.js';
-import type { HubEndpoint } from '../../client/dialHub.js';
+import type { HubEndpoint } from '../../tunnel/dialHub.js';
 import { openThroughHub } from '../../client/connectThroughHub.js';
 
 /** After SIGHUP (ssh exiting), how long the stream may take to close cleanly before it is dropped. */

@@ -8,7 +8,7 @@ import net from 'node:net';
 import type { Command } from 'commander';
 import { asWarrenError } from '../../shared/errors.js';
 import { formatSource } from '../../shared/hostPort.js';
-import type { HubEndpoint } from '../../client/dialHub.js';
+import type { HubEndpoint } from '../../tunnel/dialHub.js';
 import { HubClientOpener } from '../../client/hubOpener.js';
 import type { Principal } from '../../doors/door.js';
 import { abortStream } from '../../tunnel/relay.js';

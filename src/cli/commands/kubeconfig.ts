@@ -11,7 +11,7 @@ import { hubRequest, jsonOrThrow } from '../../client/hubHttp.js';
 import { isLabel } from '../../shared/hostPort.js';
 import { kubeconfigObject } from '../../kube/kubeconfig.js';
 import { resolveClient, type ClientFlags } from '../clientConfig.js';
-import { collect } from '../flags.js';
+import { collect } from '../../shared/options.js';
 
 interface KubeconfigFlags extends ClientFlags {
   cluster: string[];

@@ -9,7 +9,7 @@ import net from 'node:net';
 import type { Command } from 'commander';
 import { WarrenError } from '../../shared/errors.js';
 import { parseListen, type HostPort } from '../../shared/hostPort.js';
-import type { HubEndpoint } from '../../client/dialHub.js';
+import type { HubEndpoint } from '../../tunnel/dialHub.js';
 import { HubClientOpener } from '../../client/hubOpener.js';
 import type { Principal } from '../../doors/door.js';
 import { handleSocks5, type DoorLog } from '../../doors/socks5.js';

@@ -32,7 +32,7 @@ import type { Duplex } from 'node:stream';
 import { WarrenError, asWarrenError } from '../../shared/errors.js';
 import { formatSource } from '../../shared/hostPort.js';
 import type { Logger } from '../../shared/log.js';
-import { logFailure, newRequestId } from '../failureLog.js';
+import { logFailure, newRequestId } from '../../shared/failureLog.js';
 import { filterHeaders, isUpgrade, responseHead } from '../../kube/httpHeaders.js';
 import { kubeRequestInfo, resourceLabel } from '../../kube/requestInfo.js';
 import { isDiscoveryPath, kubeStatus, sendStatus, writeStatusToSocket, type KubeStatus } from '../../kube/status.js';

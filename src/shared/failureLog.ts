@@ -7,7 +7,7 @@
  * @module
  */
 import { randomBytes } from 'node:crypto';
-import { asWarrenError, type WarrenError } from '../shared/errors.js';
+import { asWarrenError, type WarrenError } from './errors.js';
 
 /** The part of a pino logger this needs. */
 export interface FailureLog {
