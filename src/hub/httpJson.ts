@@ -28,7 +28,9 @@ export async function readJson<T extends z.ZodType>(req: IncomingMessage, schema
   if (!parsed.success) {
     const issue = parsed.error.issues[0]!;
     const field = issue.path.join('.') || 'body';
-    throw new WarrenError('WARREN_E_BAD_REQUEST', `${field}: ${issue.message}`, { field });
+    // A message that already names its field ("ttl must be …") is not prefixed a second time.
+    const message = new RegExp(`^${field.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}\\b`).test(issue.message) ? issue.message : `${field}: ${issue.message}`;
+    throw new WarrenError('WARREN_E_BAD_REQUEST', message, { field });
   }
   return parsed.data;
 }
