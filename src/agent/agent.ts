@@ -194,7 +194,7 @@ class AgentRunner extends EventEmitter implements Agent {
       socket.destroy();
       throw new WarrenError('WARREN_E_HUB_UNREACHABLE', `${this.hubUrl.host} closed the connection right after the TLS handshake`);
     }
-    // "tunnel up" is logged once per tunnel (the hub asks for info once per session), so a reconnect
+    // The "joined" line is logged once per tunnel (the hub asks for info once per session), so a reconnect
     // after a hub restart or a network drop is visible in the log, not only the first connect.
     this.announced = false;
     return new Promise<Refusal | undefined>((resolve) => {

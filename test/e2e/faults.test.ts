@@ -25,7 +25,7 @@ interface AgentRow {
 
 /**
  * Lines a child prints from now on (the support module's waitForLine also matches past lines, which
- * cannot tell a second "tunnel up" from the first).
+ * cannot tell a "rejoined" line from an earlier one).
  */
 function watchLines(child: ChildProcess) {
   const lines: string[] = [];
