@@ -21,6 +21,7 @@ import type { Audit, AuditEntry } from './audit.js';
 import type { Enrollment } from './enroll.js';
 import type { Forwards } from './forwards.js';
 import { forwardRoutes } from './forwardsApi.js';
+import { egressRoutes } from './egressApi.js';
 import { readJson, sendError, sendJson } from './httpJson.js';
 import { isRoute, parseCidr, parsePorts } from '../shared/patterns.js';
 import { canonicalIp, formatSource, isLabel } from '../shared/hostPort.js';
@@ -362,6 +363,7 @@ export class Api {
         handle: async ({ query, res, req }) => this.auditRoute(query, req, res),
       },
       ...(d.forwards ? forwardRoutes(d.forwards, (p, target, reason) => this.adminAudit(p, target, reason)) : []),
+      ...(d.forwards ? egressRoutes(d.forwards, (p, target, reason) => this.adminAudit(p, target, reason)) : []),
       ...(d.kubeRoutes ?? []),
       {
         method: 'GET', path: '/api/v1/openapi.json', access: 'none', summary: 'This API as an OpenAPI 3.1 document.',
