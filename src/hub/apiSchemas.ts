@@ -24,7 +24,7 @@ export const ErrorBody = z
 export const Deleted = z.object({ deleted: z.string() }).meta({ id: 'Deleted' });
 
 export const Authority = z
-  .object({ name: z.string().optional(), namePattern: z.string().optional(), clusters: Strings, routes: Strings })
+  .object({ name: z.string().optional(), namePattern: z.string().optional(), clusters: Strings, routes: Strings, sourceIps: Strings.optional() })
   .describe('What a join token lets an agent claim')
   .meta({ id: 'Authority' });
 
@@ -68,6 +68,7 @@ export const Agent = z
     version: z.string().nullable(),
     hostname: z.string().nullable(),
     allow: Strings,
+    sourceIps: Strings.describe('Source addresses it may dial from (a gateway agent)'),
     connectedAt: Time.nullable(),
     lastSeen: Time.nullable(),
     rttMs: z.number().nullable(),
