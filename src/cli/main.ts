@@ -15,6 +15,7 @@ import { registerForward } from './commands/forward.js';
 import { registerRoute } from './commands/route.js';
 import { registerAdmin } from './commands/admin.js';
 import { registerForwards } from './commands/forwards.js';
+import { registerEgress } from './commands/egress.js';
 import { connectTarget, runConnect } from './commands/connect.js';
 import { resolveClient, type ClientFlags } from './clientConfig.js';
 
@@ -34,6 +35,7 @@ function buildProgram(): Command {
   registerKubeconfig(program);
   registerAdmin(program);
   registerForwards(program);
+  registerEgress(program);
   registerSocks(program);
   registerForward(program);
   registerRoute(program);
