@@ -16,6 +16,7 @@ import { registerRoute } from './commands/route.js';
 import { registerAdmin } from './commands/admin.js';
 import { registerSelf } from './commands/self.js';
 import { registerForwards } from './commands/forwards.js';
+import { registerEgress } from './commands/egress.js';
 import { connectTarget, runConnect } from './commands/connect.js';
 import { resolveClient, type ClientFlags } from './clientConfig.js';
 
@@ -36,6 +37,7 @@ function buildProgram(): Command {
   registerAdmin(program);
   registerSelf(program);
   registerForwards(program);
+  registerEgress(program);
   registerSocks(program);
   registerForward(program);
   registerRoute(program);

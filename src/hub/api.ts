@@ -21,6 +21,7 @@ import type { Audit, AuditEntry } from './audit.js';
 import type { Enrollment } from './enroll.js';
 import type { Forwards } from './forwards.js';
 import { forwardRoutes } from './forwardsApi.js';
+import { egressRoutes } from './egressApi.js';
 import { sendError, sendJson } from './httpJson.js';
 import { openapiDocument, route, type ApiRoute, type OpenApi, type RawCtx } from './apiRoute.js';
 import * as S from './apiSchemas.js';
@@ -385,6 +386,7 @@ export class Api {
         hub: () => ({ url: d.hubUrl(), version: d.version, caFingerprint: d.caPin }),
       }),
       ...(d.forwards ? forwardRoutes(d.forwards, (p, target, reason) => this.adminAudit(p, target, reason)) : []),
+      ...(d.forwards ? egressRoutes(d.forwards, (p, target, reason) => this.adminAudit(p, target, reason)) : []),
       ...(d.kubeRoutes ?? []),
       route({
         method: 'GET', path: '/api/v1/openapi.json', auth: 'none', summary: 'This API as an OpenAPI 3.1 document.', response: S.OpenApiDocument,

@@ -159,6 +159,10 @@ export const Cluster = z
 export const Forward = z
   .object({
     name: z.string(),
+    kind: z.enum(['forward', 'egress', 'ingress']).describe('egress: the gateway dials from sourceIp; ingress: the gateway listens on sourceIp'),
+    gateway: z.string().nullable().describe('Egress and ingress rules: the gateway agent'),
+    sourceIp: z.string().nullable(),
+    owner: z.string().nullable().describe('externalservice/NAME when `warren apply` made it'),
     entry: z.string(),
     agent: z.string().nullable(),
     target: z.string(),
