@@ -13,7 +13,9 @@ import { registerSocks } from './commands/socks.js';
 import { registerForward } from './commands/forward.js';
 import { registerRoute } from './commands/route.js';
 import { registerAdmin } from './commands/admin.js';
+import { registerSelf } from './commands/self.js';
 import { registerForwards } from './commands/forwards.js';
+import { registerEgress } from './commands/egress.js';
 import { registerConnect } from './commands/connect.js';
 import { applyConventions } from './conventions.js';
 
@@ -44,7 +46,9 @@ export function buildProgram(): Command {
   registerAgentManifest(agentCommand);
   registerKubeconfig(program);
   registerAdmin(program);
+  registerSelf(program);
   registerForwards(program);
+  registerEgress(program);
   registerSocks(program);
   registerForward(program);
   registerRoute(program);
