@@ -13,7 +13,7 @@ import { WarrenError, asWarrenError } from '../shared/errors.js';
 import type { Logger } from '../shared/log.js';
 import { Backoff } from '../tunnel/backoff.js';
 import { serveAgentSession } from '../tunnel/agentSession.js';
-import { ALPN, H2_SETTINGS, INFO_PATH, KUBE_SERVICE, LISTENERS_PATH, MAX_SESSION_MEMORY_MB, SERVICE_HEADER, type AgentInfo, type Refusal } from '../tunnel/protocol.js';
+import { ALPN, H2_SETTINGS, INFO_PATH, KUBE_SERVICE, LISTENERS_PATH, MAX_SESSION_MEMORY_MB, SERVICE_HEADER, SOURCE_IP_HEADER, type AgentInfo, type Refusal } from '../tunnel/protocol.js';
 import { VERSION } from '../shared/version.js';
 import { dialHub, hubSecureContext, proxyFor, type HubEndpoint } from '../tunnel/dialHub.js';
 import { AllowList } from './allowList.js';
@@ -22,6 +22,7 @@ import { handleConnectStream } from './dialer.js';
 import { refuseStream } from '../tunnel/refusalHeaders.js';
 import { enroll, loadIdentity, renew, renewalDelayMs, type AgentIdentity } from './identity.js';
 import { EntryListeners } from './listeners.js';
+import { checkOwnedSourceIps } from './sourceIps.js';
 import { Uplink } from '../tunnel/uplink.js';
 import { KubeCredentials } from './kube/credentials.js';
 import { KubeProxy } from './kube/kubeProxy.js';
@@ -39,6 +40,8 @@ export interface Agent extends EventEmitter {
 
 export async function startAgent(config: AgentConfig, log: Logger): Promise<Agent> {
   const hubOverride = config.hub ? new URL(config.hub) : undefined;
+  // A gateway's addresses are checked before joining: one the host does not own fails at start-up.
+  checkOwnedSourceIps(config.sourceIps);
   // The member cluster's credentials are checked before joining: a broken kubeconfig fails at start-up.
   let kube: KubeProxy | undefined;
   if (config.kube) {
@@ -215,7 +218,7 @@ class AgentRunner extends EventEmitter implements Agent {
     if (method === 'GET' && headers[':path'] === INFO_PATH) {
       const info: AgentInfo = {
         name: this.identity.name, version: VERSION, hostname: os.hostname(), labels: this.config.labels,
-        routes: this.config.routes, clusters: this.config.clusters, allow: this.config.allow,
+        routes: this.config.routes, clusters: this.config.clusters, allow: this.config.allow, sourceIps: this.config.sourceIps,
       };
       stream.respond({ ':status': 200, 'content-type': 'application/json' });
       stream.end(JSON.stringify(info));
@@ -236,7 +239,9 @@ class AgentRunner extends EventEmitter implements Agent {
       return refuseStream(stream, new WarrenError('WARREN_E_NOT_FOUND', `agent "${this.identity.name}" does not serve "${service.slice(0, 40)}"${service === KUBE_SERVICE ? ': it was started without --kube' : ''}`));
     }
     if (method === 'CONNECT') {
-      void handleConnectStream(stream, (headers[':authority'] ?? ''), { allow: this.allow, dialTimeoutMs: this.config.dialTimeoutMs, log: this.log }).catch((err: unknown) => {
+      const sourceIp = headers[SOURCE_IP_HEADER];
+      const dial = { allow: this.allow, dialTimeoutMs: this.config.dialTimeoutMs, log: this.log, sourceIps: this.config.sourceIps };
+      void handleConnectStream(stream, (headers[':authority'] ?? ''), dial, typeof sourceIp === 'string' ? sourceIp : undefined).catch((err: unknown) => {
         this.log.error({ err: (err as Error).message }, 'stream handler failed');
         refuseStream(stream, asWarrenError(err));
       });

@@ -6,9 +6,10 @@
 import os from 'node:os';
 import path from 'node:path';
 import fs from 'node:fs';
+import net from 'node:net';
 import { z } from 'zod';
 import { WarrenError } from '../shared/errors.js';
-import { isLabel, parseListen } from '../shared/hostPort.js';
+import { canonicalIp, isLabel, parseListen } from '../shared/hostPort.js';
 import { isRoute } from '../shared/patterns.js';
 import { commaList, durationText, logLevelOption, option, optionsSchema, parseOptions, refuse, textAs } from '../shared/options.js';
 import type { KubeSource } from './kube/credentials.js';
@@ -71,6 +72,11 @@ export const agentOptions = {
     help: 'CIDRs and DNS suffixes this agent serves, e.g. 10.20.0.0/16,.corp.internal',
   }),
   cluster: option(commaList(isLabel, 'is not an RFC 1123 label'), { arg: 'name', default: '', help: 'Kubernetes cluster name this agent serves (with --kube; default: the agent name)' }),
+  sourceIp: option(commaList((s) => net.isIP(s) !== 0, 'is not an IP address'), {
+    arg: 'ips',
+    default: '',
+    help: 'gateway: addresses of this host that egress rules dial from and ingress rules listen on (TCP only); each must be on a local interface',
+  }),
   kube: option(z.string().trim(), { arg: 'source', help: 'serve this cluster\'s API: "in-cluster" (the pod\'s service account) or a kubeconfig path' }),
   kubeContext: option(z.string(), { arg: 'name', help: 'context of the --kube kubeconfig to use (default: its current-context)' }),
   healthListen: option(textAs((s) => (s === 'off' ? null : parseListen(s)), 'is not HOST:PORT (or off)'), {
@@ -126,6 +132,8 @@ const agentSchema = optionsSchema(agentOptions).transform((f, ctx) => {
     allow: f.allow ?? ['localhost', '127.0.0.1', '::1', ...f.route],
     routes: f.route,
     clusters,
+    /** --source-ip: the addresses this gateway dials from (egress) and listens on (ingress); checked at start. */
+    sourceIps: [...new Set(f.sourceIp.map(canonicalIp))],
     /** Where the member cluster's credentials come from (--kube); undefined: this agent serves no cluster API. */
     kube,
     /** --health-listen: /healthz and /readyz on plain HTTP; undefined: off. */

@@ -4,6 +4,7 @@
  * /api/v1/openapi.json is generated from this same table.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import net from 'node:net';
 import tls from 'node:tls';
 import { randomBytes } from 'node:crypto';
 import { z } from 'zod';
@@ -22,7 +23,7 @@ import type { Forwards } from './forwards.js';
 import { forwardRoutes } from './forwardsApi.js';
 import { readJson, sendError, sendJson } from './httpJson.js';
 import { isRoute, parseCidr, parsePorts } from '../shared/patterns.js';
-import { formatSource, isLabel } from '../shared/hostPort.js';
+import { canonicalIp, formatSource, isLabel } from '../shared/hostPort.js';
 import { explainFromQuery } from './routeExplain.js';
 import type { ClusterRoute } from './kube/clustersApi.js';
 import { describeAuthority } from './authority.js';
@@ -78,7 +79,7 @@ const ttl = (what: string) =>
   z.string().refine((s) => (parseDuration(s) ?? 0) > 0, `${what} must be a duration like 30m, 8h, 7d`).transform((s) => parseDuration(s)!);
 const nameSchema = z.string().min(1).max(253).regex(/^[A-Za-z0-9@._:-]+$/, 'use letters, digits and @ . _ : -');
 
-/** What the token lets an agent claim (`warren join-token create --name|--name-pattern --clusters --routes`). */
+/** What the token lets an agent claim (`warren join-token create --name|--name-pattern --clusters --routes --source-ips`). */
 const joinTokenSchema = z
   .object({
     ttl: ttl('ttl').default(3_600_000),
@@ -88,6 +89,7 @@ const joinTokenSchema = z
     namePattern: z.string().min(1).max(63).regex(/^[a-z0-9*?-]+$/, 'namePattern is a glob over agent names: a-z 0-9 - * ?').optional(),
     clusters: z.array(z.string().refine(isLabel, 'clusters are RFC 1123 labels')).max(100).default([]),
     routes: z.array(z.string().max(253).refine(isRoute, 'routes are CIDRs (10.20.0.0/16) or DNS suffixes (.corp.internal)')).max(1000).default([]),
+    sourceIps: z.array(z.string().max(64).refine((ip) => net.isIP(ip) !== 0, 'sourceIps are IP addresses (10.9.0.5)').transform(canonicalIp)).max(1000).default([]),
   })
   .strict()
   .refine((b) => b.name === undefined || b.namePattern === undefined, { error: 'give name or namePattern, not both', path: ['namePattern'] });
@@ -179,6 +181,7 @@ export class Api {
       version: live?.info.version ?? a.meta.version ?? null,
       hostname: live?.info.hostname ?? a.meta.hostname ?? null,
       allow: live?.info.allow ?? a.meta.allow ?? [],
+      sourceIps: live?.info.sourceIps ?? a.meta.sourceIps ?? [],
       connectedAt: live ? live.connectedAt.toISOString() : null,
       lastSeen: live ? new Date().toISOString() : a.lastSeen ? new Date(a.lastSeen).toISOString() : null,
       rttMs: live?.rttMs ?? null,
@@ -223,12 +226,12 @@ export class Api {
       },
       {
         method: 'POST', path: '/api/v1/join-tokens', access: 'admin', status: 201,
-        summary: 'Create a join token (ttl, uses, labels) and what it lets an agent claim (name or namePattern, clusters, routes).',
+        summary: 'Create a join token (ttl, uses, labels) and what it lets an agent claim (name or namePattern, clusters, routes, sourceIps).',
         handle: async ({ req, principal }) => {
           const body = await readJson(req, joinTokenSchema);
           const authority = {
             ...(body.name !== undefined ? { name: body.name } : {}), ...(body.namePattern !== undefined ? { namePattern: body.namePattern } : {}),
-            clusters: body.clusters, routes: body.routes,
+            clusters: body.clusters, routes: body.routes, ...(body.sourceIps.length ? { sourceIps: body.sourceIps } : {}),
           };
           const out = await d.enrollment.createJoinToken({ ttlMs: body.ttl, uses: body.uses, labels: body.labels, authority, createdBy: principal.user });
           await this.adminAudit(principal, `join-token/${out.id}`, `join token created (uses ${body.uses ?? 'unlimited'}, expires ${out.expiresAt}, ${describeAuthority(authority)})`);

@@ -14,6 +14,8 @@ export interface AgentAuthority {
   readonly clusters: readonly string[];
   /** CIDRs and DNS suffixes; an agent route is allowed when it lies inside one of them. */
   readonly routes: readonly string[];
+  /** Addresses a gateway agent may use for egress and ingress rules (--source-ip); absent on older records: none. */
+  readonly sourceIps?: readonly string[];
 }
 
 export interface JoinTokenRecord {
@@ -50,6 +52,7 @@ export interface AgentMeta {
   readonly clusters?: readonly string[];
   readonly allow?: readonly string[];
   readonly hostname?: string;
+  readonly sourceIps?: readonly string[];
 }
 
 export interface GrantRecord {

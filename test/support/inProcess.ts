@@ -30,7 +30,7 @@ export interface InProcessHub {
   readonly hub: Hub;
   readonly adminToken: string;
   /**
-   * Joins and starts an agent named `name` (its join token allows exactly the clusters and routes its
+   * Joins and starts an agent named `name` (its join token allows exactly the clusters, routes and source IPs its
    * flags claim) and resolves once the hub has admitted its tunnel.
    */
   agent(name: string, flags?: AgentFlags): Promise<Agent>;
@@ -80,7 +80,7 @@ export async function inProcessHub(flags: HubFlags = {}): Promise<InProcessHub> 
     async agent(name, agentFlags = {}) {
       const list = (s: string | undefined) => (s ? s.split(',') : []);
       const clusters = list(agentFlags.cluster ?? (agentFlags.kube ? name : undefined));
-      const authority: AgentAuthority = { name, clusters, routes: list(agentFlags.route) };
+      const authority: AgentAuthority = { name, clusters, routes: list(agentFlags.route), sourceIps: list(agentFlags.sourceIp) };
       const { token } = await hub.enrollment.createJoinToken({ ttlMs: 60_000, uses: 1, labels: {}, authority, createdBy: 'test' });
       const dataDir = tempDir(`inproc-agent-${name}`);
       dirs.push(dataDir);

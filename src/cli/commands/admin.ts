@@ -127,17 +127,19 @@ export function registerAdmin(program: Command): void {
     .option('--name-pattern <glob>', 'agent names it allows, e.g. "dev-*"')
     .option('--clusters <a,b>', 'Kubernetes clusters agents joining with it may serve (--cluster)', collect, [])
     .option('--routes <cidr|.suffix,...>', 'routes agents joining with it may advertise (--route), or any route inside them', collect, [])
+    .option('--source-ips <ip,...>', 'addresses a gateway agent joining with it may dial from and listen on (--source-ip; egress and ingress rules)', collect, [])
     .addHelpText('after', `
 Examples:
   warren join-token create --name node7 --routes 10.20.0.0/16          # one node serving a subnet
+  warren join-token create --name gw1 --source-ips 10.9.0.5,10.9.0.6   # a gateway for static egress source IPs
   warren join-token create --uses 3 --name-pattern 'alpha-*' --clusters alpha   # three replicas of cluster alpha`)
-    .action(async (o: { ttl: string; uses: string; labels?: string; name?: string; namePattern?: string; clusters: string[]; routes: string[] }, cmd: Command) => {
+    .action(async (o: { ttl: string; uses: string; labels?: string; name?: string; namePattern?: string; clusters: string[]; routes: string[]; sourceIps: string[] }, cmd: Command) => {
       const uses = o.uses === 'unlimited' ? null : Number(o.uses);
       if (uses !== null && (!Number.isInteger(uses) || uses < 1)) throw new WarrenError('WARREN_E_USAGE', '--uses must be a whole number ≥ 1 or "unlimited"');
       if (o.name !== undefined && o.namePattern !== undefined) throw new WarrenError('WARREN_E_USAGE', '--name and --name-pattern are alternatives: give one');
       const out = await call<{ token: string; expiresAt: string; command: string; id: string }>(cmd, 'POST', '/api/v1/join-tokens', {
         ttl: duration('--ttl', o.ttl), uses, labels: parseLabels(o.labels), name: o.name, namePattern: o.namePattern,
-        clusters: o.clusters, routes: o.routes,
+        clusters: o.clusters, routes: o.routes, sourceIps: o.sourceIps,
       });
       const view = { token: out.token, expiresAt: out.expiresAt, command: out.command, id: out.id };
       if (parseFormat(clientFlags(cmd).output, 'table') === 'table') {
