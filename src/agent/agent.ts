@@ -59,7 +59,7 @@ export async function startAgent(config: AgentConfig, log: Logger): Promise<Agen
     }
     const proxyUrl = proxyFor(hubOverride ?? new URL(tokenHub(config.token)), config);
     identity = await enroll({ token: config.token, name: config.name, labels: config.labels, dataDir: config.dataDir, hubOverride: config.hub, proxy: proxyUrl });
-    log.info({ agent: identity.name, hub: identity.hubUrl.host }, 'joined the hub');
+    log.info({ agent: identity.name, hub: identity.hubUrl.origin, dataDir: config.dataDir }, 'enrolled: identity stored in the data dir; later starts need no token');
   }
   const agent = new AgentRunner(identity, config, log.child({ agent: identity.name }), hubOverride, kube);
   agent.start();
@@ -146,6 +146,8 @@ class AgentRunner extends EventEmitter implements Agent {
   private async loop(): Promise<void> {
     while (!this.stopped) {
       this.upSince = undefined;
+      /** Why the last attempt ended badly, for the line that says what the agent waits for. */
+      let problem: { code: string; text: string } | undefined;
       try {
         const refusal = await this.runOnce();
         if (refusal) {
@@ -155,17 +157,19 @@ class AgentRunner extends EventEmitter implements Agent {
             this.rejectDone(new WarrenError(refusal.code, refusal.message));
             return;
           }
-          this.log.warn({ code: refusal.code, reason: refusal.message }, 'hub refused the tunnel');
+          problem = { code: refusal.code, text: `the hub refused the tunnel: ${refusal.message}` };
         }
       } catch (err) {
         const e = asWarrenError(err);
-        this.log.warn({ code: e.code, err: e.code === 'WARREN_E_INTERNAL' ? (err as Error).message : e.message }, 'tunnel attempt failed');
+        problem = { code: e.code, text: e.code === 'WARREN_E_INTERNAL' ? (err as Error).message : e.message };
       }
       if (this.stopped) break;
       // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition -- runOnce() sets upSince; the narrowing from the assignment above outlives the await
       if (this.upSince !== undefined && Date.now() - this.upSince > STABLE_MS) this.backoff.reset();
       const delay = this.backoff.next();
-      this.log.info({ delayMs: delay }, 'reconnecting');
+      const wait = delay < 1000 ? `${delay}ms` : `${(delay / 1000).toFixed(1)}s`;
+      if (problem) this.log.warn({ code: problem.code, delayMs: delay }, `waiting ${wait} before dialling ${this.hubUrl.origin} again: ${problem.text}`);
+      else this.log.info({ delayMs: delay }, `tunnel down; dialling ${this.hubUrl.origin} again in ${wait}`);
       await new Promise<void>((resolve) => {
         const timer = setTimeout(resolve, delay);
         this.wake = () => (clearTimeout(timer), resolve());
@@ -190,7 +194,7 @@ class AgentRunner extends EventEmitter implements Agent {
       socket.destroy();
       throw new WarrenError('WARREN_E_HUB_UNREACHABLE', `${this.hubUrl.host} closed the connection right after the TLS handshake`);
     }
-    // "tunnel up" is logged once per tunnel (the hub asks for info once per session), so a reconnect
+    // The "joined" line is logged once per tunnel (the hub asks for info once per session), so a reconnect
     // after a hub restart or a network drop is visible in the log, not only the first connect.
     this.announced = false;
     return new Promise<Refusal | undefined>((resolve) => {
@@ -224,7 +228,8 @@ class AgentRunner extends EventEmitter implements Agent {
       stream.end(JSON.stringify(info));
       if (!this.announced) {
         this.announced = true;
-        this.log.info({ hub: this.hubUrl.host }, 'tunnel up');
+        this.log.info({ hub: this.hubUrl.origin }, this.joinedLine());
+        this.joinedBefore = true;
       }
       this.emit('connected');
       return;
@@ -251,6 +256,15 @@ class AgentRunner extends EventEmitter implements Agent {
   }
 
   private announced = false;
+  private joinedBefore = false;
+
+  /** What a person needs to know once the tunnel is up: where, as whom, and how to reach this agent. */
+  private joinedLine(): string {
+    const name = this.identity.name;
+    const reach = [`${name}:PORT`, `HOST.${name}.warren:PORT`, ...this.config.routes.map((r) => (r.startsWith('.') ? `HOST${r}:PORT` : `an address in ${r}`))];
+    const clusters = this.config.kube ? `; kubectl via ${this.hubUrl.origin}/k8s/clusters/${this.config.clusters.join(',')}` : '';
+    return `${this.joinedBefore ? 'rejoined' : 'joined'} ${this.hubUrl.origin} as ${name}; reach it as ${reach.slice(0, -1).join(', ')}${reach.length > 1 ? ' or ' : ''}${reach.at(-1)!}${clusters}`;
+  }
 
   private scheduleRenewal(): void {
     clearTimeout(this.renewTimer);

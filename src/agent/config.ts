@@ -1,7 +1,7 @@
 /**
  * The agent's configuration: every option declared once below (flag, default, help, environment,
  * validation), and the only place the agent reads the environment (WARREN_JOIN_TOKEN,
- * WARREN_LOG_LEVEL, HTTPS_PROXY, NO_PROXY, KUBERNETES_SERVICE_*). Bad values fail at start-up.
+ * WARREN_LOG_LEVEL, WARREN_LOG_FORMAT, HTTPS_PROXY, NO_PROXY, KUBERNETES_SERVICE_*). Bad values fail at start-up.
  */
 import os from 'node:os';
 import path from 'node:path';
@@ -11,7 +11,7 @@ import { z } from 'zod';
 import { WarrenError } from '../shared/errors.js';
 import { canonicalIp, isLabel, parseListen } from '../shared/hostPort.js';
 import { isRoute } from '../shared/patterns.js';
-import { commaList, durationText, logLevelOption, option, optionsSchema, parseOptions, refuse, textAs } from '../shared/options.js';
+import { commaList, durationText, logFormatOption, logLevelOption, option, optionsSchema, parseOptions, refuse, textAs } from '../shared/options.js';
 import type { KubeSource } from './kube/credentials.js';
 
 /** The first label of the host name, lower-cased, made into an RFC 1123 label. */
@@ -87,6 +87,7 @@ export const agentOptions = {
   dialTimeout: option(durationText, { arg: 'd', default: '10s', help: 'how long to try to reach a target' }),
   reconnectMax: option(durationText, { arg: 'd', default: '30s', help: 'cap of the reconnect backoff' }),
   logLevel: logLevelOption,
+  logFormat: logFormatOption,
   httpsProxy: option(z.string(), { envOnly: true, env: ['HTTPS_PROXY', 'https_proxy'], help: 'proxy for the connection to the hub' }),
   noProxy: option(z.string(), { envOnly: true, env: ['NO_PROXY', 'no_proxy'], help: 'hosts reached without the proxy' }),
   kubernetesServiceHost: option(z.string(), { envOnly: true, env: 'KUBERNETES_SERVICE_HOST', help: 'set in a pod; --kube in-cluster needs it' }),
@@ -144,6 +145,7 @@ const agentSchema = optionsSchema(agentOptions).transform((f, ctx) => {
     httpsProxy: f.httpsProxy,
     noProxy: f.noProxy,
     logLevel: f.logLevel,
+    logFormat: f.logFormat,
   };
 });
 

@@ -273,16 +273,20 @@ export interface ExplainSources {
   };
 }
 
+/** The query of `GET /api/v1/routes/explain`, validated by the API. */
+export interface ExplainQuery {
+  readonly target: string;
+  readonly user?: string | undefined;
+  readonly groups?: string | undefined;
+}
+
 /**
  * `GET /api/v1/routes/explain?target=HOST:PORT[&user=U][&groups=a,b]`: without `user` the caller is
  * judged; with it, the named user with `groups` if given, else the groups of the user's live tokens.
  */
-export async function explainFromQuery(query: URLSearchParams, caller: Principal, sources: ExplainSources): Promise<RouteExplanation> {
-  const target = query.get('target');
-  if (!target) throw new WarrenError('WARREN_E_BAD_REQUEST', 'target is required: ?target=HOST:PORT', { field: 'target' });
-  const user = query.get('user');
-  const groupsText = query.get('groups');
-  const flagGroups = groupsText === null ? undefined : groupsText.split(',').map((g) => g.trim()).filter(Boolean);
+export async function explainFromQuery(query: ExplainQuery, caller: Principal, sources: ExplainSources): Promise<RouteExplanation> {
+  const { target, user, groups: groupsText } = query;
+  const flagGroups = groupsText === undefined ? undefined : groupsText.split(',').map((g) => g.trim()).filter(Boolean);
   let principal: Principal = caller;
   let groupsFrom: ExplainInput['groupsFrom'] = 'caller';
   if (user) {
