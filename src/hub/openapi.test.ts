@@ -6,6 +6,8 @@
  */
 import assert from 'node:assert/strict';
 import https from 'node:https';
+import net from 'node:net';
+import { once } from 'node:events';
 import { test } from 'node:test';
 import fs from 'node:fs';
 import { Ajv2020 } from 'ajv/dist/2020.js';
@@ -13,7 +15,7 @@ import { inProcessHub, echoServer } from '../../test/support/inProcess.js';
 import { createCsr } from '../pki/pki.js';
 
 const lab = await inProcessHub();
-await lab.agent('oa-a1', { route: '10.77.0.0/16' });
+await lab.agent('oa-a1', { route: '10.77.0.0/16', sourceIp: '127.0.0.1' });
 const echoPort = await echoServer();
 const ana = await lab.token('ana', ['dev']);
 const admin = lab.adminToken;
@@ -113,6 +115,11 @@ test('every route answers what the OpenAPI document says', async () => {
   const explained = await call('GET', '/api/v1/routes/explain', { path: '/api/v1/routes/explain?target=10.77.1.2:22&user=ana', token: admin });
   assert.deepEqual([explained.agent, explained.rule, explained.allowed], ['oa-a1', 3, true]);
   assert.deepEqual(await call('GET', '/api/v1/clusters', { token: ana.token }), []);
+  const mine = await call('GET', '/api/v1/me/access', { token: ana.token });
+  assert.deepEqual(mine.targets.map((t: { agent: string; grant: string }) => [t.agent, t.grant]), [['oa-a1', g.id]]);
+  await call('GET', '/api/v1/me/access', { path: '/api/v1/me/access?user=ana&groups=dev', token: admin });
+  assert.equal((await call('GET', '/api/v1/me', { token: ana.token })).user, 'ana');
+  assert.equal((await call('GET', '/api/v1/me', { token: admin })).admin, true);
   await call('DELETE', '/api/v1/grants/:id', { path: `/api/v1/grants/${kg.id}`, token: admin });
 
   // Forwards: a hub entry to the echo server behind the agent.
@@ -121,6 +128,22 @@ test('every route answers what the OpenAPI document says', async () => {
   assert.equal((await call('GET', '/api/v1/forwards', { token: admin })).length, 1);
   await call('GET', '/api/v1/forwards/:name', { path: '/api/v1/forwards/oa-fw', token: admin });
   await call('DELETE', '/api/v1/forwards/:name', { path: '/api/v1/forwards/oa-fw', token: admin });
+
+  // Egress and ingress rules, with the agent as their gateway (it owns 127.0.0.1).
+  const eg = await call('POST', '/api/v1/egress', { token: admin, body: { name: 'oa-eg', gateway: 'oa-a1', target: `127.0.0.1:${echoPort}`, sourceIp: '127.0.0.1', entry: 'hub:127.0.0.1:0' } });
+  assert.deepEqual([eg.kind, eg.listening], ['egress', true]);
+  assert.equal((await call('GET', '/api/v1/egress', { token: admin })).length, 1);
+  await call('GET', '/api/v1/egress/:name', { path: '/api/v1/egress/oa-eg', token: admin });
+  await call('DELETE', '/api/v1/egress/:name', { path: '/api/v1/egress/oa-eg', token: admin });
+  const probe = net.createServer().listen(0, '127.0.0.1');
+  await once(probe, 'listening');
+  const port = (probe.address() as net.AddressInfo).port;
+  await new Promise((r) => probe.close(r));
+  const ing = await call('POST', '/api/v1/ingress', { token: admin, body: { name: 'oa-in', gateway: 'oa-a1', listen: `127.0.0.1:${port}`, target: `oa-a1:${echoPort}` } });
+  assert.deepEqual([ing.kind, ing.listening], ['ingress', true]);
+  assert.equal((await call('GET', '/api/v1/ingress', { token: admin })).length, 1);
+  await call('GET', '/api/v1/ingress/:name', { path: '/api/v1/ingress/oa-in', token: admin });
+  await call('DELETE', '/api/v1/ingress/:name', { path: '/api/v1/ingress/oa-in', token: admin });
 
   // Audit: the admin changes above, listed and followed.
   const rows = await call('GET', '/api/v1/audit', { path: '/api/v1/audit?kind=admin&since=1h', token: admin });

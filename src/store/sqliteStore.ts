@@ -4,7 +4,8 @@
 import fs from 'node:fs';
 import Database from 'better-sqlite3';
 import type {
-  AccessTokenRecord, AgentAuthority, AgentMeta, AgentRecord, AuditFilter, AuditRow, ForwardRecord, GrantRecord, JoinTokenRecord, Store,
+  AccessTokenRecord, AgentAuthority, AgentMeta, AgentRecord, AuditFilter, AuditRow, ExternalServiceRecord, ForwardKind, ForwardRecord, GrantRecord,
+  JoinTokenRecord, Store,
 } from './store.js';
 
 /** Append-only: a released migration is never edited, a new one is added. */
@@ -40,6 +41,13 @@ const MIGRATIONS: readonly string[] = [
    ALTER TABLE audit ADD COLUMN namespace TEXT;
    ALTER TABLE audit ADD COLUMN name TEXT;
    ALTER TABLE audit ADD COLUMN status INTEGER;`,
+  // Egress and ingress rules are forwards of another kind (design §6); ExternalService objects own theirs.
+  `ALTER TABLE forwards ADD COLUMN kind TEXT NOT NULL DEFAULT 'forward';
+   ALTER TABLE forwards ADD COLUMN gateway TEXT;
+   ALTER TABLE forwards ADD COLUMN source_ip TEXT;
+   ALTER TABLE forwards ADD COLUMN owner TEXT;
+   CREATE TABLE external_services (
+     name TEXT PRIMARY KEY, manifest TEXT NOT NULL, created_at INTEGER NOT NULL, created_by TEXT NOT NULL);`,
 ];
 
 /** The schema version a fresh store is at (one per migration). */
@@ -87,6 +95,8 @@ function toForward(r: Row): ForwardRecord {
   return {
     name: String(r.name), entryAgent: (r.entry_agent as string | null) ?? null, entryHost: String(r.entry_host), entryPort: Number(r.entry_port),
     target: String(r.target), allowFrom: parse(r.allow_from), createdAt: Number(r.created_at), createdBy: String(r.created_by),
+    kind: r.kind as ForwardKind, gateway: (r.gateway as string | null) ?? null, sourceIp: (r.source_ip as string | null) ?? null,
+    owner: (r.owner as string | null) ?? null,
   };
 }
 
@@ -237,10 +247,41 @@ export class SqliteStore implements Store {
   }
 
   async createForward(f: ForwardRecord): Promise<boolean> {
+    return this.insertForward(f, 'INSERT OR IGNORE');
+  }
+
+  private insertForward(f: ForwardRecord, verb: 'INSERT' | 'INSERT OR IGNORE'): boolean {
+    const sql = `${verb} INTO forwards (name, entry_agent, entry_host, entry_port, target, allow_from, created_at, created_by, kind, gateway, source_ip, owner) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)`;
     return (
-      this.sql('INSERT OR IGNORE INTO forwards VALUES (?,?,?,?,?,?,?,?)')
-        .run(f.name, f.entryAgent, f.entryHost, f.entryPort, f.target, json(f.allowFrom), f.createdAt, f.createdBy).changes > 0
+      this.sql(sql).run(
+        f.name, f.entryAgent, f.entryHost, f.entryPort, f.target, json(f.allowFrom), f.createdAt, f.createdBy, f.kind ?? 'forward', f.gateway ?? null,
+        f.sourceIp ?? null, f.owner ?? null,
+      ).changes > 0
     );
+  }
+
+  async putExternalService(service: ExternalServiceRecord, owner: string, forwards: readonly ForwardRecord[]): Promise<void> {
+    this.db.transaction(() => {
+      this.sql('DELETE FROM forwards WHERE owner = ?').run(owner);
+      for (const f of forwards) {
+        if (!this.insertForward({ ...f, owner }, 'INSERT OR IGNORE')) throw new Error(`forward "${f.name}" exists`);
+      }
+      this.sql('INSERT OR REPLACE INTO external_services (name, manifest, created_at, created_by) VALUES (?,?,?,?)')
+        .run(service.name, json(service.manifest), service.createdAt, service.createdBy);
+    })();
+  }
+
+  async listExternalServices(): Promise<ExternalServiceRecord[]> {
+    return (this.sql('SELECT * FROM external_services ORDER BY name').all() as Row[]).map((r) => ({
+      name: String(r.name), manifest: parse(r.manifest), createdAt: Number(r.created_at), createdBy: String(r.created_by),
+    }));
+  }
+
+  async deleteExternalService(name: string, owner: string): Promise<boolean> {
+    return this.db.transaction(() => {
+      this.sql('DELETE FROM forwards WHERE owner = ?').run(owner);
+      return this.sql('DELETE FROM external_services WHERE name = ?').run(name).changes > 0;
+    })();
   }
 
   async listForwards(): Promise<ForwardRecord[]> {
