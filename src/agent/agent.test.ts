@@ -114,3 +114,18 @@ test('a hub that takes the tunnel keeps it', { timeout: 20_000 }, async (t) => {
   assert.ok(agent.connected);
   assert.equal(hub.count(), 1);
 });
+
+test('a join token cut short when copied is refused as malformed, not an internal "Invalid URL"', async () => {
+  const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'warren-agent-truncated-'));
+  try {
+    for (const token of ['wj1.aHR0cHM6Ly9odWIuZXhhbXBsZS5jb206ODQ0Mw', 'wj1.abc', 'wj1']) {
+      await assert.rejects(startAgent(agentConfig({ token, name: 'node1', dataDir }, {}), silentLogger), (e: Error & { code?: string }) => {
+        assert.equal(e.code, 'WARREN_E_JOIN_TOKEN_INVALID', e.message);
+        assert.match(e.message, /malformed .*cut short when copied\?.*warren join-token create/);
+        return true;
+      });
+    }
+  } finally {
+    fs.rmSync(dataDir, { recursive: true, force: true });
+  }
+});

@@ -20,7 +20,7 @@ import { AllowList } from './allowList.js';
 import type { AgentConfig } from './config.js';
 import { handleConnectStream } from './dialer.js';
 import { refuseStream } from '../tunnel/refusalHeaders.js';
-import { enroll, loadIdentity, renew, renewalDelayMs, type AgentIdentity } from './identity.js';
+import { enroll, joinTokenOrThrow, loadIdentity, renew, renewalDelayMs, type AgentIdentity } from './identity.js';
 import { EntryListeners } from './listeners.js';
 import { checkOwnedSourceIps } from './sourceIps.js';
 import { Uplink } from '../tunnel/uplink.js';
@@ -57,21 +57,13 @@ export async function startAgent(config: AgentConfig, log: Logger): Promise<Agen
     if (!config.token) {
       throw new WarrenError('WARREN_E_CONFIG', `no agent identity in ${config.dataDir} and no join token: run \`warren join-token create\` on the hub side and start with --token-file FILE or WARREN_JOIN_TOKEN set`);
     }
-    const proxyUrl = proxyFor(hubOverride ?? new URL(tokenHub(config.token)), config);
+    const proxyUrl = proxyFor(hubOverride ?? new URL(joinTokenOrThrow(config.token).hubUrl), config);
     identity = await enroll({ token: config.token, name: config.name, labels: config.labels, dataDir: config.dataDir, hubOverride: config.hub, proxy: proxyUrl });
     log.info({ agent: identity.name, hub: identity.hubUrl.origin, dataDir: config.dataDir }, 'enrolled: identity stored in the data dir; later starts need no token');
   }
   const agent = new AgentRunner(identity, config, log.child({ agent: identity.name }), hubOverride, kube);
   agent.start();
   return agent;
-}
-
-function tokenHub(token: string): string {
-  try {
-    return Buffer.from(token.split('.')[1] ?? '', 'base64url').toString('utf8');
-  } catch {
-    return 'https://invalid';
-  }
 }
 
 class AgentRunner extends EventEmitter implements Agent {

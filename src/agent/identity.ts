@@ -15,7 +15,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { z } from 'zod';
 import { WarrenError } from '../shared/errors.js';
-import { parseJoinToken } from '../shared/joinToken.js';
+import { parseJoinToken, type JoinToken } from '../shared/joinToken.js';
 import { makePrivateDir, writePrivateFile } from '../shared/privateFiles.js';
 import { certNotAfter, createCsr } from '../pki/pki.js';
 import { fetchPinnedCa, hubRequest, jsonOrThrow } from '../client/hubHttp.js';
@@ -67,6 +67,13 @@ function saveIdentity(dataDir: string, id: AgentIdentity): void {
   writeAtomic(f.identity, JSON.stringify({ name: id.name, hubUrl: id.hubUrl.toString(), caPin: id.caPin }, null, 2) + '\n');
 }
 
+/** The join token, or a refusal that says what is wrong with it (a token cut short when copied is the usual case). */
+export function joinTokenOrThrow(token: string): JoinToken {
+  const parsed = parseJoinToken(token);
+  if (parsed) return parsed;
+  throw new WarrenError('WARREN_E_JOIN_TOKEN_INVALID', `the join token is malformed (${token.trim().length} characters; was it cut short when copied?): copy it whole from \`warren join-token create\`, which prints one line starting with wj1.`);
+}
+
 /** First start: pin the hub CA from the token, send a CSR with the token, store the certificate. */
 export async function enroll(opts: {
   token: string;
@@ -76,8 +83,7 @@ export async function enroll(opts: {
   hubOverride?: string | undefined;
   proxy?: URL | undefined;
 }): Promise<AgentIdentity> {
-  const parsed = parseJoinToken(opts.token);
-  if (!parsed) throw new WarrenError('WARREN_E_JOIN_TOKEN_INVALID', 'join token is malformed; copy it again from `warren join-token create`');
+  const parsed = joinTokenOrThrow(opts.token);
   const hubUrl = new URL(opts.hubOverride ?? parsed.hubUrl);
   const base = { url: hubUrl, ...(opts.proxy ? { proxy: opts.proxy } : {}) };
   const caPem = await fetchPinnedCa(base, parsed.caPin);

@@ -79,3 +79,17 @@ test('bad options are refused before anything is written', () => {
   ];
   for (const b of bad) assert.throws(() => renderAgentUnit({ ...base, ...b }), (e: WarrenError) => e.code === 'WARREN_E_USAGE', JSON.stringify(b));
 });
+
+test('paths under /tmp or /var/tmp are refused: the unit has PrivateTmp=yes and would not see them', () => {
+  const hidden: Array<Partial<AgentUnitOptions>> = [
+    { dataDir: '/tmp/warren' },
+    { dataDir: '/var/tmp/w' },
+    { warrenBin: '/tmp/warren-checkout/bin/warren.js' },
+    { nodePath: '/tmp/node-v20/bin/node' },
+    { dataDir: '/var/lib/../../tmp/x' },
+  ];
+  for (const h of hidden) {
+    assert.throws(() => renderAgentUnit({ ...base, ...h }), (e: WarrenError) => e.code === 'WARREN_E_USAGE' && /PrivateTmp=yes/.test(e.message), JSON.stringify(h));
+  }
+  assert.match(renderAgentUnit({ ...base, dataDir: '/var/lib/tmpdata' }), /PrivateTmp=yes/);
+});

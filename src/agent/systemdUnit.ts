@@ -41,6 +41,10 @@ export function checkUnitOptions(o: AgentUnitOptions): void {
   for (const [what, p] of [['--data-dir', o.dataDir], ['the env file', o.envFile], ['node', o.nodePath], ['warren', o.warrenBin]] as const) {
     if (!path.isAbsolute(p)) throw new WarrenError('WARREN_E_USAGE', `${what} must be an absolute path, not "${p}"`);
     if (/[\s"'\\%$]/.test(p)) throw new WarrenError('WARREN_E_USAGE', `${what} "${p}" contains whitespace, quotes or % $ \\; pick a plain path`);
+    // The unit runs with PrivateTmp=yes: it sees an empty /tmp and /var/tmp of its own, so nothing there is reachable.
+    if (/^\/(var\/)?tmp(\/|$)/.test(path.normalize(p))) {
+      throw new WarrenError('WARREN_E_USAGE', `${what} ${p} is under /tmp or /var/tmp, which the service cannot see (PrivateTmp=yes); ${what === '--data-dir' ? 'pick a --data-dir like /var/lib/warren' : 'install warren somewhere lasting (npm install -g, or /opt/warren) and run this from there'}`);
+    }
   }
   for (const a of o.agentArgs) if (/[\r\n]/.test(a)) throw new WarrenError('WARREN_E_USAGE', 'agent flags cannot contain line breaks');
 }

@@ -32,11 +32,18 @@ export function loginFilePath(): string {
   return path.join(base, 'warren', 'config.json');
 }
 
-function readLogin(): SavedLogin | undefined {
+/** The saved login; a file that is not the JSON `warren login` wrote is a clear error, not an internal one. */
+export function readLogin(): SavedLogin | undefined {
   const file = loginFilePath();
   if (!fs.existsSync(file)) return undefined;
-  const parsed = savedSchema.safeParse(JSON.parse(fs.readFileSync(file, 'utf8')));
-  if (!parsed.success) throw new WarrenError('WARREN_E_CONFIG', `${file} is damaged; run \`warren login\` again`);
+  let data: unknown;
+  try {
+    data = JSON.parse(fs.readFileSync(file, 'utf8'));
+  } catch {
+    data = undefined;
+  }
+  const parsed = savedSchema.safeParse(data);
+  if (!parsed.success) throw new WarrenError('WARREN_E_CONFIG', `${file} is damaged (not the JSON \`warren login\` writes): run \`warren login\` again, or remove the file and pass --hub/--token/--ca-fingerprint`);
   return parsed.data;
 }
 

@@ -67,3 +67,18 @@ test('SOCKS5: beyond --max-pending-per-source a new connection from that address
   assert.deepEqual(await methodOf(next), [0x05, 0x02], 'admitted: the finished handshake freed its count');
   for (const s of [...idle, other, next]) s.destroy();
 });
+
+test('--connect-uds in a directory that does not exist says so and how to fix it, not "permission denied"', async () => {
+  const missing = `/tmp/warren-no-such-dir-${process.pid}/connect.sock`;
+  await assert.rejects(
+    startDoorListeners({
+      socksListen: undefined,
+      connectUds: missing,
+      opener: { open: async () => Promise.reject(new WarrenError('WARREN_E_FORBIDDEN', 'no grant')) },
+      authenticator: { fromToken: async () => ({ user: 'u', groups: [], via: 'token' }) },
+      log: pino({ level: 'silent' }),
+      maxPendingPerSource: 2,
+    }),
+    (e: WarrenError) => e.code === 'WARREN_E_CONFIG' && /directory \S+ does not exist; create it \(mkdir -p/.test(e.message) && !/permission/.test(e.message),
+  );
+});

@@ -12,7 +12,7 @@
  * @module
  */
 import fs from 'node:fs';
-import { resolve as resolvePath } from 'node:path';
+import { dirname, resolve as resolvePath } from 'node:path';
 import http from 'node:http';
 import net from 'node:net';
 import { once } from 'node:events';
@@ -90,6 +90,10 @@ export async function startDoorListeners(opts: DoorListenersOptions): Promise<Do
     if (opts.connectUds) {
       const log = opts.log.child({ door: 'uds' });
       const path = resolvePath(opts.connectUds);
+      // bind(2) in a missing directory reports EACCES through libuv, which reads as a permission problem.
+      if (!fs.existsSync(dirname(path))) {
+        throw new WarrenError('WARREN_E_CONFIG', `--connect-uds: cannot create ${path}: its directory ${dirname(path)} does not exist; create it (mkdir -p ${dirname(path)}) or pick another path`);
+      }
       await removeStaleSocket(path);
       const server = http.createServer({ requestTimeout: 0 });
       server.on('connection', track);

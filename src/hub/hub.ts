@@ -17,6 +17,7 @@ import { SqliteStore } from '../store/sqliteStore.js';
 import type { Store } from '../store/store.js';
 import { ALPN, UP_ALPN } from '../tunnel/protocol.js';
 import { VERSION } from '../shared/version.js';
+import { lockDataDir } from './dataDirLock.js';
 import { formatHostPort, formatSource } from '../shared/hostPort.js';
 import { AccessTokens, ADMIN_GROUP, isAdmin } from './accessTokens.js';
 import { AgentTunnels } from './agentTunnels.js';
@@ -78,6 +79,7 @@ function defaultPublicHost(listenHost: string): string {
 
 export async function startHub(config: HubConfig, log: Logger): Promise<Hub> {
   const publicHost = config.publicUrl ? new URL(config.publicUrl).hostname.replace(/^\[|\]$/g, '') : defaultPublicHost(config.listen.host);
+  const unlockDataDir = lockDataDir(config.dataDir);
   const pki = await loadHubPki(config.dataDir, {
     sans: wantedSans(publicHost, config.tlsSans),
     tlsCertFile: config.tlsCertFile,
@@ -218,7 +220,8 @@ export async function startHub(config: HubConfig, log: Logger): Promise<Hub> {
   });
 
   listener.listen(config.listen.port, config.listen.host);
-  await Promise.race([once(listener, 'listening'), once(listener, 'error').then(([err]) => Promise.reject(listenError(err as Error, config.listen)))]);
+  // once(listener, 'listening') itself rejects with the raw error when 'error' comes first.
+  await once(listener, 'listening').catch((err: unknown) => Promise.reject(listenError(err as Error, config.listen)));
   // The SOCKS5 port and the CONNECT unix socket, before "hub listening" so that line means every door is up.
   const doorListeners = await startDoorListeners({
     socksListen: config.socksListen, connectUds: config.connectUds, opener, authenticator: auth, log, handshakeTimeoutMs: config.headerTimeoutMs,
@@ -248,6 +251,7 @@ export async function startHub(config: HubConfig, log: Logger): Promise<Hub> {
         doorListeners.destroyConnections();
         await audit.drain();
         await store.close();
+        unlockDataDir();
         log.info('hub stopped');
       })();
       return closing;

@@ -81,6 +81,10 @@ export function hubSecureContext(pem: Pick<HubEndpoint, 'ca' | 'cert' | 'key'>):
   return tls.createSecureContext({ ca: pem.ca, cert: pem.cert, key: pem.key, minVersion: 'TLSv1.2' });
 }
 
+/** OpenSSL's words for "the other side does not speak TLS": a plain HTTP server, or another service. */
+const NOT_TLS = new Set(['ERR_SSL_WRONG_VERSION_NUMBER', 'ERR_SSL_PACKET_LENGTH_TOO_LONG', 'ERR_SSL_HTTP_REQUEST', 'ERR_SSL_UNKNOWN_PROTOCOL']);
+const NOT_TLS_HINT = 'it answered without TLS, so it is not a Warren hub port: check the host and port of the hub URL (the one `warren hub` prints)';
+
 export async function dialHub(ep: HubEndpoint, opts: DialOptions = {}): Promise<tls.TLSSocket> {
   const timeoutMs = opts.timeoutMs ?? 15_000;
   const host = hubHost(ep.url);
@@ -106,7 +110,7 @@ export async function dialHub(ep: HubEndpoint, opts: DialOptions = {}): Promise<
     });
     const onError = (err: NodeJS.ErrnoException) => {
       clearTimeout(timer);
-      const why = err.code === 'ECONNREFUSED' ? 'connection refused (is the hub running?)' : err.message;
+      const why = err.code === 'ECONNREFUSED' ? 'connection refused (is the hub running?)' : NOT_TLS.has(err.code ?? '') ? NOT_TLS_HINT : err.message;
       reject(new WarrenError('WARREN_E_HUB_UNREACHABLE', `cannot connect to hub ${ep.url.host}: ${why}`, undefined, { cause: err }));
     };
     socket.once('error', onError);
