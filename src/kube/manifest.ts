@@ -16,7 +16,8 @@
  * system:masters` is cluster-admin); that decision belongs to the hub's grants, which is the point.
  *
  * The data dir is an emptyDir, so a restarted pod joins again: create the join token with enough uses
- * (`warren join-token create --uses N`) or a TTL that covers the rollout. The token must allow the
+ * (`warren join-token create --uses N`) or a TTL that covers the rollout, and run the hub with
+ * `--agent-gc-after D` so that the agents of pods that are gone are removed. The token must allow the
  * cluster (`--clusters NAME`), or the hub refuses the agents.
  *
  * @module
