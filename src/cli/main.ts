@@ -14,6 +14,7 @@ import { registerSocks } from './commands/socks.js';
 import { registerForward } from './commands/forward.js';
 import { registerRoute } from './commands/route.js';
 import { registerAdmin } from './commands/admin.js';
+import { registerSelf } from './commands/self.js';
 import { registerForwards } from './commands/forwards.js';
 import { registerEgress } from './commands/egress.js';
 import { connectTarget, runConnect } from './commands/connect.js';
@@ -34,6 +35,7 @@ function buildProgram(): Command {
   registerAgentManifest(agentCommand);
   registerKubeconfig(program);
   registerAdmin(program);
+  registerSelf(program);
   registerForwards(program);
   registerEgress(program);
   registerSocks(program);

@@ -25,9 +25,12 @@ import { egressRoutes } from './egressApi.js';
 import { sendError, sendJson } from './httpJson.js';
 import { openapiDocument, route, type ApiRoute, type OpenApi, type RawCtx } from './apiRoute.js';
 import * as S from './apiSchemas.js';
+import { grantView } from './apiSchemas.js';
 import { isRoute, parseCidr, parsePorts } from '../shared/patterns.js';
 import { canonicalIp, formatSource, isLabel } from '../shared/hostPort.js';
-import { explainFromQuery } from './routeExplain.js';
+import { explainFor } from './routeExplain.js';
+import { judgedIdentity } from './judgedIdentity.js';
+import { selfRoutes } from './selfApi.js';
 import { describeAuthority } from './authority.js';
 import type { FailureLog } from '../shared/failureLog.js';
 
@@ -41,6 +44,9 @@ export interface ApiDeps {
   readonly ca: Ca;
   readonly caPem: string;
   readonly version: string;
+  /** The URL clients use for the hub, and its CA pin (`sha256:…`), for GET /api/v1/me. */
+  readonly hubUrl: () => string;
+  readonly caPin: string;
   /** TCP forwards (`warren forwards`); their routes are mounted when given. */
   readonly forwards?: Pick<Forwards, 'create' | 'list' | 'get' | 'remove'>;
   /** The Kubernetes door's routes (GET /api/v1/clusters), mounted when given. */
@@ -119,13 +125,6 @@ const explainQuery = z.object({
   user: z.string().min(1).optional().describe('judge this user (default: the caller)'),
   groups: z.string().optional().describe("comma-separated groups, instead of those on the user's live tokens"),
 });
-
-export function grantView(g: GrantRecord) {
-  return {
-    id: g.id, ...(g.subjectKind === 'user' ? { user: g.subject } : { group: g.subject }), subject: `${g.subjectKind}:${g.subject}`, agent: g.agent, host: g.host, ports: g.ports,
-    cluster: g.cluster, kubeGroups: g.kubeGroups, createdAt: new Date(g.createdAt).toISOString(), createdBy: g.createdBy,
-  };
-}
 
 export function auditView(r: AuditEntry) {
   return {
@@ -368,16 +367,23 @@ export class Api {
         },
       }),
       route({
-        method: 'GET', path: '/api/v1/routes/explain', auth: 'admin',
-        summary: 'Dry run: ?target=HOST:PORT[&user=U][&groups=a,b] → the rule, route and agents that would serve it, and the grant that allows the user (nothing is dialled).',
+        method: 'GET', path: '/api/v1/routes/explain', auth: 'user',
+        summary: 'Dry run: ?target=HOST:PORT → the rule, route and agents that would serve it, and the grant that allows the caller (admins: any ?user=U&groups=a,b); nothing is dialled.',
         query: explainQuery, response: S.RouteExplanation,
-        handle: async ({ query, principal }) => explainFromQuery(query, principal, { live: d.tunnels, store: d.store }),
+        handle: async ({ query, principal }) => explainFor(query.target, await judgedIdentity(principal, query, 'route explanations', d.store), { live: d.tunnels, store: d.store }),
       }),
       route({
-        method: 'GET', path: '/api/v1/audit', auth: 'admin',
-        summary: 'Audit rows, newest last: ?since=1h|ISO, user, agent, kind, limit; follow=true streams NDJSON as rows are written.',
+        method: 'GET', path: '/api/v1/audit', auth: 'user',
+        summary: "Audit rows, newest last: ?since=1h|ISO, user, agent, kind, limit; follow=true streams NDJSON as rows are written. A non-admin sees only their own rows.",
         query: auditQuery, response: z.array(S.AuditEntry), follow: S.AuditEntry,
-        handle: async ({ query, res, req }) => this.auditRoute(query, req, res),
+        handle: async ({ query, res, req, principal }) => {
+          const user = isAdmin(principal) ? query.user : (await judgedIdentity(principal, query, 'audit rows', d.store)).principal.user;
+          return this.auditRoute({ ...query, user }, req, res);
+        },
+      }),
+      ...selfRoutes({
+        store: d.store, tunnels: d.tunnels, agents: async () => Promise.all((await d.store.listAgents()).map((a) => this.agentView(a))),
+        hub: () => ({ url: d.hubUrl(), version: d.version, caFingerprint: d.caPin }),
       }),
       ...(d.forwards ? forwardRoutes(d.forwards, (p, target, reason) => this.adminAudit(p, target, reason)) : []),
       ...(d.forwards ? egressRoutes(d.forwards, (p, target, reason) => this.adminAudit(p, target, reason)) : []),

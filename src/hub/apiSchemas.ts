@@ -5,6 +5,7 @@
  */
 import { z } from 'zod';
 import { ErrorCodes, type ErrorCode } from '../shared/errors.js';
+import type { GrantRecord } from '../store/store.js';
 
 const list = <T extends z.ZodType>(item: T) => z.array(item).readonly();
 const Time = z.iso.datetime().describe('ISO 8601, UTC');
@@ -94,6 +95,14 @@ export const Grant = z
   })
   .meta({ id: 'Grant' });
 
+/** A grant as the API shows it. */
+export function grantView(g: GrantRecord): z.input<typeof Grant> {
+  return {
+    id: g.id, ...(g.subjectKind === 'user' ? { user: g.subject } : { group: g.subject }), subject: `${g.subjectKind}:${g.subject}`, agent: g.agent, host: g.host, ports: g.ports,
+    cluster: g.cluster, kubeGroups: g.kubeGroups, createdAt: new Date(g.createdAt).toISOString(), createdBy: g.createdBy,
+  };
+}
+
 export const AuditEntry = z
   .object({
     id: z.number().int(),
@@ -173,3 +182,42 @@ export const Forward = z
 export const OpenApiDocument = z.object({
   openapi: z.literal('3.1.0'), info: z.object({ title: z.string(), version: z.string() }), paths: z.record(z.string(), z.unknown()), components: z.record(z.string(), z.unknown()),
 });
+
+export const Me = z
+  .object({
+    user: z.string(),
+    groups: Strings,
+    via: z.enum(['token', 'cert', 'jwt', 'uds', 'forward']).describe('How the caller proved who it is'),
+    admin: z.boolean(),
+    tokenId: z.string().nullable().describe('The hub access token used, if one was'),
+    expiresAt: Time.nullable().describe('When the credential used expires (null: never)'),
+    hub: z.object({ url: z.string(), version: z.string(), caFingerprint: z.string() }),
+  })
+  .meta({ id: 'Me' });
+
+export const ReachableTarget = z
+  .object({
+    agent: z.string(),
+    connected: z.boolean(),
+    rttMs: z.number().nullable(),
+    lastSeen: Time.nullable(),
+    version: z.string().nullable(),
+    labels: Labels,
+    routes: Strings.describe('Routes the agent advertises (rule 3 targets)'),
+    hosts: z.string().describe('Hosts the grant lets the agent dial: glob, CIDR, localhost (its own host) or *'),
+    ports: z.string().describe('22,8000-8100 or *'),
+    grant: z.string().describe('The grant id, or admin'),
+  })
+  .meta({ id: 'ReachableTarget' });
+
+export const MyAccess = z
+  .object({
+    user: z.string(),
+    groups: Strings,
+    groupsFrom: z.enum(['caller', 'flag', 'tokens']),
+    admin: z.boolean(),
+    targets: list(ReachableTarget).describe('One row per agent and grant that covers it'),
+    clusters: list(Cluster),
+    grants: list(Grant).describe('The grants that name this identity'),
+  })
+  .meta({ id: 'MyAccess' });

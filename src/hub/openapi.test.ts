@@ -115,6 +115,11 @@ test('every route answers what the OpenAPI document says', async () => {
   const explained = await call('GET', '/api/v1/routes/explain', { path: '/api/v1/routes/explain?target=10.77.1.2:22&user=ana', token: admin });
   assert.deepEqual([explained.agent, explained.rule, explained.allowed], ['oa-a1', 3, true]);
   assert.deepEqual(await call('GET', '/api/v1/clusters', { token: ana.token }), []);
+  const mine = await call('GET', '/api/v1/me/access', { token: ana.token });
+  assert.deepEqual(mine.targets.map((t: { agent: string; grant: string }) => [t.agent, t.grant]), [['oa-a1', g.id]]);
+  await call('GET', '/api/v1/me/access', { path: '/api/v1/me/access?user=ana&groups=dev', token: admin });
+  assert.equal((await call('GET', '/api/v1/me', { token: ana.token })).user, 'ana');
+  assert.equal((await call('GET', '/api/v1/me', { token: admin })).admin, true);
   await call('DELETE', '/api/v1/grants/:id', { path: `/api/v1/grants/${kg.id}`, token: admin });
 
   // Forwards: a hub entry to the echo server behind the agent.

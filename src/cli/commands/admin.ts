@@ -109,14 +109,6 @@ export function registerAdmin(program: Command): void {
       process.stdout.write(`Logged in to ${url.origin} as ${me.user}${me.groups.length ? ` (${me.groups.join(', ')})` : ''}; saved to ${file}\n`);
     });
 
-  program
-    .command('whoami')
-    .description('Show who the hub thinks you are.')
-    .action(async (_o, cmd: Command) => {
-      const me = await call<{ user: string; groups: string[]; admin: boolean }>(cmd, 'GET', '/api/v1/whoami');
-      print(cmd, me, [{ header: 'USER', get: (m) => m.user }, { header: 'GROUPS', get: (m) => m.groups }, { header: 'ADMIN', get: (m) => m.admin }]);
-    });
-
   const jt = program.command('join-token').description('Join tokens that let agents register.');
   jt.command('create')
     .description('Create a join token and print the agent command that uses it. By default an agent joining with it may take any free name and serve no cluster and no route.')
@@ -274,13 +266,18 @@ Examples:
 
   program
     .command('audit')
-    .description('Audit trail: streams, kube requests, agent connections, admin changes.')
+    .description('Audit trail: streams, kube requests, agent connections, admin changes. A non-admin sees only their own rows.')
     .option('--since <d|iso>', 'only rows newer than this (e.g. 1h, 2026-01-01T00:00:00Z)', '24h')
-    .option('--user <name>', 'only this user')
+    .option('--user <name>', 'only this user (admins; others see only their own rows)')
     .option('--agent <name>', 'only this agent')
     .option('--kind <kind>', 'stream, kube, agent or admin')
     .option('--limit <n>', 'at most this many rows, the newest', '1000')
     .option('--follow', 'keep printing rows as they are written')
+    .addHelpText('after', `
+Examples:
+  warren audit --since 1h                        # your own rows (admins: everyone's)
+  warren audit --kind stream --follow -o json    # live, one JSON object a line
+  warren audit --user ana --agent site-1         # admins: one user through one agent`)
     .action(async (o: { since: string; user?: string; agent?: string; kind?: string; limit: string; follow?: boolean }, cmd: Command) => {
       const q = new URLSearchParams({ since: o.since, limit: o.limit });
       if (o.user) q.set('user', o.user);
