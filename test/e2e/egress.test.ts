@@ -86,7 +86,7 @@ describe('static egress source IPs and ingress rules', () => {
 
     const fast = ['--reconnect-max', '500ms', '--ping-interval', '1s'];
     await startAgent({ group: lab.group, hub, name: 'cluster', netns: lab.ns('cluster'), args: ['--route', nat.site.subnet, ...fast] });
-    await startAgent({ group: lab.group, hub, name: 'gw', netns: lab.ns('gateway'), args: ['--source-ip', `${A},${B}`, '--allow', `${EXTERNAL}`, ...fast] });
+    await startAgent({ group: lab.group, hub, name: 'gw', netns: lab.ns('gateway'), args: ['--source-ip', `${A},${B}`, '--allow', EXTERNAL, ...fast] });
   });
 
   after(async () => {
