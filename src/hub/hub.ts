@@ -37,6 +37,7 @@ import { startDoorListeners } from './doorListeners.js';
 import { HandshakeQueue } from './handshakeQueue.js';
 import { createKubeDoor } from './kube/kubeDoor.js';
 import { ExternalJwt } from './externalJwt.js';
+import { WebUi } from './ui/webUi.js';
 
 export const METRICS_GROUP = 'warren:metrics';
 
@@ -123,6 +124,8 @@ export async function startHub(config: HubConfig, log: Logger): Promise<Hub> {
     maxUserCertTtlMs: config.maxUserCertTtlMs, revoke: (why) => opener.revoke(why), log: log.child({ component: 'api' }),
   });
 
+  const ui = new WebUi({ auth, tunnels, caPem: pki.ca.certPem, hubUrl: () => url, log: log.child({ component: 'ui' }) });
+
   const proxyAuth = async (req: http.IncomingMessage): Promise<Principal> => {
     try {
       return await auth.fromHttp(req.headers['proxy-authorization'], req.socket, 'connect');
@@ -147,7 +150,8 @@ export async function startHub(config: HubConfig, log: Logger): Promise<Hub> {
     // Kubernetes first: multikube-style requests (a JWT with `ctx`) may use /api/v1/… paths too.
     if (kube.router.claims(req)) return kube.router.handleRequest(req, res);
     const url = new URL(req.url ?? '/', 'https://hub');
-    if (url.pathname.startsWith('/api/v1/')) return void api.handle(req, res, url);
+    if (url.pathname.startsWith('/api/v1/')) return void ui.sessions.authorizeApi(req).then(() => api.handle(req, res, url), (err: unknown) => sendError(res, err, log));
+    if (WebUi.claims(url.pathname)) return ui.handle(req, res, url);
     if (url.pathname === '/healthz') return sendJson(res, 200, { status: 'ok' });
     if (url.pathname === '/readyz') {
       return void store.ping().then(
