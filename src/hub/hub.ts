@@ -19,6 +19,7 @@ import { ALPN, UP_ALPN } from '../tunnel/protocol.js';
 import { VERSION } from '../shared/version.js';
 import { formatHostPort, formatSource } from '../shared/hostPort.js';
 import { AccessTokens, ADMIN_GROUP, isAdmin } from './accessTokens.js';
+import { AgentGc } from './agentGc.js';
 import { AgentTunnels } from './agentTunnels.js';
 import { Api } from './api.js';
 import { Audit } from './audit.js';
@@ -110,6 +111,7 @@ export async function startHub(config: HubConfig, log: Logger): Promise<Hub> {
     },
   });
   await tunnels.load();
+  const agentGc = config.agentGcAfterMs === undefined ? undefined : new AgentGc({ afterMs: config.agentGcAfterMs, store, tunnels, audit, log: log.child({ component: 'agent-gc' }) });
   let url = '';
   const enrollment = new Enrollment({ store, ca: pki.ca, caPin: pki.caPin, hubUrl: () => url, certTtlMs: config.agentCertTtlMs });
   const opener = new HubOpener({
@@ -241,6 +243,7 @@ export async function startHub(config: HubConfig, log: Logger): Promise<Hub> {
         handshakes.close();
         doorListeners.stopAccepting();
         const forwardsClosed = forwards.close(config.drainTimeoutMs);
+        await agentGc?.close();
         await tunnels.drain(config.drainTimeoutMs);
         await forwardsClosed;
         opener.close();
