@@ -13,7 +13,7 @@ import { constants as cryptoConstants } from 'node:crypto';
 import { once } from 'node:events';
 import { WarrenError, asWarrenError } from '../shared/errors.js';
 import type { Logger } from '../shared/log.js';
-import { SqliteStore } from '../store/sqliteStore.js';
+import { openStore } from '../store/open.js';
 import type { Store } from '../store/store.js';
 import { ALPN, UP_ALPN } from '../tunnel/protocol.js';
 import { VERSION } from '../shared/version.js';
@@ -83,7 +83,7 @@ export async function startHub(config: HubConfig, log: Logger): Promise<Hub> {
     tlsKeyFile: config.tlsKeyFile,
   });
   const caPath = path.join(config.dataDir, 'ca.crt');
-  const store: Store = new SqliteStore(config.storePath);
+  const store: Store = await openStore(config.store, log.child({ component: 'store' }));
   const tokens = new AccessTokens(store, pki.signingKey, pki.verifyKey, `w:${pki.caPin.slice(7, 19)}`);
   const adminTokenPath = path.join(config.dataDir, 'admin.token');
   if (!fs.existsSync(adminTokenPath)) {

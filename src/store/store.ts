@@ -173,3 +173,9 @@ export interface Store {
   /** The newest `limit` rows (default 1000) that match, oldest first. */
   queryAudit(filter: AuditFilter): Promise<Array<AuditRow & { id: number }>>;
 }
+
+/** Where the store lives, as the hub's config resolved it. */
+export type StoreLocation =
+  | { readonly kind: 'sqlite'; readonly path: string }
+  /** `url` may hold the password; `password` (PGPASSWORD, --store-password-file) overrides it. */
+  | { readonly kind: 'postgres'; readonly url: string; readonly password?: string };
