@@ -13,7 +13,7 @@ import { WarrenError, asWarrenError } from '../shared/errors.js';
 import type { Logger } from '../shared/log.js';
 import { Backoff } from '../tunnel/backoff.js';
 import { serveAgentSession } from '../tunnel/agentSession.js';
-import { ALPN, H2_SETTINGS, INFO_PATH, KUBE_SERVICE, LISTENERS_PATH, MAX_SESSION_MEMORY_MB, SERVICE_HEADER, type AgentInfo, type Refusal } from '../tunnel/protocol.js';
+import { ALPN, H2_SETTINGS, INFO_PATH, KUBE_SERVICE, LISTENERS_PATH, MAX_SESSION_MEMORY_MB, SERVICE_HEADER, SOURCE_IP_HEADER, type AgentInfo, type Refusal } from '../tunnel/protocol.js';
 import { VERSION } from '../shared/version.js';
 import { dialHub, hubSecureContext, proxyFor, type HubEndpoint } from '../tunnel/dialHub.js';
 import { AllowList } from './allowList.js';
@@ -22,6 +22,7 @@ import { handleConnectStream } from './dialer.js';
 import { refuseStream } from '../tunnel/refusalHeaders.js';
 import { enroll, loadIdentity, renew, renewalDelayMs, type AgentIdentity } from './identity.js';
 import { EntryListeners } from './listeners.js';
+import { checkOwnedSourceIps } from './sourceIps.js';
 import { Uplink } from '../tunnel/uplink.js';
 import { KubeCredentials } from './kube/credentials.js';
 import { KubeProxy } from './kube/kubeProxy.js';
@@ -39,6 +40,8 @@ export interface Agent extends EventEmitter {
 
 export async function startAgent(config: AgentConfig, log: Logger): Promise<Agent> {
   const hubOverride = config.hub ? new URL(config.hub) : undefined;
+  // A gateway's addresses are checked before joining: one the host does not own fails at start-up.
+  checkOwnedSourceIps(config.sourceIps);
   // The member cluster's credentials are checked before joining: a broken kubeconfig fails at start-up.
   let kube: KubeProxy | undefined;
   if (config.kube) {
@@ -56,7 +59,7 @@ export async function startAgent(config: AgentConfig, log: Logger): Promise<Agen
     }
     const proxyUrl = proxyFor(hubOverride ?? new URL(tokenHub(config.token)), config);
     identity = await enroll({ token: config.token, name: config.name, labels: config.labels, dataDir: config.dataDir, hubOverride: config.hub, proxy: proxyUrl });
-    log.info({ agent: identity.name, hub: identity.hubUrl.host }, 'joined the hub');
+    log.info({ agent: identity.name, hub: identity.hubUrl.origin, dataDir: config.dataDir }, 'enrolled: identity stored in the data dir; later starts need no token');
   }
   const agent = new AgentRunner(identity, config, log.child({ agent: identity.name }), hubOverride, kube);
   agent.start();
@@ -143,6 +146,8 @@ class AgentRunner extends EventEmitter implements Agent {
   private async loop(): Promise<void> {
     while (!this.stopped) {
       this.upSince = undefined;
+      /** Why the last attempt ended badly, for the line that says what the agent waits for. */
+      let problem: { code: string; text: string } | undefined;
       try {
         const refusal = await this.runOnce();
         if (refusal) {
@@ -152,17 +157,19 @@ class AgentRunner extends EventEmitter implements Agent {
             this.rejectDone(new WarrenError(refusal.code, refusal.message));
             return;
           }
-          this.log.warn({ code: refusal.code, reason: refusal.message }, 'hub refused the tunnel');
+          problem = { code: refusal.code, text: `the hub refused the tunnel: ${refusal.message}` };
         }
       } catch (err) {
         const e = asWarrenError(err);
-        this.log.warn({ code: e.code, err: e.code === 'WARREN_E_INTERNAL' ? (err as Error).message : e.message }, 'tunnel attempt failed');
+        problem = { code: e.code, text: e.code === 'WARREN_E_INTERNAL' ? (err as Error).message : e.message };
       }
       if (this.stopped) break;
       // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition -- runOnce() sets upSince; the narrowing from the assignment above outlives the await
       if (this.upSince !== undefined && Date.now() - this.upSince > STABLE_MS) this.backoff.reset();
       const delay = this.backoff.next();
-      this.log.info({ delayMs: delay }, 'reconnecting');
+      const wait = delay < 1000 ? `${delay}ms` : `${(delay / 1000).toFixed(1)}s`;
+      if (problem) this.log.warn({ code: problem.code, delayMs: delay }, `waiting ${wait} before dialling ${this.hubUrl.origin} again: ${problem.text}`);
+      else this.log.info({ delayMs: delay }, `tunnel down; dialling ${this.hubUrl.origin} again in ${wait}`);
       await new Promise<void>((resolve) => {
         const timer = setTimeout(resolve, delay);
         this.wake = () => (clearTimeout(timer), resolve());
@@ -187,7 +194,7 @@ class AgentRunner extends EventEmitter implements Agent {
       socket.destroy();
       throw new WarrenError('WARREN_E_HUB_UNREACHABLE', `${this.hubUrl.host} closed the connection right after the TLS handshake`);
     }
-    // "tunnel up" is logged once per tunnel (the hub asks for info once per session), so a reconnect
+    // The "joined" line is logged once per tunnel (the hub asks for info once per session), so a reconnect
     // after a hub restart or a network drop is visible in the log, not only the first connect.
     this.announced = false;
     return new Promise<Refusal | undefined>((resolve) => {
@@ -215,13 +222,14 @@ class AgentRunner extends EventEmitter implements Agent {
     if (method === 'GET' && headers[':path'] === INFO_PATH) {
       const info: AgentInfo = {
         name: this.identity.name, version: VERSION, hostname: os.hostname(), labels: this.config.labels,
-        routes: this.config.routes, clusters: this.config.clusters, allow: this.config.allow,
+        routes: this.config.routes, clusters: this.config.clusters, allow: this.config.allow, sourceIps: this.config.sourceIps,
       };
       stream.respond({ ':status': 200, 'content-type': 'application/json' });
       stream.end(JSON.stringify(info));
       if (!this.announced) {
         this.announced = true;
-        this.log.info({ hub: this.hubUrl.host }, 'tunnel up');
+        this.log.info({ hub: this.hubUrl.origin }, this.joinedLine());
+        this.joinedBefore = true;
       }
       this.emit('connected');
       return;
@@ -236,7 +244,9 @@ class AgentRunner extends EventEmitter implements Agent {
       return refuseStream(stream, new WarrenError('WARREN_E_NOT_FOUND', `agent "${this.identity.name}" does not serve "${service.slice(0, 40)}"${service === KUBE_SERVICE ? ': it was started without --kube' : ''}`));
     }
     if (method === 'CONNECT') {
-      void handleConnectStream(stream, (headers[':authority'] ?? ''), { allow: this.allow, dialTimeoutMs: this.config.dialTimeoutMs, log: this.log }).catch((err: unknown) => {
+      const sourceIp = headers[SOURCE_IP_HEADER];
+      const dial = { allow: this.allow, dialTimeoutMs: this.config.dialTimeoutMs, log: this.log, sourceIps: this.config.sourceIps };
+      void handleConnectStream(stream, (headers[':authority'] ?? ''), dial, typeof sourceIp === 'string' ? sourceIp : undefined).catch((err: unknown) => {
         this.log.error({ err: (err as Error).message }, 'stream handler failed');
         refuseStream(stream, asWarrenError(err));
       });
@@ -246,6 +256,15 @@ class AgentRunner extends EventEmitter implements Agent {
   }
 
   private announced = false;
+  private joinedBefore = false;
+
+  /** What a person needs to know once the tunnel is up: where, as whom, and how to reach this agent. */
+  private joinedLine(): string {
+    const name = this.identity.name;
+    const reach = [`${name}:PORT`, `HOST.${name}.warren:PORT`, ...this.config.routes.map((r) => (r.startsWith('.') ? `HOST${r}:PORT` : `an address in ${r}`))];
+    const clusters = this.config.kube ? `; kubectl via ${this.hubUrl.origin}/k8s/clusters/${this.config.clusters.join(',')}` : '';
+    return `${this.joinedBefore ? 'rejoined' : 'joined'} ${this.hubUrl.origin} as ${name}; reach it as ${reach.slice(0, -1).join(', ')}${reach.length > 1 ? ' or ' : ''}${reach.at(-1)!}${clusters}`;
+  }
 
   private scheduleRenewal(): void {
     clearTimeout(this.renewTimer);

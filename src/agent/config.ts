@@ -1,16 +1,17 @@
 /**
  * The agent's configuration: every option declared once below (flag, default, help, environment,
  * validation), and the only place the agent reads the environment (WARREN_JOIN_TOKEN,
- * WARREN_LOG_LEVEL, HTTPS_PROXY, NO_PROXY, KUBERNETES_SERVICE_*). Bad values fail at start-up.
+ * WARREN_LOG_LEVEL, WARREN_LOG_FORMAT, HTTPS_PROXY, NO_PROXY, KUBERNETES_SERVICE_*). Bad values fail at start-up.
  */
 import os from 'node:os';
 import path from 'node:path';
 import fs from 'node:fs';
+import net from 'node:net';
 import { z } from 'zod';
 import { WarrenError } from '../shared/errors.js';
-import { isLabel, parseListen } from '../shared/hostPort.js';
+import { canonicalIp, isLabel, parseListen } from '../shared/hostPort.js';
 import { isRoute } from '../shared/patterns.js';
-import { commaList, durationText, logLevelOption, option, optionsSchema, parseOptions, refuse, textAs } from '../shared/options.js';
+import { commaList, durationText, logFormatOption, logLevelOption, option, optionsSchema, parseOptions, refuse, textAs } from '../shared/options.js';
 import type { KubeSource } from './kube/credentials.js';
 
 /** The first label of the host name, lower-cased, made into an RFC 1123 label. */
@@ -71,6 +72,11 @@ export const agentOptions = {
     help: 'CIDRs and DNS suffixes this agent serves, e.g. 10.20.0.0/16,.corp.internal',
   }),
   cluster: option(commaList(isLabel, 'is not an RFC 1123 label'), { arg: 'name', default: '', help: 'Kubernetes cluster name this agent serves (with --kube; default: the agent name)' }),
+  sourceIp: option(commaList((s) => net.isIP(s) !== 0, 'is not an IP address'), {
+    arg: 'ips',
+    default: '',
+    help: 'gateway: addresses of this host that egress rules dial from and ingress rules listen on (TCP only); each must be on a local interface',
+  }),
   kube: option(z.string().trim(), { arg: 'source', help: 'serve this cluster\'s API: "in-cluster" (the pod\'s service account) or a kubeconfig path' }),
   kubeContext: option(z.string(), { arg: 'name', help: 'context of the --kube kubeconfig to use (default: its current-context)' }),
   healthListen: option(textAs((s) => (s === 'off' ? null : parseListen(s)), 'is not HOST:PORT (or off)'), {
@@ -81,6 +87,7 @@ export const agentOptions = {
   dialTimeout: option(durationText, { arg: 'd', default: '10s', help: 'how long to try to reach a target' }),
   reconnectMax: option(durationText, { arg: 'd', default: '30s', help: 'cap of the reconnect backoff' }),
   logLevel: logLevelOption,
+  logFormat: logFormatOption,
   httpsProxy: option(z.string(), { envOnly: true, env: ['HTTPS_PROXY', 'https_proxy'], help: 'proxy for the connection to the hub' }),
   noProxy: option(z.string(), { envOnly: true, env: ['NO_PROXY', 'no_proxy'], help: 'hosts reached without the proxy' }),
   kubernetesServiceHost: option(z.string(), { envOnly: true, env: 'KUBERNETES_SERVICE_HOST', help: 'set in a pod; --kube in-cluster needs it' }),
@@ -126,6 +133,8 @@ const agentSchema = optionsSchema(agentOptions).transform((f, ctx) => {
     allow: f.allow ?? ['localhost', '127.0.0.1', '::1', ...f.route],
     routes: f.route,
     clusters,
+    /** --source-ip: the addresses this gateway dials from (egress) and listens on (ingress); checked at start. */
+    sourceIps: [...new Set(f.sourceIp.map(canonicalIp))],
     /** Where the member cluster's credentials come from (--kube); undefined: this agent serves no cluster API. */
     kube,
     /** --health-listen: /healthz and /readyz on plain HTTP; undefined: off. */
@@ -136,6 +145,7 @@ const agentSchema = optionsSchema(agentOptions).transform((f, ctx) => {
     httpsProxy: f.httpsProxy,
     noProxy: f.noProxy,
     logLevel: f.logLevel,
+    logFormat: f.logFormat,
   };
 });
 

@@ -1,11 +1,12 @@
 /**
  * The agent's side of a CONNECT stream: check the target against the allow-list, dial it, answer the
- * hub with 200 or a refusal that says why (`warren-error` + `warren-message`), then relay bytes.
+ * hub with 200 or a refusal that says why (`warren-error` + `warren-message`), then relay bytes. A
+ * gateway agent dials an egress rule's target from the source address the stream names.
  */
 import net from 'node:net';
 import type { ServerHttp2Stream } from 'node:http2';
 import { WarrenError, type ErrorCode } from '../shared/errors.js';
-import { formatHostPort, parseHostPort } from '../shared/hostPort.js';
+import { canonicalIp, formatHostPort, parseHostPort } from '../shared/hostPort.js';
 import { relay } from '../tunnel/relay.js';
 import { refuseStream } from '../tunnel/refusalHeaders.js';
 import type { Logger } from '../shared/log.js';
@@ -15,6 +16,8 @@ export interface DialerOptions {
   readonly allow: AllowList;
   readonly dialTimeoutMs: number;
   readonly log: Logger;
+  /** The addresses this agent may dial from (--source-ip); a stream asking for another is refused. */
+  readonly sourceIps: readonly string[];
 }
 
 function dialError(err: NodeJS.ErrnoException, target: string): WarrenError {
@@ -31,16 +34,28 @@ function dialError(err: NodeJS.ErrnoException, target: string): WarrenError {
   return new WarrenError(code, `agent: ${message}`);
 }
 
-export async function handleConnectStream(stream: ServerHttp2Stream, authority: string, opts: DialerOptions): Promise<void> {
+/**
+ * Dials `authority` for a CONNECT stream; `sourceIp` (header warren-source-ip, an egress rule) binds the
+ * connection's local address to one of the agent's --source-ip addresses.
+ */
+export async function handleConnectStream(stream: ServerHttp2Stream, authority: string, opts: DialerOptions, sourceIp?: string): Promise<void> {
   const target = parseHostPort(authority);
   if (!target) return refuseStream(stream, new WarrenError('WARREN_E_BAD_TARGET', `agent: "${authority.slice(0, 200)}" is not HOST:PORT`));
   const shown = formatHostPort(target);
+  const localAddress = sourceIp === undefined ? undefined : opts.sourceIps.find((ip) => ip === canonicalIp(sourceIp));
+  if (sourceIp !== undefined && localAddress === undefined) {
+    const mine = opts.sourceIps.length ? opts.sourceIps.join(',') : 'none';
+    return refuseStream(stream, new WarrenError('WARREN_E_AGENT_REFUSED', `agent refuses to dial from ${sourceIp.slice(0, 64)}: not one of its --source-ip addresses (${mine})`));
+  }
   const address = await opts.allow.check(target.host, target.port);
   if (address === undefined) {
     opts.log.info({ target: shown }, 'refused by allow-list');
     return refuseStream(stream, new WarrenError('WARREN_E_AGENT_REFUSED', `agent refuses ${shown}: not in its allow-list (--allow)`));
   }
-  const socket = net.connect({ host: address, port: target.port, allowHalfOpen: true, noDelay: true, autoSelectFamily: true });
+  const socket = net.connect({
+    host: address, port: target.port, allowHalfOpen: true, noDelay: true,
+    ...(localAddress === undefined ? { autoSelectFamily: true } : { localAddress, family: net.isIP(localAddress) }),
+  });
   const connected = await new Promise<WarrenError | undefined>((resolve) => {
     // The listeners outlive the dial (every stream closes eventually): build an error only while it
     // still decides the outcome (an Error captures a stack trace; measurable per connection).

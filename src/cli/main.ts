@@ -14,7 +14,9 @@ import { registerSocks } from './commands/socks.js';
 import { registerForward } from './commands/forward.js';
 import { registerRoute } from './commands/route.js';
 import { registerAdmin } from './commands/admin.js';
+import { registerSelf } from './commands/self.js';
 import { registerForwards } from './commands/forwards.js';
+import { registerEgress } from './commands/egress.js';
 import { connectTarget, runConnect } from './commands/connect.js';
 import { resolveClient, type ClientFlags } from './clientConfig.js';
 
@@ -33,7 +35,9 @@ function buildProgram(): Command {
   registerAgentManifest(agentCommand);
   registerKubeconfig(program);
   registerAdmin(program);
+  registerSelf(program);
   registerForwards(program);
+  registerEgress(program);
   registerSocks(program);
   registerForward(program);
   registerRoute(program);

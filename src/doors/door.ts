@@ -38,10 +38,19 @@ interface Caller {
   readonly signal?: AbortSignal;
 }
 
-/** A stream to a TCP target: HOST:PORT as the client wrote it (IPv6 hosts in brackets). */
-export type OpenRequest = { readonly target: string } & Caller;
+/**
+ * Where an egress rule's far end dials (design §6): this agent, from this one of its source addresses,
+ * instead of the agent the router would pick. Only for a scoped principal (a forward's own target).
+ */
+export interface ViaGateway {
+  readonly agent: string;
+  readonly sourceIp: string;
+}
 
-export type AdmitRequest = Destination & Caller;
+/** A stream to a TCP target: HOST:PORT as the client wrote it (IPv6 hosts in brackets). */
+export type OpenRequest = { readonly target: string; readonly gateway?: ViaGateway } & Caller;
+
+export type AdmitRequest = Destination & Caller & { readonly gateway?: ViaGateway };
 
 /**
  * A use the pipeline admitted (grants checked, a quota place taken, watched for revocation), before or

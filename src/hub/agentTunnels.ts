@@ -126,5 +126,5 @@ export class AgentTunnels extends EventEmitter implements RouterView {
 }
 
 function metaOf(info: AgentInfo) {
-  return { version: info.version, routes: info.routes, clusters: info.clusters, allow: info.allow, hostname: info.hostname };
+  return { version: info.version, routes: info.routes, clusters: info.clusters, allow: info.allow, hostname: info.hostname, sourceIps: info.sourceIps ?? [] };
 }

@@ -4,6 +4,7 @@
  * /api/v1/openapi.json is generated from this same table.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import net from 'node:net';
 import tls from 'node:tls';
 import { randomBytes } from 'node:crypto';
 import { z } from 'zod';
@@ -20,11 +21,16 @@ import type { Audit, AuditEntry } from './audit.js';
 import type { Enrollment } from './enroll.js';
 import type { Forwards } from './forwards.js';
 import { forwardRoutes } from './forwardsApi.js';
-import { readJson, sendError, sendJson } from './httpJson.js';
+import { egressRoutes } from './egressApi.js';
+import { sendError, sendJson } from './httpJson.js';
+import { openapiDocument, route, type ApiRoute, type OpenApi, type RawCtx } from './apiRoute.js';
+import * as S from './apiSchemas.js';
+import { grantView } from './apiSchemas.js';
 import { isRoute, parseCidr, parsePorts } from '../shared/patterns.js';
-import { formatSource, isLabel } from '../shared/hostPort.js';
-import { explainFromQuery } from './routeExplain.js';
-import type { ClusterRoute } from './kube/clustersApi.js';
+import { canonicalIp, formatSource, isLabel } from '../shared/hostPort.js';
+import { explainFor } from './routeExplain.js';
+import { judgedIdentity } from './judgedIdentity.js';
+import { selfRoutes } from './selfApi.js';
 import { describeAuthority } from './authority.js';
 import type { FailureLog } from '../shared/failureLog.js';
 
@@ -38,37 +44,19 @@ export interface ApiDeps {
   readonly ca: Ca;
   readonly caPem: string;
   readonly version: string;
+  /** The URL clients use for the hub, and its CA pin (`sha256:…`), for GET /api/v1/me. */
+  readonly hubUrl: () => string;
+  readonly caPin: string;
   /** TCP forwards (`warren forwards`); their routes are mounted when given. */
   readonly forwards?: Pick<Forwards, 'create' | 'list' | 'get' | 'remove'>;
   /** The Kubernetes door's routes (GET /api/v1/clusters), mounted when given. */
-  readonly kubeRoutes?: readonly ClusterRoute[];
+  readonly kubeRoutes?: readonly ApiRoute[];
   /** Closes the open streams an admin change no longer allows (revocation is immediate). */
   readonly revoke?: (why: string) => Promise<unknown>;
   /** The longest TTL a user certificate may have (--max-user-cert-ttl): it cannot be revoked. */
   readonly maxUserCertTtlMs: number;
   /** Where a failed request that answers 5xx is logged (failureLog.ts). */
   readonly log: FailureLog;
-}
-
-type Access = 'none' | 'user' | 'admin' | 'agent';
-
-interface Ctx {
-  readonly req: IncomingMessage;
-  readonly res: ServerResponse;
-  readonly params: Record<string, string>;
-  readonly query: URLSearchParams;
-  readonly principal: Principal;
-  /** For agent routes: the agent certificate's name and serial. */
-  readonly agent: { name: string; serial: string } | undefined;
-}
-
-interface Route {
-  readonly method: 'GET' | 'POST' | 'DELETE';
-  readonly path: string;
-  readonly access: Access;
-  readonly summary: string;
-  readonly status?: number;
-  handle(ctx: Ctx): Promise<unknown>;
 }
 
 const ANONYMOUS: Principal = { user: 'anonymous', groups: [], via: 'token' };
@@ -78,7 +66,7 @@ const ttl = (what: string) =>
   z.string().refine((s) => (parseDuration(s) ?? 0) > 0, `${what} must be a duration like 30m, 8h, 7d`).transform((s) => parseDuration(s)!);
 const nameSchema = z.string().min(1).max(253).regex(/^[A-Za-z0-9@._:-]+$/, 'use letters, digits and @ . _ : -');
 
-/** What the token lets an agent claim (`warren join-token create --name|--name-pattern --clusters --routes`). */
+/** What the token lets an agent claim (`warren join-token create --name|--name-pattern --clusters --routes --source-ips`). */
 const joinTokenSchema = z
   .object({
     ttl: ttl('ttl').default(3_600_000),
@@ -88,6 +76,7 @@ const joinTokenSchema = z
     namePattern: z.string().min(1).max(63).regex(/^[a-z0-9*?-]+$/, 'namePattern is a glob over agent names: a-z 0-9 - * ?').optional(),
     clusters: z.array(z.string().refine(isLabel, 'clusters are RFC 1123 labels')).max(100).default([]),
     routes: z.array(z.string().max(253).refine(isRoute, 'routes are CIDRs (10.20.0.0/16) or DNS suffixes (.corp.internal)')).max(1000).default([]),
+    sourceIps: z.array(z.string().max(64).refine((ip) => net.isIP(ip) !== 0, 'sourceIps are IP addresses (10.9.0.5)').transform(canonicalIp)).max(1000).default([]),
   })
   .strict()
   .refine((b) => b.name === undefined || b.namePattern === undefined, { error: 'give name or namePattern, not both', path: ['namePattern'] });
@@ -111,12 +100,31 @@ const grantSchema = z
     if (g.host?.includes('/') && !parseCidr(g.host)) ctx.addIssue({ code: 'custom', message: 'host is neither a glob nor a valid CIDR', path: ['host'] });
   });
 
-export function grantView(g: GrantRecord) {
-  return {
-    id: g.id, [g.subjectKind]: g.subject, subject: `${g.subjectKind}:${g.subject}`, agent: g.agent, host: g.host, ports: g.ports,
-    cluster: g.cluster, kubeGroups: g.kubeGroups, createdAt: new Date(g.createdAt).toISOString(), createdBy: g.createdBy,
-  };
-}
+/** `GET /api/v1/audit` filters; `since` becomes epoch ms. */
+const auditQuery = z.object({
+  since: z
+    .string()
+    .transform((text, ctx) => {
+      const rel = parseDuration(text);
+      const ms = rel !== undefined ? Date.now() - rel : Date.parse(text);
+      if (Number.isNaN(ms)) ctx.addIssue({ code: 'custom', message: 'give a duration (1h) or an ISO time' });
+      return ms;
+    })
+    .optional()
+    .describe('only rows newer than this: a duration (1h) or an ISO time'),
+  user: z.string().optional().describe('only rows of this user'),
+  agent: z.string().optional().describe('only rows through this agent'),
+  kind: z.enum(['stream', 'kube', 'admin', 'agent'], { error: 'must be stream, kube, admin or agent' }).optional(),
+  limit: z.coerce.number({ error: 'must be a whole number from 1 to 100000' }).int('must be a whole number from 1 to 100000').min(1, 'must be a whole number from 1 to 100000')
+    .max(100_000, 'must be a whole number from 1 to 100000').default(1000).describe('at most this many rows, the newest'),
+  follow: z.enum(['true', 'false']).optional().describe('true: stream NDJSON, one row a line, as rows are written'),
+});
+
+const explainQuery = z.object({
+  target: z.string({ error: 'required: ?target=HOST:PORT' }).min(1, 'required: ?target=HOST:PORT').describe('HOST:PORT'),
+  user: z.string().min(1).optional().describe('judge this user (default: the caller)'),
+  groups: z.string().optional().describe("comma-separated groups, instead of those on the user's live tokens"),
+});
 
 export function auditView(r: AuditEntry) {
   return {
@@ -127,7 +135,8 @@ export function auditView(r: AuditEntry) {
 }
 
 export class Api {
-  private readonly routes: Array<Route & { re: RegExp; keys: string[] }>;
+  private readonly routes: Array<ApiRoute & { re: RegExp; keys: string[] }>;
+  private document: OpenApi | undefined;
 
   constructor(private readonly deps: ApiDeps) {
     this.routes = this.table().map((r) => {
@@ -147,16 +156,16 @@ export class Api {
       const m = route.re.exec(url.pathname)!;
       const params = Object.fromEntries(route.keys.map((k, i) => [k, decodePathParam(k, m[i + 1]!)]));
       let principal = ANONYMOUS;
-      let agent: Ctx['agent'];
-      if (route.access === 'agent') agent = agentFromCert(req);
-      else if (route.access !== 'none') {
+      let agent: RawCtx['agent'];
+      if (route.auth === 'agent') agent = agentFromCert(req);
+      else if (route.auth !== 'none') {
         principal = await this.deps.auth.fromHttp(req.headers.authorization, req.socket, 'api');
-        if (route.access === 'admin' && !isAdmin(principal)) {
+        if (route.auth === 'admin' && !isAdmin(principal)) {
           throw new WarrenError('WARREN_E_FORBIDDEN', `user "${principal.user}" is not an admin (group warren:admins)`);
         }
       }
-      const result = await route.handle({ req, res, params, query: url.searchParams, principal, agent });
-      if (!res.headersSent && !res.writableEnded) sendJson(res, route.status ?? 200, result ?? {});
+      const result = await route.run({ req, res, params, query: url.searchParams, principal, agent });
+      if (!res.headersSent && !res.writableEnded) sendJson(res, route.status, result ?? {});
     } catch (err) {
       sendError(res, err, this.deps.log);
     }
@@ -179,6 +188,7 @@ export class Api {
       version: live?.info.version ?? a.meta.version ?? null,
       hostname: live?.info.hostname ?? a.meta.hostname ?? null,
       allow: live?.info.allow ?? a.meta.allow ?? [],
+      sourceIps: live?.info.sourceIps ?? a.meta.sourceIps ?? [],
       connectedAt: live ? live.connectedAt.toISOString() : null,
       lastSeen: live ? new Date().toISOString() : a.lastSeen ? new Date(a.lastSeen).toISOString() : null,
       rttMs: live?.rttMs ?? null,
@@ -188,83 +198,90 @@ export class Api {
     };
   }
 
-  private table(): Route[] {
+  private table(): ApiRoute[] {
     const d = this.deps;
+    const name = z.object({ name: z.string().describe('Agent name') });
+    const id = z.object({ id: z.string() });
     return [
-      {
-        method: 'GET', path: '/api/v1/ca', access: 'none', summary: 'The hub CA certificate (PEM); clients check it against their pin.',
+      route({
+        method: 'GET', path: '/api/v1/ca', auth: 'none', summary: 'The hub CA certificate (PEM); clients check it against their pin.',
+        response: z.string().describe('PEM'), produces: 'application/x-pem-file',
         handle: async ({ res }) => {
           res.writeHead(200, { 'content-type': 'application/x-pem-file' });
           res.end(d.caPem);
+          return undefined;
         },
-      },
-      {
-        method: 'GET', path: '/api/v1/whoami', access: 'user', summary: 'The caller as the hub sees it.',
+      }),
+      route({
+        method: 'GET', path: '/api/v1/whoami', auth: 'user', summary: 'The caller as the hub sees it.', response: S.Whoami,
         handle: async ({ principal }) => ({ user: principal.user, groups: principal.groups, via: principal.via, admin: isAdmin(principal) }),
-      },
-      {
-        method: 'POST', path: '/api/v1/join', access: 'none', status: 201, summary: 'Exchange a join token and a CSR for an agent certificate.',
-        handle: async ({ req }) => {
-          const body = await readJson(req, z.object({ token: z.string().max(1024), name: z.string().max(253), csr: z.string().max(16384), labels: labelsSchema }).strict());
+      }),
+      route({
+        method: 'POST', path: '/api/v1/join', auth: 'none', status: 201, summary: 'Exchange a join token and a CSR for an agent certificate.',
+        body: z.object({ token: z.string().max(1024), name: z.string().max(253), csr: z.string().max(16384), labels: labelsSchema }).strict(),
+        response: S.Joined,
+        handle: async ({ req, body }) => {
           const out = await d.enrollment.join(body);
           await d.audit.record({ kind: 'agent', result: 'ok', agent: out.name, reason: 'joined with a join token', source: formatSource(req.socket) });
           d.tunnels.markKnown(out.name);
           return out;
         },
-      },
-      {
-        method: 'POST', path: '/api/v1/renew', access: 'agent', summary: 'Renew the calling agent certificate (mTLS with the current one).',
-        handle: async ({ req, agent }) => {
-          const body = await readJson(req, z.object({ csr: z.string().max(16384) }).strict());
+      }),
+      route({
+        method: 'POST', path: '/api/v1/renew', auth: 'agent', summary: 'Renew the calling agent certificate (mTLS with the current one).',
+        body: z.object({ csr: z.string().max(16384) }).strict(), response: S.AgentCert,
+        handle: async ({ agent, body }) => {
           const out = await d.enrollment.renew(agent!.name, agent!.serial, body.csr);
           await d.audit.record({ kind: 'agent', result: 'ok', agent: agent!.name, reason: 'certificate renewed' });
           return out;
         },
-      },
-      {
-        method: 'POST', path: '/api/v1/join-tokens', access: 'admin', status: 201,
-        summary: 'Create a join token (ttl, uses, labels) and what it lets an agent claim (name or namePattern, clusters, routes).',
-        handle: async ({ req, principal }) => {
-          const body = await readJson(req, joinTokenSchema);
+      }),
+      route({
+        method: 'POST', path: '/api/v1/join-tokens', auth: 'admin', status: 201,
+        summary: 'Create a join token (ttl, uses, labels) and what it lets an agent claim (name or namePattern, clusters, routes, sourceIps).',
+        body: joinTokenSchema, response: S.JoinTokenCreated,
+        handle: async ({ body, principal }) => {
           const authority = {
             ...(body.name !== undefined ? { name: body.name } : {}), ...(body.namePattern !== undefined ? { namePattern: body.namePattern } : {}),
-            clusters: body.clusters, routes: body.routes,
+            clusters: body.clusters, routes: body.routes, ...(body.sourceIps.length ? { sourceIps: body.sourceIps } : {}),
           };
           const out = await d.enrollment.createJoinToken({ ttlMs: body.ttl, uses: body.uses, labels: body.labels, authority, createdBy: principal.user });
           await this.adminAudit(principal, `join-token/${out.id}`, `join token created (uses ${body.uses ?? 'unlimited'}, expires ${out.expiresAt}, ${describeAuthority(authority)})`);
           return out;
         },
-      },
-      {
-        method: 'GET', path: '/api/v1/join-tokens', access: 'admin', summary: 'List join tokens (never their secrets).',
+      }),
+      route({
+        method: 'GET', path: '/api/v1/join-tokens', auth: 'admin', summary: 'List join tokens (never their secrets).', response: z.array(S.JoinToken),
         handle: async () =>
           (await d.store.listJoinTokens()).map((t) => ({
             id: t.id, expiresAt: new Date(t.expiresAt).toISOString(), uses: t.maxUses, used: t.used, labels: t.labels, authority: t.authority,
             expired: t.expiresAt <= Date.now(), createdBy: t.createdBy,
           })),
-      },
-      {
-        method: 'DELETE', path: '/api/v1/join-tokens/:id', access: 'admin', summary: 'Delete a join token.',
+      }),
+      route({
+        method: 'DELETE', path: '/api/v1/join-tokens/:id', auth: 'admin', summary: 'Delete a join token.', params: id, response: S.Deleted,
         handle: async ({ params, principal }) => {
-          if (!(await d.store.deleteJoinToken(params.id!))) throw new WarrenError('WARREN_E_NOT_FOUND', `no join token "${params.id}"`);
+          if (!(await d.store.deleteJoinToken(params.id))) throw new WarrenError('WARREN_E_NOT_FOUND', `no join token "${params.id}"`);
           await this.adminAudit(principal, `join-token/${params.id}`, 'join token deleted');
           return { deleted: params.id };
         },
-      },
-      {
-        method: 'POST', path: '/api/v1/tokens', access: 'admin', status: 201, summary: 'Issue an access token for a user or program.',
-        handle: async ({ req, principal }) => {
-          const body = await readJson(req, z.object({ user: nameSchema, groups: z.array(nameSchema).max(50).default([]), ttl: ttl('ttl').default(8 * 3_600_000) }).strict());
+      }),
+      route({
+        method: 'POST', path: '/api/v1/tokens', auth: 'admin', status: 201, summary: 'Issue an access token for a user or program.',
+        body: z.object({ user: nameSchema, groups: z.array(nameSchema).max(50).default([]), ttl: ttl('ttl').default(8 * 3_600_000) }).strict(),
+        response: S.TokenIssued,
+        handle: async ({ body, principal }) => {
           const out = await d.tokens.issue({ user: body.user, groups: body.groups, ttlMs: body.ttl, createdBy: principal.user });
           await this.adminAudit(principal, `token/${out.id}`, `access token issued for user "${out.user}" groups [${out.groups.join(',')}] until ${out.expiresAt}`);
           return out;
         },
-      },
-      {
-        method: 'POST', path: '/api/v1/user-certs', access: 'admin', status: 201,
+      }),
+      route({
+        method: 'POST', path: '/api/v1/user-certs', auth: 'admin', status: 201,
         summary: 'Sign a user client certificate from a CSR (the key stays with the user); usable instead of a token.',
-        handle: async ({ req, principal }) => {
-          const body = await readJson(req, z.object({ user: nameSchema, groups: z.array(nameSchema).max(50).default([]), ttl: ttl('ttl').default(24 * 3_600_000), csr: z.string().max(16384) }).strict());
+        body: z.object({ user: nameSchema, groups: z.array(nameSchema).max(50).default([]), ttl: ttl('ttl').default(24 * 3_600_000), csr: z.string().max(16384) }).strict(),
+        response: S.UserCert,
+        handle: async ({ body, principal }) => {
           if (body.ttl > d.maxUserCertTtlMs) {
             const cap = formatDuration(d.maxUserCertTtlMs);
             throw new WarrenError('WARREN_E_BAD_REQUEST', `ttl ${formatDuration(body.ttl)} exceeds this hub's cap of ${cap} for user certificates (they cannot be revoked); ask for --ttl ${cap} or less, or start the hub with a larger --max-user-cert-ttl`, { field: 'ttl' });
@@ -279,117 +296,116 @@ export class Api {
           await this.adminAudit(principal, `user-cert/${issued.serial}`, `client certificate issued for user "${body.user}" groups [${body.groups.join(',')}] until ${expiresAt}`);
           return { certPem: issued.certPem, caPem: d.caPem, serial: issued.serial, user: body.user, groups: body.groups, expiresAt };
         },
-      },
-      {
-        method: 'GET', path: '/api/v1/tokens', access: 'admin', summary: 'List access tokens (ids, never the tokens).',
+      }),
+      route({
+        method: 'GET', path: '/api/v1/tokens', auth: 'admin', summary: 'List access tokens (ids, never the tokens).', response: z.array(S.AccessToken),
         handle: async () =>
           (await d.store.listAccessTokens()).map((t) => ({
             id: t.id, user: t.user, groups: t.groups, expiresAt: t.expiresAt ? new Date(t.expiresAt).toISOString() : null,
             revoked: t.revokedAt !== null, createdBy: t.createdBy,
           })),
-      },
-      {
-        method: 'DELETE', path: '/api/v1/tokens/:id', access: 'admin', summary: 'Revoke an access token.',
+      }),
+      route({
+        method: 'DELETE', path: '/api/v1/tokens/:id', auth: 'admin', summary: 'Revoke an access token.', params: id,
+        response: z.object({ revoked: z.string() }),
         handle: async ({ params, principal }) => {
-          if (!(await d.store.revokeAccessToken(params.id!, Date.now()))) throw new WarrenError('WARREN_E_NOT_FOUND', `no active access token "${params.id}"`);
+          if (!(await d.store.revokeAccessToken(params.id, Date.now()))) throw new WarrenError('WARREN_E_NOT_FOUND', `no active access token "${params.id}"`);
           await d.revoke?.(`access token ${params.id} revoked`);
           await this.adminAudit(principal, `token/${params.id}`, 'access token revoked');
           return { revoked: params.id };
         },
-      },
-      {
-        method: 'GET', path: '/api/v1/agents', access: 'admin', summary: 'List agents with live tunnel state.',
+      }),
+      route({
+        method: 'GET', path: '/api/v1/agents', auth: 'admin', summary: 'List agents with live tunnel state.', response: z.array(S.Agent),
         handle: async () => Promise.all((await d.store.listAgents()).map((a) => this.agentView(a))),
-      },
-      {
-        method: 'GET', path: '/api/v1/agents/:name', access: 'admin', summary: 'One agent with live tunnel state.',
+      }),
+      route({
+        method: 'GET', path: '/api/v1/agents/:name', auth: 'admin', summary: 'One agent with live tunnel state.', params: name, response: S.Agent,
         handle: async ({ params }) => {
-          const a = await d.store.getAgent(params.name!);
+          const a = await d.store.getAgent(params.name);
           if (!a) throw new WarrenError('WARREN_E_NOT_FOUND', `no agent "${params.name}"; list them with \`warren agents ls\``);
           return this.agentView(a);
         },
-      },
-      {
-        method: 'DELETE', path: '/api/v1/agents/:name', access: 'admin', summary: 'Remove an agent: revokes its certificate and drops its tunnel.',
+      }),
+      route({
+        method: 'DELETE', path: '/api/v1/agents/:name', auth: 'admin', summary: 'Remove an agent: revokes its certificate and drops its tunnel.',
+        params: name, response: S.Deleted,
         handle: async ({ params, principal }) => {
-          if (!(await d.store.deleteAgent(params.name!))) throw new WarrenError('WARREN_E_NOT_FOUND', `no agent "${params.name}"`);
+          if (!(await d.store.deleteAgent(params.name))) throw new WarrenError('WARREN_E_NOT_FOUND', `no agent "${params.name}"`);
           // Streams first, so that their audit rows say `revoked`, then the tunnel itself.
           await d.revoke?.(`agent ${params.name} removed`);
-          d.tunnels.forget(params.name!);
+          d.tunnels.forget(params.name);
           await this.adminAudit(principal, `agent/${params.name}`, 'agent removed; certificate revoked');
           return { deleted: params.name };
         },
-      },
-      {
-        method: 'POST', path: '/api/v1/grants', access: 'admin', status: 201, summary: 'Grant a user or group access to targets or a cluster.',
-        handle: async ({ req, principal }) => {
-          const g = await readJson(req, grantSchema);
+      }),
+      route({
+        method: 'POST', path: '/api/v1/grants', auth: 'admin', status: 201, summary: 'Grant a user or group access to targets or a cluster.',
+        body: grantSchema, response: S.Grant,
+        handle: async ({ body: g, principal }) => {
           const record: GrantRecord = {
             id: 'g_' + randomBytes(6).toString('hex'), subjectKind: g.user ? 'user' : 'group', subject: (g.user ?? g.group)!,
             agent: g.agent ?? null, host: g.host ?? null, ports: g.ports ?? null, cluster: g.cluster ?? null, kubeGroups: g.kubeGroups,
             createdAt: Date.now(), createdBy: principal.user,
           };
           await d.store.createGrant(record);
-          const view = grantView(record);
           await this.adminAudit(principal, `grant/${record.id}`, `grant created: ${describeGrant(record)}`);
-          return view;
+          return grantView(record);
         },
-      },
-      {
-        method: 'GET', path: '/api/v1/grants', access: 'admin', summary: 'List grants.',
+      }),
+      route({
+        method: 'GET', path: '/api/v1/grants', auth: 'admin', summary: 'List grants.', response: z.array(S.Grant),
         handle: async () => (await d.store.listGrants()).map(grantView),
-      },
-      {
-        method: 'DELETE', path: '/api/v1/grants/:id', access: 'admin', summary: 'Delete a grant.',
+      }),
+      route({
+        method: 'DELETE', path: '/api/v1/grants/:id', auth: 'admin', summary: 'Delete a grant.', params: id, response: S.Deleted,
         handle: async ({ params, principal }) => {
-          if (!(await d.store.deleteGrant(params.id!))) throw new WarrenError('WARREN_E_NOT_FOUND', `no grant "${params.id}"; list them with \`warren grants ls\``);
+          if (!(await d.store.deleteGrant(params.id))) throw new WarrenError('WARREN_E_NOT_FOUND', `no grant "${params.id}"; list them with \`warren grants ls\``);
           await d.revoke?.(`grant ${params.id} deleted`);
           await this.adminAudit(principal, `grant/${params.id}`, 'grant deleted');
           return { deleted: params.id };
         },
-      },
-      {
-        method: 'GET', path: '/api/v1/routes/explain', access: 'admin',
-        summary: 'Dry run: ?target=HOST:PORT[&user=U][&groups=a,b] → the rule, route and agents that would serve it, and the grant that allows the user (nothing is dialled).',
-        handle: async ({ query, principal }) => explainFromQuery(query, principal, { live: d.tunnels, store: d.store }),
-      },
-      {
-        method: 'GET', path: '/api/v1/audit', access: 'admin',
-        summary: 'Audit rows: ?since=1h|ISO, user, agent, kind, limit; follow=true streams NDJSON as rows are written.',
-        handle: async ({ query, res, req }) => this.auditRoute(query, req, res),
-      },
+      }),
+      route({
+        method: 'GET', path: '/api/v1/routes/explain', auth: 'user',
+        summary: 'Dry run: ?target=HOST:PORT → the rule, route and agents that would serve it, and the grant that allows the caller (admins: any ?user=U&groups=a,b); nothing is dialled.',
+        query: explainQuery, response: S.RouteExplanation,
+        handle: async ({ query, principal }) => explainFor(query.target, await judgedIdentity(principal, query, 'route explanations', d.store), { live: d.tunnels, store: d.store }),
+      }),
+      route({
+        method: 'GET', path: '/api/v1/audit', auth: 'user',
+        summary: "Audit rows, newest last: ?since=1h|ISO, user, agent, kind, limit; follow=true streams NDJSON as rows are written. A non-admin sees only their own rows.",
+        query: auditQuery, response: z.array(S.AuditEntry), follow: S.AuditEntry,
+        handle: async ({ query, res, req, principal }) => {
+          const user = isAdmin(principal) ? query.user : (await judgedIdentity(principal, query, 'audit rows', d.store)).principal.user;
+          return this.auditRoute({ ...query, user }, req, res);
+        },
+      }),
+      ...selfRoutes({
+        store: d.store, tunnels: d.tunnels, agents: async () => Promise.all((await d.store.listAgents()).map((a) => this.agentView(a))),
+        hub: () => ({ url: d.hubUrl(), version: d.version, caFingerprint: d.caPin }),
+      }),
       ...(d.forwards ? forwardRoutes(d.forwards, (p, target, reason) => this.adminAudit(p, target, reason)) : []),
+      ...(d.forwards ? egressRoutes(d.forwards, (p, target, reason) => this.adminAudit(p, target, reason)) : []),
       ...(d.kubeRoutes ?? []),
-      {
-        method: 'GET', path: '/api/v1/openapi.json', access: 'none', summary: 'This API as an OpenAPI 3.1 document.',
+      route({
+        method: 'GET', path: '/api/v1/openapi.json', auth: 'none', summary: 'This API as an OpenAPI 3.1 document.', response: S.OpenApiDocument,
         handle: async () => this.openapi(),
-      },
+      }),
     ];
   }
 
-  private async auditRoute(query: URLSearchParams, req: IncomingMessage, res: ServerResponse): Promise<unknown> {
-    const since = query.get('since');
-    let sinceMs: number | undefined;
-    if (since) {
-      const rel = parseDuration(since);
-      sinceMs = rel !== undefined ? Date.now() - rel : Date.parse(since);
-      if (Number.isNaN(sinceMs)) throw new WarrenError('WARREN_E_BAD_REQUEST', 'since must be a duration (1h) or an ISO time', { field: 'since' });
-    }
-    const limitText = query.get('limit');
-    const limit = limitText === null ? 1000 : Number(limitText);
-    if (!Number.isInteger(limit) || limit < 1 || limit > 100_000) throw new WarrenError('WARREN_E_BAD_REQUEST', 'limit must be 1..100000', { field: 'limit' });
-    const kind = query.get('kind') ?? undefined;
-    if (kind !== undefined && !['stream', 'kube', 'admin', 'agent'].includes(kind)) throw new WarrenError('WARREN_E_BAD_REQUEST', 'kind must be stream, kube, admin or agent', { field: 'kind' });
+  private async auditRoute(query: z.output<typeof auditQuery>, req: IncomingMessage, res: ServerResponse): Promise<Array<ReturnType<typeof auditView>> | undefined> {
     const filter = {
-      ...(sinceMs !== undefined ? { since: sinceMs } : {}),
-      ...(query.get('user') ? { user: query.get('user')! } : {}),
-      ...(query.get('agent') ? { agent: query.get('agent')! } : {}),
-      ...(kind ? { kind: kind as AuditEntry['kind'] } : {}),
-      limit,
+      ...(query.since !== undefined ? { since: query.since } : {}),
+      ...(query.user ? { user: query.user } : {}),
+      ...(query.agent ? { agent: query.agent } : {}),
+      ...(query.kind ? { kind: query.kind } : {}),
+      limit: query.limit,
     };
     const matches = (r: AuditEntry) =>
       (!filter.user || r.user === filter.user) && (!filter.agent || r.agent === filter.agent) && (!filter.kind || r.kind === filter.kind);
-    if (query.get('follow') !== 'true') return (await this.deps.audit.query(filter)).map(auditView);
+    if (query.follow !== 'true') return (await this.deps.audit.query(filter)).map(auditView);
 
     res.writeHead(200, { 'content-type': 'application/x-ndjson', 'cache-control': 'no-store' });
     const pending: AuditEntry[] = [];
@@ -409,31 +425,8 @@ export class Api {
     return undefined;
   }
 
-  private openapi(): unknown {
-    const paths: Record<string, Record<string, unknown>> = {};
-    for (const r of this.routes) {
-      const p = r.path.replace(/:(\w+)/g, '{$1}');
-      paths[p] ??= {};
-      paths[p][r.method.toLowerCase()] = {
-        summary: r.summary,
-        security: r.access === 'none' ? [] : r.access === 'agent' ? [{ agentCertificate: [] }] : [{ bearer: [] }],
-        'x-warren-access': r.access,
-        parameters: r.keys.map((k) => ({ name: k, in: 'path', required: true, schema: { type: 'string' } })),
-        responses: {
-          [String(r.status ?? 200)]: { description: 'OK' },
-          default: { description: 'Error', content: { 'application/json': { schema: { $ref: '#/components/schemas/Error' } } } },
-        },
-      };
-    }
-    return {
-      openapi: '3.1.0',
-      info: { title: 'Warren hub API', version: this.deps.version },
-      paths,
-      components: {
-        securitySchemes: { bearer: { type: 'http', scheme: 'bearer' }, agentCertificate: { type: 'mutualTLS' } },
-        schemas: { Error: { type: 'object', required: ['code', 'message'], properties: { code: { type: 'string', pattern: '^WARREN_E_' }, message: { type: 'string' } } } },
-      },
-    };
+  private openapi(): OpenApi {
+    return (this.document ??= openapiDocument(this.routes, { title: 'Warren hub API', version: this.deps.version }, S.ErrorBody));
   }
 }
 

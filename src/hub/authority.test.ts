@@ -60,7 +60,20 @@ test('claimRefusal: clusters and routes outside the authority are refused with o
   assert.equal(claimRefusal('gw', { clusters: ['prod', 'dev'], routes: ['10.0.0.0/8', '.corp.internal'] }, { clusters: ['dev'], routes: ['10.9.0.0/16', '.db.corp.internal'] }), undefined);
 });
 
+test('claimRefusal: a gateway\'s source addresses must each be named by its join token', () => {
+  const gw = { clusters: [], routes: [], sourceIps: ['10.9.0.5', '10.9.0.6'] };
+  assert.equal(claimRefusal('gw', gw, { clusters: [], routes: [], sourceIps: ['10.9.0.6'] }), undefined);
+  assert.equal(claimRefusal('gw', { clusters: [], routes: [] }, { clusters: [], routes: [] }), undefined, 'an agent without --source-ip claims none');
+  const refused = claimRefusal('gw', gw, { clusters: [], routes: [], sourceIps: ['10.9.0.5', '10.9.0.7'] });
+  assert.equal(refused?.code, 'WARREN_E_AGENT_CLAIM_DENIED');
+  assert.equal(refused?.message, 'agent "gw" may not use source address 10.9.0.7: its join token does not allow it (create one with warren join-token create --source-ips 10.9.0.5,10.9.0.7)');
+  assert.equal(refused?.details?.claim, 'source-ip 10.9.0.7');
+  const old = claimRefusal('gw', { clusters: [], routes: [] }, { clusters: [], routes: [], sourceIps: ['10.9.0.5'] });
+  assert.equal(old?.code, 'WARREN_E_AGENT_CLAIM_DENIED', 'a record from before source addresses allows none');
+});
+
 test('describeAuthority: one line for listings and audit rows', () => {
   assert.equal(describeAuthority({ clusters: [], routes: [] }), 'name any free, clusters none, routes none');
   assert.equal(describeAuthority({ namePattern: 'dev-*', clusters: ['a', 'b'], routes: ['10.0.0.0/8'] }), 'name dev-*, clusters a,b, routes 10.0.0.0/8');
+  assert.equal(describeAuthority({ name: 'gw', clusters: [], routes: [], sourceIps: ['10.9.0.5'] }), 'name gw, clusters none, routes none, source IPs 10.9.0.5');
 });

@@ -1,6 +1,6 @@
 /**
  * Agent authority: what a join token lets an agent claim, checked at enrollment (the name) and at every
- * tunnel admission (clusters and routes). An agent serves a cluster or a route only when its token said
+ * tunnel admission (clusters, routes and a gateway's source addresses). An agent serves a cluster or a route only when its token said
  * so; that is what stops a second token holder from taking over traffic meant for another agent.
  *
  *   token authority           agent claim              allowed?
@@ -11,6 +11,8 @@
  *   --routes .corp.internal   --route .internal        no
  *   --clusters prod           --cluster prod           yes
  *   (no flags)                --cluster prod           no  (default: a free name, nothing else)
+ *   --source-ips 10.9.0.5     --source-ip 10.9.0.5     yes (exact addresses, no ranges)
+ *   (no flags)                --source-ip 10.9.0.5     no
  */
 import { WarrenError } from '../shared/errors.js';
 import { cidrContains, matchesGlob, parseCidr } from '../shared/patterns.js';
@@ -48,24 +50,38 @@ export function nameRefusal(authority: AgentAuthority, name: string): WarrenErro
  * The refusal of the first cluster or route an agent claims outside its authority, for admission. The
  * suggested command names every claim of the agent, so one new token covers all of them.
  */
-export function claimRefusal(name: string, authority: AgentAuthority, claims: { clusters: readonly string[]; routes: readonly string[] }): WarrenError | undefined {
+export function claimRefusal(
+  name: string,
+  authority: AgentAuthority,
+  claims: { clusters: readonly string[]; routes: readonly string[]; sourceIps?: readonly string[] | undefined },
+): WarrenError | undefined {
+  const sourceIps = claims.sourceIps ?? [];
   const cluster = claims.clusters.find((c) => !authority.clusters.includes(c));
   const route = claims.routes.find((r) => !authority.routes.some((a) => routeWithin(r, a)));
-  if (cluster === undefined && route === undefined) return undefined;
-  const what = cluster !== undefined ? `cluster "${cluster}"` : `route "${route}"`;
+  const ip = sourceIps.find((i) => !sourceIpAllowed(authority, i));
+  const claim = cluster !== undefined ? `cluster ${cluster}` : route !== undefined ? `route ${route}` : ip !== undefined ? `source-ip ${ip}` : undefined;
+  if (claim === undefined) return undefined;
+  const what = cluster !== undefined ? `serve cluster "${cluster}"` : route !== undefined ? `serve route "${route}"` : `use source address ${ip}`;
   const flags = [
     ...(claims.clusters.length ? ['--clusters', claims.clusters.join(',')] : []),
     ...(claims.routes.length ? ['--routes', claims.routes.join(',')] : []),
+    ...(sourceIps.length ? ['--source-ips', sourceIps.join(',')] : []),
   ].join(' ');
   return new WarrenError(
     'WARREN_E_AGENT_CLAIM_DENIED',
-    `agent "${name}" may not serve ${what}: its join token does not allow it (create one with warren join-token create ${flags})`,
-    { agent: name, claim: cluster !== undefined ? `cluster ${cluster}` : `route ${route}` },
+    `agent "${name}" may not ${what}: its join token does not allow it (create one with warren join-token create ${flags})`,
+    { agent: name, claim },
   );
+}
+
+/** Whether the authority lets a gateway agent dial from (and listen on) `ip`. */
+export function sourceIpAllowed(authority: AgentAuthority, ip: string): boolean {
+  return (authority.sourceIps ?? []).includes(ip);
 }
 
 /** One line for audit rows and listings: `name dev-*, clusters prod, routes none`. */
 export function describeAuthority(a: AgentAuthority): string {
   const list = (xs: readonly string[]) => (xs.length ? xs.join(',') : 'none');
-  return `name ${a.name ?? a.namePattern ?? 'any free'}, clusters ${list(a.clusters)}, routes ${list(a.routes)}`;
+  const ips = a.sourceIps?.length ? `, source IPs ${a.sourceIps.join(',')}` : '';
+  return `name ${a.name ?? a.namePattern ?? 'any free'}, clusters ${list(a.clusters)}, routes ${list(a.routes)}${ips}`;
 }

@@ -7,7 +7,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { z } from 'zod';
 import { parseListen } from '../shared/hostPort.js';
-import { durationText, logLevelOption, option, optionsSchema, parseOptions, refuse, textAs } from '../shared/options.js';
+import { durationText, logFormatOption, logLevelOption, option, optionsSchema, parseOptions, refuse, textAs } from '../shared/options.js';
 import type { DoorName } from '../doors/door.js';
 import { redactUrl } from '../store/postgresStore.js';
 import type { StoreLocation } from '../store/store.js';
@@ -71,6 +71,7 @@ export const hubOptions = {
   }),
   clientHelloTimeout: option(durationText, { arg: 'd', default: '3s', help: 'a connection that sends no byte of its TLS ClientHello by then is closed' }),
   logLevel: logLevelOption,
+  logFormat: logFormatOption,
   demo: option(z.boolean(), { default: false, help: 'also run a local demo agent named "demo" that can reach this host' }),
   socksListen: option(listen, { arg: 'addr', help: 'also serve SOCKS5 (RFC 1928/1929, password = access token) on HOST:PORT (port 0: a free port)' }),
   jwtPublicKey: option(z.string().min(1), {
@@ -159,6 +160,7 @@ const hubSchema = optionsSchema(hubOptions).transform((f, ctx) => {
     /** A connection to the main port that sends no byte of its ClientHello by then is closed. */
     clientHelloTimeoutMs: f.clientHelloTimeout,
     logLevel: f.logLevel,
+    logFormat: f.logFormat,
     demo: f.demo,
   };
 });

@@ -23,7 +23,7 @@ import type { IncomingHttpHeaders, ServerHttp2Stream } from 'node:http2';
 import type { Duplex } from 'node:stream';
 import type { TLSSocket } from 'node:tls';
 import { WarrenError, asWarrenError } from '../shared/errors.js';
-import { canonicalIp, formatHostPort, formatSource, parseHostPort } from '../shared/hostPort.js';
+import { canonicalIp, formatHostPort, formatSource, isLabel, parseHostPort } from '../shared/hostPort.js';
 import {
   describeBindError, entriesClash, formatEntry, isForwardName, parseAllowFrom, parseEntry, sourceAllowed, type ForwardEntry,
 } from '../shared/forwardSpec.js';
@@ -31,15 +31,21 @@ import { abortStream } from '../tunnel/relay.js';
 import { SOURCE_HEADER, type ListenerReport, type ListenerSet, type ListenerSpec } from '../tunnel/protocol.js';
 import { refuseStream } from '../tunnel/refusalHeaders.js';
 import { UplinkServer } from '../tunnel/uplinkServer.js';
-import type { ForwardRecord, Store } from '../store/store.js';
+import type { ForwardKind, ForwardRecord, Store } from '../store/store.js';
 import type { Logger } from '../shared/log.js';
 import { logFailure, newRequestId } from '../shared/failureLog.js';
 import type { Opener, Principal } from '../doors/door.js';
 import type { Audit } from './audit.js';
+import { sourceIpAllowed } from './authority.js';
+
+/** The command that manages a record of this kind (`warren forwards|egress|ingress`). */
+export function commandOf(r: Pick<ForwardRecord, 'kind'>): string {
+  return r.kind === 'egress' ? 'egress' : r.kind === 'ingress' ? 'ingress' : 'forwards';
+}
 
 /** The slice of the agent registry forwards need: a live tunnel by name, and connect/disconnect events. */
 export interface ForwardSessions {
-  get(name: string): { pushListeners(set: ListenerSet, timeoutMs: number): Promise<ListenerReport> } | undefined;
+  get(name: string): { readonly info?: { readonly sourceIps?: readonly string[] }; pushListeners(set: ListenerSet, timeoutMs: number): Promise<ListenerReport> } | undefined;
   on(event: 'connected' | 'disconnected', listener: (name: string) => void): unknown;
 }
 
@@ -59,6 +65,10 @@ export interface ForwardInput {
   readonly entry: string;
   readonly target: string;
   readonly allowFrom: readonly string[];
+  /** Default 'forward'. 'egress' and 'ingress' need `gateway` and `sourceIp` (design §6). */
+  readonly kind?: ForwardKind;
+  readonly gateway?: string;
+  readonly sourceIp?: string;
 }
 
 export interface LastError {
@@ -70,6 +80,13 @@ export interface LastError {
 /** What `warren forwards ls -o json` prints for each forward. */
 export interface ForwardView {
   readonly name: string;
+  readonly kind: ForwardKind;
+  /** Egress and ingress: the gateway agent. */
+  readonly gateway: string | null;
+  /** Egress: the address the gateway dials from; ingress: the address its entry listens on. */
+  readonly sourceIp: string | null;
+  /** `externalservice/NAME` when `warren apply` made it, else null. */
+  readonly owner: string | null;
   /** Canonical entry: `hub:0.0.0.0:8080`, `alpha:0.0.0.0:5432`. */
   readonly entry: string;
   /** The entry's agent, or null for a hub entry. */
@@ -187,9 +204,13 @@ export class Forwards {
     return this.view(f);
   }
 
-  /** Validates, stores and starts a forward; resolves once its listener is up (or failed, see lastError). */
-  async create(input: ForwardInput, createdBy: string): Promise<ForwardView> {
+  /**
+   * Checks an input and makes the record it would store, without side effects; throws a WarrenError
+   * naming the field. `replacing`: names that may be taken because the caller replaces them.
+   */
+  async prepare(input: ForwardInput, createdBy: string, replacing: ReadonlySet<string> = new Set()): Promise<ForwardRecord> {
     const bad = (field: string, message: string) => new WarrenError('WARREN_E_BAD_REQUEST', `${field}: ${message}`, { field });
+    const kind = input.kind ?? 'forward';
     if (!isForwardName(input.name)) throw bad('name', `"${input.name}" is not an RFC 1123 label (lower-case letters, digits, '-', at most 63)`);
     const entry = parseEntry(input.entry);
     if ('error' in entry) throw bad('entry', entry.error);
@@ -197,17 +218,53 @@ export class Forwards {
     if (!target) throw bad('target', `"${input.target}" is not HOST:PORT (IPv6 in brackets: [fd00::1]:22)`);
     const allowFrom = parseAllowFrom(input.allowFrom);
     if ('error' in allowFrom) throw bad('allowFrom', allowFrom.error);
-    if (this.live.has(input.name)) throw new WarrenError('WARREN_E_CONFLICT', `forward "${input.name}" exists; remove it first with \`warren forwards rm ${input.name}\``);
+    const existing = this.live.get(input.name);
+    if (existing && !replacing.has(input.name)) {
+      throw new WarrenError('WARREN_E_CONFLICT', `${existing.record.kind ?? 'forward'} "${input.name}" exists; remove it first with \`warren ${commandOf(existing.record)} rm ${input.name}\``);
+    }
     for (const other of this.live.values()) {
-      if (entriesClash(entry, other.entry)) {
-        throw new WarrenError('WARREN_E_CONFLICT', `entry ${formatEntry(entry)} overlaps forward "${other.name}" (${formatEntry(other.entry)})`);
+      if (!replacing.has(other.name) && entriesClash(entry, other.entry)) {
+        throw new WarrenError('WARREN_E_CONFLICT', `entry ${formatEntry(entry)} overlaps ${other.record.kind ?? 'forward'} "${other.name}" (${formatEntry(other.entry)})`);
       }
     }
-    const record: ForwardRecord = {
+    let gateway: string | null = null;
+    let sourceIp: string | null = null;
+    if (kind !== 'forward') {
+      if (input.gateway === undefined || !isLabel(input.gateway)) throw bad('gateway', `"${input.gateway ?? ''}" is not an agent name`);
+      if (input.sourceIp === undefined || net.isIP(input.sourceIp) === 0) throw bad('sourceIp', `"${input.sourceIp ?? ''}" is not an IP address`);
+      gateway = input.gateway;
+      sourceIp = canonicalIp(input.sourceIp);
+      await this.checkGatewayOwns(gateway, sourceIp);
+      if (kind === 'ingress') {
+        if (entry.kind !== 'agent' || entry.agent !== gateway || entry.host !== sourceIp) throw bad('listen', `an ingress rule listens on its gateway's source address (${gateway}:${sourceIp}:PORT)`);
+        if (entry.port === 0) throw bad('listen', 'give the port the external server connects to (1-65535)');
+      }
+    }
+    return {
       name: input.name, entryAgent: entry.kind === 'agent' ? entry.agent : null, entryHost: entry.host, entryPort: entry.port,
-      target: formatHostPort(target), allowFrom, createdAt: Date.now(), createdBy,
+      target: formatHostPort(target), allowFrom, createdAt: Date.now(), createdBy, kind, gateway, sourceIp, owner: null,
     };
+  }
+
+  /**
+   * Validates, stores and starts a forward; resolves once its listener is up. A plain forward whose
+   * entry cannot listen is kept and shows why (lastError); an egress or ingress rule is not created
+   * then (nothing half-created), and the error says why.
+   */
+  async create(input: ForwardInput, createdBy: string): Promise<ForwardView> {
+    const record = await this.prepare(input, createdBy);
     if (!(await this.deps.store.createForward(record))) throw new WarrenError('WARREN_E_CONFLICT', `forward "${input.name}" exists`);
+    const f = await this.startLive(record);
+    if (record.kind !== 'forward' && f.lastError?.code === 'WARREN_E_LISTEN_FAILED') {
+      const why = f.lastError.message;
+      await this.remove(record.name);
+      throw new WarrenError('WARREN_E_LISTEN_FAILED', `${record.kind} rule "${record.name}" not created: ${why}`);
+    }
+    return this.view(f);
+  }
+
+  /** Starts a stored record: its listener (hub) or its agent's listener set; lastError says what failed. */
+  private async startLive(record: ForwardRecord): Promise<LiveForward> {
     const f = new LiveForward(record);
     this.live.set(record.name, f);
     if (record.entryAgent === null) await this.bindHub(f);
@@ -217,23 +274,93 @@ export class Forwards {
       }
       await this.syncAgent(record.entryAgent);
     }
-    this.deps.log.info({ forward: record.name, entry: formatEntry(f.entry), target: record.target, listening: f.listening }, 'forward created');
-    return this.view(f);
+    this.deps.log.info({ forward: record.name, kind: record.kind, entry: formatEntry(f.entry), target: record.target, listening: f.listening }, 'forward created');
+    return f;
+  }
+
+  /**
+   * The gateway must be a registered agent whose join token allows `ip` and, when it is or was
+   * connected, that runs with `--source-ip` including it (its host owns it).
+   */
+  private async checkGatewayOwns(gateway: string, ip: string): Promise<void> {
+    const record = await this.deps.store.getAgent(gateway);
+    if (!record) throw new WarrenError('WARREN_E_NOT_FOUND', `gateway: no agent "${gateway}"; list agents with \`warren agents ls\`, or join the gateway first with a token from \`warren join-token create --source-ips ${ip}\``, { field: 'gateway' });
+    const live = this.deps.sessions.get(gateway);
+    const owned = live?.info?.sourceIps ?? record.meta.sourceIps ?? [];
+    if (!owned.includes(ip)) {
+      throw new WarrenError(
+        'WARREN_E_BAD_REQUEST',
+        `sourceIp: gateway "${gateway}" does not own ${ip} (its --source-ip addresses: ${owned.length ? owned.join(',') : 'none'}); add the address to its host and start it with --source-ip ${[...owned, ip].join(',')}`,
+        { field: 'sourceIp' },
+      );
+    }
+    if (!sourceIpAllowed(record.authority, ip)) {
+      throw new WarrenError('WARREN_E_BAD_REQUEST', `sourceIp: the join token of gateway "${gateway}" does not allow ${ip}`, { field: 'sourceIp' });
+    }
   }
 
   /** Deletes a forward: its listener closes at once and its open connections are cut. */
-  async remove(name: string): Promise<void> {
+  async remove(name: string, o: { kind?: ForwardKind } = {}): Promise<void> {
     const f = this.live.get(name);
-    if (!(await this.deps.store.deleteForward(name)) && !f) throw new WarrenError('WARREN_E_NOT_FOUND', `no forward "${name}"; list them with \`warren forwards ls\``);
+    const noun = o.kind && o.kind !== 'forward' ? `${o.kind} rule` : 'forward';
+    const notFound = () => new WarrenError('WARREN_E_NOT_FOUND', `no ${noun} "${name}"; list them with \`warren ${commandOf({ kind: o.kind })} ls\``);
+    if (f && o.kind && (f.record.kind ?? 'forward') !== o.kind) throw notFound();
+    if (f?.record.owner) {
+      const svc = f.record.owner.replace(/^externalservice\//, '');
+      throw new WarrenError('WARREN_E_CONFLICT', `${noun} "${name}" belongs to ExternalService "${svc}": change its file and \`warren apply\` it again, or \`warren delete externalservice ${svc}\``);
+    }
+    if (!(await this.deps.store.deleteForward(name)) && !f) throw notFound();
     if (!f) return;
-    this.live.delete(name);
+    await this.stopLive(f);
+    this.deps.log.info({ forward: name }, 'forward deleted');
+  }
+
+  /** Names of the forwards `owner` made (an ExternalService). */
+  ownedBy(owner: string): ForwardRecord[] {
+    return [...this.live.values()].filter((f) => f.record.owner === owner).map((f) => f.record);
+  }
+
+  /**
+   * Replaces every forward `owner` owns with `records` (checked with prepare(), each with every owned
+   * name as replaceable): stops the old ones, lets `commit` store the change, starts the new ones. When
+   * one of the new entries cannot listen, `rollback` restores the store and the old ones start again:
+   * all or nothing, and the error names the rule that failed.
+   */
+  async replaceOwned(owner: string, records: readonly ForwardRecord[], commit: () => Promise<void>, rollback: () => Promise<void>): Promise<ForwardView[]> {
+    for (const [i, a] of records.entries()) {
+      for (const b of records.slice(i + 1)) {
+        if (a.name === b.name) throw new WarrenError('WARREN_E_BAD_REQUEST', `two rules would be named "${a.name}"`);
+        if (entriesClash(entryOf(a), entryOf(b))) throw new WarrenError('WARREN_E_CONFLICT', `rules "${a.name}" and "${b.name}" would both listen on ${formatEntry(entryOf(a))}`);
+      }
+    }
+    const old = [...this.live.values()].filter((f) => f.record.owner === owner);
+    await Promise.all(old.map((f) => this.stopLive(f)));
+    try {
+      await commit();
+    } catch (err) {
+      await Promise.all(old.map((f) => this.startLive(f.record)));
+      throw err;
+    }
+    const started = await Promise.all(records.map((r) => this.startLive({ ...r, owner })));
+    const failed = started.find((f) => f.lastError?.code === 'WARREN_E_LISTEN_FAILED');
+    if (failed) {
+      await Promise.all(started.map((f) => this.stopLive(f)));
+      await rollback();
+      await Promise.all(old.map((f) => this.startLive(f.record)));
+      throw new WarrenError('WARREN_E_LISTEN_FAILED', `nothing applied: ${failed.record.kind ?? 'forward'} rule "${failed.name}": ${failed.lastError!.message}`);
+    }
+    return started.map((f) => this.view(f));
+  }
+
+  /** Forgets the live side of a forward: closes its listener (or tells its agent), cuts its connections. */
+  private async stopLive(f: LiveForward): Promise<void> {
+    if (this.live.get(f.name) === f) this.live.delete(f.name);
     f.deleted = true;
     f.server?.close();
     f.server = undefined;
     f.listening = false;
     for (const c of f.clients) abortStream(c);
     if (f.record.entryAgent !== null) await this.syncAgent(f.record.entryAgent);
-    this.deps.log.info({ forward: name }, 'forward deleted');
   }
 
   /** Stops accepting on every hub entry and sends GOAWAY on every uplink (open streams may finish). */
@@ -246,7 +373,8 @@ export class Forwards {
   private view(f: LiveForward): ForwardView {
     const r = f.record;
     return {
-      name: r.name, entry: formatEntry(f.entry), agent: r.entryAgent, target: r.target, allowFrom: r.allowFrom,
+      name: r.name, kind: r.kind ?? 'forward', gateway: r.gateway ?? null, sourceIp: r.sourceIp ?? null, owner: r.owner ?? null,
+      entry: formatEntry(f.entry), agent: r.entryAgent, target: r.target, allowFrom: r.allowFrom,
       listening: f.listening, address: f.listening ? f.address : null, openStreams: f.openStreams, connections: f.connections,
       bytesIn: f.bytesIn, bytesOut: f.bytesOut, lastError: f.lastError, createdAt: new Date(r.createdAt).toISOString(), createdBy: r.createdBy,
     };
@@ -352,7 +480,9 @@ export class Forwards {
     const onClose = () => abort.abort();
     client.once('close', onClose);
     try {
-      const opened = await opener.open({ target: f.record.target, principal: f.principal, door: 'forward', source, signal: abort.signal });
+      const { gateway, sourceIp } = f.record;
+      const via = f.record.kind === 'egress' && gateway && sourceIp ? { gateway: { agent: gateway, sourceIp } } : {};
+      const opened = await opener.open({ target: f.record.target, principal: f.principal, door: 'forward', source, signal: abort.signal, ...via });
       client.off('close', onClose);
       if (client.destroyed || f.deleted) {
         abortStream(opened.stream);

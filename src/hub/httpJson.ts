@@ -24,10 +24,18 @@ export async function readJson<T extends z.ZodType>(req: IncomingMessage, schema
       throw new WarrenError('WARREN_E_BAD_REQUEST', 'request body is not valid JSON');
     }
   }
+  return parseInput(schema, value, 'body');
+}
+
+/**
+ * Validates a request part (body, query, path) with its schema; the first issue becomes a 400 naming
+ * the field: `ttl: ttl must be a duration like 30m, 8h, 7d` with `{field: 'ttl'}`.
+ */
+export function parseInput<T extends z.ZodType>(schema: T, value: unknown, part: 'body' | 'query' | 'path'): z.output<T> {
   const parsed = schema.safeParse(value);
   if (!parsed.success) {
     const issue = parsed.error.issues[0]!;
-    const field = issue.path.join('.') || 'body';
+    const field = issue.path.join('.') || part;
     throw new WarrenError('WARREN_E_BAD_REQUEST', `${field}: ${issue.message}`, { field });
   }
   return parsed.data;

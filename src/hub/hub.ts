@@ -119,7 +119,7 @@ export async function startHub(config: HubConfig, log: Logger): Promise<Hub> {
   const forwards = new Forwards({ store, opener, audit, sessions: tunnels, log: log.child({ component: 'forwards' }), pingIntervalMs: config.pingIntervalMs });
   await forwards.start();
   const api = new Api({
-    store, auth, tokens, tunnels, enrollment, audit, ca: pki.ca, caPem: pki.ca.certPem, version: VERSION, forwards, kubeRoutes: kube.apiRoutes,
+    store, auth, tokens, tunnels, enrollment, audit, ca: pki.ca, caPem: pki.ca.certPem, version: VERSION, hubUrl: () => url, caPin: pki.caPin, forwards, kubeRoutes: kube.apiRoutes,
     maxUserCertTtlMs: config.maxUserCertTtlMs, revoke: (why) => opener.revoke(why), log: log.child({ component: 'api' }),
   });
 

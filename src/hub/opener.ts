@@ -19,7 +19,7 @@ import { abortStream, relay } from '../tunnel/relay.js';
 import { streamSocket } from '../tunnel/streamSocket.js';
 import type { Store } from '../store/store.js';
 import type { Logger } from '../shared/log.js';
-import type { Admission, AdmitRequest, Admitter, OpenRequest, Opener, OpenedStream, Principal, RelayResult } from '../doors/door.js';
+import type { Admission, AdmitRequest, Admitter, OpenRequest, Opener, OpenedStream, Principal, RelayResult, ViaGateway } from '../doors/door.js';
 import type { AgentTunnels } from './agentTunnels.js';
 import type { AgentTunnel } from '../tunnel/hubTunnel.js';
 import type { Audit } from './audit.js';
@@ -47,6 +47,8 @@ interface Plan {
   /** The CONNECT authority the agent dials (HOST:PORT, or the cluster for the kube service). */
   readonly authority: string;
   readonly service: string | undefined;
+  /** The local address the agent dials from (an egress rule's source IP). */
+  readonly sourceIp?: string;
   readonly reach: Reach;
   readonly kubeGroups: readonly string[];
 }
@@ -63,7 +65,7 @@ export class HubOpener implements Opener, Admitter {
   }
 
   async admit(req: AdmitRequest): Promise<Admission> {
-    const plan = 'cluster' in req ? await this.planCluster(req.cluster, req.principal) : await this.planTarget(req.target, req.principal);
+    const plan = 'cluster' in req ? await this.planCluster(req.cluster, req.principal) : await this.planTarget(req.target, req.principal, req.gateway);
     let slot;
     try {
       slot = this.deps.quotas.acquire(req.principal.user);
@@ -185,9 +187,21 @@ export class HubOpener implements Opener, Admitter {
     this.pools.clear();
   }
 
-  private async planTarget(target: string, principal: Principal): Promise<Plan> {
+  private async planTarget(target: string, principal: Principal, gateway?: ViaGateway): Promise<Plan> {
     const hp = parseHostPort(target);
     if (!hp) throw new WarrenError('WARREN_E_BAD_TARGET', `target "${truncate(target)}" is not HOST:PORT`, { target: truncate(target) });
+    if (gateway) {
+      // An egress rule: the admin chose the gateway, the source address and the target (scope).
+      if (!principal.scope || !sameTarget(principal.scope.target, hp)) {
+        throw new WarrenError('WARREN_E_FORBIDDEN', `user "${principal.user}" may not choose a gateway`, { agent: gateway.agent });
+      }
+      const tunnel = this.deps.tunnels.get(gateway.agent);
+      if (!tunnel) throw new WarrenError('WARREN_E_AGENT_OFFLINE', `gateway agent "${gateway.agent}" is not connected to the hub right now`, { agent: gateway.agent });
+      return {
+        agents: [tunnel], authority: formatHostPort(hp), service: undefined, sourceIp: gateway.sourceIp,
+        reach: { agent: gateway.agent, host: hp.host, port: hp.port }, kubeGroups: [],
+      };
+    }
     const resolution = resolveTarget(hp.host, this.deps.tunnels);
     const first = resolution.agents[0]!;
     const scope = principal.scope;
@@ -242,7 +256,9 @@ export class HubOpener implements Opener, Admitter {
         continue;
       }
       try {
-        const stream = await tunnel.open(plan.authority, { timeoutMs: this.deps.dialTimeoutMs, service: plan.service, ...(signal ? { signal } : {}) });
+        const stream = await tunnel.open(plan.authority, {
+          timeoutMs: this.deps.dialTimeoutMs, service: plan.service, ...(plan.sourceIp ? { sourceIp: plan.sourceIp } : {}), ...(signal ? { signal } : {}),
+        });
         return { tunnel, stream };
       } catch (err) {
         last = asWarrenError(err);

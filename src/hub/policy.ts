@@ -14,7 +14,7 @@ import type { Principal } from '../doors/door.js';
 import { isAdmin } from './accessTokens.js';
 import { hostMatches, matchesGlob, portMatches } from '../shared/patterns.js';
 
-function appliesTo(g: GrantRecord, p: Principal): boolean {
+export function appliesTo(g: GrantRecord, p: Principal): boolean {
   return g.subjectKind === 'user' ? g.subject === p.user : p.groups.includes(g.subject);
 }
 

@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { AgentRecord, GrantRecord } from '../store/store.js';
 import type { Principal } from '../doors/door.js';
-import { explainRoute, groupsOfUser, type LiveAgents } from './routeExplain.js';
+import { explainRoute, type LiveAgents } from './routeExplain.js';
 
 interface Up {
   name: string;
@@ -103,17 +103,4 @@ test('rule 4: nothing covers the host, or only agents that are down do', () => {
 
 test('a malformed target is WARREN_E_BAD_TARGET', () => {
   assert.throws(() => explainRoute({ target: 'nope', principal: ana, groupsFrom: 'caller', live: up, agents, grants: [] }), /BAD_TARGET|not HOST:PORT/);
-});
-
-test("groupsOfUser: the union over the user's live tokens", () => {
-  const now = 1_000;
-  const tokens = [
-    { user: 'ana', groups: ['ops'], revokedAt: null, expiresAt: null },
-    { user: 'ana', groups: ['dev', 'ops'], revokedAt: null, expiresAt: 2_000 },
-    { user: 'ana', groups: ['root'], revokedAt: 5, expiresAt: null },
-    { user: 'ana', groups: ['old'], revokedAt: null, expiresAt: 999 },
-    { user: 'bob', groups: ['bob'], revokedAt: null, expiresAt: null },
-  ];
-  assert.deepEqual(groupsOfUser(tokens, 'ana', now), ['dev', 'ops']);
-  assert.deepEqual(groupsOfUser(tokens, 'zed', now), []);
 });

@@ -22,6 +22,7 @@ import { formatHostPort, parseHostPort } from '../shared/hostPort.js';
 import type { AgentRecord, GrantRecord } from '../store/store.js';
 import type { Principal } from '../doors/door.js';
 import { findTargetGrant } from './policy.js';
+import type { JudgedIdentity } from './judgedIdentity.js';
 import { resolveTarget, routeScore, SELF_HOST, type RoutableAgent, type RouterView, type Resolution } from './router.js';
 
 export const RULE_NAMES = {
@@ -42,7 +43,7 @@ export interface ExplainInput {
   readonly target: string;
   readonly principal: Principal;
   /** Where the principal's groups came from, echoed in the answer. */
-  readonly groupsFrom: 'caller' | 'flag' | 'tokens';
+  readonly groupsFrom: JudgedIdentity['groupsFrom'];
   readonly live: LiveAgents;
   /** Every registered agent, connected or not. */
   readonly agents: readonly AgentRecord[];
@@ -250,49 +251,17 @@ function grantText(g: GrantSummary | 'admin' | null): string {
   return `grant ${g.id} (${parts.join(' ')})`;
 }
 
-/**
- * The groups of a user the caller names: given explicitly, or gathered from the user's hub-issued
- * tokens that are neither revoked nor expired (users are not stored apart from their tokens).
- */
-export function groupsOfUser(tokens: ReadonlyArray<{ user: string; groups: readonly string[]; revokedAt: number | null; expiresAt: number | null }>, user: string, now = Date.now()): string[] {
-  const groups = new Set<string>();
-  for (const t of tokens) {
-    if (t.user !== user || t.revokedAt !== null || (t.expiresAt !== null && t.expiresAt <= now)) continue;
-    for (const g of t.groups) groups.add(g);
-  }
-  return [...groups].sort();
-}
-
 /** What the API handler needs from the hub. */
 export interface ExplainSources {
   readonly live: LiveAgents;
   readonly store: {
     listAgents(): Promise<readonly AgentRecord[]>;
     listGrants(): Promise<readonly GrantRecord[]>;
-    listAccessTokens(): Promise<ReadonlyArray<{ user: string; groups: readonly string[]; revokedAt: number | null; expiresAt: number | null }>>;
   };
 }
 
-/**
- * `GET /api/v1/routes/explain?target=HOST:PORT[&user=U][&groups=a,b]`: without `user` the caller is
- * judged; with it, the named user with `groups` if given, else the groups of the user's live tokens.
- */
-export async function explainFromQuery(query: URLSearchParams, caller: Principal, sources: ExplainSources): Promise<RouteExplanation> {
-  const target = query.get('target');
-  if (!target) throw new WarrenError('WARREN_E_BAD_REQUEST', 'target is required: ?target=HOST:PORT', { field: 'target' });
-  const user = query.get('user');
-  const groupsText = query.get('groups');
-  const flagGroups = groupsText === null ? undefined : groupsText.split(',').map((g) => g.trim()).filter(Boolean);
-  let principal: Principal = caller;
-  let groupsFrom: ExplainInput['groupsFrom'] = 'caller';
-  if (user) {
-    const groups = flagGroups ?? groupsOfUser(await sources.store.listAccessTokens(), user);
-    principal = { user, groups, via: 'token' };
-    groupsFrom = flagGroups ? 'flag' : 'tokens';
-  } else if (flagGroups) {
-    principal = { ...caller, groups: flagGroups };
-    groupsFrom = 'flag';
-  }
+/** `GET /api/v1/routes/explain?target=HOST:PORT`, for the identity judgedIdentity() settled on. */
+export async function explainFor(target: string, who: JudgedIdentity, sources: ExplainSources): Promise<RouteExplanation> {
   const [agents, grants] = await Promise.all([sources.store.listAgents(), sources.store.listGrants()]);
-  return explainRoute({ target, principal, groupsFrom, live: sources.live, agents, grants });
+  return explainRoute({ target, principal: who.principal, groupsFrom: who.groupsFrom, live: sources.live, agents, grants });
 }

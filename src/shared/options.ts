@@ -24,6 +24,7 @@ import YAML from 'yaml';
 import { z } from 'zod';
 import { WarrenError } from './errors.js';
 import { parseDuration } from './duration.js';
+import { LOG_FORMATS } from './log.js';
 
 export interface OptionSpec<S extends z.ZodType = z.ZodType> {
   /** Validates what was given (text; a switch's boolean; a repeatable option's list) into the config value. */
@@ -216,6 +217,13 @@ export const logLevelOption = option(z.enum(['trace', 'debug', 'info', 'warn', '
   default: 'info',
   env: 'WARREN_LOG_LEVEL',
   help: 'trace|debug|info|warn|error',
+});
+
+/** --log-format, the same for every process; absent: pretty on a terminal, JSON otherwise (src/shared/log.ts). */
+export const logFormatOption = option(z.enum(LOG_FORMATS, { error: 'must be json or pretty' }), {
+  arg: 'format',
+  env: 'WARREN_LOG_FORMAT',
+  help: 'json|pretty (default: pretty on a terminal, json otherwise)',
 });
 
 /** Repeatable option: `--x a --x b,c` → ['a', 'b', 'c']. */

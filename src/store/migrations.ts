@@ -74,6 +74,19 @@ export const MIGRATIONS: readonly Migration[] = [
     postgres: `ALTER TABLE audit ADD COLUMN verb TEXT, ADD COLUMN resource TEXT, ADD COLUMN namespace TEXT, ADD COLUMN name TEXT,
        ADD COLUMN status INTEGER;`,
   },
+  // Egress and ingress rules are forwards of another kind (design §6); ExternalService objects own theirs.
+  {
+    sqlite: `ALTER TABLE forwards ADD COLUMN kind TEXT NOT NULL DEFAULT 'forward';
+     ALTER TABLE forwards ADD COLUMN gateway TEXT;
+     ALTER TABLE forwards ADD COLUMN source_ip TEXT;
+     ALTER TABLE forwards ADD COLUMN owner TEXT;
+     CREATE TABLE external_services (
+       name TEXT PRIMARY KEY, manifest TEXT NOT NULL, created_at INTEGER NOT NULL, created_by TEXT NOT NULL);`,
+    postgres: `ALTER TABLE forwards ADD COLUMN kind TEXT NOT NULL DEFAULT 'forward', ADD COLUMN gateway TEXT, ADD COLUMN source_ip TEXT,
+       ADD COLUMN owner TEXT;
+     CREATE TABLE external_services (
+       name TEXT PRIMARY KEY, manifest TEXT NOT NULL, created_at BIGINT NOT NULL, created_by TEXT NOT NULL);`,
+  },
 ];
 
 /** The schema version a fresh store is at (one per migration). */

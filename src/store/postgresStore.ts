@@ -11,9 +11,14 @@
  */
 import pg from 'pg';
 import type { Logger } from '../shared/log.js';
-import type { AccessTokenRecord, AgentMeta, AgentRecord, AuditFilter, AuditRow, ForwardRecord, GrantRecord, JoinTokenRecord, Store } from './store.js';
+import type {
+  AccessTokenRecord, AgentMeta, AgentRecord, AuditFilter, AuditRow, ExternalServiceRecord, ForwardRecord, GrantRecord, JoinTokenRecord, Store,
+} from './store.js';
 import { MIGRATIONS, newerSchemaError } from './migrations.js';
-import { AUDIT_COLUMNS, auditValues, json, type Row, toAccessToken, toAgent, toAudit, toForward, toGrant, toJoinToken } from './rows.js';
+import {
+  AUDIT_COLUMNS, auditValues, FORWARD_COLUMNS, forwardValues, json, type Row, toAccessToken, toAgent, toAudit, toExternalService, toForward, toGrant,
+  toJoinToken,
+} from './rows.js';
 
 export interface PostgresConnection {
   /** postgres://USER[:PASSWORD]@HOST[:PORT]/DATABASE[?sslmode=…] */
@@ -49,6 +54,8 @@ export function redactUrl(url: string): string {
     return 'postgres://…';
   }
 }
+
+const INSERT_FORWARD = `INSERT INTO forwards (${FORWARD_COLUMNS.join(', ')}) VALUES (${FORWARD_COLUMNS.map((_, i) => `$${i + 1}`).join(',')}) ON CONFLICT DO NOTHING`;
 
 type Querier = (text: string, values?: readonly unknown[]) => Promise<pg.QueryResult<Row>>;
 
@@ -268,11 +275,32 @@ export class PostgresStore implements Store {
   }
 
   async createForward(f: ForwardRecord): Promise<boolean> {
-    const r = await this.query(
-      'INSERT INTO forwards (name, entry_agent, entry_host, entry_port, target, allow_from, created_at, created_by) VALUES ($1,$2,$3,$4,$5,$6,$7,$8) ON CONFLICT DO NOTHING',
-      [f.name, f.entryAgent, f.entryHost, f.entryPort, f.target, json(f.allowFrom), f.createdAt, f.createdBy],
-    );
-    return (r.rowCount ?? 0) > 0;
+    return (((await this.query(INSERT_FORWARD, forwardValues(f))).rowCount ?? 0) > 0);
+  }
+
+  async putExternalService(service: ExternalServiceRecord, owner: string, forwards: readonly ForwardRecord[]): Promise<void> {
+    await this.tx(async (q) => {
+      await q('DELETE FROM forwards WHERE owner = $1', [owner]);
+      for (const f of forwards) {
+        if (((await q(INSERT_FORWARD, forwardValues({ ...f, owner }))).rowCount ?? 0) === 0) throw new Error(`forward "${f.name}" exists`);
+      }
+      await q(
+        `INSERT INTO external_services (name, manifest, created_at, created_by) VALUES ($1,$2,$3,$4)
+         ON CONFLICT (name) DO UPDATE SET manifest = EXCLUDED.manifest, created_at = EXCLUDED.created_at, created_by = EXCLUDED.created_by`,
+        [service.name, json(service.manifest), service.createdAt, service.createdBy],
+      );
+    });
+  }
+
+  async listExternalServices(): Promise<ExternalServiceRecord[]> {
+    return (await this.query('SELECT * FROM external_services ORDER BY name')).rows.map(toExternalService);
+  }
+
+  async deleteExternalService(name: string, owner: string): Promise<boolean> {
+    return this.tx(async (q) => {
+      await q('DELETE FROM forwards WHERE owner = $1', [owner]);
+      return ((await q('DELETE FROM external_services WHERE name = $1', [name])).rowCount ?? 0) > 0;
+    });
   }
 
   async listForwards(): Promise<ForwardRecord[]> {

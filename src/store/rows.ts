@@ -2,7 +2,9 @@
  * Row → record mappers shared by both stores: column names are the same in both dialects, JSON
  * columns are TEXT in both, and numbers are read with Number() (PostgreSQL returns BIGINT as a string).
  */
-import type { AccessTokenRecord, AgentAuthority, AgentMeta, AgentRecord, AuditRow, ForwardRecord, GrantRecord, JoinTokenRecord } from './store.js';
+import type {
+  AccessTokenRecord, AgentAuthority, AgentMeta, AgentRecord, AuditRow, ExternalServiceRecord, ForwardKind, ForwardRecord, GrantRecord, JoinTokenRecord,
+} from './store.js';
 
 export type Row = Record<string, unknown>;
 
@@ -46,7 +48,24 @@ export function toForward(r: Row): ForwardRecord {
   return {
     name: String(r.name), entryAgent: text(r.entry_agent), entryHost: String(r.entry_host), entryPort: Number(r.entry_port),
     target: String(r.target), allowFrom: parse(r.allow_from), createdAt: Number(r.created_at), createdBy: String(r.created_by),
+    kind: r.kind as ForwardKind, gateway: text(r.gateway), sourceIp: text(r.source_ip), owner: text(r.owner),
   };
+}
+
+/** The forward columns in insert order, and a record's values in that order (both stores insert with these). */
+export const FORWARD_COLUMNS = [
+  'name', 'entry_agent', 'entry_host', 'entry_port', 'target', 'allow_from', 'created_at', 'created_by', 'kind', 'gateway', 'source_ip', 'owner',
+] as const;
+
+export function forwardValues(f: ForwardRecord): unknown[] {
+  return [
+    f.name, f.entryAgent, f.entryHost, f.entryPort, f.target, json(f.allowFrom), f.createdAt, f.createdBy, f.kind ?? 'forward', f.gateway ?? null,
+    f.sourceIp ?? null, f.owner ?? null,
+  ];
+}
+
+export function toExternalService(r: Row): ExternalServiceRecord {
+  return { name: String(r.name), manifest: parse(r.manifest), createdAt: Number(r.created_at), createdBy: String(r.created_by) };
 }
 
 export function toAudit(r: Row): AuditRow & { id: number } {

@@ -3,10 +3,13 @@
  */
 import fs from 'node:fs';
 import Database from 'better-sqlite3';
-import type { AccessTokenRecord, AgentMeta, AgentRecord, AuditFilter, AuditRow, ForwardRecord, GrantRecord, JoinTokenRecord, Store } from './store.js';
+import type {
+  AccessTokenRecord, AgentMeta, AgentRecord, AuditFilter, AuditRow, ExternalServiceRecord, ForwardRecord, GrantRecord, JoinTokenRecord, Store,
+} from './store.js';
 import { MIGRATIONS, newerSchemaError } from './migrations.js';
 import {
-  AUDIT_COLUMNS, auditValues, json, type Row, toAccessToken, toAgent, toAudit, toForward, toGrant, toJoinToken,
+  AUDIT_COLUMNS, auditValues, FORWARD_COLUMNS, forwardValues, json, type Row, toAccessToken, toAgent, toAudit, toExternalService, toForward, toGrant,
+  toJoinToken,
 } from './rows.js';
 
 export class SqliteStore implements Store {
@@ -143,10 +146,34 @@ export class SqliteStore implements Store {
   }
 
   async createForward(f: ForwardRecord): Promise<boolean> {
-    return (
-      this.sql('INSERT OR IGNORE INTO forwards VALUES (?,?,?,?,?,?,?,?)')
-        .run(f.name, f.entryAgent, f.entryHost, f.entryPort, f.target, json(f.allowFrom), f.createdAt, f.createdBy).changes > 0
-    );
+    return this.insertForward(f);
+  }
+
+  private insertForward(f: ForwardRecord): boolean {
+    const sql = `INSERT OR IGNORE INTO forwards (${FORWARD_COLUMNS.join(', ')}) VALUES (${FORWARD_COLUMNS.map(() => '?').join(',')})`;
+    return this.sql(sql).run(...forwardValues(f)).changes > 0;
+  }
+
+  async putExternalService(service: ExternalServiceRecord, owner: string, forwards: readonly ForwardRecord[]): Promise<void> {
+    this.db.transaction(() => {
+      this.sql('DELETE FROM forwards WHERE owner = ?').run(owner);
+      for (const f of forwards) {
+        if (!this.insertForward({ ...f, owner })) throw new Error(`forward "${f.name}" exists`);
+      }
+      this.sql('INSERT OR REPLACE INTO external_services (name, manifest, created_at, created_by) VALUES (?,?,?,?)')
+        .run(service.name, json(service.manifest), service.createdAt, service.createdBy);
+    })();
+  }
+
+  async listExternalServices(): Promise<ExternalServiceRecord[]> {
+    return (this.sql('SELECT * FROM external_services ORDER BY name').all() as Row[]).map(toExternalService);
+  }
+
+  async deleteExternalService(name: string, owner: string): Promise<boolean> {
+    return this.db.transaction(() => {
+      this.sql('DELETE FROM forwards WHERE owner = ?').run(owner);
+      return this.sql('DELETE FROM external_services WHERE name = ?').run(name).changes > 0;
+    })();
   }
 
   async listForwards(): Promise<ForwardRecord[]> {

@@ -169,7 +169,10 @@ for (const [name, backend] of [['sqlite', sqlite], ['postgres', postgres]] as co
     test('forwards: created once per name, port-0 entries remember their port, survive reopen', async () => {
       const reopen = await backend.fresh();
       const s = await reopen();
-      const f = { name: 'web', entryAgent: null, entryHost: '0.0.0.0', entryPort: 0, target: 'alpha:80', allowFrom: ['10.0.0.0/8'], createdAt: 1, createdBy: 'admin' };
+      const f = {
+        name: 'web', entryAgent: null, entryHost: '0.0.0.0', entryPort: 0, target: 'alpha:80', allowFrom: ['10.0.0.0/8'], createdAt: 1, createdBy: 'admin',
+        kind: 'forward' as const, gateway: null, sourceIp: null, owner: null,
+      };
       assert.equal(await s.createForward(f), true);
       assert.equal(await s.createForward({ ...f, target: 'beta:80' }), false);
       await s.createForward({ ...f, name: 'db', entryAgent: 'alpha', entryPort: 5432, allowFrom: [] });
@@ -182,6 +185,31 @@ for (const [name, backend] of [['sqlite', sqlite], ['postgres', postgres]] as co
       ]);
       assert.equal(await again.deleteForward('web'), true);
       assert.equal(await again.deleteForward('web'), false);
+    });
+
+    test('egress rules keep kind, gateway and source address; an ExternalService replaces its own rules all or nothing', async () => {
+      const reopen = await backend.fresh();
+      const s = await reopen();
+      const rule = (name: string, owner: string | null = null) => ({
+        name, entryAgent: null, entryHost: '0.0.0.0', entryPort: 15432, target: '10.1.0.9:5432', allowFrom: [], createdAt: 1, createdBy: 'admin',
+        kind: 'egress' as const, gateway: 'gw', sourceIp: '10.9.0.5', owner,
+      });
+      assert.equal(await s.createForward(rule('pg-a')), true);
+      const svc = { name: 'db', manifest: { kind: 'ExternalService', spec: { targetIP: '10.1.0.9' } }, createdAt: 2, createdBy: 'admin' };
+      await s.putExternalService(svc, 'externalservice/db', [rule('db-1'), rule('db-2')]);
+      assert.deepEqual((await s.listForwards()).map((r) => [r.name, r.owner]), [['db-1', 'externalservice/db'], ['db-2', 'externalservice/db'], ['pg-a', null]]);
+      // A name another owner holds: nothing changes, neither the service nor its rules.
+      await assert.rejects(s.putExternalService({ ...svc, manifest: { changed: true } }, 'externalservice/db', [rule('db-3'), rule('pg-a')]));
+      assert.deepEqual((await s.listForwards()).map((r) => r.name), ['db-1', 'db-2', 'pg-a']);
+      assert.deepEqual(await s.listExternalServices(), [svc]);
+      await s.putExternalService({ ...svc, createdAt: 3 }, 'externalservice/db', [rule('db-3')]);
+      await s.close();
+      const again = track(await reopen());
+      assert.deepEqual(await again.listForwards(), [rule('db-3', 'externalservice/db'), rule('pg-a')]);
+      assert.equal(await again.deleteExternalService('db', 'externalservice/db'), true);
+      assert.equal(await again.deleteExternalService('db', 'externalservice/db'), false);
+      assert.deepEqual((await again.listForwards()).map((r) => r.name), ['pg-a']);
+      assert.deepEqual(await again.listExternalServices(), []);
     });
   });
 }

@@ -14,6 +14,8 @@ export interface AgentAuthority {
   readonly clusters: readonly string[];
   /** CIDRs and DNS suffixes; an agent route is allowed when it lies inside one of them. */
   readonly routes: readonly string[];
+  /** Addresses a gateway agent may use for egress and ingress rules (--source-ip); absent on older records: none. */
+  readonly sourceIps?: readonly string[];
 }
 
 export interface JoinTokenRecord {
@@ -50,6 +52,7 @@ export interface AgentMeta {
   readonly clusters?: readonly string[];
   readonly allow?: readonly string[];
   readonly hostname?: string;
+  readonly sourceIps?: readonly string[];
 }
 
 export interface GrantRecord {
@@ -126,6 +129,29 @@ export interface ForwardRecord {
   readonly allowFrom: readonly string[];
   readonly createdAt: number;
   readonly createdBy: string;
+  /**
+   * 'forward': the router picks the agent that dials the target. 'egress': the gateway agent dials it
+   * from `sourceIp`. 'ingress': the entry is on the gateway agent, bound to `sourceIp` (design §6).
+   * Absent on rows from before egress rules: 'forward'.
+   */
+  readonly kind?: ForwardKind;
+  /** Egress and ingress: the gateway agent. */
+  readonly gateway?: string | null;
+  /** Egress: the address the gateway dials from; ingress: the address its entry binds. */
+  readonly sourceIp?: string | null;
+  /** What created it, when not an admin directly: `externalservice/NAME` (`warren apply`). */
+  readonly owner?: string | null;
+}
+
+export type ForwardKind = 'forward' | 'egress' | 'ingress';
+
+/** An `ExternalService` object as applied (`warren apply -f`), kept to give it back (`warren get`). */
+export interface ExternalServiceRecord {
+  readonly name: string;
+  /** The object as applied (apiVersion, kind, metadata, spec), JSON-safe. */
+  readonly manifest: unknown;
+  readonly createdAt: number;
+  readonly createdBy: string;
 }
 
 
@@ -167,6 +193,15 @@ export interface Store {
   /** Records the port a port-0 entry got, so restarts bind the same one. */
   updateForwardPort(name: string, port: number): Promise<void>;
   deleteForward(name: string): Promise<boolean>;
+
+  /**
+   * In one transaction (all or none): stores `service` (replacing one of that name) and replaces every
+   * forward owned by `owner` with `forwards`. Throws when a forward name is taken by another owner.
+   */
+  putExternalService(service: ExternalServiceRecord, owner: string, forwards: readonly ForwardRecord[]): Promise<void>;
+  listExternalServices(): Promise<ExternalServiceRecord[]>;
+  /** Deletes the service and every forward `owner` owns, in one transaction; false when it did not exist. */
+  deleteExternalService(name: string, owner: string): Promise<boolean>;
 
   /** Appends the rows in one transaction (all or none); returns their ids in order. */
   appendAudit(rows: readonly AuditRow[]): Promise<number[]>;

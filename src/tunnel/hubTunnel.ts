@@ -15,7 +15,7 @@ import { decodeRefusalHeaders } from './refusalHeaders.js';
 import { startKeepalive } from './keepalive.js';
 import { abortSession } from './relay.js';
 import {
-  ALPN, CONNECTION_WINDOW, H2_SETTINGS, INFO_PATH, LISTENERS_PATH, MAX_SESSION_MEMORY_MB, SERVICE_HEADER,
+  ALPN, CONNECTION_WINDOW, H2_SETTINGS, INFO_PATH, LISTENERS_PATH, MAX_SESSION_MEMORY_MB, SERVICE_HEADER, SOURCE_IP_HEADER,
   type AgentInfo, type ListenerReport, type ListenerSet, type Refusal,
 } from './protocol.js';
 
@@ -27,6 +27,7 @@ const agentInfoSchema = z.object({
   routes: z.array(z.string().max(253)).max(1000),
   clusters: z.array(z.string().max(63)).max(100),
   allow: z.array(z.string().max(253)).max(1000),
+  sourceIps: z.array(z.string().max(64)).max(1000).optional(),
 });
 
 const INFO_TIMEOUT_MS = 10_000;
@@ -59,11 +60,16 @@ export class AgentTunnel {
    * the agent's services (`service`, e.g. the Kubernetes API, `authority` = the cluster) — and resolves
    * once the agent has connected it.
    */
-  open(authority: string, o: { readonly timeoutMs: number; readonly signal?: AbortSignal; readonly service?: string }): Promise<ClientHttp2Stream> {
+  open(
+    authority: string,
+    o: { readonly timeoutMs: number; readonly signal?: AbortSignal; readonly service?: string; readonly sourceIp?: string },
+  ): Promise<ClientHttp2Stream> {
     let req: ClientHttp2Stream;
     try {
       if (this.session.closed || this.session.destroyed) throw new Error('session closed');
-      const headers = o.service ? { ':method': 'CONNECT', ':authority': authority, [SERVICE_HEADER]: o.service } : { ':method': 'CONNECT', ':authority': authority };
+      const headers: Record<string, string> = { ':method': 'CONNECT', ':authority': authority };
+      if (o.service) headers[SERVICE_HEADER] = o.service;
+      if (o.sourceIp) headers[SOURCE_IP_HEADER] = o.sourceIp;
       req = this.session.request(headers, { endStream: false });
     } catch (err) {
       return Promise.reject(new WarrenError('WARREN_E_TUNNEL_LOST', `tunnel to agent "${this.name}" is closing`, { agent: this.name }, { cause: err }));

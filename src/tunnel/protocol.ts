@@ -34,6 +34,11 @@
  *                                                     per forward). Listeners live only as long as this
  *                                                     tunnel: the agent closes them all when it drops.
  *
+ *   hub → agent   CONNECT :authority = host:port
+ *                 warren-source-ip: IP              (an egress rule, design §6) the agent dials the target
+ *                                                   from this local address; it refuses an address it was
+ *                                                   not started with (--source-ip)
+ *
  * Agent-initiated streams (a connection accepted on an agent-side forward entry) go the normal way
  * round on a second connection: the agent dials TLS to the same port with ALPN `warren-up/1` and the
  * same client certificate, acts as the HTTP/2 client, and the hub serves HTTP/2. It is opened lazily
@@ -59,6 +64,8 @@ export const ERROR_HEADER = 'warren-error';
 export const MESSAGE_HEADER = 'warren-message';
 /** CONNECT header naming a service of the agent instead of a TCP target (`kube`: the Kubernetes API). */
 export const SERVICE_HEADER = 'warren-service';
+/** CONNECT header naming the local address the agent must dial from (a gateway agent's --source-ip). */
+export const SOURCE_IP_HEADER = 'warren-source-ip';
 export const KUBE_SERVICE = 'kube';
 /** Trusted per-request headers on a kube stream: set by the hub only (it strips any a client sends). */
 export const IMPERSONATE_USER_HEADER = 'warren-impersonate-user';
@@ -92,6 +99,8 @@ export interface AgentInfo {
   readonly routes: readonly string[];
   readonly clusters: readonly string[];
   readonly allow: readonly string[];
+  /** Addresses this agent owns and dials from for egress rules (--source-ip); absent from older agents. */
+  readonly sourceIps?: readonly string[];
 }
 
 export interface Refusal {

@@ -25,7 +25,7 @@ interface AgentRow {
 
 /**
  * Lines a child prints from now on (the support module's waitForLine also matches past lines, which
- * cannot tell a second "tunnel up" from the first).
+ * cannot tell a "rejoined" line from an earlier one).
  */
 function watchLines(child: ChildProcess) {
   const lines: string[] = [];
@@ -148,7 +148,7 @@ describe('faults', () => {
       hub = await restartHub(hub);
       assert.equal(hub.port, oldPort);
       await log.waitFor(/"msg":"tunnel closed"/, 15_000);
-      await log.waitFor(/"msg":"tunnel up"/, 30_000);
+      await log.waitFor(/"msg":"rejoined /, 30_000);
       t.diagnostic(`agent back ${Math.round(performance.now() - started)} ms after SIGTERM to the hub (drain ${DRAIN[1]} included)`);
     } finally {
       log.stop();

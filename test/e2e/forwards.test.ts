@@ -181,7 +181,7 @@ describe('TCP forwards', () => {
     assert.equal(a.entry, `${ENTRY_AGENT}:127.0.0.1:${portOf(agentSink)}`, 'a port-0 entry shows the port it got');
     const table = await cli(hub, ['forwards', 'ls']);
     assert.equal(table.code, 0, table.stderr);
-    assert.match(table.stdout, /^NAME\s+ENTRY\s+TARGET\s+LISTENING/);
+    assert.match(table.stdout, /^NAME\s+KIND\s+ENTRY\s+TARGET\s+LISTENING/);
   });
 
   it('a connection from outside --allow-from is closed at once and audited as denied (hub and agent-side)', async () => {

@@ -710,7 +710,7 @@ describe('the Kubernetes door: kubectl and client-node through the hub to member
         env: { ...process.env, WARREN_LOG_LEVEL: 'debug' },
       });
       const [, port2] = await waitForLine(offline, /"healthListen":"127\.0\.0\.1:(\d+)"/, { timeoutMs: 20_000 });
-      await waitForLine(offline, /tunnel attempt failed/, { timeoutMs: 20_000 });
+      await waitForLine(offline, /waiting \S+ before dialling https:\/\/127\.0\.0\.1:1 again/, { timeoutMs: 20_000 });
       assert.equal((await fetch(`http://127.0.0.1:${port2}/healthz`)).status, 200);
       const ready = await fetch(`http://127.0.0.1:${port2}/readyz`);
       assert.equal(ready.status, 503);

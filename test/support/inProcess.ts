@@ -13,6 +13,7 @@
 import { randomBytes } from 'node:crypto';
 import { once } from 'node:events';
 import fs from 'node:fs';
+import type http from 'node:http';
 import https from 'node:https';
 import net from 'node:net';
 import { after } from 'node:test';
@@ -30,7 +31,7 @@ export interface InProcessHub {
   readonly hub: Hub;
   readonly adminToken: string;
   /**
-   * Joins and starts an agent named `name` (its join token allows exactly the clusters and routes its
+   * Joins and starts an agent named `name` (its join token allows exactly the clusters, routes and source IPs its
    * flags claim) and resolves once the hub has admitted its tunnel.
    */
   agent(name: string, flags?: AgentFlags): Promise<Agent>;
@@ -38,9 +39,14 @@ export interface InProcessHub {
   grant(g: Partial<GrantRecord> & Pick<GrantRecord, 'subjectKind' | 'subject'>): Promise<GrantRecord>;
   /** A hub access token for `user`. */
   token(user: string, groups?: readonly string[]): Promise<{ token: string; id: string }>;
-  /** Calls the hub over HTTPS (the hub CA trusted), with `token` as bearer when given; a JSON body is parsed. */
-  // eslint-disable-next-line @typescript-eslint/no-explicit-any -- tests assert on JSON bodies; a wrong shape fails the assertion
-  request(method: string, path: string, opts?: { token?: string; body?: unknown }): Promise<{ status: number; body: any }>;
+  /**
+   * Calls the hub over HTTPS (the hub CA trusted), with `token` as bearer or `cert` as client
+   * certificate when given; a JSON body is parsed.
+   */
+  request(
+    method: string, path: string, opts?: { token?: string; body?: unknown; cert?: { certPem: string; keyPem: string } },
+    // eslint-disable-next-line @typescript-eslint/no-explicit-any -- tests assert on JSON bodies; a wrong shape fails the assertion
+  ): Promise<{ status: number; body: any; headers: http.IncomingHttpHeaders }>;
 }
 
 const HOST = '127.0.0.1';
@@ -80,7 +86,7 @@ export async function inProcessHub(flags: HubFlags = {}): Promise<InProcessHub> 
     async agent(name, agentFlags = {}) {
       const list = (s: string | undefined) => (s ? s.split(',') : []);
       const clusters = list(agentFlags.cluster ?? (agentFlags.kube ? name : undefined));
-      const authority: AgentAuthority = { name, clusters, routes: list(agentFlags.route) };
+      const authority: AgentAuthority = { name, clusters, routes: list(agentFlags.route), sourceIps: list(agentFlags.sourceIp) };
       const { token } = await hub.enrollment.createJoinToken({ ttlMs: 60_000, uses: 1, labels: {}, authority, createdBy: 'test' });
       const dataDir = tempDir(`inproc-agent-${name}`);
       dirs.push(dataDir);
@@ -103,13 +109,13 @@ export async function inProcessHub(flags: HubFlags = {}): Promise<InProcessHub> 
       return new Promise((resolve, reject) => {
         const body = opts.body === undefined ? undefined : JSON.stringify(opts.body);
         const req = https.request(`${hub.url}${urlPath}`, {
-          method, ca, headers: { ...(opts.token ? { authorization: `Bearer ${opts.token}` } : {}), ...(body ? { 'content-type': 'application/json' } : {}) },
+          method, ca, ...(opts.cert ? { cert: opts.cert.certPem, key: opts.cert.keyPem } : {}), headers: { ...(opts.token ? { authorization: `Bearer ${opts.token}` } : {}), ...(body ? { 'content-type': 'application/json' } : {}) },
         }, (res) => {
           const chunks: Buffer[] = [];
           res.on('data', (c: Buffer) => chunks.push(c));
           res.on('end', () => {
             const text = Buffer.concat(chunks).toString('utf8');
-            resolve({ status: res.statusCode!, body: text && /json/.test(String(res.headers['content-type'])) ? JSON.parse(text) : text });
+            resolve({ status: res.statusCode!, body: text && /json/.test(String(res.headers['content-type'])) ? JSON.parse(text) : text, headers: res.headers });
           });
           res.on('error', reject);
         });

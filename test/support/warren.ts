@@ -22,6 +22,10 @@ export interface HubOptions {
   readonly publicUrl?: string;
   readonly args?: readonly string[];
   readonly env?: NodeJS.ProcessEnv;
+  /** Run this instead of `node bin/warren.js hub`, e.g. an installed `warren hub` (test/e2e/install.test.ts). */
+  readonly command?: readonly string[];
+  /** Working directory (default: the test's). */
+  readonly cwd?: string;
 }
 
 export interface HubProc {
@@ -62,8 +66,9 @@ function portOf(hostPort: string): number {
 
 export async function startHub(opts: HubOptions): Promise<HubProc> {
   const dataDir = opts.dataDir ?? tempDir('hub');
-  const args = [WARREN_BIN, 'hub', '--listen', opts.listen ?? '127.0.0.1:0', '--data-dir', dataDir, ...(opts.publicUrl ? ['--public-url', opts.publicUrl] : []), ...(opts.args ?? [])];
-  const child = opts.group.spawn(process.execPath, args, { netns: opts.netns, ipc: true, env: { ...process.env, WARREN_LOG_LEVEL: 'debug', ...opts.env } });
+  const [cmd, ...pre] = opts.command ?? [process.execPath, WARREN_BIN, 'hub'];
+  const args = [...pre, '--listen', opts.listen ?? '127.0.0.1:0', '--data-dir', dataDir, ...(opts.publicUrl ? ['--public-url', opts.publicUrl] : []), ...(opts.args ?? [])];
+  const child = opts.group.spawn(cmd!, args, { netns: opts.netns, ipc: true, cwd: opts.cwd, env: { ...process.env, WARREN_LOG_LEVEL: 'debug', ...opts.env } });
   const { url, listen, caPin, socks } = await waitForReady<HubReady>(child, 20_000);
   const adminToken = fs.readFileSync(path.join(dataDir, 'admin.token'), 'utf8').trim();
   return {
@@ -127,6 +132,10 @@ export interface AgentOptions {
   readonly netns?: string;
   readonly args?: readonly string[];
   readonly env?: NodeJS.ProcessEnv;
+  /** Run this instead of `node bin/warren.js agent`, e.g. the single-file `warren-agent`. */
+  readonly command?: readonly string[];
+  /** Working directory (default: the test's). */
+  readonly cwd?: string;
 }
 
 export interface AgentProc {
@@ -157,9 +166,10 @@ export async function startAgent(opts: AgentOptions): Promise<AgentProc> {
   const dataDir = opts.dataDir ?? tempDir(`agent-${opts.name}`);
   const hasIdentity = fs.existsSync(path.join(dataDir, 'identity.json'));
   const token = opts.token ?? (hasIdentity ? undefined : await joinToken(opts.hub, authorityFor(opts.name, opts.args ?? [])));
-  const args = [WARREN_BIN, 'agent', '--name', opts.name, '--data-dir', dataDir, ...(opts.args ?? [])];
+  const [cmd, ...pre] = opts.command ?? [process.execPath, WARREN_BIN, 'agent'];
+  const args = [...pre, '--name', opts.name, '--data-dir', dataDir, ...(opts.args ?? [])];
   const env = { ...process.env, WARREN_LOG_LEVEL: 'debug', ...(token ? { WARREN_JOIN_TOKEN: token } : {}), ...opts.env };
-  const child = opts.group.spawn(process.execPath, args, { netns: opts.netns, ipc: true, env });
+  const child = opts.group.spawn(cmd!, args, { netns: opts.netns, ipc: true, cwd: opts.cwd, env });
   await waitForReady(child, 20_000);
   return { child, dataDir, options: { ...opts, dataDir } };
 }

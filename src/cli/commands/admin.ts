@@ -109,14 +109,6 @@ export function registerAdmin(program: Command): void {
       process.stdout.write(`Logged in to ${url.origin} as ${me.user}${me.groups.length ? ` (${me.groups.join(', ')})` : ''}; saved to ${file}\n`);
     });
 
-  program
-    .command('whoami')
-    .description('Show who the hub thinks you are.')
-    .action(async (_o, cmd: Command) => {
-      const me = await call<{ user: string; groups: string[]; admin: boolean }>(cmd, 'GET', '/api/v1/whoami');
-      print(cmd, me, [{ header: 'USER', get: (m) => m.user }, { header: 'GROUPS', get: (m) => m.groups }, { header: 'ADMIN', get: (m) => m.admin }]);
-    });
-
   const jt = program.command('join-token').description('Join tokens that let agents register.');
   jt.command('create')
     .description('Create a join token and print the agent command that uses it. By default an agent joining with it may take any free name and serve no cluster and no route.')
@@ -127,17 +119,19 @@ export function registerAdmin(program: Command): void {
     .option('--name-pattern <glob>', 'agent names it allows, e.g. "dev-*"')
     .option('--clusters <a,b>', 'Kubernetes clusters agents joining with it may serve (--cluster)', collect, [])
     .option('--routes <cidr|.suffix,...>', 'routes agents joining with it may advertise (--route), or any route inside them', collect, [])
+    .option('--source-ips <ip,...>', 'addresses a gateway agent joining with it may dial from and listen on (--source-ip; egress and ingress rules)', collect, [])
     .addHelpText('after', `
 Examples:
   warren join-token create --name node7 --routes 10.20.0.0/16          # one node serving a subnet
+  warren join-token create --name gw1 --source-ips 10.9.0.5,10.9.0.6   # a gateway for static egress source IPs
   warren join-token create --uses 3 --name-pattern 'alpha-*' --clusters alpha   # three replicas of cluster alpha`)
-    .action(async (o: { ttl: string; uses: string; labels?: string; name?: string; namePattern?: string; clusters: string[]; routes: string[] }, cmd: Command) => {
+    .action(async (o: { ttl: string; uses: string; labels?: string; name?: string; namePattern?: string; clusters: string[]; routes: string[]; sourceIps: string[] }, cmd: Command) => {
       const uses = o.uses === 'unlimited' ? null : Number(o.uses);
       if (uses !== null && (!Number.isInteger(uses) || uses < 1)) throw new WarrenError('WARREN_E_USAGE', '--uses must be a whole number ≥ 1 or "unlimited"');
       if (o.name !== undefined && o.namePattern !== undefined) throw new WarrenError('WARREN_E_USAGE', '--name and --name-pattern are alternatives: give one');
       const out = await call<{ token: string; expiresAt: string; command: string; id: string }>(cmd, 'POST', '/api/v1/join-tokens', {
         ttl: duration('--ttl', o.ttl), uses, labels: parseLabels(o.labels), name: o.name, namePattern: o.namePattern,
-        clusters: o.clusters, routes: o.routes,
+        clusters: o.clusters, routes: o.routes, sourceIps: o.sourceIps,
       });
       const view = { token: out.token, expiresAt: out.expiresAt, command: out.command, id: out.id };
       if (parseFormat(clientFlags(cmd).output, 'table') === 'table') {
@@ -272,13 +266,18 @@ Examples:
 
   program
     .command('audit')
-    .description('Audit trail: streams, kube requests, agent connections, admin changes.')
+    .description('Audit trail: streams, kube requests, agent connections, admin changes. A non-admin sees only their own rows.')
     .option('--since <d|iso>', 'only rows newer than this (e.g. 1h, 2026-01-01T00:00:00Z)', '24h')
-    .option('--user <name>', 'only this user')
+    .option('--user <name>', 'only this user (admins; others see only their own rows)')
     .option('--agent <name>', 'only this agent')
     .option('--kind <kind>', 'stream, kube, agent or admin')
     .option('--limit <n>', 'at most this many rows, the newest', '1000')
     .option('--follow', 'keep printing rows as they are written')
+    .addHelpText('after', `
+Examples:
+  warren audit --since 1h                        # your own rows (admins: everyone's)
+  warren audit --kind stream --follow -o json    # live, one JSON object a line
+  warren audit --user ana --agent site-1         # admins: one user through one agent`)
     .action(async (o: { since: string; user?: string; agent?: string; kind?: string; limit: string; follow?: boolean }, cmd: Command) => {
       const q = new URLSearchParams({ since: o.since, limit: o.limit });
       if (o.user) q.set('user', o.user);

@@ -10,13 +10,14 @@ import { collect } from '../../shared/options.js';
 
 type Opts = ClientFlags & { output?: string };
 
-interface ForwardRow {
-  name: string; entry: string; agent: string | null; target: string; allowFrom: string[]; listening: boolean; address: string | null;
+export interface ForwardRow {
+  name: string; kind: string; gateway: string | null; sourceIp: string | null; owner: string | null; entry: string; agent: string | null; target: string; allowFrom: string[]; listening: boolean; address: string | null;
   openStreams: number; connections: number; bytesIn: number; bytesOut: number; lastError: { code: string; message: string; time: string } | null;
 }
 
 const columns: Column<ForwardRow>[] = [
   { header: 'NAME', get: (f) => f.name },
+  { header: 'KIND', get: (f) => f.kind },
   { header: 'ENTRY', get: (f) => f.entry },
   { header: 'TARGET', get: (f) => f.target },
   { header: 'LISTENING', get: (f) => (f.listening ? `yes ${f.address ?? ''}`.trim() : 'no') },
@@ -27,7 +28,7 @@ const columns: Column<ForwardRow>[] = [
   { header: 'LAST-ERROR', get: (f) => (f.lastError ? `${f.lastError.message} [${f.lastError.code}]` : null) },
 ];
 
-async function call<T>(cmd: Command, method: string, path: string, body?: unknown): Promise<T> {
+export async function call<T>(cmd: Command, method: string, path: string, body?: unknown): Promise<T> {
   const { endpoint, token } = await resolveClient(cmd.optsWithGlobals<Opts>());
   return jsonOrThrow<T>(await hubRequest(endpoint, method, path, { body, token }));
 }
@@ -63,7 +64,7 @@ Examples:
     });
   forwards
     .command('ls')
-    .description('List forwards with their state: listening, open streams, bytes in/out, last error.')
+    .description('List forwards (egress and ingress rules too) with their state: listening, open streams, bytes in/out, last error.')
     .action(async (_o, cmd: Command) => print(cmd, await call<ForwardRow[]>(cmd, 'GET', '/api/v1/forwards')));
   forwards
     .command('show <name>')

@@ -35,7 +35,7 @@ A config file holds the same options, keyed by the flag names without --:
     )
     .action(async (flags: HubFlags) => {
       const config = hubConfig(flags);
-      const log = createLogger('hub', config.logLevel);
+      const log = createLogger('hub', config.logLevel, config.logFormat);
       const hub = await startHub(config, log);
       const stopDemo = config.demo ? await startDemoAgent(hub, config.dataDir) : undefined;
       printNextSteps(hub, config.demo);

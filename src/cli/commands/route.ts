@@ -15,11 +15,12 @@ export function registerRoute(program: Command): void {
     .description('How the hub routes targets to agents.')
     .command('explain <target>')
     .description('Dry run: which agent(s) would serve HOST:PORT, by which rule, and whether the user may reach it.')
-    .option('--user <name>', 'judge this user (default: you); groups come from their live tokens unless --groups')
-    .option('--groups <a,b>', "the user's groups, instead of those on their tokens")
+    .option('--user <name>', 'admins: judge this user (default: you); groups come from their live tokens unless --groups')
+    .option('--groups <a,b>', "judge with these groups (yours, or any for admins) instead of the user's own")
     .addHelpText('after', `
 Rules (first match wins): 1 HOST.<agent>.warren, 2 an agent's name, 3 an advertised route (longest
-match; agents with the same route share the load), 4 refused. Nothing is dialled.
+match; agents with the same route share the load), 4 refused. Nothing is dialled. Any user may ask
+about themselves; only admins may ask about another user (else 403 WARREN_E_FORBIDDEN).
 
 Examples:
   warren route explain 10.20.0.5:8080

@@ -12,7 +12,8 @@ import type { HubAuth } from '../auth.js';
 import type { ExternalJwt } from '../externalJwt.js';
 import type { Admitter } from '../../doors/door.js';
 import type { ClusterAgentsView } from './clusters.js';
-import { clusterRoutes, type ClusterRoute } from './clustersApi.js';
+import { clusterRoutes } from './clustersApi.js';
+import type { ApiRoute } from '../apiRoute.js';
 import { KubeRouter } from './kubeRouter.js';
 
 export interface KubeDoorOptions {
@@ -27,7 +28,7 @@ export interface KubeDoorOptions {
 
 export interface KubeDoor {
   readonly router: KubeRouter;
-  readonly apiRoutes: readonly ClusterRoute[];
+  readonly apiRoutes: readonly ApiRoute[];
   /** Answers an upgrade request that is not the kube door's (nothing else on the hub upgrades). */
   rejectUpgrade(socket: Duplex): void;
 }

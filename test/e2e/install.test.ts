@@ -1,0 +1,138 @@
+// The three ways to install Warren (docs/install.md), each run from a clean directory with no
+// checkout in reach:
+//   (a) the npm package: `npm pack`, `npm install -g` into a fresh prefix, then the installed `warren`
+//       runs a hub and an agent that carry a stream;
+//   (b) the single-file agent (`npm run dist`): copied alone into an empty directory, it joins a hub
+//       and carries a stream;
+//   (c) the container image: the Dockerfile passes a lint, and its build context holds what the build
+//       copies and nothing it must not (no data dirs, no node_modules, no tokens).
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { after, describe, it } from 'node:test';
+import balenaDockerignore from '@balena/dockerignore';
+import { validate } from 'dockerfile-utils';
+import { connectThroughHub, readAll, writeSeeded } from '../support/connectClient.js';
+import { ChildGroup, run, runOk } from '../support/proc.js';
+import { startUpstream } from '../support/upstreams.js';
+import { startAgent, startHub, tempDir, type HubProc } from '../support/warren.js';
+import { AGENT_PATHS } from '../../src/kube/manifest.js';
+import { VERSION } from '../../src/shared/version.js';
+
+// A CommonJS module whose types declare an ES default export: the function is the module itself.
+const dockerignore = balenaDockerignore as unknown as typeof balenaDockerignore.default;
+type Dockerignore = ReturnType<typeof dockerignore>;
+
+const ROOT = fileURLToPath(new URL('../..', import.meta.url));
+
+/** Echo through the hub to `agent`'s own host: the bytes that come back are the bytes sent (sha256). */
+async function carriesAStream(group: ChildGroup, hub: HubProc, agent: string): Promise<void> {
+  const echo = await startUpstream('echo', { group, listen: '127.0.0.1:0' });
+  const socket = await connectThroughHub(hub, `${agent}:${echo.port}`);
+  const answer = readAll(socket);
+  const sent = await writeSeeded(socket, `install-${agent}`, 4 * 2 ** 20);
+  const got = await answer;
+  socket.destroy();
+  assert.ok(got.clean, `the stream through ${agent} failed: ${got.error?.message ?? 'closed early'}`);
+  assert.equal(got.bytes, 4 * 2 ** 20);
+  assert.equal(got.sha256, sent);
+}
+
+describe('install', () => {
+  const procs = new ChildGroup();
+  after(() => procs.killAll());
+
+  it('(a) npm pack → npm install -g into a fresh prefix: warren --version, a hub and an agent, no checkout', { timeout: 300_000 }, async (t) => {
+    const dir = tempDir('npm');
+    const empty = path.join(dir, 'empty');
+    fs.mkdirSync(empty);
+    const prefix = path.join(dir, 'prefix');
+    const started = performance.now();
+    // The package as published: built files from `npm run build` (the test run builds first).
+    const pack = await runOk('npm', ['pack', '--ignore-scripts', '--json', '--pack-destination', dir], { cwd: ROOT, timeoutMs: 60_000 });
+    const [{ filename, files }] = JSON.parse(pack.stdout) as [{ filename: string; files: { path: string }[] }];
+    const packed = files.map((f) => f.path);
+    assert.ok(packed.includes('bin/warren.js') && packed.includes('dist/cli/main.js'), `the package lacks the CLI: ${packed.slice(0, 20).join(' ')}`);
+    assert.ok(!packed.some((f) => /^(src|test|node_modules|release)\//.test(f) || f.endsWith('.test.js')), `the package carries sources, tests or builds: ${packed.filter((f) => /^(src|test|release)\/|\.test\.js$/.test(f)).slice(0, 5).join(' ')}`);
+    // better-sqlite3 fetches a prebuilt addon when it installs (prebuild-install); this machine has no
+    // way out to GitHub, so it gets the one built for this checkout through prebuild-install's
+    // documented local-prebuilds directory, as an offline install would (docs/install.md).
+    const prebuilds = path.join(dir, 'prebuilds');
+    fs.mkdirSync(prebuilds);
+    const sqlite = path.join(ROOT, 'node_modules/better-sqlite3');
+    const sqliteVersion = (JSON.parse(fs.readFileSync(path.join(sqlite, 'package.json'), 'utf8')) as { version: string }).version;
+    await runOk('tar', ['-czf', path.join(prebuilds, `better-sqlite3-v${sqliteVersion}-node-v${process.versions.modules}-${process.platform}-${process.arch}.tar.gz`), '-C', sqlite, 'build/Release/better_sqlite3.node']);
+    const env = { ...process.env, npm_config_better_sqlite3_local_prebuilds: prebuilds, npm_config_update_notifier: 'false' };
+    const install = await run('npm', ['install', '--global', '--prefix', prefix, '--prefer-offline', '--no-audit', '--no-fund', path.join(dir, filename)], { cwd: empty, env, timeoutMs: 240_000 });
+    assert.equal(install.code, 0, `npm install -g failed:\n${install.stderr}`);
+    t.diagnostic(`npm pack + npm install -g: ${Math.round(performance.now() - started)} ms`);
+
+    const warren = path.join(prefix, 'bin/warren');
+    const PATH = `${path.join(prefix, 'bin')}:${process.env.PATH ?? ''}`;
+    const version = await runOk(warren, ['--version'], { cwd: empty, env: { ...process.env, PATH } });
+    assert.equal(version.stdout.trim(), VERSION);
+    const installed = path.join(prefix, 'lib/node_modules/warren');
+    assert.ok(fs.realpathSync(warren).startsWith(fs.realpathSync(installed)), 'warren on PATH is not the installed package');
+
+    const hub = await startHub({ group: procs, command: [warren, 'hub'], cwd: empty, env: { PATH } });
+    await startAgent({ group: procs, hub, name: 'npm-node', command: [warren, 'agent'], cwd: empty, env: { PATH } });
+    await carriesAStream(procs, hub, 'npm-node');
+    assert.deepEqual(fs.readdirSync(empty), [], 'the installed warren wrote into its working directory');
+  });
+
+  it('(b) npm run dist: the single-file agent, alone in an empty directory, joins and carries a stream', { timeout: 180_000 }, async (t) => {
+    const started = performance.now();
+    const dist = await run('npm', ['run', 'dist'], { cwd: ROOT, timeoutMs: 150_000 });
+    assert.equal(dist.code, 0, `npm run dist failed:\n${dist.stderr}${dist.stdout}`);
+    t.diagnostic(`npm run dist: ${Math.round(performance.now() - started)} ms; ${dist.stdout.trim().split('\n').at(-1) ?? ''}`);
+
+    const empty = tempDir('single-file');
+    const exe = path.join(empty, 'warren-agent');
+    fs.copyFileSync(path.join(ROOT, 'release/warren-agent'), exe);
+    fs.chmodSync(exe, 0o755);
+    // No Node on PATH and nothing beside it: the executable is all there is.
+    const env = { PATH: '/usr/bin:/bin', HOME: empty };
+    const version = await runOk(exe, ['--version'], { cwd: empty, env });
+    assert.equal(version.stdout.trim(), VERSION);
+    const usage = await run(exe, ['--no-such-flag'], { cwd: empty, env });
+    assert.equal(usage.code, 2, usage.stderr);
+
+    const hub = await startHub({ group: procs });
+    await startAgent({ group: procs, hub, name: 'single', command: [exe], cwd: empty, dataDir: path.join(empty, 'data'), env });
+    await carriesAStream(procs, hub, 'single');
+    assert.deepEqual(fs.readdirSync(empty).sort(), ['data', 'warren-agent']);
+  });
+
+  it('(c) the image: the Dockerfile lints clean, the build context holds what it copies and no secrets', { timeout: 60_000 }, async () => {
+    const dockerfile = fs.readFileSync(path.join(ROOT, 'Dockerfile'), 'utf8');
+    // LSP severities: 1 error, 2 warning (3 information, 4 hint).
+    const problems = validate(dockerfile).filter((d) => (d.severity ?? 1) <= 2);
+    assert.deepEqual(problems.map((d) => `line ${d.range.start.line + 1}: ${typeof d.message === 'string' ? d.message : d.message.value}`), []);
+    // The image the manifests and the chart name by default is the one these commands build.
+    assert.match(dockerfile, new RegExp(`docker build -t ghcr\\.io/warren/warren:${VERSION.replace(/\./g, '\\.')} \\.`));
+    assert.match(dockerfile, /^USER 10001:10001$/m);
+    assert.match(dockerfile, new RegExp(`mkdir -p ${AGENT_PATHS.dataDir}`));
+
+    // The context `docker build .` sends: the checkout's files (and leftovers a person's checkout may
+    // hold) filtered by .dockerignore with Docker's own matching rules.
+    const leftovers = ['warren-data/admin.token', 'warren-data/ca.key', 'warren-agent/agent.key', 'join-token', 'hub.log', '.git/config', 'node_modules/zod/package.json', 'dist/cli/main.js', 'release/warren-agent'];
+    const ignore = dockerignore({ ignorecase: false }).add(fs.readFileSync(path.join(ROOT, '.dockerignore'), 'utf8').split('\n'));
+    const context = ignore.filter([...checkoutFiles(ROOT, ignore), ...leftovers]);
+    for (const needed of ['package.json', 'package-lock.json', 'tsconfig.json', 'tsconfig.build.json', 'bin/warren.js', 'src/cli/main.ts', 'src/hub/hub.ts']) {
+      assert.ok(context.includes(needed), `the build context lacks ${needed}, which the Dockerfile copies`);
+    }
+    const copied = /^(package(-lock)?\.json|tsconfig(\.build)?\.json|bin\/[^/]+|src\/.+)$/;
+    assert.deepEqual(context.filter((f) => !copied.test(f)), [], 'the build context holds files the Dockerfile does not copy');
+    assert.deepEqual(context.filter((f) => f.endsWith('.test.ts')), [], 'tests in the build context');
+  });
+});
+
+/** Files under `root` (relative, `/`-separated), not descending into what `ignore` leaves out entirely. */
+function checkoutFiles(root: string, ignore: Dockerignore, dir = ''): string[] {
+  return fs.readdirSync(path.join(root, dir), { withFileTypes: true }).flatMap((e) => {
+    const rel = dir ? `${dir}/${e.name}` : e.name;
+    if (e.isDirectory()) return ignore.ignores(`${rel}/`) ? [] : checkoutFiles(root, ignore, rel);
+    return [rel];
+  });
+}
