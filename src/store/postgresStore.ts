@@ -32,6 +32,8 @@ const MIGRATION_LOCK = 0x77617272; // "warr"
 /** A restart of the database (fast shutdown and start) takes a few seconds; a failover longer. */
 const RETRY_WINDOW_MS = 15_000;
 const POOL_SIZE = 10;
+/** The NOTIFY channel hubs share. */
+const CHANNEL = 'warren_changes';
 
 /** SQLSTATEs and socket errors after which the same statement may succeed on a new connection. */
 const TRANSIENT = new Set([
@@ -62,9 +64,14 @@ type Querier = (text: string, values?: readonly unknown[]) => Promise<pg.QueryRe
 export class PostgresStore implements Store {
   private readonly names = new Map<string, string>();
   private down = false;
+  private readonly listeners = new Set<(payload: string | null) => void>();
+  /** The connection that LISTENs, opened with the first listener and reopened when lost. */
+  private listener: pg.Client | undefined;
+  private closed = false;
 
   private constructor(
     private readonly pool: pg.Pool,
+    private readonly connectionString: string,
     private readonly log: Logger,
   ) {
     // An idle connection the server closed (restart, failover) is removed by the pool; without a
@@ -88,12 +95,14 @@ export class PostgresStore implements Store {
       idleTimeoutMillis: 30_000,
       keepAlive: true,
     });
-    const store = new PostgresStore(pool, log);
+    const store = new PostgresStore(pool, url.toString(), log);
     try {
       // No retries at start-up: an unreachable database fails the start with its reason.
       await store.migrate(0);
+      // Listening from the start: a change made on another hub from now on is never missed.
+      await store.startListening(false);
     } catch (err) {
-      await pool.end().catch(() => {});
+      await store.close().catch(() => {});
       throw new Error(`cannot open the store at ${redactUrl(conn.url)}: ${(err as Error).message}`, { cause: err });
     }
     return store;
@@ -179,7 +188,52 @@ export class PostgresStore implements Store {
   }
 
   async close(): Promise<void> {
+    this.closed = true;
+    this.listeners.clear();
+    await this.listener?.end().catch(() => {});
     await this.pool.end();
+  }
+
+  async notify(payload: string): Promise<void> {
+    await this.query('SELECT pg_notify($1, $2)', [CHANNEL, payload]);
+  }
+
+  listen(fn: (payload: string | null) => void): () => void {
+    this.listeners.add(fn);
+    return () => this.listeners.delete(fn);
+  }
+
+  /** Opens the LISTEN connection; after a loss, retries with backoff and then reports a possible gap. */
+  private async startListening(reconnect: boolean): Promise<void> {
+    for (let attempt = 0; !this.closed; attempt++) {
+      const client = new pg.Client({ connectionString: this.connectionString, keepAlive: true, connectionTimeoutMillis: 5_000 });
+      this.listener = client;
+      let lost = false;
+      const onLost = (err?: Error) => {
+        if (lost) return;
+        lost = true;
+        if (this.closed) return;
+        if (err) this.outage(err);
+        void client.end().catch(() => {});
+        void this.startListening(true);
+      };
+      client.on('notification', (m) => {
+        if (m.channel === CHANNEL) for (const fn of this.listeners) fn(m.payload ?? '');
+      });
+      try {
+        await client.connect();
+        await client.query(`LISTEN ${CHANNEL}`);
+        client.on('error', onLost);
+        client.on('end', () => onLost());
+        if (reconnect) for (const fn of this.listeners) fn(null);
+        return;
+      } catch (err) {
+        client.on('error', () => {});
+        void client.end().catch(() => {});
+        this.outage(err as Error);
+        await new Promise((r) => setTimeout(r, Math.min(100 * 2 ** attempt, 1_000)));
+      }
+    }
   }
 
   async createJoinToken(t: JoinTokenRecord): Promise<void> {

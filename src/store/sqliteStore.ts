@@ -1,6 +1,7 @@
 /**
  * The embedded store: one SQLite file, WAL mode, versioned migrations applied at open.
  */
+import { EventEmitter } from 'node:events';
 import fs from 'node:fs';
 import Database from 'better-sqlite3';
 import type {
@@ -16,6 +17,8 @@ export class SqliteStore implements Store {
   private readonly db: Database.Database;
   /** Prepared once per SQL text: preparing costs more than running most of these statements. */
   private readonly statements = new Map<string, Database.Statement>();
+  /** One SQLite file has one hub: notifications stay in this process. */
+  private readonly changes = new EventEmitter().setMaxListeners(0);
 
   constructor(path: string) {
     // Created owner-only before SQLite opens it: SQLite gives the -wal and -shm files the database
@@ -186,6 +189,15 @@ export class SqliteStore implements Store {
 
   async deleteForward(name: string): Promise<boolean> {
     return this.sql('DELETE FROM forwards WHERE name = ?').run(name).changes > 0;
+  }
+
+  async notify(payload: string): Promise<void> {
+    setImmediate(() => this.changes.emit('change', payload));
+  }
+
+  listen(fn: (payload: string | null) => void): () => void {
+    this.changes.on('change', fn);
+    return () => this.changes.off('change', fn);
   }
 
   async appendAudit(rows: readonly AuditRow[]): Promise<number[]> {
