@@ -55,6 +55,7 @@ export const hubOptions = {
   tlsKey: option(z.string(), { arg: 'file', help: 'key for --tls-cert' }),
   tlsSan: option(z.array(z.string().min(1)), { arg: 'name', repeatable: true, default: [], help: 'extra DNS name or IP for the generated certificate (repeatable)' }),
   pingInterval: option(durationText, { arg: 'd', default: '10s', help: 'keepalive interval; a silent agent is dropped after two' }),
+  agentGcAfter: option(durationText, { arg: 'd', help: 'remove agents that have not been connected for this long, e.g. 7d (certificate revoked, audited; for agents that come and go with pods) (default: never)' }),
   agentCertTtl: option(durationText, { arg: 'd', default: '30d', help: 'lifetime of agent certificates (renewed at 2/3)' }),
   maxUserCertTtl: option(durationText, { arg: 'd', default: '7d', help: 'longest lifetime `warren user-cert create --ttl` may ask for (user certificates cannot be revoked)' }),
   dialTimeout: option(durationText, { arg: 'd', default: '10s', help: 'how long an agent may take to reach a target' }),
@@ -145,6 +146,8 @@ const hubSchema = optionsSchema(hubOptions).transform((f, ctx) => {
           },
     pingIntervalMs: f.pingInterval,
     agentCertTtlMs: f.agentCertTtl,
+    /** --agent-gc-after; undefined: agents stay until `warren agents rm`. */
+    agentGcAfterMs: f.agentGcAfter,
     /** The longest TTL `warren user-cert create` may ask for: user certificates cannot be revoked. */
     maxUserCertTtlMs: f.maxUserCertTtl,
     drainTimeoutMs: f.drainTimeout,

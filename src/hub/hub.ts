@@ -19,6 +19,7 @@ import { ALPN, UP_ALPN } from '../tunnel/protocol.js';
 import { VERSION } from '../shared/version.js';
 import { formatHostPort, formatSource } from '../shared/hostPort.js';
 import { AccessTokens, ADMIN_GROUP, isAdmin } from './accessTokens.js';
+import { AgentGc } from './agentGc.js';
 import { AgentTunnels } from './agentTunnels.js';
 import { Api } from './api.js';
 import { Audit } from './audit.js';
@@ -38,6 +39,7 @@ import { startDoorListeners } from './doorListeners.js';
 import { HandshakeQueue } from './handshakeQueue.js';
 import { createKubeDoor } from './kube/kubeDoor.js';
 import { ExternalJwt } from './externalJwt.js';
+import { WebUi } from './ui/webUi.js';
 
 export const METRICS_GROUP = 'warren:metrics';
 
@@ -110,6 +112,7 @@ export async function startHub(config: HubConfig, log: Logger): Promise<Hub> {
     },
   });
   await tunnels.load();
+  const agentGc = config.agentGcAfterMs === undefined ? undefined : new AgentGc({ afterMs: config.agentGcAfterMs, store, tunnels, audit, log: log.child({ component: 'agent-gc' }) });
   let url = '';
   const enrollment = new Enrollment({ store, ca: pki.ca, caPin: pki.caPin, hubUrl: () => url, certTtlMs: config.agentCertTtlMs });
   const opener = new HubOpener({
@@ -128,6 +131,8 @@ export async function startHub(config: HubConfig, log: Logger): Promise<Hub> {
     store, auth, tokens, tunnels, enrollment, audit, ca: pki.ca, caPem: pki.ca.certPem, version: VERSION, hubUrl: () => url, caPin: pki.caPin, forwards, kubeRoutes: kube.apiRoutes,
     maxUserCertTtlMs: config.maxUserCertTtlMs, revoke: async (why) => (await feed.publish({ kind: 'revoke', why }), opener.revoke(why)), log: log.child({ component: 'api' }),
   });
+
+  const ui = new WebUi({ auth, tunnels, caPem: pki.ca.certPem, hubUrl: () => url, log: log.child({ component: 'ui' }) });
 
   const proxyAuth = async (req: http.IncomingMessage): Promise<Principal> => {
     try {
@@ -153,7 +158,8 @@ export async function startHub(config: HubConfig, log: Logger): Promise<Hub> {
     // Kubernetes first: multikube-style requests (a JWT with `ctx`) may use /api/v1/… paths too.
     if (kube.router.claims(req)) return kube.router.handleRequest(req, res);
     const url = new URL(req.url ?? '/', 'https://hub');
-    if (url.pathname.startsWith('/api/v1/')) return void api.handle(req, res, url);
+    if (url.pathname.startsWith('/api/v1/')) return void ui.sessions.authorizeApi(req).then(() => api.handle(req, res, url), (err: unknown) => sendError(res, err, log));
+    if (WebUi.claims(url.pathname)) return ui.handle(req, res, url);
     if (url.pathname === '/healthz') return sendJson(res, 200, { status: 'ok' });
     if (url.pathname === '/readyz') {
       return void store.ping().then(
@@ -244,6 +250,7 @@ export async function startHub(config: HubConfig, log: Logger): Promise<Hub> {
         handshakes.close();
         doorListeners.stopAccepting();
         const forwardsClosed = forwards.close(config.drainTimeoutMs);
+        await agentGc?.close();
         await tunnels.drain(config.drainTimeoutMs);
         await forwardsClosed;
         opener.close();

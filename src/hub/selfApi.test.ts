@@ -4,8 +4,11 @@
  * of other users; asking about another user is 403. An admin sees everyone's.
  */
 import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import https from 'node:https';
 import { test } from 'node:test';
 import { inProcessHub } from '../../test/support/inProcess.js';
+import { withDeadline } from '../../test/support/proc.js';
 import type { Principal } from '../doors/door.js';
 
 const lab = await inProcessHub();
@@ -96,4 +99,36 @@ test("an admin sees every agent, and anyone's access", async () => {
   const rows = (b: { targets: Array<Record<string, unknown>> }) => b.targets.map((t) => [t.agent, t.connected, t.hosts, t.ports, t.grant, t.routes]);
   assert.deepEqual(rows(viaBob.body), rows(bobs.body));
   assert.deepEqual(Object.keys(viaBob.body.targets[0]).sort(), ['agent', 'connected', 'grant', 'hosts', 'labels', 'lastSeen', 'ports', 'routes', 'rttMs', 'version'], 'no agent internals (authority, addresses) in a user row');
+});
+
+test("audit --follow: a non-admin's live rows are their own, not the rows written between them", async () => {
+  const as = (user: string, groups: string[]): Principal => ({ user, groups, via: 'token' });
+  const lines: Array<{ user: string; target: string }> = [];
+  let req: ReturnType<typeof https.get> | undefined;
+  const sawOwn = new Promise<void>((resolve, reject) => {
+    req = https.get(`${lab.hub.url}/api/v1/audit?follow=true&kind=stream`, { ca: fs.readFileSync(lab.hub.caPath), headers: { authorization: `Bearer ${ana.token}` } }, (res) => {
+      assert.equal(res.statusCode, 200);
+      let text = '';
+      res.setEncoding('utf8').on('data', (chunk: string) => {
+        text += chunk;
+        for (let nl = text.indexOf('\n'); nl >= 0; nl = text.indexOf('\n')) {
+          lines.push(JSON.parse(text.slice(0, nl)));
+          text = text.slice(nl + 1);
+          if (lines.at(-1)!.target === 'db-1:23') resolve();
+        }
+      });
+      // Once the follower is subscribed (its head is sent), bob's row is written first, then ana's.
+      void (async () => {
+        await assert.rejects(lab.hub.opener.open({ target: 'site-2:22', principal: as('bob', ['ops']), door: 'connect', source: 'test' }));
+        await assert.rejects(lab.hub.opener.open({ target: 'db-1:23', principal: as('ana', ['dev']), door: 'connect', source: 'test' }));
+      })().catch(reject);
+    });
+    req.on('error', reject);
+  });
+  try {
+    await withDeadline(sawOwn, 10_000, "ana's own row on her audit follow");
+  } finally {
+    req?.destroy();
+  }
+  assert.deepEqual([...new Set(lines.map((l) => l.user))], ['ana'], JSON.stringify(lines));
 });

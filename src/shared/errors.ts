@@ -34,6 +34,7 @@ export const ErrorCodes = {
   WARREN_E_BAD_TARGET: { status: 400, socks: SocksReply.addressTypeNotSupported, summary: 'The target is not HOST:PORT with a valid host name or IP address and a port from 1 to 65535.' },
   WARREN_E_UNAUTHENTICATED: { status: 401, socks: SocksReply.notAllowed, summary: 'No credentials, or credentials that are malformed, expired, revoked or not signed by this hub. The CONNECT door answers 407.' },
   WARREN_E_FORBIDDEN: { status: 403, socks: SocksReply.notAllowed, summary: 'The caller is authenticated but no grant allows this target or action (default deny).' },
+  WARREN_E_CSRF: { status: 403, socks: SocksReply.notAllowed, summary: 'A state-changing request made with the web UI session cookie lacks the session\'s CSRF token (header x-csrf-token) or comes from another origin.' },
   WARREN_E_NOT_FOUND: { status: 404, socks: SocksReply.generalFailure, summary: 'The named object (agent, grant, join token, route) does not exist.' },
   WARREN_E_METHOD_NOT_ALLOWED: { status: 405, socks: SocksReply.commandNotSupported, summary: 'The HTTP method is not supported on this path.' },
   WARREN_E_CONFLICT: { status: 409, socks: SocksReply.generalFailure, summary: 'The object already exists or is in a state that does not allow the change.' },

@@ -1,0 +1,111 @@
+/** Small building blocks shared by the pages: errors, copyable command lines, a two-step delete. */
+import { useState } from 'preact/hooks';
+import type { ComponentChildren } from 'preact';
+import { errorText } from './api.js';
+
+export function ErrorBox({ error }: { error: unknown }) {
+  if (error === undefined || error === null) return null;
+  return (
+    <p class="error" role="alert">
+      {errorText(error)}
+    </p>
+  );
+}
+
+/** A command in a code box with a Copy button (the clipboard when the browser allows it). */
+export function CopyLine({ text, label }: { text: string; label: string }) {
+  const [copied, setCopied] = useState(false);
+  const copy = () =>
+    void navigator.clipboard.writeText(text).then(
+      () => setCopied(true),
+      () => setCopied(false),
+    );
+  return (
+    <div class="copyline">
+      <code aria-label={label}>{text}</code>
+      <button type="button" onClick={copy} aria-label={`Copy ${label}`}>
+        {copied ? 'Copied' : 'Copy'}
+      </button>
+    </div>
+  );
+}
+
+/** A button that asks once more before doing something that cannot be undone. */
+export function ConfirmButton({ label, what, onConfirm }: { label: string; what: string; onConfirm: () => Promise<void> }) {
+  const [asking, setAsking] = useState(false);
+  const [busy, setBusy] = useState(false);
+  if (!asking) {
+    return (
+      <button type="button" class="danger" aria-label={`${label} ${what}`} onClick={() => setAsking(true)}>
+        {label}
+      </button>
+    );
+  }
+  return (
+    <span class="confirm">
+      <button
+        type="button"
+        class="danger"
+        disabled={busy}
+        aria-label={`Confirm: ${label} ${what}`}
+        onClick={() => {
+          setBusy(true);
+          void onConfirm().finally(() => (setBusy(false), setAsking(false)));
+        }}
+      >
+        Confirm
+      </button>
+      <button type="button" onClick={() => setAsking(false)}>
+        Cancel
+      </button>
+    </span>
+  );
+}
+
+/** A table that scrolls sideways on narrow screens instead of overflowing the page. */
+export function Table({ caption, head, children }: { caption: string; head: readonly string[]; children: ComponentChildren }) {
+  return (
+    <div class="tablewrap" tabIndex={0} role="region" aria-label={caption}>
+      <table>
+        <caption>{caption}</caption>
+        <thead>
+          <tr>
+            {head.map((h) => (
+              <th scope="col" key={h}>
+                {h}
+              </th>
+            ))}
+          </tr>
+        </thead>
+        <tbody>{children}</tbody>
+      </table>
+    </div>
+  );
+}
+
+export function Field({ label, children, hint }: { label: string; children: ComponentChildren; hint?: string }) {
+  return (
+    <label class="field">
+      <span>{label}</span>
+      {children}
+      {hint ? <small>{hint}</small> : null}
+    </label>
+  );
+}
+
+export function formatBytes(n: number): string {
+  if (n < 1024) return `${n} B`;
+  const units = ['KiB', 'MiB', 'GiB', 'TiB'];
+  let v = n;
+  let i = -1;
+  do {
+    v /= 1024;
+    i++;
+  } while (v >= 1024 && i < units.length - 1);
+  return `${v.toFixed(1)} ${units[i]!}`;
+}
+
+/** `a, b, c` for lists; an em dash for none. */
+export function list(items: readonly string[] | undefined): string {
+  return items && items.length ? items.join(', ') : '—';
+}
