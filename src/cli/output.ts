@@ -4,8 +4,8 @@ import { WarrenError } from '../shared/errors.js';
 
 export type OutputFormat = 'json' | 'yaml' | 'table';
 
-export function parseFormat(text: string | undefined, fallback: OutputFormat = 'table'): OutputFormat {
-  const f = text ?? fallback;
+export function parseFormat(text: string | undefined): OutputFormat {
+  const f = text ?? 'table';
   if (f !== 'json' && f !== 'yaml' && f !== 'table') throw new WarrenError('WARREN_E_USAGE', `-o must be json, yaml or table, not "${f}"`);
   return f;
 }

@@ -5,11 +5,12 @@
 import assert from 'node:assert/strict';
 import http from 'node:http';
 import { once } from 'node:events';
-import { Writable } from 'node:stream';
+import { Readable, Writable } from 'node:stream';
 import { test, type TestContext } from 'node:test';
 import { pino } from 'pino';
 import { WarrenError } from '../shared/errors.js';
-import { sendError } from './httpJson.js';
+import { z } from 'zod';
+import { readJson, sendError } from './httpJson.js';
 
 async function serve(t: TestContext, fail: () => unknown) {
   const lines: Array<{ level: number; err: { stack: string }; [field: string]: unknown }> = [];
@@ -51,4 +52,11 @@ test('a deliberate 5xx refusal is logged as a warning with its requestId; a 4xx 
   assert.equal(bad.status, 400);
   assert.match(JSON.parse(bad.text).requestId, /^[0-9a-f]{12}$/);
   assert.deepEqual(bad.lines, []);
+});
+
+test('a validation message names its field once: "ttl must be …", not "ttl: ttl must be …"', async () => {
+  const schema = z.object({ ttl: z.string().refine(() => false, 'ttl must be a duration like 30m'), ports: z.number().optional() });
+  const request = (body: unknown) => Object.assign(Readable.from([Buffer.from(JSON.stringify(body))]), { headers: {} }) as unknown as http.IncomingMessage;
+  await assert.rejects(readJson(request({ ttl: '0' }), schema), (e: WarrenError) => e.code === 'WARREN_E_BAD_REQUEST' && e.message === 'ttl must be a duration like 30m');
+  await assert.rejects(readJson(request({ ttl: '1h', ports: 'x' }), schema.extend({ ttl: z.string() })), (e: WarrenError) => /^ports: /.test(e.message));
 });

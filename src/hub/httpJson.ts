@@ -36,7 +36,9 @@ export function parseInput<T extends z.ZodType>(schema: T, value: unknown, part:
   if (!parsed.success) {
     const issue = parsed.error.issues[0]!;
     const field = issue.path.join('.') || part;
-    throw new WarrenError('WARREN_E_BAD_REQUEST', `${field}: ${issue.message}`, { field });
+    // A message that already names its field ("ttl must be …") is not prefixed a second time.
+    const message = new RegExp(`^${field.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}\\b`).test(issue.message) ? issue.message : `${field}: ${issue.message}`;
+    throw new WarrenError('WARREN_E_BAD_REQUEST', message, { field });
   }
   return parsed.data;
 }

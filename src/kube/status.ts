@@ -6,9 +6,10 @@
  *    "message":"cluster alpha has no connected agent","reason":"ServiceUnavailable","code":503}
  *
  * kubectl shows that as `Error from server (ServiceUnavailable): cluster alpha has no connected agent`.
- * `Retry-After` goes only with 429 (a Warren quota), as the API server's own priority and fairness
- * sends it: client-go then waits and retries by itself. Never with a 5xx: client-go retries those ten
- * times when they carry one.
+ * `Retry-After` goes with 429 (a Warren quota), as the API server's own priority and fairness sends
+ * it: client-go then waits and retries by itself. With a 5xx only when a retry will find things
+ * changed (a request whose tunnel died under it: another agent serves the retry), never for a lasting
+ * state such as "no connected agent": client-go retries a 5xx that carries one ten times.
  *
  * On discovery paths the message also goes out as a `Warning: 299 - "…"` header: kubectl's discovery
  * step (the first requests to a cluster, before its discovery cache is warm) reads error bodies raw

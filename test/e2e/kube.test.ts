@@ -644,6 +644,62 @@ describe('the Kubernetes door: kubectl and client-node through the hub to member
       });
     }
 
+    it('a POST in flight when its agent dies is answered 503 with Retry-After; the next kubectl runs are served by the other agent', async () => {
+      // Each agent of this cluster fronts an API server of its own, so the one holding the POST shows
+      // which agent carries it.
+      const cluster = 'omega-post';
+      const members = new Map<FakeApiserver, AgentProc>([
+        [alphaApi, await startKubeAgent(`${cluster}-1`, cluster, alphaApi)],
+        [betaApi, await startKubeAgent(`${cluster}-2`, cluster, betaApi)],
+      ]);
+      const marks = new Map([...members.keys()].map((api) => [api, mark(api)] as const));
+      const body = JSON.stringify({ apiVersion: 'v1', kind: 'Pod', metadata: { name: 'in-flight' }, spec: { containers: [{ name: 'main', image: 'busybox' }] } });
+      const post = https.request(`${hub.url}/k8s/clusters/${cluster}/api/v1/namespaces/team-a/pods`, {
+        method: 'POST', headers: { Authorization: `Bearer ${devToken}`, 'Content-Type': 'application/json' }, ca: hubCa, agent: false,
+      });
+      const answer = new Promise<Http>((resolve, reject) => {
+        post.on('response', (res) => {
+          let text = '';
+          res.setEncoding('utf8');
+          res.on('data', (c: string) => (text += c));
+          res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: text }));
+        });
+        post.on('error', reject);
+      });
+      // Half the body: the member API server has the request and waits for the rest, which never comes.
+      post.write(body.slice(0, body.length / 2));
+      const holder = await withDeadline(
+        (async () => {
+          for (;;) {
+            const api = [...members.keys()].find((x) => since(x, marks.get(x)!, (q) => q.method === 'POST' && q.status === 0).length > 0);
+            if (api) return api;
+            await new Promise((r) => setTimeout(r, 20));
+          }
+        })(),
+        10_000,
+        'the POST reaching a member API server',
+      );
+      const survivor = holder === alphaApi ? betaApi : alphaApi;
+      members.get(holder)!.child.kill('SIGKILL');
+      const res = await withDeadline(answer, 10_000, 'the answer to the POST');
+      post.destroy();
+      assert.equal(res.status, 503, res.body);
+      assert.equal(res.headers['retry-after'], '1', 'client-go retries a 503 that carries Retry-After');
+      assert.deepEqual(JSON.parse(res.body), {
+        kind: 'Status', apiVersion: 'v1', metadata: {}, status: 'Failure', message: `the tunnel to cluster ${cluster} failed during the request; retry it`, reason: 'ServiceUnavailable', code: 503,
+      });
+
+      // Right after the kill (discovery, then the list), with the dead agent's pooled streams still fresh.
+      const kc = await kubeconfigFor(cluster, ['--cluster', cluster, '--user', 'dev']);
+      const afterKill = mark(survivor);
+      for (let i = 0; i < 3; i++) {
+        const r = await kubectl(kc, ['get', 'pods', '-n', 'team-a', '-o', 'name']);
+        assert.equal(r.code, 0, r.stderr);
+        assert.match(r.stdout, /^pod\//m);
+      }
+      assert.equal(since(survivor, afterKill, (q) => q.verb === 'list' && q.user === 'dev').length, 3);
+    });
+
     it('when one agent of a cluster leaves, requests go to the other', async () => {
       await procs.kill(agents.get('alpha-2')!.child);
       for (let i = 0; i < 5; i++) {

@@ -7,6 +7,7 @@ import { dialHub } from '../../tunnel/dialHub.js';
 import { parseLabels } from '../../agent/config.js';
 import { normalisePin, parseHubUrl, resolveClient, writeLogin, type ClientFlags } from '../clientConfig.js';
 import { parseFormat, render, type Column } from '../output.js';
+import { examples, outputOption } from '../conventions.js';
 import { collect } from '../../shared/options.js';
 import http from 'node:http';
 import fs from 'node:fs';
@@ -25,8 +26,8 @@ async function call<T>(cmd: Command, method: string, path: string, body?: unknow
   return jsonOrThrow<T>(await hubRequest(endpoint, method, path, { body, token }));
 }
 
-function print<T>(cmd: Command, data: T | T[], columns: Column<T>[], fallback: 'table' | 'json' = 'table'): void {
-  process.stdout.write(render(data, parseFormat(clientFlags(cmd).output, fallback), columns));
+function print<T>(cmd: Command, data: T | T[], columns: Column<T>[]): void {
+  process.stdout.write(render(data, parseFormat(clientFlags(cmd).output), columns));
 }
 
 function duration(what: string, text: string): string {
@@ -100,6 +101,9 @@ export function registerAdmin(program: Command): void {
     .requiredOption('--hub <url>', 'hub URL, e.g. https://hub.example.com:8443')
     .requiredOption('--token <token>', 'your access token')
     .requiredOption('--ca-fingerprint <pin>', 'sha256:… pin of the hub CA (printed by `warren hub`)')
+    .addHelpText('after', `
+Examples:
+  warren login --hub https://hub.example.com:8443 --token "$(cat admin.token)" --ca-fingerprint sha256:…`)
     .action(async (o: { hub: string; token: string; caFingerprint: string }) => {
       const url = parseHubUrl(o.hub);
       const pin = normalisePin(o.caFingerprint);
@@ -120,6 +124,7 @@ export function registerAdmin(program: Command): void {
     .option('--clusters <a,b>', 'Kubernetes clusters agents joining with it may serve (--cluster)', collect, [])
     .option('--routes <cidr|.suffix,...>', 'routes agents joining with it may advertise (--route), or any route inside them', collect, [])
     .option('--source-ips <ip,...>', 'addresses a gateway agent joining with it may dial from and listen on (--source-ip; egress and ingress rules)', collect, [])
+    .addOption(outputOption())
     .addHelpText('after', `
 Examples:
   warren join-token create --name node7 --routes 10.20.0.0/16          # one node serving a subnet
@@ -134,12 +139,16 @@ Examples:
         clusters: o.clusters, routes: o.routes, sourceIps: o.sourceIps,
       });
       const view = { token: out.token, expiresAt: out.expiresAt, command: out.command, id: out.id };
-      if (parseFormat(clientFlags(cmd).output, 'table') === 'table') {
+      if (parseFormat(clientFlags(cmd).output) === 'table') {
         process.stdout.write(`Join token (id ${out.id}, expires ${out.expiresAt}):\n\n  ${out.token}\n\nOn the node, run:\n\n  ${out.command}\n`);
       } else print(cmd, view, []);
     });
   jt.command('ls')
     .description('List join tokens (never their secrets).')
+    .addHelpText('after', `
+Examples:
+  warren join-token ls
+  warren join-token ls -o json`)
     .action(async (_o, cmd: Command) => {
       const rows = await call<Array<{ id: string; expiresAt: string; uses: number | null; used: number; expired: boolean; labels: Record<string, string>; authority: AgentAuthority }>>(cmd, 'GET', '/api/v1/join-tokens');
       print(cmd, rows, [
@@ -150,6 +159,9 @@ Examples:
     });
   jt.command('rm <id>')
     .description('Delete a join token.')
+    .addHelpText('after', `
+Examples:
+  warren join-token rm 3f2a9c01d4e5b6a7        # the ID column of \`warren join-token ls\``)
     .action(async (id: string, _o, cmd: Command) => {
       await call(cmd, 'DELETE', `/api/v1/join-tokens/${encodeURIComponent(id)}`);
       process.stdout.write(`join token ${id} deleted\n`);
@@ -159,35 +171,32 @@ Examples:
   agents
     .command('ls')
     .description('List agents with their live tunnel state.')
+    .addHelpText('after', `
+Examples:
+  warren agents ls
+  warren agents ls -o json | jq -r '.[] | select(.connected) | .name'`)
     .action(async (_o, cmd: Command) => print(cmd, await call<AgentRow[]>(cmd, 'GET', '/api/v1/agents'), agentColumns));
   agents
     .command('show <name>')
     .description('Show one agent: what it claims now (clusters, routes) and what its join token lets it claim (authority).')
-    .action(async (name: string, _o, cmd: Command) => print(cmd, await call<AgentRow>(cmd, 'GET', `/api/v1/agents/${encodeURIComponent(name)}`), agentColumns, 'json'));
+    .addHelpText('after', `
+Examples:
+  warren agents show node1
+  warren agents show node1 -o yaml`)
+    .action(async (name: string, _o, cmd: Command) => print(cmd, await call<AgentRow>(cmd, 'GET', `/api/v1/agents/${encodeURIComponent(name)}`), agentColumns));
   agents
     .command('rm <name>')
     .description('Remove an agent: revokes its certificate and drops its tunnel at once.')
+    .addHelpText('after', `
+To bring it back, join it again with a new token: WARREN_JOIN_TOKEN=wj1.… warren agent (same --data-dir).
+
+Examples:
+  warren agents rm node1`)
     .action(async (name: string, _o, cmd: Command) => {
       await call(cmd, 'DELETE', `/api/v1/agents/${encodeURIComponent(name)}`);
       process.stdout.write(`agent ${name} removed; its certificate is revoked\n`);
     });
 
-  program
-    .command('token')
-    .description('Access tokens for people and programs.')
-    .command('create')
-    .description('Issue an access token.')
-    .requiredOption('--user <name>', 'subject of the token')
-    .option('--groups <a,b>', 'groups of the subject', collect, [])
-    .option('--ttl <d>', 'lifetime', '8h')
-    .action(async (o: { user: string; groups: string[]; ttl: string }, cmd: Command) => {
-      const out = await call<{ token: string; user: string; groups: string[]; expiresAt: string; id: string }>(cmd, 'POST', '/api/v1/tokens', {
-        user: o.user, groups: o.groups, ttl: duration('--ttl', o.ttl),
-      });
-      const view = { token: out.token, user: out.user, groups: out.groups, expiresAt: out.expiresAt, id: out.id };
-      if (parseFormat(clientFlags(cmd).output, 'table') === 'table') process.stdout.write(out.token + '\n');
-      else print(cmd, view, []);
-    });
   program
     .command('user-cert')
     .description('Client certificates for people and programs, usable instead of a token.')
@@ -197,6 +206,7 @@ Examples:
     .option('--groups <a,b>', 'groups of the subject', collect, [])
     .option('--ttl <d>', 'lifetime (certificates cannot be revoked: keep it short)', '24h')
     .requiredOption('--out <prefix>', 'write the key to PREFIX.key (0600) and the certificate to PREFIX.crt')
+    .addOption(outputOption())
     .addHelpText('after', `
 Example:
   warren user-cert create --user ci-bot --groups deploy --ttl 8h --out ./ci-bot
@@ -208,14 +218,39 @@ Example:
       });
       fs.writeFileSync(`${o.out}.key`, keyPem, { mode: 0o600 });
       fs.writeFileSync(`${o.out}.crt`, out.certPem, { mode: 0o644 });
-      if (parseFormat(clientFlags(cmd).output, 'table') === 'table') {
+      if (parseFormat(clientFlags(cmd).output) === 'table') {
         process.stdout.write(`wrote ${o.out}.key and ${o.out}.crt (serial ${out.serial}, expires ${out.expiresAt})\n`);
       } else print(cmd, { key: `${o.out}.key`, cert: `${o.out}.crt`, serial: out.serial, expiresAt: out.expiresAt }, []);
     });
-  const tokens = program.command('tokens').description('List and revoke access tokens.');
+  const tokens = program.command('tokens').description('Access tokens for people and programs: create, list, revoke.');
+  tokens
+    .command('create')
+    .description('Issue an access token.')
+    .requiredOption('--user <name>', 'subject of the token')
+    .option('--groups <a,b>', 'groups of the subject', collect, [])
+    .option('--ttl <d>', 'lifetime', '8h')
+    .addOption(outputOption())
+    .addHelpText('after', `
+The token is printed once (table: the token alone, for $(…)); the hub keeps only its hash.
+
+Examples:
+  warren token create --user ana --groups ops --ttl 8h
+  TOKEN=$(warren token create --user ci-bot --ttl 1h)`)
+    .action(async (o: { user: string; groups: string[]; ttl: string }, cmd: Command) => {
+      const out = await call<{ token: string; user: string; groups: string[]; expiresAt: string; id: string }>(cmd, 'POST', '/api/v1/tokens', {
+        user: o.user, groups: o.groups, ttl: duration('--ttl', o.ttl),
+      });
+      const view = { token: out.token, user: out.user, groups: out.groups, expiresAt: out.expiresAt, id: out.id };
+      if (parseFormat(clientFlags(cmd).output) === 'table') process.stdout.write(out.token + '\n');
+      else print(cmd, view, []);
+    });
   tokens
     .command('ls')
     .description('List access tokens (ids only).')
+    .addHelpText('after', `
+Examples:
+  warren tokens ls
+  warren tokens ls -o json`)
     .action(async (_o, cmd: Command) => {
       const rows = await call<Array<{ id: string; user: string; groups: string[]; expiresAt: string | null; revoked: boolean }>>(cmd, 'GET', '/api/v1/tokens');
       print(cmd, rows, [
@@ -226,39 +261,24 @@ Example:
   tokens
     .command('rm <id>')
     .description('Revoke an access token.')
+    .addHelpText('after', `
+Examples:
+  warren tokens rm 6c1d…        # the ID column of \`warren tokens ls\``)
     .action(async (id: string, _o, cmd: Command) => {
       await call(cmd, 'DELETE', `/api/v1/tokens/${encodeURIComponent(id)}`);
       process.stdout.write(`token ${id} revoked\n`);
     });
 
-  program
-    .command('grant')
-    .description('Allow a user or group to reach targets through agents, or to use a cluster.')
-    .option('--user <name>', 'the user to grant')
-    .option('--group <name>', 'the group to grant')
-    .option('--agent <glob>', 'agents whose targets are granted (e.g. "site-*")')
-    .option('--host <glob|cidr>', 'hosts the agent dials (localhost for its own host)')
-    .option('--ports <list>', 'ports, e.g. 22,8000-8100')
-    .option('--cluster <glob>', 'cluster(s) whose API is granted')
-    .option('--kube-groups <a,b>', 'extra Kubernetes groups to impersonate for this grant', collect, [])
-    .addHelpText('after', `
-Examples:
-  warren grant --user ana --agent 'site-*' --ports 22
-  warren grant --group ops --agent gw --host 10.20.0.0/16
-  warren grant --group dev --cluster prod --kube-groups view`)
-    .action(async (o: { user?: string; group?: string; agent?: string; host?: string; ports?: string; cluster?: string; kubeGroups: string[] }, cmd: Command) => {
-      if (!o.user === !o.group) throw new WarrenError('WARREN_E_USAGE', 'give exactly one of --user or --group');
-      if (!o.agent === !o.cluster) throw new WarrenError('WARREN_E_USAGE', 'give exactly one of --agent (targets) or --cluster (Kubernetes API)');
-      const body = { user: o.user, group: o.group, agent: o.agent, host: o.host, ports: o.ports, cluster: o.cluster, kubeGroups: o.kubeGroups };
-      const g = await call<GrantRow>(cmd, 'POST', '/api/v1/grants', body);
-      if (parseFormat(clientFlags(cmd).output, 'table') === 'table') process.stdout.write(`grant ${g.id} created\n`);
-      else print(cmd, g, grantColumns);
-    });
-  const grants = program.command('grants').description('List and delete grants.');
-  grants.command('ls').description('List grants.').action(async (_o, cmd: Command) => print(cmd, await call<GrantRow[]>(cmd, 'GET', '/api/v1/grants'), grantColumns));
+  defineGrant(program.command('grant'));
+  const grants = program.command('grants').description('Grants: who may reach which targets or clusters.');
+  defineGrant(grants.command('create'));
+  examples(grants.command('ls').description('List grants.'), ['warren grants ls', 'warren grants ls -o json']).action(async (_o, cmd: Command) => print(cmd, await call<GrantRow[]>(cmd, 'GET', '/api/v1/grants'), grantColumns));
   grants
     .command('rm <id>')
     .description('Delete a grant.')
+    .addHelpText('after', `
+Examples:
+  warren grants rm 4b9e…        # the ID column of \`warren grants ls\``)
     .action(async (id: string, _o, cmd: Command) => {
       await call(cmd, 'DELETE', `/api/v1/grants/${encodeURIComponent(id)}`);
       process.stdout.write(`grant ${id} deleted\n`);
@@ -273,6 +293,7 @@ Examples:
     .option('--kind <kind>', 'stream, kube, agent or admin')
     .option('--limit <n>', 'at most this many rows, the newest', '1000')
     .option('--follow', 'keep printing rows as they are written')
+    .addOption(outputOption())
     .addHelpText('after', `
 Examples:
   warren audit --since 1h                        # your own rows (admins: everyone's)
@@ -289,10 +310,37 @@ Examples:
     });
 }
 
+/** `warren grant …` and `warren grants create …`: the same command under both names. */
+function defineGrant(cmd: Command): Command {
+  return cmd
+    .description('Allow a user or group to reach targets through agents, or to use a cluster.')
+    .option('--user <name>', 'the user to grant')
+    .option('--group <name>', 'the group to grant')
+    .option('--agent <glob>', 'agents whose targets are granted (e.g. "site-*")')
+    .option('--host <glob|cidr>', 'hosts the agent dials (localhost for its own host)')
+    .option('--ports <list>', 'ports, e.g. 22,8000-8100')
+    .option('--cluster <glob>', 'cluster(s) whose API is granted')
+    .option('--kube-groups <a,b>', 'extra Kubernetes groups to impersonate for this grant', collect, [])
+    .addOption(outputOption())
+    .addHelpText('after', `
+Examples:
+  warren grant --user ana --agent 'site-*' --ports 22
+  warren grant --group ops --agent gw --host 10.20.0.0/16
+  warren grant --group dev --cluster prod --kube-groups view`)
+    .action(async (o: { user?: string; group?: string; agent?: string; host?: string; ports?: string; cluster?: string; kubeGroups: string[] }, cmd: Command) => {
+      if (!o.user === !o.group) throw new WarrenError('WARREN_E_USAGE', 'give exactly one of --user or --group');
+      if (!o.agent === !o.cluster) throw new WarrenError('WARREN_E_USAGE', 'give exactly one of --agent (targets) or --cluster (Kubernetes API)');
+      const body = { user: o.user, group: o.group, agent: o.agent, host: o.host, ports: o.ports, cluster: o.cluster, kubeGroups: o.kubeGroups };
+      const g = await call<GrantRow>(cmd, 'POST', '/api/v1/grants', body);
+      if (parseFormat(clientFlags(cmd).output) === 'table') process.stdout.write(`grant ${g.id} created\n`);
+      else print(cmd, g, grantColumns);
+    });
+}
+
 /** Streams NDJSON rows; json output prints one JSON object a line, tables one row a line. */
 async function followAudit(cmd: Command, path: string): Promise<void> {
   const { endpoint, token } = await resolveClient(clientFlags(cmd));
-  const format = parseFormat(clientFlags(cmd).output, 'table');
+  const format = parseFormat(clientFlags(cmd).output);
   const socket = await dialHub(endpoint);
   await new Promise<void>((resolve, reject) => {
     const req = http.request({ createConnection: () => socket, method: 'GET', path, headers: { host: endpoint.url.host, authorization: `Bearer ${token}` } });

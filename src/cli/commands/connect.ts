@@ -3,10 +3,12 @@
  * stdin's end half-closes the stream (the target still answers); the command exits when the remote
  * side closes: 0 after a clean end, 1 when the stream breaks or is refused (reason on stderr).
  */
+import type { Command } from 'commander';
 import { WarrenError } from '../../shared/errors.js';
 import { parseHostPort, formatHostPort, type HostPort } from '../../shared/hostPort.js';
 import type { HubEndpoint } from '../../tunnel/dialHub.js';
 import { openThroughHub } from '../../client/connectThroughHub.js';
+import { resolveClient, type ClientFlags } from '../clientConfig.js';
 
 /** After SIGHUP (ssh exiting), how long the stream may take to close cleanly before it is dropped. */
 const HANG_UP_GRACE_MS = 2_000;
@@ -16,6 +18,24 @@ export function connectTarget(targetText: string): HostPort {
   const target = parseHostPort(targetText);
   if (!target) throw new WarrenError('WARREN_E_USAGE', `"${targetText}" is not HOST:PORT (IPv6 in brackets: [fd00::1]:22)`);
   return target;
+}
+
+export function registerConnect(program: Command): void {
+  program
+    .command('connect <target>')
+    .description('Carry stdin/stdout to HOST:PORT through the hub (for ssh ProxyCommand).')
+    .addHelpText('after', `
+Targets: NODE:22 (an agent's own host), db.prod.alpha.warren:5432 (a host behind agent alpha),
+10.20.0.5:8080 (a host in a route an agent advertises).
+
+Examples:
+  ssh -o ProxyCommand='warren connect %h:%p' root@node1
+  ansible_ssh_common_args='-o ProxyCommand="warren connect %h:%p"'`)
+    .action(async (target: string, _o, cmd: Command) => {
+      connectTarget(target);
+      const { endpoint, token } = await resolveClient(cmd.optsWithGlobals<ClientFlags>());
+      process.exitCode = await runConnect(endpoint, token!, target);
+    });
 }
 
 export async function runConnect(ep: HubEndpoint, token: string, targetText: string): Promise<number> {

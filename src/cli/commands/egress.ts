@@ -7,6 +7,7 @@ import { WarrenError } from '../../shared/errors.js';
 import { isLabel, parseHostPort } from '../../shared/hostPort.js';
 import { isForwardName, parseAllowFrom, parseEntry } from '../../shared/forwardSpec.js';
 import { parseFormat, render, type Column } from '../output.js';
+import { examples, outputOption } from '../conventions.js';
 import { collect } from '../../shared/options.js';
 import { call, type ForwardRow } from './forwards.js';
 
@@ -37,8 +38,8 @@ const TCP_ONLY = 'TCP only: UDP is not carried (yet).';
 
 type Opts = { output?: string };
 
-function print(cmd: Command, data: ForwardRow | ForwardRow[], columns: Column<ForwardRow>[], fallback: 'table' | 'json' = 'table'): void {
-  process.stdout.write(render(data, parseFormat(cmd.optsWithGlobals<Opts>().output, fallback), columns));
+function print(cmd: Command, data: ForwardRow | ForwardRow[], columns: Column<ForwardRow>[]): void {
+  process.stdout.write(render(data, parseFormat(cmd.optsWithGlobals<Opts>().output), columns));
 }
 
 function usage(message: string): WarrenError {
@@ -55,22 +56,16 @@ function checkCommon(name: string, gateway: string, target: string, allowFrom: s
 }
 
 function report(cmd: Command, r: ForwardRow, columns: Column<ForwardRow>[], line: string): void {
-  if (parseFormat(cmd.optsWithGlobals<Opts>().output, 'table') !== 'table') return print(cmd, r, columns);
+  if (parseFormat(cmd.optsWithGlobals<Opts>().output) !== 'table') return print(cmd, r, columns);
   process.stdout.write(r.listening ? `${line}\n` : `${r.kind} rule ${r.name} created, not listening yet: ${r.lastError?.message ?? 'unknown reason'}\n`);
 }
 
 function lsShowRm(group: Command, kind: 'egress' | 'ingress', columns: Column<ForwardRow>[]): void {
-  group
-    .command('ls')
-    .description(`List ${kind} rules with their live state: listening, open streams, bytes in/out, last error.`)
+  examples(group.command('ls').description(`List ${kind} rules with their live state: listening, open streams, bytes in/out, last error.`), [`warren ${kind} ls`, `warren ${kind} ls -o json`])
     .action(async (_o, cmd: Command) => print(cmd, await call<ForwardRow[]>(cmd, 'GET', `/api/v1/${kind}`), columns));
-  group
-    .command('show <name>')
-    .description(`Show one ${kind} rule (JSON unless -o says otherwise).`)
-    .action(async (name: string, _o, cmd: Command) => print(cmd, await call<ForwardRow>(cmd, 'GET', `/api/v1/${kind}/${encodeURIComponent(name)}`), columns, 'json'));
-  group
-    .command('rm <name>')
-    .description(`Delete an ${kind} rule: its listener closes at once and its connections are cut.`)
+  examples(group.command('show <name>').description(`Show one ${kind} rule.`), [`warren ${kind} show NAME`, `warren ${kind} show NAME -o json`])
+    .action(async (name: string, _o, cmd: Command) => print(cmd, await call<ForwardRow>(cmd, 'GET', `/api/v1/${kind}/${encodeURIComponent(name)}`), columns));
+  examples(group.command('rm <name>').description(`Delete an ${kind} rule: its listener closes at once and its connections are cut.`), [`warren ${kind} rm NAME`])
     .action(async (name: string, _o, cmd: Command) => {
       await call(cmd, 'DELETE', `/api/v1/${kind}/${encodeURIComponent(name)}`);
       process.stdout.write(`${kind} rule ${name} deleted\n`);
@@ -89,6 +84,7 @@ export function registerEgress(program: Command): void {
     .requiredOption('--source-ip <ip>', 'the gateway address the target sees as the client')
     .requiredOption('--entry <entry>', 'where clients connect: hub:[ADDR:]PORT or AGENT:[ADDR:]PORT (e.g. the cluster agent, fronted by a Service)')
     .option('--from <cidr,...>', 'only these client CIDRs or addresses may use the entry (default: anyone who can reach it)', collect, [])
+    .addOption(outputOption())
     .addHelpText('after', `
 Examples:
   # pods reach the database from 10.9.0.5 through agent "cluster" (port 15432) and gateway "gw":
@@ -117,6 +113,7 @@ ${TCP_ONLY} See docs/static-egress-ip.md.`)
     .requiredOption('--listen <source-ip:port>', 'the gateway address and port external servers connect to')
     .requiredOption('--target <host:port>', 'where connections go, addressed like any door (web.ns1.svc.cluster.local.cluster.warren:80)')
     .option('--from <cidr,...>', 'only these client CIDRs or addresses may connect (default: anyone who can reach it)', collect, [])
+    .addOption(outputOption())
     .addHelpText('after', `
 Examples:
   # the external server connects to 10.9.0.5:8080 and reaches service web in cluster "cluster":

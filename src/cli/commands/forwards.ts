@@ -7,6 +7,7 @@ import { isForwardName, parseAllowFrom, parseEntry } from '../../shared/forwardS
 import { resolveClient, type ClientFlags } from '../clientConfig.js';
 import { parseFormat, render, type Column } from '../output.js';
 import { collect } from '../../shared/options.js';
+import { outputOption } from '../conventions.js';
 
 type Opts = ClientFlags & { output?: string };
 
@@ -33,8 +34,8 @@ export async function call<T>(cmd: Command, method: string, path: string, body?:
   return jsonOrThrow<T>(await hubRequest(endpoint, method, path, { body, token }));
 }
 
-function print<T>(cmd: Command, data: T | T[], fallback: 'table' | 'json' = 'table'): void {
-  process.stdout.write(render(data as ForwardRow | ForwardRow[], parseFormat(cmd.optsWithGlobals<Opts>().output, fallback), columns));
+function print<T>(cmd: Command, data: T | T[]): void {
+  process.stdout.write(render(data as ForwardRow | ForwardRow[], parseFormat(cmd.optsWithGlobals<Opts>().output), columns));
 }
 
 export function registerForwards(program: Command): void {
@@ -45,6 +46,7 @@ export function registerForwards(program: Command): void {
     .requiredOption('--entry <entry>', 'where it listens: hub:[ADDR:]PORT or AGENT:[ADDR:]PORT (port 0: a free port, kept)')
     .requiredOption('--target <host:port>', 'where connections go, addressed like any door (node1:22, db.alpha.warren:5432, 10.20.0.5:80)')
     .option('--allow-from <cidr,...>', 'only these client CIDRs or addresses may connect (default: anyone who can reach the entry)', collect, [])
+    .addOption(outputOption())
     .addHelpText('after', `
 Examples:
   warren forwards create pg --entry hub:15432 --target db.prod.alpha.warren:5432 --allow-from 10.0.0.0/8
@@ -58,21 +60,32 @@ Examples:
       const allow = parseAllowFrom(o.allowFrom);
       if ('error' in allow) throw new WarrenError('WARREN_E_USAGE', `--allow-from: ${allow.error}`);
       const f = await call<ForwardRow>(cmd, 'POST', '/api/v1/forwards', { name, entry: o.entry, target: o.target, allowFrom: allow });
-      if (parseFormat(cmd.optsWithGlobals<Opts>().output, 'table') !== 'table') return print(cmd, f);
+      if (parseFormat(cmd.optsWithGlobals<Opts>().output) !== 'table') return print(cmd, f);
       if (f.listening) process.stdout.write(`forward ${f.name} listening on ${f.agent ? `agent ${f.agent} at ` : ''}${f.address} → ${f.target}\n`);
       else process.stdout.write(`forward ${f.name} created, not listening yet: ${f.lastError?.message ?? 'unknown reason'}\n`);
     });
   forwards
     .command('ls')
     .description('List forwards (egress and ingress rules too) with their state: listening, open streams, bytes in/out, last error.')
+    .addHelpText('after', `
+Examples:
+  warren forwards ls
+  warren forwards ls -o json`)
     .action(async (_o, cmd: Command) => print(cmd, await call<ForwardRow[]>(cmd, 'GET', '/api/v1/forwards')));
   forwards
     .command('show <name>')
     .description('Show one forward.')
-    .action(async (name: string, _o, cmd: Command) => print(cmd, await call<ForwardRow>(cmd, 'GET', `/api/v1/forwards/${encodeURIComponent(name)}`), 'json'));
+    .addHelpText('after', `
+Examples:
+  warren forwards show pg
+  warren forwards show pg -o json`)
+    .action(async (name: string, _o, cmd: Command) => print(cmd, await call<ForwardRow>(cmd, 'GET', `/api/v1/forwards/${encodeURIComponent(name)}`)));
   forwards
     .command('rm <name>')
     .description('Delete a forward: its listener closes at once and its connections are cut.')
+    .addHelpText('after', `
+Examples:
+  warren forwards rm pg`)
     .action(async (name: string, _o, cmd: Command) => {
       await call(cmd, 'DELETE', `/api/v1/forwards/${encodeURIComponent(name)}`);
       process.stdout.write(`forward ${name} deleted\n`);

@@ -3,7 +3,7 @@
  * https://HUB/k8s/clusters/NAME with the hub CA embedded. The token is the caller's own, or, with
  * --user (admins), a new access token issued for that user and groups.
  */
-import type { Command } from 'commander';
+import { Option, type Command } from 'commander';
 import YAML from 'yaml';
 import { WarrenError } from '../../shared/errors.js';
 import { parseDuration } from '../../shared/duration.js';
@@ -40,6 +40,8 @@ export function registerKubeconfig(program: Command): void {
     .option('--ttl <d>', 'with --user: lifetime of the issued token', '8h')
     .option('--context-prefix <p>', 'prefix for context and cluster names (to merge kubeconfigs of several hubs)')
     .option('--namespace <ns>', 'default namespace of every context')
+    // A kubeconfig is a document, not rows: yaml (what kubectl reads) or json, no table.
+    .addOption(new Option('-o, --output <format>', 'kubeconfig format').choices(['yaml', 'json']).default('yaml'))
     .addHelpText('after', `
 Examples:
   warren kubeconfig --all > ~/.kube/warren.yaml && kubectl --kubeconfig ~/.kube/warren.yaml --context alpha get pods
@@ -59,7 +61,6 @@ async function buildKubeconfig(o: KubeconfigFlags): Promise<string> {
   for (const c of o.cluster) if (!isLabel(c)) throw new WarrenError('WARREN_E_USAGE', `--cluster "${c}" is not a cluster name (an RFC 1123 label)`);
   if (o.user && !(parseDuration(o.ttl) ?? 0)) throw new WarrenError('WARREN_E_USAGE', `--ttl: "${o.ttl}" is not a duration like 30m, 8h, 7d`);
   const format = o.output ?? 'yaml';
-  if (format !== 'yaml' && format !== 'json' && format !== 'table') throw new WarrenError('WARREN_E_USAGE', '-o must be yaml or json');
 
   const { endpoint, token } = await resolveClient(o);
   const call = async <T>(method: string, path: string, body?: unknown) => jsonOrThrow<T>(await hubRequest(endpoint, method, path, { body, token }));

@@ -5,6 +5,7 @@ import type { RouteExplanation } from '../../hub/routeExplain.js';
 import { resolveClient, type ClientFlags } from '../clientConfig.js';
 import { connectTarget } from './connect.js';
 import { parseFormat, render } from '../output.js';
+import { outputOption } from '../conventions.js';
 import { formatHostPort } from '../../shared/hostPort.js';
 
 type Opts = ClientFlags & { output?: string; user?: string; groups?: string };
@@ -17,6 +18,7 @@ export function registerRoute(program: Command): void {
     .description('Dry run: which agent(s) would serve HOST:PORT, by which rule, and whether the user may reach it.')
     .option('--user <name>', 'admins: judge this user (default: you); groups come from their live tokens unless --groups')
     .option('--groups <a,b>', "judge with these groups (yours, or any for admins) instead of the user's own")
+    .addOption(outputOption())
     .addHelpText('after', `
 Rules (first match wins): 1 HOST.<agent>.warren, 2 an agent's name, 3 an advertised route (longest
 match; agents with the same route share the load), 4 refused. Nothing is dialled. Any user may ask
@@ -34,7 +36,7 @@ Examples:
       if (o.user) q.set('user', o.user);
       if (o.groups !== undefined) q.set('groups', o.groups);
       const e = jsonOrThrow<RouteExplanation>(await hubRequest(endpoint, 'GET', `/api/v1/routes/explain?${q}`, { token }));
-      const format = parseFormat(o.output, 'table');
+      const format = parseFormat(o.output);
       process.stdout.write(format === 'table' ? describe(e) : render(e, format, []));
     });
 }

@@ -5,6 +5,7 @@ import { hubRequest, jsonOrThrow, type HubResponse } from '../../client/hubHttp.
 import type { Me, MyAccess } from '../../hub/apiSchemas.js';
 import { resolveClient, type ClientFlags } from '../clientConfig.js';
 import { parseFormat, render } from '../output.js';
+import { outputOption } from '../conventions.js';
 
 type Opts = ClientFlags & { output?: string; user?: string; groups?: string };
 
@@ -27,6 +28,7 @@ export function registerSelf(program: Command): void {
   program
     .command('whoami')
     .description('Show who the hub thinks you are: user, groups, when your credential expires, and the hub.')
+    .addOption(outputOption())
     .addHelpText('after', `
 Examples:
   warren whoami
@@ -35,7 +37,7 @@ Examples:
       const o = cmd.optsWithGlobals<Opts>();
       const { res, hub } = await get(o, '/api/v1/me');
       const me = jsonOrThrow<z.output<typeof Me>>(res);
-      const format = parseFormat(o.output, 'table');
+      const format = parseFormat(o.output);
       if (format !== 'table') return void process.stdout.write(render(me, format, []));
       const rows: Array<[string, string]> = [
         ['hub', `${hub} (version ${me.hub.version})`],
@@ -70,7 +72,7 @@ Examples:
       if (o.user) q.set('user', o.user);
       if (o.groups !== undefined) q.set('groups', o.groups);
       const access = jsonOrThrow<z.output<typeof MyAccess>>((await get(o, `/api/v1/me/access${q.size ? `?${q}` : ''}`)).res);
-      const format = parseFormat(o.output, 'table');
+      const format = parseFormat(o.output);
       if (format !== 'table') return void process.stdout.write(render(access, format, []));
       const who = `${access.user}${access.groups.length ? ` (${access.groups.join(', ')})` : ''}`;
       if (access.targets.length === 0 && access.clusters.length === 0) {

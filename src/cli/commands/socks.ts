@@ -24,7 +24,7 @@ export function registerSocks(program: Command): void {
     .description('Run a local SOCKS5 proxy that carries each connection through the hub with your token (like ssh -D).')
     .option('--listen <addr>', 'HOST:PORT to listen on (port 0: a free port; the bound address is printed)', '127.0.0.1:1080')
     .addHelpText('after', `
-Targets are resolved by the hub (design §3): node1:22, web.alpha.warren:8080, or an address or name in a
+Targets are resolved by the hub: node1:22, web.alpha.warren:8080, or an address or name in a
 route an agent advertises. Use socks5h:// (or --socks5-hostname) so names reach the hub unresolved.
 
 Examples:

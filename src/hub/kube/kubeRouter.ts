@@ -19,8 +19,9 @@
  *
  * Bodies stream both ways (watch, logs -f); upgrades (exec, attach, port-forward) become raw byte
  * pipes after the 101, through a tunnel stream of their own. Plain requests go over pooled streams;
- * when a pooled stream dies before the answer begins (its agent was killed), a GET/HEAD/OPTIONS is
- * sent again on another agent's stream, and anything else gets a 503 saying to retry it.
+ * when a pooled stream dies before the answer begins (its agent was killed), a GET/HEAD/OPTIONS
+ * without a body (watches included) is sent again on a fresh stream, to an agent that is still there,
+ * and anything else gets a 503 Status with `Retry-After: 1`, which client-go retries by itself.
  *
  * Which requests are multikube's: a path under the Kubernetes API root (`/api`, `/apis`, `/version`,
  * `/openapi`, and what is below them) whose Bearer token is a JWT with a `ctx` claim. Hub tokens never
@@ -59,6 +60,8 @@ export interface KubeRouterDeps {
 
 /** Times an idempotent request is sent again after its stream died before the answer began. */
 const REPLAYS = 2;
+/** Retry-After (seconds) of the 503 for a request whose tunnel died under it and that is not replayed. */
+const TUNNEL_FAILED_RETRY_AFTER_S = 1;
 
 /** A refusal answered as a Kubernetes Status. */
 class KubeRefusal extends Error {
@@ -240,7 +243,10 @@ export class KubeRouter {
         // The stream died before the answer began (its agent was killed or went away): an idempotent
         // request goes again, on a stream to an agent that is still there.
         if (replayable && attempt < REPLAYS && !(err instanceof WarrenError)) return send(attempt + 1);
-        const e = err instanceof WarrenError ? err : new WarrenError('WARREN_E_UNAVAILABLE', `the tunnel to cluster ${a.cluster} failed during the request; retry it`);
+        // Anything else may or may not have reached the member API server: it is not sent again here,
+        // but answered with a 503 that says to retry, with a Retry-After so client-go (kubectl) retries
+        // it by itself, through an agent that is still there.
+        const e = err instanceof WarrenError ? err : new WarrenError('WARREN_E_UNAVAILABLE', `the tunnel to cluster ${a.cluster} failed during the request; retry it`, { retryAfterS: TUNNEL_FAILED_RETRY_AFTER_S });
         status = e.status;
         sendStatus(res, kubeStatus(e.status, e.message), { warning: isDiscoveryPath(a.path), retryAfterS: retryAfterOf(e) });
       });

@@ -1,0 +1,61 @@
+// The CLI as a kubectl user expects it, against a real hub: one noun per resource with the other number
+// accepted, usage errors (the client's and the hub's) exit 2 with one line, tables by default.
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import { ChildGroup } from '../support/proc.js';
+import { cli, startHub, type HubProc } from '../support/warren.js';
+
+describe('warren CLI conventions', () => {
+  const group = new ChildGroup();
+  let hub: HubProc;
+  before(async () => {
+    hub = await startHub({ group });
+  });
+  after(() => group.killAll());
+
+  /** Exit 2, exactly one line on stderr, matching `pattern`. */
+  async function usageError(args: readonly string[], pattern: RegExp): Promise<string> {
+    const r = await cli(hub, args);
+    const lines = r.stderr.split('\n').filter(Boolean);
+    assert.equal(r.code, 2, `warren ${args.join(' ')}: ${r.stderr}`);
+    assert.equal(lines.length, 1, `one line: ${r.stderr}`);
+    assert.match(lines[0]!, pattern);
+    return lines[0]!;
+  }
+
+  it('validation errors found by the hub exit 2 with one line that names the field once', async () => {
+    const ttl = await usageError(['token', 'create', '--user', 'ana', '--ttl', '0'], /^error: ttl must be a duration/);
+    assert.doesNotMatch(ttl, /ttl: ttl/);
+    const ports = await usageError(['grant', '--user', 'ana', '--agent', 'x', '--ports', '99999'], /^error: ports must/);
+    assert.doesNotMatch(ports, /ports: ports/);
+    const since = await usageError(['audit', '--since', 'banana'], /^error: since\b.*duration/);
+    assert.doesNotMatch(since, /since: since/);
+  });
+
+  it('an unknown command keeps commander\'s suggestion on its one line', async () => {
+    await usageError(['tokn', 'ls'], /^error: unknown command 'tokn' \(Did you mean token\?\)/);
+  });
+
+  it('singular and plural reach the same resource', async () => {
+    const created = await cli(hub, ['tokens', 'create', '--user', 'ana']);
+    assert.equal(created.code, 0, created.stderr);
+    const ls = await cli(hub, ['token', 'ls']);
+    assert.equal(ls.code, 0, ls.stderr);
+    assert.match(ls.stdout, /^ID\s+USER\s+GROUPS/);
+    assert.match(ls.stdout, /\bana\b/);
+    for (const args of [['agent', 'ls'], ['grant', 'ls'], ['forward', 'ls']]) {
+      const r = await cli(hub, args);
+      assert.equal(r.code, 0, `warren ${args.join(' ')}: ${r.stderr}`);
+    }
+    // `warren agent` still runs an agent, `warren forward` a local listener: their own usage errors.
+    await usageError(['forward', 'nonsense'], /^error: /);
+  });
+
+  it('show prints a table by default; -o is refused where nothing structured is printed', async () => {
+    const g = await cli(hub, ['grants', 'create', '--user', 'cy', '--agent', 'site-1', '-o', 'json']);
+    const id = (JSON.parse(g.stdout) as { id: string }).id;
+    const ls = await cli(hub, ['grants', 'ls']);
+    assert.match(ls.stdout, new RegExp(`^ID\\s+SUBJECT[^\\n]*\\n(.*\\n)*${id}\\s+user:cy`));
+    await usageError(['grants', 'rm', id, '-o', 'json'], /^error: unknown option '-o'/);
+  });
+});
