@@ -37,7 +37,8 @@ import { PersistentVolumeClaim, Secret, Service, ServiceAccount } from 'kubernet
 import YAML from 'yaml';
 import { agentObjects } from '../src/kube/manifest.js';
 import { NODE_FLAGS } from '../src/shared/nodeFlags.js';
-import { fieldErrors, startFakeApiserver, type FakeApiserver } from './support/fakeKubeApiserver.js';
+import { startFakeApiserver, type FakeApiserver } from './support/kube/apiserver.js';
+import { fieldErrors } from './support/kube/objects.js';
 import { run } from './support/proc.js';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
@@ -238,6 +239,29 @@ describe('Helm chart deploy/helm/warren', () => {
     }
   });
 
+  it('names every object after the release: two releases in one cluster share no object', async () => {
+    const values = { hub: { enabled: true }, agent: AGENT_VALUES.agent };
+    const a = await renderChart(values, { name: 'edge', namespace: 'warren-system' });
+    const b = await renderChart(values, { name: 'core', namespace: 'warren-system' });
+    const c = await renderChart(values, { name: 'edge', namespace: 'other' });
+    const key = (o: Obj) => `${o.kind}/${o.metadata.namespace ?? ''}/${o.metadata.name}`;
+    const names = [a, b, c].map((r) => r.objects.map(key));
+    assert.equal(new Set(names.flat()).size, names.flat().length, `shared objects: ${names.flat().filter((n, i, all) => all.indexOf(n) !== i).join(', ')}`);
+    assert.deepEqual(ids(a.objects), [
+      'ClusterRole/warren-system:edge-agent-impersonator', 'ClusterRoleBinding/warren-system:edge-agent-impersonator', 'Deployment/edge-agent', 'Deployment/edge-hub',
+      'PersistentVolumeClaim/edge-hub-data', 'Secret/edge-join-token', 'Service/edge-hub', 'ServiceAccount/edge-agent',
+    ]);
+    // The references follow the names: binding → role and account, pod → account, secret, claim.
+    const binding = find(a.objects, 'ClusterRoleBinding', 'warren-system:edge-agent-impersonator');
+    assert.equal(binding.roleRef.name, 'warren-system:edge-agent-impersonator');
+    assert.deepEqual(binding.subjects, [{ kind: 'ServiceAccount', name: 'edge-agent', namespace: 'warren-system' }]);
+    const agentPod = find(a.objects, 'Deployment', 'edge-agent').spec.template.spec;
+    assert.equal(agentPod.serviceAccountName, 'edge-agent');
+    assert.equal(agentPod.volumes.find((v: Obj) => v.name === 'join-token').secret.secretName, 'edge-join-token');
+    assert.equal(find(a.objects, 'Deployment', 'edge-hub').spec.template.spec.volumes.find((v: Obj) => v.name === 'data').persistentVolumeClaim.claimName, 'edge-hub-data');
+    assert.match(a.notes, /deploy\/edge-hub/);
+  });
+
   it('uses an existing join-token Secret instead of rendering one', async () => {
     const { objects } = await renderChart({ hub: { enabled: false }, agent: { enabled: true, cluster: 'alpha', existingSecret: 'agent-token' } });
     assert.ok(!objects.some((o) => o.kind === 'Secret'));
@@ -248,7 +272,7 @@ describe('Helm chart deploy/helm/warren', () => {
   it('renders hub and agent together', async () => {
     const { objects } = await renderChart({ agent: AGENT_VALUES.agent });
     assert.deepEqual(ids(objects), [
-      'ClusterRole/warren-agent-impersonator', 'ClusterRoleBinding/warren-agent-impersonator', 'Deployment/warren-agent', 'Deployment/warren-hub',
+      'ClusterRole/warren-system:warren-agent-impersonator', 'ClusterRoleBinding/warren-system:warren-agent-impersonator', 'Deployment/warren-agent', 'Deployment/warren-hub',
       'PersistentVolumeClaim/warren-hub-data', 'Secret/warren-join-token', 'Service/warren-hub', 'ServiceAccount/warren-agent',
     ]);
   });

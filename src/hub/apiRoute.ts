@@ -17,6 +17,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { z } from 'zod';
 import type { Principal } from '../doors/door.js';
 import { parseInput, readJson } from './httpJson.js';
+import { SESSION_COOKIE } from './ui/sessions.js';
 
 /** Who may call a route: anyone, any authenticated user, admins (group warren:admins), or an agent (mTLS). */
 export type Access = 'none' | 'user' | 'admin' | 'agent';
@@ -139,7 +140,7 @@ export function openapiDocument(routes: readonly ApiRoute[], info: { title: stri
     (paths[r.path.replace(/:(\w+)/g, '{$1}')] ??= {})[r.method.toLowerCase()] = {
       operationId: `${r.method.toLowerCase()}${r.path.replace(/^\/api\/v1/, '').replace(/[/:-](\w)/g, (_, c: string) => c.toUpperCase())}`,
       summary: r.summary,
-      security: r.auth === 'none' ? [] : r.auth === 'agent' ? [{ agentCertificate: [] }] : [{ bearer: [] }, { userCertificate: [] }],
+      security: r.auth === 'none' ? [] : r.auth === 'agent' ? [{ agentCertificate: [] }] : [{ bearer: [] }, { userCertificate: [] }, { session: [] }],
       'x-warren-access': r.auth,
       parameters: [...parameters(pathParams, 'path', components), ...parameters(r.schemas.query, 'query', components)],
       ...(r.schemas.body ? { requestBody: { required: true, content: { 'application/json': { schema: toSchema(r.schemas.body, 'input', components) } } } } : {}),
@@ -155,6 +156,10 @@ export function openapiDocument(routes: readonly ApiRoute[], info: { title: stri
         bearer: { type: 'http', scheme: 'bearer', description: 'A hub access token (`warren token create`), or a trusted external JWT where the hub accepts it.' },
         userCertificate: { type: 'mutualTLS', description: 'A user client certificate signed by the hub CA (`warren user-cert create`).' },
         agentCertificate: { type: 'mutualTLS', description: "The calling agent's client certificate." },
+        session: {
+          type: 'apiKey', in: 'cookie', name: SESSION_COOKIE,
+          description: 'The web UI session (POST /ui/session); a POST or DELETE with it also needs the x-csrf-token header, else 403 WARREN_E_CSRF.',
+        },
       },
       schemas: components,
     },

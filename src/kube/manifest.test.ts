@@ -17,11 +17,12 @@ import { Deployment } from 'kubernetes-models/apps/v1';
 import { ClusterRole, ClusterRoleBinding } from 'kubernetes-models/rbac.authorization.k8s.io/v1';
 import { Namespace, Secret, ServiceAccount } from 'kubernetes-models/v1';
 import YAML from 'yaml';
-import { DEFAULT_RULES, fieldErrors, startFakeApiserver, type FakeApiserver } from '../../test/support/fakeKubeApiserver.js';
+import { DEFAULT_RULES, startFakeApiserver, type FakeApiserver } from '../../test/support/kube/apiserver.js';
+import { fieldErrors } from '../../test/support/kube/objects.js';
 import { run } from '../../test/support/proc.js';
 import { WarrenError } from '../shared/errors.js';
 import { VERSION } from '../shared/version.js';
-import { AGENT_CLUSTER_ROLE_RULES, AGENT_NAMES, agentManifest, type AgentManifestOptions } from './manifest.js';
+import { AGENT_CLUSTER_ROLE_RULES, agentClusterRoleName, agentManifest, type AgentManifestOptions } from './manifest.js';
 
 const TOKEN = 'wj1.aHR0cHM6Ly9odWIuZXhhbXBsZS5jb206ODQ0Mw.0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef.3f2a9c01d4e5b6a7.c2VjcmV0LXNlY3JldC1zZWNyZXQtc2VjcmV0LXNlY3JldA';
 const BASE: AgentManifestOptions = { cluster: 'alpha', joinToken: TOKEN };
@@ -56,8 +57,8 @@ describe('agentManifest', () => {
       [
         'v1/Namespace/warren-system',
         'v1/ServiceAccount/warren-agent',
-        'rbac.authorization.k8s.io/v1/ClusterRole/warren-agent-impersonator',
-        'rbac.authorization.k8s.io/v1/ClusterRoleBinding/warren-agent-impersonator',
+        'rbac.authorization.k8s.io/v1/ClusterRole/warren-system:warren-agent-impersonator',
+        'rbac.authorization.k8s.io/v1/ClusterRoleBinding/warren-system:warren-agent-impersonator',
         'v1/Secret/warren-join-token',
         'apps/v1/Deployment/warren-agent',
       ],
@@ -76,7 +77,7 @@ describe('agentManifest', () => {
       assert.ok(!rule.resources.includes('*') && !rule.verbs.includes('*'));
     }
     const binding = byKind(docs, 'ClusterRoleBinding');
-    assert.deepEqual(binding.roleRef, { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: AGENT_NAMES.clusterRole });
+    assert.deepEqual(binding.roleRef, { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: agentClusterRoleName('warren-system') });
     assert.deepEqual(binding.subjects, [{ kind: 'ServiceAccount', name: 'warren-agent', namespace: 'warren-system' }]);
     assert.equal(pod.serviceAccountName, binding.subjects[0].name);
     // No Role/RoleBinding sneaks in more rights.
@@ -212,8 +213,8 @@ describe('agentManifest', () => {
     const lines = (kind: string) => [
       `namespace/warren-system ${kind}`,
       `serviceaccount/warren-agent ${kind}`,
-      `clusterrole.rbac.authorization.k8s.io/warren-agent-impersonator ${kind}`,
-      `clusterrolebinding.rbac.authorization.k8s.io/warren-agent-impersonator ${kind}`,
+      `clusterrole.rbac.authorization.k8s.io/warren-system:warren-agent-impersonator ${kind}`,
+      `clusterrolebinding.rbac.authorization.k8s.io/warren-system:warren-agent-impersonator ${kind}`,
       `secret/warren-join-token ${kind}`,
       `deployment.apps/warren-agent ${kind}`,
     ];
@@ -247,7 +248,7 @@ describe('agentManifest', () => {
       assert.equal((api.getObject('deployments', 'warren-system', 'warren-agent') as { spec: { replicas: number } }).spec.replicas, 2);
       const secret = api.getObject('secrets', 'warren-system', 'warren-join-token') as { data: Record<string, string> };
       assert.equal(Buffer.from(secret.data['join-token']!, 'base64').toString(), TOKEN, 'stored like the apiserver does: stringData folded into data');
-      const role = await kubectl(['get', 'clusterrole', 'warren-agent-impersonator', '-o', 'json']);
+      const role = await kubectl(['get', 'clusterrole', 'warren-system:warren-agent-impersonator', '-o', 'json']);
       assert.deepEqual(JSON.parse(role.stdout).rules, [{ apiGroups: [''], resources: ['users', 'groups', 'serviceaccounts'], verbs: ['impersonate'] }]);
     });
 

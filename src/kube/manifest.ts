@@ -4,10 +4,10 @@
  *
  *   Namespace            warren-system (Pod Security "restricted" enforced: the agent needs nothing more)
  *   ServiceAccount       warren-agent: the identity the agent's in-cluster credentials belong to
- *   ClusterRole          warren-agent-impersonator: `impersonate` on users, groups and serviceaccounts, and
+ *   ClusterRole          NAMESPACE:warren-agent-impersonator: `impersonate` on users, groups and serviceaccounts, and
  *                        NOTHING else — the agent never acts as itself; every request it forwards carries
  *                        Impersonate-User/Group, so the member cluster's RBAC judges the real caller
- *   ClusterRoleBinding   warren-agent-impersonator → the ServiceAccount
+ *   ClusterRoleBinding   NAMESPACE:warren-agent-impersonator → the ServiceAccount
  *   Secret               warren-join-token: the join token, mounted at /var/run/warren/join-token
  *   Deployment           warren-agent: `replicas` agents (2: a tunnel survives a node or a rollout), each
  *                        with its own data dir (emptyDir) and health endpoints on :8081
@@ -16,7 +16,8 @@
  * system:masters` is cluster-admin); that decision belongs to the hub's grants, which is the point.
  *
  * The data dir is an emptyDir, so a restarted pod joins again: create the join token with enough uses
- * (`warren join-token create --uses N`) or a TTL that covers the rollout. The token must allow the
+ * (`warren join-token create --uses N`) or a TTL that covers the rollout, and run the hub with
+ * `--agent-gc-after D` so that the agents of pods that are gone are removed. The token must allow the
  * cluster (`--clusters NAME`), or the hub refuses the agents.
  *
  * @module
@@ -43,14 +44,20 @@ export interface AgentManifestOptions {
   replicas?: number;
 }
 
-/** Object names, fixed so that docs, RBAC and tests can name them. */
+/**
+ * Object names, fixed so that docs, RBAC and tests can name them. The ClusterRole and its binding are
+ * cluster-wide, so their name carries the namespace: agents installed in two namespaces of one
+ * cluster (for two Warren clusters, or two hubs) never share or overwrite each other's. The Helm
+ * chart names the same objects after its release (release "warren" renders exactly these).
+ */
 export const AGENT_NAMES = {
   serviceAccount: 'warren-agent',
-  clusterRole: 'warren-agent-impersonator',
-  clusterRoleBinding: 'warren-agent-impersonator',
   secret: 'warren-join-token',
   deployment: 'warren-agent',
 } as const;
+
+/** `NAMESPACE:warren-agent-impersonator`, the ClusterRole and ClusterRoleBinding of the agents in NAMESPACE. */
+export const agentClusterRoleName = (namespace: string): string => `${namespace}:warren-agent-impersonator`;
 
 /** Where the pod mounts things; the agent's command line refers to these. */
 export const AGENT_PATHS = {
@@ -128,14 +135,14 @@ export function agentObjects(opts: AgentManifestOptions): Record<string, unknown
     {
       apiVersion: 'rbac.authorization.k8s.io/v1',
       kind: 'ClusterRole',
-      metadata: { name: AGENT_NAMES.clusterRole, labels },
+      metadata: { name: agentClusterRoleName(o.namespace), labels },
       rules: AGENT_CLUSTER_ROLE_RULES.map((r) => ({ apiGroups: [...r.apiGroups], resources: [...r.resources], verbs: [...r.verbs] })),
     },
     {
       apiVersion: 'rbac.authorization.k8s.io/v1',
       kind: 'ClusterRoleBinding',
-      metadata: { name: AGENT_NAMES.clusterRoleBinding, labels },
-      roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: AGENT_NAMES.clusterRole },
+      metadata: { name: agentClusterRoleName(o.namespace), labels },
+      roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: agentClusterRoleName(o.namespace) },
       subjects: [{ kind: 'ServiceAccount', name: AGENT_NAMES.serviceAccount, namespace: o.namespace }],
     },
     {
