@@ -1,7 +1,7 @@
 /**
  * `node --import tsx bench/kube.ts` (after `npm run build`): what the Kubernetes door adds to kubectl.
  *
- * One kube-apiserver stand-in (test/support/fakeKubeApiserver.ts) holding BENCH_KUBE_OBJECTS pods
+ * One kube-apiserver stand-in (test/support/kube/apiserver.ts) holding BENCH_KUBE_OBJECTS pods
  * (default 1,000) in one namespace; a hub and one agent (`--kube`) in front of it, at log level info.
  * The same `kubectl get pods -n bench` (server-side Table, warm discovery cache) runs directly against
  * the stand-in and through Warren, in turns (direct, warren, direct, …) so drift hits both alike; each
@@ -16,7 +16,7 @@ import fs from 'node:fs';
 import https from 'node:https';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
-import { startFakeApiserver } from '../test/support/fakeKubeApiserver.js';
+import { startFakeApiserver } from '../test/support/kube/apiserver.js';
 import { ChildGroup, run, runOk } from '../test/support/proc.js';
 import { accessToken, cli, startAgent, startHub, tempDir } from '../test/support/warren.js';
 import { fmt, markdownTable, median } from './lib/stats.js';

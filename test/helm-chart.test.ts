@@ -37,7 +37,8 @@ import { PersistentVolumeClaim, Secret, Service, ServiceAccount } from 'kubernet
 import YAML from 'yaml';
 import { agentObjects } from '../src/kube/manifest.js';
 import { NODE_FLAGS } from '../src/shared/nodeFlags.js';
-import { fieldErrors, startFakeApiserver, type FakeApiserver } from './support/fakeKubeApiserver.js';
+import { startFakeApiserver, type FakeApiserver } from './support/kube/apiserver.js';
+import { fieldErrors } from './support/kube/objects.js';
 import { run } from './support/proc.js';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));

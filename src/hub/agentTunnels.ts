@@ -58,6 +58,11 @@ export class AgentTunnels extends EventEmitter implements RouterView {
     return this.tunnels.size;
   }
 
+  /** The agents connected now. */
+  names(): string[] {
+    return [...this.tunnels.keys()];
+  }
+
   /** Forgets an agent (after `agents rm`) and drops its tunnel at once. */
   forget(name: string): void {
     this.known.delete(name);

@@ -67,6 +67,22 @@ test('--jwt-… flags without --jwt-public-key, unknown doors and bad durations 
   assert.throws(() => hubConfig({ ...base, jwtPublicKey: 'k.pem', jwtIssuer: '' }, {}), configError(/--jwt-issuer must not be empty/));
 });
 
+test('--store postgres://: the password from PGPASSWORD or --store-password-file (which wins), never echoed in errors', () => {
+  const url = 'postgres://warren@db.example:5432/warren';
+  assert.deepEqual(hubConfig({ ...base, store: url }, {}).store, { kind: 'postgres', url });
+  assert.deepEqual(hubConfig({ ...base, store: url }, { PGPASSWORD: 'pw1' }).store, { kind: 'postgres', url, password: 'pw1' });
+  assert.deepEqual(hubConfig(base, { WARREN_STORE: url }).store, { kind: 'postgres', url });
+  const file = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'warren-pgpw-')), 'pw');
+  fs.writeFileSync(file, 'pw2\n');
+  assert.deepEqual(hubConfig({ ...base, store: url, storePasswordFile: file }, { PGPASSWORD: 'pw1' }).store, { kind: 'postgres', url, password: 'pw2' });
+  const refused = (flags: Parameters<typeof hubConfig>[0], what: RegExp) =>
+    assert.throws(() => hubConfig({ ...base, ...flags }, {}), (err: unknown) => err instanceof WarrenError && err.code === 'WARREN_E_CONFIG' && what.test(err.message) && !err.message.includes('s3cret'));
+  refused({ store: url, storePasswordFile: `${file}.missing` }, /--store-password-file .*ENOENT/);
+  refused({ storePasswordFile: file }, /--store-password-file goes with --store postgres/);
+  refused({ store: 'mysql://u:s3cret@h/db' }, /--store must be sqlite:PATH or postgres/);
+  refused({ store: 'postgres://u:s3cret@[bad/db' }, /is not a URL/);
+});
+
 describe('--config FILE', () => {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'warren-hub-config-file-'));
   after(() => fs.rmSync(dir, { recursive: true, force: true }));
@@ -92,7 +108,7 @@ describe('--config FILE', () => {
     const c = hubConfig({ config }, {});
     assert.deepEqual(c.listen, { host: '127.0.0.1', port: 0 });
     assert.equal(c.dataDir, path.join(dir, 'data'));
-    assert.equal(c.storePath, path.join(dir, 'data', 'warren.db'));
+    assert.deepEqual(c.store, { kind: 'sqlite', path: path.join(dir, 'data', 'warren.db') });
     assert.equal(c.publicUrl, 'https://hub.example.com:8443');
     assert.deepEqual(c.tlsSans, ['hub.example.com', '10.0.0.5']);
     assert.equal(c.maxHandshakes, 128);

@@ -3,11 +3,14 @@
  * validation), and the only place the hub reads the environment or its config file. Contradictory or
  * malformed options fail here, at start-up, never on a first request.
  */
+import fs from 'node:fs';
 import path from 'node:path';
 import { z } from 'zod';
 import { parseListen } from '../shared/hostPort.js';
 import { durationText, logFormatOption, logLevelOption, option, optionsSchema, parseOptions, refuse, textAs } from '../shared/options.js';
 import type { DoorName } from '../doors/door.js';
+import { redactUrl } from '../store/postgresStore.js';
+import type { StoreLocation } from '../store/store.js';
 
 /**
  * The doors that take a bearer token. The unix-socket door (file permissions) and forwards (the hub's
@@ -41,7 +44,13 @@ export const hubOptions = {
     arg: 'url',
     help: 'the https:// URL agents and clients use (default: this host and the bound port)',
   }),
-  store: option(z.string(), { arg: 'url', help: 'sqlite:PATH (default: DATA_DIR/warren.db)' }),
+  store: option(z.string(), {
+    arg: 'url',
+    env: 'WARREN_STORE',
+    help: 'sqlite:PATH (default: DATA_DIR/warren.db), or postgres://USER@HOST:PORT/DB shared by several hubs (password from PGPASSWORD or --store-password-file)',
+  }),
+  storePasswordFile: option(z.string().min(1), { arg: 'file', help: 'read the PostgreSQL password from this file (first line)' }),
+  pgPassword: option(z.string(), { envOnly: true, env: 'PGPASSWORD', help: 'the PostgreSQL password for --store postgres://…' }),
   tlsCert: option(z.string(), { arg: 'file', help: 'serve this certificate instead of the generated one (with --tls-key)' }),
   tlsKey: option(z.string(), { arg: 'file', help: 'key for --tls-cert' }),
   tlsSan: option(z.array(z.string().min(1)), { arg: 'name', repeatable: true, default: [], help: 'extra DNS name or IP for the generated certificate (repeatable)' }),
@@ -81,12 +90,23 @@ export const hubOptions = {
 const hubSchema = optionsSchema(hubOptions).transform((f, ctx) => {
   const fail = (message: string) => refuse(ctx, message);
   if (Boolean(f.tlsCert) !== Boolean(f.tlsKey)) return fail('--tls-cert and --tls-key go together: give both or neither');
-  let storePath = path.join(f.dataDir, 'warren.db');
+  let store: StoreLocation = { kind: 'sqlite', path: path.join(f.dataDir, 'warren.db') };
   if (f.store !== undefined) {
-    if (f.store.startsWith('sqlite:')) storePath = path.resolve(f.store.slice('sqlite:'.length));
-    else if (/^postgres(ql)?:\/\//.test(f.store)) return fail('--store postgres:// is not supported by this version yet; use sqlite:PATH (the default)');
-    else return fail(`--store must be sqlite:PATH or postgres://…, not "${f.store}"`);
+    if (f.store.startsWith('sqlite:')) store = { kind: 'sqlite', path: path.resolve(f.store.slice('sqlite:'.length)) };
+    else if (/^postgres(ql)?:\/\//.test(f.store)) {
+      if (!URL.canParse(f.store)) return fail(`--store ${redactUrl(f.store)} is not a URL; e.g. postgres://warren@db.example:5432/warren`);
+      let password = f.pgPassword;
+      if (f.storePasswordFile !== undefined) {
+        try {
+          password = fs.readFileSync(f.storePasswordFile, 'utf8').split(/\r?\n/)[0];
+        } catch (err) {
+          return fail(`--store-password-file ${f.storePasswordFile}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+        }
+      }
+      store = { kind: 'postgres', url: f.store, ...(password !== undefined && { password }) };
+    } else return fail(`--store must be sqlite:PATH or postgres://…, not "${redactUrl(f.store)}"`);
   }
+  if (f.storePasswordFile !== undefined && store.kind !== 'postgres') return fail('--store-password-file goes with --store postgres://…');
   const jwtPolicy = (
     [
       ['--jwt-max-ttl', f.jwtMaxTtl],
@@ -104,7 +124,8 @@ const hubSchema = optionsSchema(hubOptions).transform((f, ctx) => {
     dataDir: f.dataDir,
     /** The URL agents and clients use; when unset it is derived from the bound address. */
     publicUrl: f.publicUrl,
-    storePath,
+    /** The SQLite file, or the PostgreSQL database shared by several hubs. */
+    store,
     tlsCertFile: f.tlsCert,
     tlsKeyFile: f.tlsKey,
     /** Extra names and addresses for the generated serving certificate. */

@@ -13,7 +13,7 @@ import { constants as cryptoConstants } from 'node:crypto';
 import { once } from 'node:events';
 import { WarrenError, asWarrenError } from '../shared/errors.js';
 import type { Logger } from '../shared/log.js';
-import { SqliteStore } from '../store/sqliteStore.js';
+import { openStore } from '../store/open.js';
 import type { Store } from '../store/store.js';
 import { ALPN, UP_ALPN } from '../tunnel/protocol.js';
 import { VERSION } from '../shared/version.js';
@@ -35,6 +35,7 @@ import { HubMetrics } from './metrics.js';
 import { HubOpener } from './opener.js';
 import { Quotas } from './quotas.js';
 import { Forwards } from './forwards.js';
+import { ChangeFeed } from './changeFeed.js';
 import { startDoorListeners } from './doorListeners.js';
 import { HandshakeQueue } from './handshakeQueue.js';
 import { createKubeDoor } from './kube/kubeDoor.js';
@@ -87,7 +88,7 @@ export async function startHub(config: HubConfig, log: Logger): Promise<Hub> {
     tlsKeyFile: config.tlsKeyFile,
   });
   const caPath = path.join(config.dataDir, 'ca.crt');
-  const store: Store = new SqliteStore(config.storePath);
+  const store: Store = await openStore(config.store, log.child({ component: 'store' }));
   const tokens = new AccessTokens(store, pki.signingKey, pki.verifyKey, `w:${pki.caPin.slice(7, 19)}`);
   const adminTokenPath = path.join(config.dataDir, 'admin.token');
   if (!fs.existsSync(adminTokenPath)) {
@@ -123,9 +124,14 @@ export async function startHub(config: HubConfig, log: Logger): Promise<Hub> {
   const kube = createKubeDoor({ jwt: jwt?.policy.doors.includes('kube') ? jwt : undefined, opener, store, tunnels, auth, audit, log });
   const forwards = new Forwards({ store, opener, audit, sessions: tunnels, log: log.child({ component: 'forwards' }), pingIntervalMs: config.pingIntervalMs });
   await forwards.start();
+  // Another hub's change: the streams it no longer allows close here too, its removed agents' tunnels drop.
+  const feed = new ChangeFeed(store, async (change) => {
+    await opener.revoke(change.why);
+    for (const name of tunnels.names()) if (!(await store.getAgent(name))) tunnels.forget(name);
+  }, log.child({ component: 'changes' }));
   const api = new Api({
     store, auth, tokens, tunnels, enrollment, audit, ca: pki.ca, caPem: pki.ca.certPem, version: VERSION, hubUrl: () => url, caPin: pki.caPin, forwards, kubeRoutes: kube.apiRoutes,
-    maxUserCertTtlMs: config.maxUserCertTtlMs, revoke: (why) => opener.revoke(why), log: log.child({ component: 'api' }),
+    maxUserCertTtlMs: config.maxUserCertTtlMs, revoke: async (why) => (await feed.publish({ kind: 'revoke', why }), opener.revoke(why)), log: log.child({ component: 'api' }),
   });
 
   const ui = new WebUi({ auth, tunnels, caPem: pki.ca.certPem, hubUrl: () => url, log: log.child({ component: 'ui' }) });
@@ -242,6 +248,7 @@ export async function startHub(config: HubConfig, log: Logger): Promise<Hub> {
     close() {
       closing ??= (async () => {
         listening = false;
+        feed.close();
         listener.close();
         handshakes.close();
         doorListeners.stopAccepting();

@@ -1,120 +1,24 @@
 /**
  * The embedded store: one SQLite file, WAL mode, versioned migrations applied at open.
  */
+import { EventEmitter } from 'node:events';
 import fs from 'node:fs';
 import Database from 'better-sqlite3';
 import type {
-  AccessTokenRecord, AgentAuthority, AgentMeta, AgentRecord, AuditFilter, AuditRow, ExternalServiceRecord, ForwardKind, ForwardRecord, GrantRecord,
-  JoinTokenRecord, Store,
+  AccessTokenRecord, AgentMeta, AgentRecord, AuditFilter, AuditRow, ExternalServiceRecord, ForwardRecord, GrantRecord, JoinTokenRecord, Store,
 } from './store.js';
-
-/** Append-only: a released migration is never edited, a new one is added. */
-const MIGRATIONS: readonly string[] = [
-  `CREATE TABLE join_tokens (
-     id TEXT PRIMARY KEY, secret_hash BLOB NOT NULL, expires_at INTEGER NOT NULL, max_uses INTEGER,
-     used INTEGER NOT NULL DEFAULT 0, labels TEXT NOT NULL, created_at INTEGER NOT NULL, created_by TEXT NOT NULL);
-   CREATE TABLE agents (
-     name TEXT PRIMARY KEY, cert_serial TEXT NOT NULL, cert_expires_at INTEGER NOT NULL, labels TEXT NOT NULL,
-     created_at INTEGER NOT NULL, meta TEXT NOT NULL, last_seen INTEGER);
-   CREATE TABLE grants (
-     id TEXT PRIMARY KEY, subject_kind TEXT NOT NULL, subject TEXT NOT NULL, agent TEXT, host TEXT, ports TEXT,
-     cluster TEXT, kube_groups TEXT NOT NULL, created_at INTEGER NOT NULL, created_by TEXT NOT NULL);
-   CREATE TABLE access_tokens (
-     id TEXT PRIMARY KEY, user TEXT NOT NULL, groups TEXT NOT NULL, expires_at INTEGER, created_at INTEGER NOT NULL,
-     created_by TEXT NOT NULL, revoked_at INTEGER);
-   CREATE TABLE audit (
-     id INTEGER PRIMARY KEY AUTOINCREMENT, time INTEGER NOT NULL, kind TEXT NOT NULL, user TEXT, door TEXT, agent TEXT,
-     target TEXT, result TEXT NOT NULL, reason TEXT, bytes_in INTEGER, bytes_out INTEGER, duration_ms INTEGER, source TEXT);
-   CREATE INDEX audit_time ON audit(time);`,
-  `CREATE TABLE forwards (
-     name TEXT PRIMARY KEY, entry_agent TEXT, entry_host TEXT NOT NULL, entry_port INTEGER NOT NULL, target TEXT NOT NULL,
-     allow_from TEXT NOT NULL, created_at INTEGER NOT NULL, created_by TEXT NOT NULL);`,
-  // Agent authority (what a join token lets an agent claim). Tokens and agents from before it get none:
-  // a free name and no clusters or routes, so an upgraded hub refuses their cluster and route claims
-  // until the admin re-joins them with a token that grants those (warren join-token create --clusters
-  // / --routes, after warren agents rm NAME).
-  `ALTER TABLE join_tokens ADD COLUMN authority TEXT NOT NULL DEFAULT '{"clusters":[],"routes":[]}';
-   ALTER TABLE agents ADD COLUMN authority TEXT NOT NULL DEFAULT '{"clusters":[],"routes":[]}';`,
-  // Kube requests' verb, resource, namespace, name and status as columns (they were packed into reason).
-  `ALTER TABLE audit ADD COLUMN verb TEXT;
-   ALTER TABLE audit ADD COLUMN resource TEXT;
-   ALTER TABLE audit ADD COLUMN namespace TEXT;
-   ALTER TABLE audit ADD COLUMN name TEXT;
-   ALTER TABLE audit ADD COLUMN status INTEGER;`,
-  // Egress and ingress rules are forwards of another kind (design §6); ExternalService objects own theirs.
-  `ALTER TABLE forwards ADD COLUMN kind TEXT NOT NULL DEFAULT 'forward';
-   ALTER TABLE forwards ADD COLUMN gateway TEXT;
-   ALTER TABLE forwards ADD COLUMN source_ip TEXT;
-   ALTER TABLE forwards ADD COLUMN owner TEXT;
-   CREATE TABLE external_services (
-     name TEXT PRIMARY KEY, manifest TEXT NOT NULL, created_at INTEGER NOT NULL, created_by TEXT NOT NULL);`,
-];
-
-/** The schema version a fresh store is at (one per migration). */
-export const SCHEMA_VERSION = MIGRATIONS.length;
-
-type Row = Record<string, unknown>;
-
-const json = (v: unknown) => JSON.stringify(v);
-// eslint-disable-next-line @typescript-eslint/no-unnecessary-type-parameters -- each column's reader names the JSON shape it stored
-const parse = <T>(v: unknown): T => JSON.parse(String(v)) as T;
-const num = (v: unknown) => (v === null || v === undefined ? null : Number(v));
-
-function toJoinToken(r: Row): JoinTokenRecord {
-  return {
-    id: String(r.id), secretHash: r.secret_hash as Buffer, expiresAt: Number(r.expires_at), maxUses: num(r.max_uses),
-    used: Number(r.used), labels: parse(r.labels), authority: parse<AgentAuthority>(r.authority), createdAt: Number(r.created_at),
-    createdBy: String(r.created_by),
-  };
-}
-
-function toAgent(r: Row): AgentRecord {
-  return {
-    name: String(r.name), certSerial: String(r.cert_serial), certExpiresAt: Number(r.cert_expires_at), labels: parse(r.labels),
-    authority: parse<AgentAuthority>(r.authority), createdAt: Number(r.created_at), meta: parse<AgentMeta>(r.meta), lastSeen: num(r.last_seen),
-  };
-}
-
-function toGrant(r: Row): GrantRecord {
-  return {
-    id: String(r.id), subjectKind: r.subject_kind as GrantRecord['subjectKind'], subject: String(r.subject),
-    agent: (r.agent as string | null) ?? null, host: (r.host as string | null) ?? null, ports: (r.ports as string | null) ?? null,
-    cluster: (r.cluster as string | null) ?? null, kubeGroups: parse(r.kube_groups), createdAt: Number(r.created_at),
-    createdBy: String(r.created_by),
-  };
-}
-
-function toAccessToken(r: Row): AccessTokenRecord {
-  return {
-    id: String(r.id), user: String(r.user), groups: parse(r.groups), expiresAt: num(r.expires_at), createdAt: Number(r.created_at),
-    createdBy: String(r.created_by), revokedAt: num(r.revoked_at),
-  };
-}
-
-function toForward(r: Row): ForwardRecord {
-  return {
-    name: String(r.name), entryAgent: (r.entry_agent as string | null) ?? null, entryHost: String(r.entry_host), entryPort: Number(r.entry_port),
-    target: String(r.target), allowFrom: parse(r.allow_from), createdAt: Number(r.created_at), createdBy: String(r.created_by),
-    kind: r.kind as ForwardKind, gateway: (r.gateway as string | null) ?? null, sourceIp: (r.source_ip as string | null) ?? null,
-    owner: (r.owner as string | null) ?? null,
-  };
-}
-
-function toAudit(r: Row): AuditRow & { id: number } {
-  return {
-    id: Number(r.id), time: Number(r.time), kind: r.kind as AuditRow['kind'], user: (r.user as string | null) ?? null,
-    door: (r.door as string | null) ?? null, agent: (r.agent as string | null) ?? null, target: (r.target as string | null) ?? null,
-    result: r.result as AuditRow['result'], reason: (r.reason as string | null) ?? null, bytesIn: num(r.bytes_in),
-    bytesOut: num(r.bytes_out), durationMs: num(r.duration_ms), source: (r.source as string | null) ?? null,
-    verb: (r.verb as string | null) ?? null, resource: (r.resource as string | null) ?? null, namespace: (r.namespace as string | null) ?? null,
-    name: (r.name as string | null) ?? null, status: num(r.status),
-  };
-}
+import { MIGRATIONS, newerSchemaError } from './migrations.js';
+import {
+  AUDIT_COLUMNS, auditValues, FORWARD_COLUMNS, forwardValues, json, type Row, toAccessToken, toAgent, toAudit, toExternalService, toForward, toGrant,
+  toJoinToken,
+} from './rows.js';
 
 export class SqliteStore implements Store {
   private readonly db: Database.Database;
   /** Prepared once per SQL text: preparing costs more than running most of these statements. */
   private readonly statements = new Map<string, Database.Statement>();
+  /** One SQLite file has one hub: notifications stay in this process. */
+  private readonly changes = new EventEmitter().setMaxListeners(0);
 
   constructor(path: string) {
     // Created owner-only before SQLite opens it: SQLite gives the -wal and -shm files the database
@@ -137,12 +41,10 @@ export class SqliteStore implements Store {
   /** Applies every migration newer than the file's `user_version`, each in its own transaction. */
   private migrate(): void {
     const current = Number(this.db.pragma('user_version', { simple: true }));
-    if (current > MIGRATIONS.length) {
-      throw new Error(`store schema version ${current} is newer than this Warren (${MIGRATIONS.length}); upgrade Warren`);
-    }
+    if (current > MIGRATIONS.length) throw newerSchemaError(current);
     for (let v = current; v < MIGRATIONS.length; v++) {
       this.db.transaction(() => {
-        this.db.exec(MIGRATIONS[v]!);
+        this.db.exec(MIGRATIONS[v]!.sqlite);
         this.db.pragma(`user_version = ${v + 1}`);
       })();
     }
@@ -247,24 +149,19 @@ export class SqliteStore implements Store {
   }
 
   async createForward(f: ForwardRecord): Promise<boolean> {
-    return this.insertForward(f, 'INSERT OR IGNORE');
+    return this.insertForward(f);
   }
 
-  private insertForward(f: ForwardRecord, verb: 'INSERT' | 'INSERT OR IGNORE'): boolean {
-    const sql = `${verb} INTO forwards (name, entry_agent, entry_host, entry_port, target, allow_from, created_at, created_by, kind, gateway, source_ip, owner) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)`;
-    return (
-      this.sql(sql).run(
-        f.name, f.entryAgent, f.entryHost, f.entryPort, f.target, json(f.allowFrom), f.createdAt, f.createdBy, f.kind ?? 'forward', f.gateway ?? null,
-        f.sourceIp ?? null, f.owner ?? null,
-      ).changes > 0
-    );
+  private insertForward(f: ForwardRecord): boolean {
+    const sql = `INSERT OR IGNORE INTO forwards (${FORWARD_COLUMNS.join(', ')}) VALUES (${FORWARD_COLUMNS.map(() => '?').join(',')})`;
+    return this.sql(sql).run(...forwardValues(f)).changes > 0;
   }
 
   async putExternalService(service: ExternalServiceRecord, owner: string, forwards: readonly ForwardRecord[]): Promise<void> {
     this.db.transaction(() => {
       this.sql('DELETE FROM forwards WHERE owner = ?').run(owner);
       for (const f of forwards) {
-        if (!this.insertForward({ ...f, owner }, 'INSERT OR IGNORE')) throw new Error(`forward "${f.name}" exists`);
+        if (!this.insertForward({ ...f, owner })) throw new Error(`forward "${f.name}" exists`);
       }
       this.sql('INSERT OR REPLACE INTO external_services (name, manifest, created_at, created_by) VALUES (?,?,?,?)')
         .run(service.name, json(service.manifest), service.createdAt, service.createdBy);
@@ -272,9 +169,7 @@ export class SqliteStore implements Store {
   }
 
   async listExternalServices(): Promise<ExternalServiceRecord[]> {
-    return (this.sql('SELECT * FROM external_services ORDER BY name').all() as Row[]).map((r) => ({
-      name: String(r.name), manifest: parse(r.manifest), createdAt: Number(r.created_at), createdBy: String(r.created_by),
-    }));
+    return (this.sql('SELECT * FROM external_services ORDER BY name').all() as Row[]).map(toExternalService);
   }
 
   async deleteExternalService(name: string, owner: string): Promise<boolean> {
@@ -296,18 +191,18 @@ export class SqliteStore implements Store {
     return this.sql('DELETE FROM forwards WHERE name = ?').run(name).changes > 0;
   }
 
+  async notify(payload: string): Promise<void> {
+    setImmediate(() => this.changes.emit('change', payload));
+  }
+
+  listen(fn: (payload: string | null) => void): () => void {
+    this.changes.on('change', fn);
+    return () => this.changes.off('change', fn);
+  }
+
   async appendAudit(rows: readonly AuditRow[]): Promise<number[]> {
-    const insert = this.sql(
-      'INSERT INTO audit (time, kind, user, door, agent, target, result, reason, bytes_in, bytes_out, duration_ms, source, verb, resource, namespace, name, status) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)',
-    );
-    return this.db.transaction(() =>
-      rows.map((r) =>
-        Number(
-          insert.run(r.time, r.kind, r.user, r.door, r.agent, r.target, r.result, r.reason, r.bytesIn, r.bytesOut, r.durationMs, r.source, r.verb, r.resource, r.namespace, r.name, r.status)
-            .lastInsertRowid,
-        ),
-      ),
-    )();
+    const insert = this.sql(`INSERT INTO audit (${AUDIT_COLUMNS.join(', ')}) VALUES (${AUDIT_COLUMNS.map(() => '?').join(',')})`);
+    return this.db.transaction(() => rows.map((r) => Number(insert.run(...auditValues(r)).lastInsertRowid)))();
   }
 
   async queryAudit(f: AuditFilter): Promise<Array<AuditRow & { id: number }>> {

@@ -203,8 +203,25 @@ export interface Store {
   /** Deletes the service and every forward `owner` owns, in one transaction; false when it did not exist. */
   deleteExternalService(name: string, owner: string): Promise<boolean>;
 
+  /**
+   * Tells every hub on this store, this one included, about a change (PostgreSQL NOTIFY; SQLite: this
+   * process only, it is one hub). `payload` is at most 7,000 bytes.
+   */
+  notify(payload: string): Promise<void>;
+  /**
+   * Calls `fn` with every notification, and with null when some may have been missed (the listening
+   * connection was lost and is back): the caller then re-reads what it holds. Returns the unsubscribe.
+   */
+  listen(fn: (payload: string | null) => void): () => void;
+
   /** Appends the rows in one transaction (all or none); returns their ids in order. */
   appendAudit(rows: readonly AuditRow[]): Promise<number[]>;
   /** The newest `limit` rows (default 1000) that match, oldest first. */
   queryAudit(filter: AuditFilter): Promise<Array<AuditRow & { id: number }>>;
 }
+
+/** Where the store lives, as the hub's config resolved it. */
+export type StoreLocation =
+  | { readonly kind: 'sqlite'; readonly path: string }
+  /** `url` may hold the password; `password` (PGPASSWORD, --store-password-file) overrides it. */
+  | { readonly kind: 'postgres'; readonly url: string; readonly password?: string };

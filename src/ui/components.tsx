@@ -1,5 +1,5 @@
 /** Small building blocks shared by the pages: errors, copyable command lines, a two-step delete. */
-import { useState } from 'preact/hooks';
+import { useRef, useState } from 'preact/hooks';
 import type { ComponentChildren } from 'preact';
 import { errorText } from './api.js';
 
@@ -14,17 +14,24 @@ export function ErrorBox({ error }: { error: unknown }) {
 
 /** A command in a code box with a Copy button (the clipboard when the browser allows it). */
 export function CopyLine({ text, label }: { text: string; label: string }) {
-  const [copied, setCopied] = useState(false);
-  const copy = () =>
-    void navigator.clipboard.writeText(text).then(
-      () => setCopied(true),
-      () => setCopied(false),
-    );
+  const [state, setState] = useState<'idle' | 'copied' | 'selected'>('idle');
+  const code = useRef<HTMLElement>(null);
+  // Without clipboard access (plain http, a denied permission) the text is selected for Ctrl+C instead.
+  const selectText = () => {
+    const range = document.createRange();
+    range.selectNodeContents(code.current!);
+    getSelection()?.removeAllRanges();
+    getSelection()?.addRange(range);
+    setState('selected');
+  };
+  const copy = () => void navigator.clipboard.writeText(text).then(() => setState('copied'), selectText);
   return (
     <div class="copyline">
-      <code aria-label={label}>{text}</code>
+      <code ref={code} aria-label={label}>
+        {text}
+      </code>
       <button type="button" onClick={copy} aria-label={`Copy ${label}`}>
-        {copied ? 'Copied' : 'Copy'}
+        {state === 'copied' ? 'Copied' : state === 'selected' ? 'Press Ctrl+C' : 'Copy'}
       </button>
     </div>
   );

@@ -20,7 +20,7 @@ import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import type { RouteExplanation } from '../../src/hub/routeExplain.js';
 import { waitForAudit } from '../support/audit.js';
-import { startFakeApiserver, type FakeApiserver } from '../support/fakeKubeApiserver.js';
+import { startFakeApiserver, type FakeApiserver } from '../support/kube/apiserver.js';
 import { ChildGroup, run, waitForExit, waitForLine, waitForReady, type ExitResult } from '../support/proc.js';
 import { accessToken, cli, cliJson, joinToken, startAgent, startHub, tempDir, WARREN_BIN, type AgentProc, type HubProc } from '../support/warren.js';
 

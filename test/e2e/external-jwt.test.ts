@@ -18,7 +18,7 @@ import { after, before, describe, it } from 'node:test';
 import { SignJWT } from 'jose';
 import { waitForAudit } from '../support/audit.js';
 import { ConnectRefused, connectThroughHub } from '../support/connectClient.js';
-import { startFakeApiserver, type FakeApiserver } from '../support/fakeKubeApiserver.js';
+import { startFakeApiserver, type FakeApiserver } from '../support/kube/apiserver.js';
 import { ChildGroup, run } from '../support/proc.js';
 import { SocksClient } from '../support/socksClient.js';
 import { startUpstream, type Upstream } from '../support/upstreams.js';

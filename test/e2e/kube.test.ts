@@ -1,7 +1,7 @@
 // Acceptance: the Kubernetes door, end to end with the real clients.
 //
 // A real hub and real agents (`warren agent --kube KUBECONFIG --cluster NAME`) in front of the
-// kube-apiserver stand-in (test/support/fakeKubeApiserver.ts, itself proven against kubectl and
+// kube-apiserver stand-in (test/support/kube/apiserver.ts, itself proven against kubectl and
 // client-node by test/kube-standin.test.ts). The stand-in authenticates the agent's service-account
 // token and enforces RBAC on the *impersonated* identity: user `dev` may work with pods in `team-a`
 // only, group `cluster-admins` may do everything. Driven by Debian's kubectl 1.32 with kubeconfigs that
@@ -30,7 +30,7 @@ import { after, before, describe, it } from 'node:test';
 import { CoreV1Api, KubeConfig, Watch } from '@kubernetes/client-node';
 import { SignJWT } from 'jose';
 import YAML from 'yaml';
-import { AGENT_SERVICE_ACCOUNT, startFakeApiserver, type FakeApiserver, type RecordedRequest } from '../support/fakeKubeApiserver.js';
+import { AGENT_SERVICE_ACCOUNT, startFakeApiserver, type FakeApiserver, type RecordedRequest } from '../support/kube/apiserver.js';
 import { ChildGroup, run, waitForLine, waitForReady, withDeadline, type RunResult } from '../support/proc.js';
 import { accessToken, cli, cliJson, startAgent, startHub, tempDir, WARREN_BIN, type AgentProc, type HubProc } from '../support/warren.js';
 

@@ -6,11 +6,13 @@
 // of each page are saved in test-artifacts/web-ui-*.png.
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
+import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import type { Page } from 'playwright-core';
+import type { Download, Page } from 'playwright-core';
+import YAML from 'yaml';
 import { natLab, type NatLab } from '../support/netns.js';
 import { launchBrowser, type Browser } from '../support/browser.js';
-import { startAgent, startHub, type HubProc } from '../support/warren.js';
+import { accessToken, cli, startAgent, startHub, tempDir, WARREN_BIN, type HubProc } from '../support/warren.js';
 
 const HUB_PORT = 8443;
 const UI_TIMEOUT_MS = 15_000;
@@ -25,6 +27,20 @@ async function signIn(page: Page, hub: HubProc, token: string): Promise<void> {
   await page.getByLabel('Access token').fill(token);
   await page.getByRole('button', { name: 'Sign in' }).click();
   await page.getByTestId('who').waitFor({ timeout: UI_TIMEOUT_MS });
+}
+
+/** Clicks `trigger` and returns the saved download's text. */
+async function downloadText(page: Page, trigger: () => Promise<void>): Promise<{ name: string; text: string }> {
+  const waiting = page.waitForEvent('download', { timeout: UI_TIMEOUT_MS });
+  await trigger();
+  const download: Download = await waiting;
+  const file = await download.path();
+  return { name: download.suggestedFilename(), text: fs.readFileSync(file, 'utf8') };
+}
+
+async function goTo(page: Page, title: string): Promise<void> {
+  await page.getByRole('navigation', { name: 'Pages' }).getByRole('link', { name: title, exact: true }).click();
+  await page.getByRole('heading', { level: 1, name: title }).waitFor({ timeout: UI_TIMEOUT_MS });
 }
 
 describe('web UI in Chromium', () => {
@@ -99,5 +115,99 @@ describe('web UI in Chromium', () => {
     assert.equal(JSON.parse(foreign.stdout).code, 'WARREN_E_CSRF', foreign.stdout);
     const same = await curl(['-H', `origin: ${hub.url}`]);
     assert.match(JSON.parse(same.stdout).token, /^wj1\./, same.stdout);
+  });
+
+  it('creates a join token; the copied command starts an agent that appears on the Agents page', async () => {
+    const { page } = browser;
+    await goTo(page, 'Add agent');
+    await page.getByLabel('Agent name').fill('joined1');
+    await page.getByRole('button', { name: 'Create join token' }).click();
+    // What the Copy button copies (headless Chromium here has no clipboard; the button then selects it).
+    await page.getByRole('button', { name: 'Copy agent command' }).click();
+    const command = await page.getByLabel('agent command', { exact: true }).innerText();
+    assert.match(command, /^WARREN_JOIN_TOKEN=wj1\.\S+ warren agent --name joined1$/);
+    await browser.screenshot('add-agent');
+
+    // Run as a user would: `warren` on the PATH, the agent's identity in ./warren-agent.
+    const work = tempDir('web-ui-joined');
+    dirs.push(work);
+    fs.symlinkSync(WARREN_BIN, path.join(work, 'warren'));
+    const PATH = `${work}:${path.dirname(process.execPath)}:${process.env.PATH ?? ''}`;
+    nat.lab.group.spawn('sh', ['-c', command], { netns: nat.lab.ns('public'), cwd: work, env: { ...process.env, PATH } });
+    await goTo(page, 'Agents');
+    await waitAgentStatus(page, 'joined1', 'online');
+  });
+
+  it('downloads a kubeconfig and a Kubernetes manifest', async () => {
+    const { page } = browser;
+    await goTo(page, 'Clusters');
+    const kube = await downloadText(page, () => page.getByRole('link', { name: 'Download kubeconfig for alpha' }).click());
+    assert.equal(kube.name, 'warren-admin.kubeconfig');
+    const config = YAML.parse(kube.text);
+    assert.equal(config.kind, 'Config');
+    assert.equal(config.clusters[0].cluster.server, `${hub.url}/k8s/clusters/alpha`);
+    assert.equal(Buffer.from(config.clusters[0].cluster['certificate-authority-data'], 'base64').toString(), fs.readFileSync(hub.caPath, 'utf8'));
+    assert.equal(config.users[0].user.token, hub.adminToken);
+    await browser.screenshot('clusters');
+
+    await goTo(page, 'Add agent');
+    await page.getByLabel('Cluster name').fill('beta');
+    const manifest = await downloadText(page, () => page.getByRole('button', { name: 'Download manifest' }).click());
+    assert.equal(manifest.name, 'warren-agent-beta.yaml');
+    const docs = YAML.parseAllDocuments(manifest.text).map((d) => d.toJS());
+    const deployment = docs.find((d) => d.kind === 'Deployment');
+    assert.equal(deployment.metadata.namespace, 'warren-system');
+    assert.equal(deployment.spec.replicas, 2);
+    const secret = docs.find((d) => d.kind === 'Secret');
+    const token = String(secret.stringData?.['join-token'] ?? Buffer.from(Object.values(secret.data as Record<string, string>)[0]!, 'base64')).trim();
+    // The token in the manifest is a real one, for cluster beta only.
+    const tokens = JSON.parse((await cli(hub, ['join-token', 'ls', '-o', 'json'])).stdout);
+    assert.ok(tokens.some((t: { id: string; uses: number | null; authority: { clusters: string[] } }) => token.includes(t.id) && t.authority.clusters.join() === 'beta' && t.uses === null), manifest.text);
+  });
+
+  it('a non-admin sees exactly what their grants reach, and nothing of other users', async () => {
+    const { page } = browser;
+    for (const args of [
+      ['grant', '--user', 'dev', '--agent', 'edge1', '--ports', '22,8080'],
+      ['grant', '--user', 'dev', '--cluster', 'alpha'],
+      ['grant', '--user', 'other', '--agent', 'joined1', '--ports', '22'],
+    ]) {
+      const r = await cli(hub, args);
+      assert.equal(r.code, 0, r.stderr);
+    }
+    const devToken = await accessToken(hub, 'dev', ['team']);
+    await page.getByRole('button', { name: 'Sign out' }).click();
+    await page.waitForURL(/\/ui\/signin/);
+    await signIn(page, hub, devToken);
+    await page.getByRole('heading', { level: 1, name: 'My access' }).waitFor();
+    await page.locator('[data-target="edge1"]').waitFor({ timeout: UI_TIMEOUT_MS });
+    const nav = await page.getByRole('navigation', { name: 'Pages' }).innerText();
+    assert.deepEqual(nav.split('\n').map((l) => l.trim()).filter(Boolean), ['Clusters', 'My access', 'Audit']);
+    assert.deepEqual(await page.locator('[data-target]').evaluateAll((els) => els.map((e) => e.getAttribute('data-target'))), ['edge1']);
+    assert.deepEqual(await page.locator('[data-cluster]').evaluateAll((els) => els.map((e) => e.getAttribute('data-cluster'))), ['alpha']);
+    const text = await page.locator('main').innerText();
+    assert.match(text, /ssh -o ProxyCommand='warren connect %h:%p' root@edge1/);
+    assert.match(text, /http:\/\/edge1:22\//);
+    assert.match(text, /kubectl --kubeconfig alpha\.kubeconfig/);
+    assert.ok(!text.includes('joined1') && !text.includes('other'), text);
+    await browser.screenshot('my-access');
+
+    const adminOnly = await page.evaluate(async () => Promise.all(['/api/v1/grants', '/api/v1/agents', '/api/v1/tokens', '/ui/events/agents'].map(async (p) => (await fetch(p)).status)));
+    assert.deepEqual(adminOnly, [403, 403, 403, 403]);
+
+    // Audit: only the user's own rows.
+    await goTo(page, 'Audit');
+    await page.getByRole('region', { name: /Audit/ }).waitFor();
+    const users = await page.locator('tr[data-audit-id] td:nth-child(3)').allInnerTexts();
+    assert.ok(users.every((u) => u === 'dev'), users.join());
+
+    await page.setViewportSize({ width: 390, height: 844 });
+    await goTo(page, 'My access');
+    const overflow = await page.evaluate(() => document.documentElement.scrollWidth - document.documentElement.clientWidth);
+    assert.ok(overflow <= 0, `the page scrolls sideways by ${overflow} px at 390 px wide`);
+    await browser.screenshot('my-access-390');
+    await page.setViewportSize({ width: 1280, height: 800 });
+    await page.getByRole('button', { name: 'Sign out' }).click();
+    await page.waitForURL(/\/ui\/signin/);
   });
 });

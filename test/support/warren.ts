@@ -146,7 +146,7 @@ export interface AgentProc {
 
 /**
  * The join-token flags that allow exactly what an agent's arguments claim (--route; --cluster, or the
- * agent's name for --kube without one), as an admin joining a known agent would.
+ * agent's name for --kube without one; --source-ip), as an admin joining a known agent would.
  */
 export function authorityFor(name: string, agentArgs: readonly string[]): string[] {
   const value = (flag: string) => {
@@ -155,7 +155,8 @@ export function authorityFor(name: string, agentArgs: readonly string[]): string
   };
   const routes = value('--route');
   const clusters = value('--cluster') ?? (agentArgs.includes('--kube') ? name : undefined);
-  return [...(routes ? ['--routes', routes] : []), ...(clusters ? ['--clusters', clusters] : [])];
+  const sourceIps = value('--source-ip');
+  return [...(routes ? ['--routes', routes] : []), ...(clusters ? ['--clusters', clusters] : []), ...(sourceIps ? ['--source-ips', sourceIps] : [])];
 }
 
 /**

@@ -8,7 +8,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import YAML from 'yaml';
-import { startFakeApiserver, type FakeApiserver } from '../../../test/support/fakeKubeApiserver.js';
+import { startFakeApiserver, type FakeApiserver } from '../../../test/support/kube/apiserver.js';
 import { KubeCredentials } from './credentials.js';
 
 function getWith(creds: Awaited<ReturnType<KubeCredentials['current']>>, urlPath: string, as: string): Promise<number> {

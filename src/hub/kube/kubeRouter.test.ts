@@ -1,12 +1,12 @@
 /**
  * The kube router in process: a real hub, an agent started with --kube pointing at a kube-apiserver
- * stand-in (test/support/fakeKubeApiserver.ts) in this same process, and requests over HTTPS.
+ * stand-in (test/support/kube/apiserver.ts) in this same process, and requests over HTTPS.
  */
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import { after, test } from 'node:test';
-import { startFakeApiserver } from '../../../test/support/fakeKubeApiserver.js';
+import { startFakeApiserver } from '../../../test/support/kube/apiserver.js';
 import { inProcessHub } from '../../../test/support/inProcess.js';
 import { tempDir } from '../../../test/support/warren.js';
 

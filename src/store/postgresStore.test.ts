@@ -1,0 +1,71 @@
+/** PostgreSQL-only behaviour: hubs opening one database together, a database restart, redaction. */
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { Writable } from 'node:stream';
+import { pino } from 'pino';
+import { ChildGroup } from '../../test/support/proc.js';
+import { startPostgres, type Postgres } from '../../test/support/postgres.js';
+import { silentLogger } from '../shared/log.js';
+import { SCHEMA_VERSION } from './migrations.js';
+import { PostgresStore, redactUrl } from './postgresStore.js';
+
+const group = new ChildGroup();
+let pg: Postgres;
+before(async () => {
+  pg = await startPostgres({ group });
+});
+after(async () => {
+  await pg.stop();
+  group.dispose();
+});
+
+const row = (i: number) => ({
+  time: i, kind: 'stream' as const, user: 'ana', door: 'connect', agent: 'a', target: 'x:1', result: 'ok' as const, reason: null, bytesIn: 1, bytesOut: 1,
+  durationMs: 1, source: null, verb: null, resource: null, namespace: null, name: null, status: null,
+});
+
+test('hubs opening one database at once apply each migration once (advisory lock)', async () => {
+  const stores = await Promise.all([1, 2, 3].map(() => PostgresStore.open({ url: pg.url() }, silentLogger)));
+  assert.equal(await pg.psql('SELECT version FROM warren_schema', 'warren'), String(SCHEMA_VERSION));
+  await Promise.all(stores.map((s) => s.close()));
+  await pg.psql('UPDATE warren_schema SET version = 99', 'warren');
+  await assert.rejects(PostgresStore.open({ url: pg.url() }, silentLogger), /newer than this Warren/);
+  await pg.psql(`UPDATE warren_schema SET version = ${SCHEMA_VERSION}`, 'warren');
+});
+
+test('a database restart: writes during it wait and succeed, the outage is logged once, nothing is lost', async () => {
+  const lines: string[] = [];
+  const log = pino({ level: 'info' }, new Writable({ write: (chunk: Buffer, _e, done) => (lines.push(chunk.toString()), done()) }));
+  const s = await PostgresStore.open({ url: pg.url() }, log);
+  const before = Number(await pg.psql('SELECT count(*) FROM audit', 'warren'));
+  // Fill the pool with idle connections the restart will kill.
+  await Promise.all(Array.from({ length: 10 }, (_, i) => s.appendAudit([row(i)])));
+  let written = 0;
+  let stop = false;
+  const writer = (async () => {
+    for (let i = 0; !stop; i++) {
+      await s.appendAudit([row(i)]);
+      written++;
+    }
+  })();
+  await pg.restart();
+  const after = written;
+  const deadline = Date.now() + 5_000;
+  while (written < after + 20 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+  stop = true;
+  await writer;
+  assert.ok(written >= after + 20, `writes resumed after the restart (${written - after} since)`);
+  assert.equal(Number(await pg.psql('SELECT count(*) FROM audit', 'warren')), before + 10 + written);
+  const outages = lines.filter((l) => l.includes('store connection lost'));
+  assert.ok(outages.length >= 1 && outages.length <= 2, `outage logged ${outages.length} times`);
+  assert.ok(lines.some((l) => l.includes('store reachable again')));
+  await s.close();
+});
+
+test('an unreachable database fails the open with the URL redacted', async () => {
+  const url = `postgres://warren:s3cret@127.0.0.1:1/warren`;
+  await assert.rejects(PostgresStore.open({ url }, silentLogger), (err: Error) => err.message.includes('postgres://warren:***@127.0.0.1:1/warren') && !err.message.includes('s3cret'));
+  assert.equal(redactUrl('postgres://u@h/db'), 'postgres://u@h/db');
+  // A wrong password is not retried for the outage window, and not echoed.
+  await assert.rejects(PostgresStore.open({ url: pg.url(), password: 'wrong' }, silentLogger), (err: Error) => /password authentication failed/.test(err.message) && !err.message.includes('wrong'));
+});
