@@ -190,8 +190,8 @@ describe('static egress source IPs and ingress rules', () => {
     };
     await refuse(['egress', 'create', 'x1', '--gateway', 'nosuch', '--target', `${EXTERNAL}:5432`, '--source-ip', A, '--entry', 'cluster:15500'], 1,
       /gateway: no agent "nosuch".*\[WARREN_E_NOT_FOUND\]$/);
-    await refuse(['egress', 'create', 'x2', '--gateway', 'gw', '--target', `${EXTERNAL}:5432`, '--source-ip', '10.40.0.13', '--entry', 'cluster:15500'], 1,
-      /sourceIp: gateway "gw" does not own 10\.40\.0\.13 \(its --source-ip addresses: 10\.40\.0\.11,10\.40\.0\.12\)/);
+    await refuse(['egress', 'create', 'x2', '--gateway', 'gw', '--target', `${EXTERNAL}:5432`, '--source-ip', '10.40.0.13', '--entry', 'cluster:15500'], 2,
+      /^error: sourceIp: gateway "gw" does not own 10\.40\.0\.13 \(its --source-ip addresses: 10\.40\.0\.11,10\.40\.0\.12\)/);
     await refuse(['egress', 'create', 'x3', '--gateway', 'gw', '--target', `${EXTERNAL}:5432`, '--source-ip', A, '--entry', 'cluster:15432'], 1,
       /entry cluster:0\.0\.0\.0:15432 overlaps egress "pg-a".*\[WARREN_E_CONFLICT\]$/);
     // A port another program holds on the gateway: the gateway's bind fails, the rule is not kept.

@@ -58,7 +58,8 @@ describe('several hubs on one PostgreSQL', () => {
     // The others share the first one's CA and token-signing key (in a deployment: one Secret).
     for (let i = 0; i < 2; i++) {
       const dataDir = tempDir('hub');
-      fs.cpSync(hubs[0]!.dataDir, dataDir, { recursive: true });
+      // (not its hub.lock: that file says which hub process uses that directory)
+      fs.cpSync(hubs[0]!.dataDir, dataDir, { recursive: true, filter: (src) => path.basename(src) !== 'hub.lock' });
       hubs.push(await startHub({ group: procs, dataDir, ...store }));
     }
   });
