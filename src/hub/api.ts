@@ -193,6 +193,8 @@ export class Api {
       lastSeen: live ? new Date().toISOString() : a.lastSeen ? new Date(a.lastSeen).toISOString() : null,
       rttMs: live?.rttMs ?? null,
       streamsOpen: live?.streamsOpen ?? 0,
+      bytesIn: live?.bytesIn ?? 0,
+      bytesOut: live?.bytesOut ?? 0,
       remoteAddress: live?.remoteAddress ?? null,
       certExpiresAt: new Date(a.certExpiresAt).toISOString(),
     };

@@ -76,6 +76,8 @@ export const Agent = z
     lastSeen: Time.nullable(),
     rttMs: z.number().nullable(),
     streamsOpen: z.number().int(),
+    bytesIn: z.number().int().describe('Bytes received from the agent over its tunnel since it connected (0 when offline)'),
+    bytesOut: z.number().int().describe('Bytes sent to the agent over its tunnel since it connected'),
     remoteAddress: z.string().nullable(),
     certExpiresAt: Time,
   })

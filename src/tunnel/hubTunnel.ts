@@ -50,6 +50,16 @@ export class AgentTunnel {
     return this.info.routes;
   }
 
+  /** Bytes received from the agent over this tunnel since it connected (TLS: streams, framing, pings). */
+  get bytesIn(): number {
+    return this.session.socket.bytesRead;
+  }
+
+  /** Bytes sent to the agent over this tunnel since it connected. */
+  get bytesOut(): number {
+    return this.session.socket.bytesWritten;
+  }
+
   /** PINGs with a reply deadline (design §1: a dead agent is noticed within two intervals); `rttMs` follows the replies. */
   keepAlive(intervalMs: number, onDead: () => void): void {
     startKeepalive(this.session, { intervalMs, onRtt: (ms) => (this.rttMs = Math.round(ms * 100) / 100), onDead });

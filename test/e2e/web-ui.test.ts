@@ -15,7 +15,7 @@ import { natLab, type NatLab } from '../support/netns.js';
 import { launchBrowser, type Browser } from '../support/browser.js';
 import { startSshd } from '../support/sshd.js';
 import { waitForAudit } from '../support/audit.js';
-import { accessToken, cli, joinToken, startAgent, startHub, tempDir, WARREN_BIN, type HubProc } from '../support/warren.js';
+import { accessToken, cli, cliJson, startAgent, startHub, tempDir, WARREN_BIN, type HubProc } from '../support/warren.js';
 
 const HUB_PORT = 8443;
 const UI_TIMEOUT_MS = 15_000;
@@ -222,8 +222,11 @@ describe('web UI in Chromium', () => {
 
   it('opens a web shell to a node behind NAT from My access: `hostname` runs there, and the Audit page shows the session', async () => {
     const { page } = browser;
-    // node1: its agent and an sshd with a host name of its own, in the NATed namespace.
-    const agent = await startAgent({ group: nat.lab.group, hub, name: 'node1', token: await joinToken(hub), netns: nat.lab.ns('node1') });
+    // node1: its agent (also a gateway for its own address, for the Rules page) and an sshd with a host
+    // name of its own, in the NATed namespace.
+    const agent = await startAgent({
+      group: nat.lab.group, hub, name: 'node1', netns: nat.lab.ns('node1'), args: ['--source-ip', nat.site.ip, '--allow', `localhost,${nat.site.ip}`],
+    });
     dirs.push(agent.dataDir);
     const sshd = await startSshd({ group: nat.lab.group, netns: nat.lab.ns('node1'), host: '0.0.0.0', hostname: 'node1-shell' });
     dirs.push(sshd.dir);
@@ -283,5 +286,92 @@ describe('web UI in Chromium', () => {
       .waitFor({ timeout: UI_TIMEOUT_MS });
     await browser.screenshot('web-shell-refused');
     await waitForAudit(hub, (r) => r.user === 'dev' && r.door === 'web-shell' && r.target === 'node1:22' && r.result === 'denied', 'the refused web shell stream');
+  });
+
+  it('Rules: an egress rule with its live state, deleted from the page; Agents shows open streams and bytes', async () => {
+    const { page } = browser;
+    const ENTRY_PORT = 2222;
+    const r = await cli(hub, ['egress', 'create', 'ssh-out', '--gateway', 'node1', '--target', `${nat.site.ip}:22`, '--source-ip', nat.site.ip, '--entry', `hub:${ENTRY_PORT}`]);
+    assert.equal(r.code, 0, r.stderr);
+    await signIn(page, hub, hub.adminToken);
+    await goTo(page, 'Rules');
+    const row = page.locator('tr[data-rule="ssh-out"]');
+    await row.getByTestId('state').filter({ hasText: 'listening' }).waitFor({ timeout: UI_TIMEOUT_MS });
+    assert.match(await row.innerText(), new RegExp(`egress\\s+listening\\s+node1\\s+${nat.site.ip.replace(/\./g, '\\.')}`));
+
+    // A connection through the entry reads node1's SSH banner; the page shows it without a reload.
+    const banner = await nat.lab.exec('public', process.execPath, ['-e', `
+      const s = require('net').connect(${ENTRY_PORT}, '${nat.public.ip}');
+      s.once('data', (d) => { process.stdout.write(d.toString().split('\\r\\n')[0]); s.destroy(); });
+      setTimeout(() => process.exit(3), 10000).unref();`]);
+    assert.match(banner.stdout, /^SSH-2\.0-OpenSSH/, banner.stderr);
+    await row.locator('td', { hasText: /^1$/ }).first().waitFor({ timeout: UI_TIMEOUT_MS });
+    await browser.screenshot('rules');
+
+    await row.getByRole('button', { name: 'Delete egress rule ssh-out' }).click();
+    await row.getByRole('button', { name: 'Confirm: Delete egress rule ssh-out' }).click();
+    await row.waitFor({ state: 'detached', timeout: UI_TIMEOUT_MS });
+    assert.deepEqual(await cliJson(hub, ['egress', 'ls', '-o', 'json']), []);
+
+    await goTo(page, 'Agents');
+    const node1 = page.locator('tr[data-agent="node1"]');
+    await node1.getByTestId('status').filter({ hasText: 'online' }).waitFor({ timeout: UI_TIMEOUT_MS });
+    assert.match(await node1.getByTestId('bytes').innerText(), /^\d+(\.\d)? (B|KiB|MiB) \/ \d+(\.\d)? (B|KiB|MiB)$/);
+    assert.match(await node1.getByTestId('streams').innerText(), /^\d+$/);
+  });
+
+  it('keyboard: sign-in and the web shell form by Tab alone; every form control on every page is labelled; new pages fit 390 px', async () => {
+    const { page } = browser;
+    const focused = () => page.evaluate(() => {
+      const el = document.activeElement as HTMLInputElement | null;
+      return el?.getAttribute('name') ?? el?.textContent?.trim() ?? '';
+    });
+    await page.getByRole('button', { name: 'Sign out' }).click();
+    await page.waitForURL(/\/ui\/signin/);
+    await page.keyboard.press('Tab');
+    assert.equal(await focused(), 'token');
+    await page.keyboard.type(hub.adminToken);
+    await page.keyboard.press('Tab');
+    assert.equal(await focused(), 'Sign in');
+    await page.keyboard.press('Enter');
+    await page.getByTestId('who').waitFor({ timeout: UI_TIMEOUT_MS });
+
+    // The web shell form, from the skip link on: every control in order, the Connect button last.
+    await page.goto(`${hub.url}/ui/shell?target=node1:22`);
+    await page.getByRole('heading', { level: 1, name: 'Web shell' }).waitFor({ timeout: UI_TIMEOUT_MS });
+    await page.keyboard.press('Tab');
+    assert.equal(await focused(), 'Skip to content');
+    await page.keyboard.press('Enter');
+    const order: string[] = [];
+    for (let i = 0; i < 6; i++) {
+      await page.keyboard.press('Tab');
+      order.push(await focused());
+    }
+    assert.deepEqual(order, ['target', 'login', 'method', 'password', 'hostKey', 'Connect']);
+
+    const unlabelled = () => page.evaluate(() =>
+      Array.from(document.querySelectorAll('input, select, textarea'))
+        .filter((el) => {
+          const labels = (el as HTMLInputElement).labels;
+          return !(labels && Array.from(labels).some((l) => l.textContent.trim())) && !el.getAttribute('aria-label')?.trim() && !el.getAttribute('aria-labelledby');
+        })
+        .map((el) => el.outerHTML.slice(0, 120)),
+    );
+    assert.deepEqual(await unlabelled(), [], 'web shell');
+    for (const title of ['Agents', 'Add agent', 'Clusters', 'My access', 'Access', 'Rules', 'Audit']) {
+      await goTo(page, title);
+      await page.locator('main section').first().waitFor({ timeout: UI_TIMEOUT_MS });
+      assert.deepEqual(await unlabelled(), [], title);
+    }
+
+    await page.setViewportSize({ width: 390, height: 844 });
+    for (const [path, name] of [['/ui/shell?target=node1:22', 'web-shell-390'], ['/ui/rules', 'rules-390'], ['/ui/agents', 'agents-390']] as const) {
+      await page.goto(`${hub.url}${path}`);
+      await page.getByTestId('who').waitFor({ timeout: UI_TIMEOUT_MS });
+      const overflow = await page.evaluate(() => document.documentElement.scrollWidth - document.documentElement.clientWidth);
+      assert.ok(overflow <= 0, `${path} scrolls sideways by ${overflow} px at 390 px wide`);
+      await browser.screenshot(name);
+    }
+    await page.setViewportSize({ width: 1280, height: 800 });
   });
 });

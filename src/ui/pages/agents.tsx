@@ -1,7 +1,7 @@
 /** Agents: live tunnel state (the hub pushes a change event over SSE; the page then reloads the list), delete. */
 import { useEffect, useState } from 'preact/hooks';
 import { call, request } from '../api.js';
-import { ConfirmButton, ErrorBox, Table, list } from '../components.js';
+import { ConfirmButton, ErrorBox, Table, formatBytes, list } from '../components.js';
 import { shellHref } from './shell.js';
 
 export interface AgentRow {
@@ -14,19 +14,24 @@ export interface AgentRow {
   readonly hostname: string | null;
   readonly rttMs: number | null;
   readonly streamsOpen: number;
+  readonly bytesIn: number;
+  readonly bytesOut: number;
   readonly remoteAddress: string | null;
   readonly lastSeen: string | null;
 }
 
-/** The agent list, kept current by the hub's change events (GET /ui/events/agents). */
-export function useLiveAgents(): { agents: AgentRow[] | undefined; error: unknown; reload: () => void } {
-  const [agents, setAgents] = useState<AgentRow[]>();
+/**
+ * Admin data kept current by the hub's change events (GET /ui/events/agents: agent connects and
+ * disconnects, and a tick every few seconds for RTT, streams and bytes): `load` runs again on each.
+ */
+export function useLive<T>(load: () => Promise<T>): { data: T | undefined; error: unknown; reload: () => void } {
+  const [data, setData] = useState<T>();
   const [error, setError] = useState<unknown>();
   const [tick, setTick] = useState(0);
   useEffect(() => {
     let stale = false;
-    call<AgentRow[]>('GET', '/api/v1/agents').then(
-      (rows) => !stale && (setAgents(rows), setError(undefined)),
+    load().then(
+      (rows) => !stale && (setData(rows), setError(undefined)),
       (err: unknown) => !stale && setError(err),
     );
     return () => void (stale = true);
@@ -36,7 +41,13 @@ export function useLiveAgents(): { agents: AgentRow[] | undefined; error: unknow
     events.onmessage = () => setTick((t) => t + 1);
     return () => events.close();
   }, []);
-  return { agents, error, reload: () => setTick((t) => t + 1) };
+  return { data, error, reload: () => setTick((t) => t + 1) };
+}
+
+/** The agent list, kept current by the hub's change events. */
+export function useLiveAgents(): { agents: AgentRow[] | undefined; error: unknown; reload: () => void } {
+  const { data, error, reload } = useLive(() => call<AgentRow[]>('GET', '/api/v1/agents'));
+  return { agents: data, error, reload };
 }
 
 export function Agents() {
@@ -59,7 +70,7 @@ export function Agents() {
       ) : agents.length === 0 ? (
         <p>No agents yet. Add one on the Add agent page.</p>
       ) : (
-        <Table caption="Agents" head={['Name', 'Status', 'RTT', 'Version', 'Labels', 'Routes', 'Clusters', 'Open streams', 'Address', '']}>
+        <Table caption="Agents" head={['Name', 'Status', 'RTT', 'Version', 'Labels', 'Routes', 'Clusters', 'Open streams', 'Bytes in/out', 'Address', '']}>
           {agents.map((a) => (
             <tr key={a.name} data-agent={a.name}>
               <th scope="row">{a.name}</th>
@@ -73,7 +84,8 @@ export function Agents() {
               <td>{list(Object.entries(a.labels).map(([k, v]) => `${k}=${v}`))}</td>
               <td>{list(a.routes)}</td>
               <td>{list(a.clusters)}</td>
-              <td>{a.streamsOpen}</td>
+              <td data-testid="streams">{a.streamsOpen}</td>
+              <td data-testid="bytes">{a.connected ? `${formatBytes(a.bytesIn)} / ${formatBytes(a.bytesOut)}` : '—'}</td>
               <td>{a.remoteAddress ?? (a.lastSeen ? `last seen ${new Date(a.lastSeen).toLocaleString()}` : '—')}</td>
               <td class="actions">
                 <a class="button" href={shellHref(`${a.name}:22`)} aria-label={`Open a web shell to ${a.name}`}>

@@ -8,6 +8,7 @@ import { MyAccess } from './myAccess.js';
 import { AccessPage } from './access.js';
 import { Audit } from './audit.js';
 import { WebShell } from './shell.js';
+import { Rules } from './rules.js';
 
 export interface Page {
   readonly path: string;
@@ -24,6 +25,7 @@ export const pages: readonly Page[] = [
   { path: '/ui/clusters', title: 'Clusters', admin: false, component: Clusters },
   { path: '/ui/me', title: 'My access', admin: false, component: MyAccess },
   { path: '/ui/access', title: 'Access', admin: true, component: AccessPage },
+  { path: '/ui/rules', title: 'Rules', admin: true, component: Rules },
   { path: '/ui/audit', title: 'Audit', admin: false, component: Audit },
   { path: '/ui/shell', title: 'Web shell', admin: false, nav: false, component: WebShell },
 ];
