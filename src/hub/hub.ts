@@ -34,13 +34,14 @@ import { sendError, sendJson } from './httpJson.js';
 import { HubMetrics } from './metrics.js';
 import { HubOpener } from './opener.js';
 import { Quotas } from './quotas.js';
-import { Forwards } from './forwards.js';
+import { Forwards, type HubPort } from './forwards.js';
 import { ChangeFeed } from './changeFeed.js';
 import { startDoorListeners } from './doorListeners.js';
 import { HandshakeQueue } from './handshakeQueue.js';
 import { createKubeDoor } from './kube/kubeDoor.js';
 import { ExternalJwt } from './externalJwt.js';
 import { WebUi } from './ui/webUi.js';
+import { SHELL_PATH, WebShell } from './ui/webShell.js';
 
 export const METRICS_GROUP = 'warren:metrics';
 
@@ -122,7 +123,14 @@ export async function startHub(config: HubConfig, log: Logger): Promise<Hub> {
   });
   // multikube routing by `ctx` only where external JWTs are a kube credential at all.
   const kube = createKubeDoor({ jwt: jwt?.policy.doors.includes('kube') ? jwt : undefined, opener, store, tunnels, auth, audit, log });
-  const forwards = new Forwards({ store, opener, audit, sessions: tunnels, log: log.child({ component: 'forwards' }), pingIntervalMs: config.pingIntervalMs });
+  // What the hub listens on: as configured until bound, then as bound (port 0 becomes the real port).
+  let hubPorts: HubPort[] = [
+    { ...config.listen, flag: '--listen' },
+    ...(config.socksListen ? [{ ...config.socksListen, flag: '--socks-listen' }] : []),
+  ];
+  const forwards = new Forwards({
+    store, opener, audit, sessions: tunnels, log: log.child({ component: 'forwards' }), pingIntervalMs: config.pingIntervalMs, hubPorts: () => hubPorts,
+  });
   await forwards.start();
   // Another hub's change: the streams it no longer allows close here too, its removed agents' tunnels drop.
   const feed = new ChangeFeed(store, async (change) => {
@@ -135,6 +143,7 @@ export async function startHub(config: HubConfig, log: Logger): Promise<Hub> {
   });
 
   const ui = new WebUi({ auth, tunnels, caPem: pki.ca.certPem, hubUrl: () => url, log: log.child({ component: 'ui' }) });
+  const shell = new WebShell({ sessions: ui.sessions, opener, audit, log: log.child({ component: 'web-shell' }) });
 
   const proxyAuth = async (req: http.IncomingMessage): Promise<Principal> => {
     try {
@@ -183,6 +192,7 @@ export async function startHub(config: HubConfig, log: Logger): Promise<Hub> {
   });
   httpServer.on('upgrade', (req: http.IncomingMessage, socket: net.Socket, head: Buffer) => {
     socket.setNoDelay(true);
+    if (req.url?.split('?')[0] === SHELL_PATH) return shell.handleUpgrade(req, socket, head);
     if (!kube.router.handleUpgrade(req, socket, head)) kube.rejectUpgrade(socket);
   });
   httpServer.on('connect', (req: http.IncomingMessage, socket: net.Socket, head: Buffer) => {
@@ -238,6 +248,11 @@ export async function startHub(config: HubConfig, log: Logger): Promise<Hub> {
   }).catch((err: unknown) => (listener.close(), Promise.reject(err)));
   let listening = true;
   const address = listener.address() as net.AddressInfo;
+  const socksBound = doorListeners.socksAddress;
+  hubPorts = [
+    { host: address.address, port: address.port, flag: '--listen' },
+    ...(socksBound ? [{ host: socksBound.address, port: socksBound.port, flag: '--socks-listen' }] : []),
+  ];
   url = config.publicUrl ?? `https://${formatHostPort({ host: publicHost, port: address.port })}`;
   log.info({ listen: formatHostPort({ host: address.address, port: address.port }), url, caPin: pki.caPin }, 'hub listening');
 

@@ -82,6 +82,7 @@ async function followFirstLine(template: string, path: string, token: string): P
 test('every route answers what the OpenAPI document says', async () => {
   assert.equal(doc.openapi, '3.1.0');
   await call('GET', '/api/v1/openapi.json');
+  assert.match((await call('GET', '/api/v1/version')).version, /^\d+\.\d+\.\d+/);
   const pem = await call('GET', '/api/v1/ca');
   assert.match(pem, /^-----BEGIN CERTIFICATE-----/);
   assert.equal((await call('GET', '/api/v1/whoami', { token: ana.token })).user, 'ana');
@@ -158,7 +159,7 @@ test('errors answer the error schema with the status of their code', async () =>
   const bad = await call('GET', '/api/v1/audit', { path: '/api/v1/audit?limit=0', token: admin, status: 400 });
   assert.deepEqual([bad.code, bad.field], ['WARREN_E_BAD_REQUEST', 'limit']);
   const kind = await call('GET', '/api/v1/audit', { path: '/api/v1/audit?kind=nope', token: admin, status: 400 });
-  assert.equal(kind.message, 'kind: must be stream, kube, admin or agent');
+  assert.equal(kind.message, 'kind: must be stream, kube, admin, agent or shell');
   const missing = await call('GET', '/api/v1/routes/explain', { token: admin, status: 400 });
   assert.deepEqual([missing.field, missing.message], ['target', 'target: required: ?target=HOST:PORT']);
   const body = await call('POST', '/api/v1/tokens', { token: admin, body: { user: 'ana' }, status: 201 });
