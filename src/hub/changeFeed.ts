@@ -14,7 +14,13 @@ import type { Store } from '../store/store.js';
 
 export type Change =
   /** Tokens, grants or agents changed: close open streams no longer allowed, drop removed agents' tunnels. */
-  { readonly kind: 'revoke'; readonly why: string };
+  | { readonly kind: 'revoke'; readonly why: string }
+  /** A hub joined or left the set (src/hub/hubMesh.ts). */
+  | { readonly kind: 'hubs' }
+  /** An agent's tunnel opened or closed on the publishing hub: re-read where it is. */
+  | { readonly kind: 'presence'; readonly agent: string }
+  /** Notifications may have been missed: re-read hubs and presence. Never published, made locally. */
+  | { readonly kind: 'resync' };
 
 interface Envelope {
   readonly origin: string;
@@ -47,7 +53,7 @@ export class ChangeFeed {
   private received(payload: string | null): void {
     let changes: Change[];
     if (payload === null) {
-      changes = [{ kind: 'revoke', why: 'change feed reconnected' }];
+      changes = [{ kind: 'revoke', why: 'change feed reconnected' }, { kind: 'resync' }];
     } else {
       let envelope: Envelope;
       try {

@@ -6,6 +6,10 @@
  *   agent "alpha"            CN=alpha, OU=warren-agent       (client auth only)
  *   user "ana" in "ops,dev"  CN=ana, O=ops, O=dev, OU=warren-user
  *   hub                      CN=warren-hub                   (server auth; SANs for every name it answers on)
+ *   hub "h-1a2b" as a peer   CN=h-1a2b, OU=warren-hub-peer   (client auth only; relays between hubs)
+ *
+ * Only the hub process itself issues the hub-peer kind, from the CA key in its data dir: no join,
+ * renewal or user-certificate request can ask for that OU, so an agent or user cannot pose as a hub.
  */
 import 'reflect-metadata';
 import { webcrypto, createHash, X509Certificate } from 'node:crypto';
@@ -17,6 +21,7 @@ const KEY_ALG: EcKeyGenParams & EcdsaParams = { name: 'ECDSA', namedCurve: 'P-25
 const SIGN_ALG = { name: 'ECDSA', hash: 'SHA-256' };
 export const AGENT_OU = 'warren-agent';
 export const USER_OU = 'warren-user';
+export const HUB_PEER_OU = 'warren-hub-peer';
 
 export interface KeyPairPem {
   readonly certPem: string;
@@ -127,6 +132,13 @@ function isIpLiteral(s: string): boolean {
 export async function issueServerCert(ca: Ca, sans: readonly string[], days = 397): Promise<KeyPairPem> {
   const keys = await generateKeyPair();
   const leaf = await issueLeaf(ca, { subject: 'CN=warren-hub', publicKey: keys.publicKey, days, usage: 'server', sans });
+  return { certPem: leaf.pem, keyPem: await privateKeyToPem(keys.privateKey) };
+}
+
+/** The client certificate a hub presents to other hubs (relay), made fresh at every start. */
+export async function issueHubPeerCert(ca: Ca, hubId: string, days = 30): Promise<KeyPairPem> {
+  const keys = await generateKeyPair();
+  const leaf = await issueLeaf(ca, { subject: `CN=${rdn(hubId)}, OU=${HUB_PEER_OU}`, publicKey: keys.publicKey, days, usage: 'client' });
   return { certPem: leaf.pem, keyPem: await privateKeyToPem(keys.privateKey) };
 }
 

@@ -197,6 +197,25 @@ Examples:
       process.stdout.write(`agent ${name} removed; its certificate is revoked\n`);
     });
 
+  const hubs = program.command('hubs').description('Hubs sharing one store (several replicas on PostgreSQL).');
+  hubs
+    .command('ls')
+    .description('List the live hubs: relay address, lease, agents connected to each, which one holds the hub-side forwards.')
+    .addHelpText('after', `
+A hub that stops renewing its lease (killed, cut off from the database) leaves the list within two
+--hub-lease periods; one that stops cleanly leaves at once.
+
+Examples:
+  warren hubs ls
+  warren hubs ls -o json | jq -r '.[] | .id + " " + (.agents | tostring)'`)
+    .action(async (_o, cmd: Command) => {
+      const rows = await call<Array<{ id: string; relayUrl: string; startedAt: string; leaseExpiresAt: string; self: boolean; leader: boolean; agents: number }>>(cmd, 'GET', '/api/v1/hubs');
+      print(cmd, rows, [
+        { header: 'ID', get: (h) => (h.self ? `${h.id} (this one)` : h.id) }, { header: 'RELAY', get: (h) => h.relayUrl }, { header: 'AGENTS', get: (h) => String(h.agents) },
+        { header: 'FORWARDS', get: (h) => (h.leader ? 'yes' : '') }, { header: 'STARTED', get: (h) => h.startedAt }, { header: 'LEASE UNTIL', get: (h) => h.leaseExpiresAt },
+      ]);
+    });
+
   program
     .command('user-cert')
     .description('Client certificates for people and programs, usable instead of a token.')
