@@ -20,6 +20,7 @@ import { AllowList } from './allowList.js';
 import type { AgentConfig } from './config.js';
 import { handleConnectStream } from './dialer.js';
 import { refuseStream } from '../tunnel/refusalHeaders.js';
+import { parseJoinToken } from '../shared/joinToken.js';
 import { enroll, joinTokenOrThrow, loadIdentity, renew, renewalDelayMs, type AgentIdentity } from './identity.js';
 import { EntryListeners } from './listeners.js';
 import { checkOwnedSourceIps } from './sourceIps.js';
@@ -50,7 +51,7 @@ export async function startAgent(config: AgentConfig, log: Logger): Promise<Agen
     log.info({ cluster: config.clusters[0], server: creds.server.origin, source: config.kube.kind }, 'serving the Kubernetes API of the cluster');
   }
   let identity = loadIdentity(config.dataDir);
-  if (identity && identity.name !== config.name) {
+  if (identity && config.nameGiven && identity.name !== config.name) {
     log.warn({ stored: identity.name, flag: config.name }, 'data dir holds another agent name; using the stored identity');
   }
   if (!identity) {
@@ -144,9 +145,18 @@ class AgentRunner extends EventEmitter implements Agent {
         const refusal = await this.runOnce();
         if (refusal) {
           // Retrying cannot help either: the hub keeps refusing until an admin acts.
+          if (refusal.code === 'WARREN_E_AGENT_REVOKED' && this.freshToken()) {
+            // Removed on the hub, and started with a join token other than the one it joined with: the
+            // admin means it to join again, so that token replaces the identity in the data dir.
+            await this.rejoin(refusal);
+            continue;
+          }
           if (refusal.code === 'WARREN_E_AGENT_REVOKED' || refusal.code === 'WARREN_E_AGENT_CLAIM_DENIED') {
+            const message = refusal.code === 'WARREN_E_AGENT_REVOKED'
+              ? `${refusal.message.replace(/; join again with a new token$/, '')}: to join again, start it with a new join token (\`warren join-token create\`, then --token-file FILE or WARREN_JOIN_TOKEN), which replaces the identity in ${this.config.dataDir}`
+              : refusal.message;
             this.stopped = true;
-            this.rejectDone(new WarrenError(refusal.code, refusal.message));
+            this.rejectDone(new WarrenError(refusal.code, message));
             return;
           }
           problem = { code: refusal.code, text: `the hub refused the tunnel: ${refusal.message}` };
@@ -175,6 +185,31 @@ class AgentRunner extends EventEmitter implements Agent {
    * One tunnel from dial to close; resolves with the hub's refusal, if it sent one. The dial (TLS
    * handshake) has a deadline, and so has every step of the session after it.
    */
+  /** A join token was given, and it is not the one the current identity was enrolled with. */
+  private freshToken(): boolean {
+    const token = this.config.token;
+    if (!token) return false;
+    const id = parseJoinToken(token)?.id;
+    return id === undefined || id !== this.identity.joinTokenId;
+  }
+
+  /** Enrolls again with the given join token; a token the hub refuses stops the agent, saying why. */
+  private async rejoin(refusal: Refusal): Promise<void> {
+    const name = this.config.nameGiven ? this.config.name : this.identity.name;
+    this.log.warn({ code: refusal.code }, `${refusal.message}; joining again as ${name} with the join token given, replacing the identity in ${this.config.dataDir}`);
+    try {
+      const next = await enroll({
+        token: this.config.token!, name, labels: this.config.labels, dataDir: this.config.dataDir, hubOverride: this.config.hub, proxy: proxyFor(this.hubUrl, this.config),
+      });
+      this.useIdentity(next);
+      this.scheduleRenewal();
+    } catch (err) {
+      const e = asWarrenError(err);
+      this.stopped = true;
+      this.rejectDone(new WarrenError(e.code, `agent "${this.identity.name}" was removed from the hub, and the join token given cannot join it again: ${e.message}`));
+    }
+  }
+
   private async runOnce(): Promise<Refusal | undefined> {
     const socket = await dialHub(this.endpoint(), { alpn: [ALPN] });
     if (socket.alpnProtocol !== ALPN) {

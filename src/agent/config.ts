@@ -51,7 +51,6 @@ export const agentOptions = {
   hub: option(z.string().regex(/^https:\/\//, '--hub must be an https:// URL'), { arg: 'url', help: 'override the hub URL stored in the token or identity' }),
   name: option(textAs((s) => (isLabel(s) ? s : undefined), "is not an RFC 1123 label (lower-case letters, digits, '-', at most 63)"), {
     arg: 'name',
-    default: () => defaultAgentName(),
     help: 'agent name, an RFC 1123 label (default: the first label of the hostname)',
   }),
   dataDir: option(z.string().transform((dir) => path.resolve(dir)), { arg: 'dir', default: './warren-agent', help: 'where the key, certificate and hub CA are kept' }),
@@ -117,17 +116,21 @@ const agentSchema = optionsSchema(agentOptions).transform((f, ctx) => {
     if (!fs.existsSync(file)) return fail(`--kube ${f.kube}: no such kubeconfig file (or use --kube in-cluster)`);
     kube = { kind: 'kubeconfig', path: file, context: f.kubeContext };
   }
+  // Absent stays distinguishable from the default: a stored identity's name wins only over the default.
+  const name = f.name ?? defaultAgentName();
   let clusters = f.cluster;
   if (kube) {
     // One API server, one cluster name (several agents may share it): default, the agent's name.
     if (clusters.length > 1) return fail('--kube serves one cluster: give one --cluster name (several agents may serve the same one)');
-    if (clusters.length === 0) clusters = [f.name];
+    if (clusters.length === 0) clusters = [name];
   }
   return {
     token,
     /** Overrides the hub URL from the join token / stored identity. */
     hub: f.hub,
-    name: f.name,
+    name,
+    /** --name was given (not the hostname default): a stored identity with another name is worth a warning. */
+    nameGiven: f.name !== undefined,
     dataDir: f.dataDir,
     labels: f.labels,
     allow: f.allow ?? ['localhost', '127.0.0.1', '::1', ...f.route],

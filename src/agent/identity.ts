@@ -1,7 +1,7 @@
 /**
  * The agent's identity in its data dir:
  *
- *   identity.json   { name, hubUrl, caPin }
+ *   identity.json   { name, hubUrl, caPin, joinTokenId }
  *   agent.key       private key, generated here, never leaves the machine
  *   agent.crt       certificate from the hub, bound to the name
  *   ca.crt          the hub CA, pinned by the join token
@@ -9,7 +9,9 @@
  * The dir is 0700 and every file in it 0600, whatever the umask.
  *
  * The first start exchanges a join token for the certificate; later starts need no token. Renewal
- * swaps the certificate for a fresh one (same name) before it expires.
+ * swaps the certificate for a fresh one (same name) before it expires. The id of the join token used
+ * is kept so that, once the hub has removed the agent, a new token can be told from the one it joined
+ * with: only a new one replaces the identity (agent.ts).
  */
 import fs from 'node:fs';
 import path from 'node:path';
@@ -25,12 +27,14 @@ export interface AgentIdentity {
   readonly name: string;
   readonly hubUrl: URL;
   readonly caPin: string;
+  /** The id of the join token this identity was enrolled with; undefined for identities from before it was kept. */
+  readonly joinTokenId: string | undefined;
   readonly caPem: string;
   readonly certPem: string;
   readonly keyPem: string;
 }
 
-const identitySchema = z.object({ name: z.string(), hubUrl: z.string(), caPin: z.string() });
+const identitySchema = z.object({ name: z.string(), hubUrl: z.string(), caPin: z.string(), joinTokenId: z.string().optional() });
 
 function files(dataDir: string) {
   const f = (n: string) => path.join(dataDir, n);
@@ -50,7 +54,7 @@ export function loadIdentity(dataDir: string): AgentIdentity | undefined {
   try {
     const id = identitySchema.parse(JSON.parse(fs.readFileSync(f.identity, 'utf8')));
     return {
-      name: id.name, hubUrl: new URL(id.hubUrl), caPin: id.caPin,
+      name: id.name, hubUrl: new URL(id.hubUrl), caPin: id.caPin, joinTokenId: id.joinTokenId,
       caPem: fs.readFileSync(f.ca, 'utf8'), certPem: fs.readFileSync(f.cert, 'utf8'), keyPem: fs.readFileSync(f.key, 'utf8'),
     };
   } catch (err) {
@@ -64,7 +68,7 @@ function saveIdentity(dataDir: string, id: AgentIdentity): void {
   writeAtomic(f.key, id.keyPem);
   writeAtomic(f.cert, id.certPem);
   writeAtomic(f.ca, id.caPem);
-  writeAtomic(f.identity, JSON.stringify({ name: id.name, hubUrl: id.hubUrl.toString(), caPin: id.caPin }, null, 2) + '\n');
+  writeAtomic(f.identity, JSON.stringify({ name: id.name, hubUrl: id.hubUrl.toString(), caPin: id.caPin, joinTokenId: id.joinTokenId }, null, 2) + '\n');
 }
 
 /** The join token, or a refusal that says what is wrong with it (a token cut short when copied is the usual case). */
@@ -91,7 +95,7 @@ export async function enroll(opts: {
   const out = jsonOrThrow<{ certPem: string; name: string }>(
     await hubRequest({ ...base, ca: caPem }, 'POST', '/api/v1/join', { body: { token: opts.token, name: opts.name, csr: csrPem, labels: opts.labels } }),
   );
-  const id: AgentIdentity = { name: out.name, hubUrl, caPin: parsed.caPin, caPem, certPem: out.certPem, keyPem };
+  const id: AgentIdentity = { name: out.name, hubUrl, caPin: parsed.caPin, joinTokenId: parsed.id, caPem, certPem: out.certPem, keyPem };
   saveIdentity(opts.dataDir, id);
   return id;
 }

@@ -77,6 +77,11 @@ export interface ResolvedClient {
   readonly token: string | undefined;
 }
 
+/** The hub a command would talk to (flag, environment, saved login), as given; undefined when none is. */
+export function configuredHub(flags: ClientFlags): string | undefined {
+  return flags.hub ?? env.WARREN_HUB ?? readLogin()?.hub;
+}
+
 /** Resolves hub, token and a verified CA for a command. */
 export async function resolveClient(flags: ClientFlags, opts: { needToken?: boolean } = {}): Promise<ResolvedClient> {
   const saved = readLogin();

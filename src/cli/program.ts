@@ -17,6 +17,7 @@ import { registerSelf } from './commands/self.js';
 import { registerForwards } from './commands/forwards.js';
 import { registerEgress } from './commands/egress.js';
 import { registerConnect } from './commands/connect.js';
+import { registerVersion } from './commands/version.js';
 import { applyConventions } from './conventions.js';
 
 /** Commands that run a process or log in take their own flags; every other leaf talks to the hub. */
@@ -53,6 +54,7 @@ export function buildProgram(): Command {
   registerForward(program);
   registerRoute(program);
   registerConnect(program);
+  registerVersion(program);
 
   program.commands.forEach(addClientOptions);
   applyConventions(program);

@@ -218,6 +218,10 @@ export class Api {
         },
       }),
       route({
+        method: 'GET', path: '/api/v1/version', auth: 'none', summary: 'The hub\'s Warren version (`warren version`).', response: S.Version,
+        handle: async () => ({ version: d.version }),
+      }),
+      route({
         method: 'GET', path: '/api/v1/whoami', auth: 'user', summary: 'The caller as the hub sees it.', response: S.Whoami,
         handle: async ({ principal }) => ({ user: principal.user, groups: principal.groups, via: principal.via, admin: isAdmin(principal) }),
       }),

@@ -29,6 +29,8 @@ export const Authority = z
   .describe('What a join token lets an agent claim')
   .meta({ id: 'Authority' });
 
+export const Version = z.object({ version: z.string().describe('The hub\'s Warren version') }).meta({ id: 'Version' });
+
 export const Whoami = z.object({ user: z.string(), groups: Strings, via: z.enum(['token', 'cert', 'jwt', 'uds', 'forward']), admin: z.boolean() }).meta({ id: 'Whoami' });
 
 export const AgentCert = z.object({ certPem: z.string(), caPem: z.string() });

@@ -58,6 +58,17 @@ export interface ForwardsDeps {
   readonly pingIntervalMs: number;
   /** How long an agent may take to apply a listener set; default 10 s. */
   readonly pushTimeoutMs?: number;
+  /**
+   * The hub's own listening addresses and the flag that set each (`--listen`, `--socks-listen`): a hub
+   * entry may not take one of them, or the hub could not start next time.
+   */
+  readonly hubPorts?: () => readonly HubPort[];
+}
+
+export interface HubPort {
+  readonly host: string;
+  readonly port: number;
+  readonly flag: string;
 }
 
 export interface ForwardInput {
@@ -218,6 +229,8 @@ export class Forwards {
     if (!target) throw bad('target', `"${input.target}" is not HOST:PORT (IPv6 in brackets: [fd00::1]:22)`);
     const allowFrom = parseAllowFrom(input.allowFrom);
     if ('error' in allowFrom) throw bad('allowFrom', allowFrom.error);
+    const own = this.ownPortTaken(entry);
+    if (own) throw bad('entry', `${own}; pick another port`);
     const existing = this.live.get(input.name);
     if (existing && !replacing.has(input.name)) {
       throw new WarrenError('WARREN_E_CONFLICT', `${existing.record.kind ?? 'forward'} "${input.name}" exists; remove it first with \`warren ${commandOf(existing.record)} rm ${input.name}\``);
@@ -397,9 +410,24 @@ export class Forwards {
     await this.deps.store.updateForwardPort(f.name, port);
   }
 
+  /** Why a hub entry would take one of the hub's own listening ports, or undefined when it does not. */
+  private ownPortTaken(entry: ForwardEntry): string | undefined {
+    if (entry.kind !== 'hub') return undefined;
+    const own = (this.deps.hubPorts?.() ?? []).find((p) => entriesClash(entry, { kind: 'hub', host: p.host, port: p.port }));
+    return own && `${formatEntry(entry)} is the hub's own ${own.flag} port (${formatHostPort(own)})`;
+  }
+
   private async bindHub(f: LiveForward): Promise<void> {
     const { host, port } = f.record.entryPort === 0 ? { host: f.record.entryHost, port: 0 } : { host: f.record.entryHost, port: f.record.entryPort };
     const where = formatHostPort({ host, port });
+    // A forward stored before the hub moved onto its port: the hub starts, this forward shows why it does not listen.
+    const own = this.ownPortTaken(f.entry);
+    if (own) {
+      f.listening = false;
+      f.fail('WARREN_E_LISTEN_FAILED', `${own}: not listening; remove it with \`warren forwards rm ${f.name}\` and create it on another port`);
+      this.deps.log.warn({ forward: f.name, reason: own }, 'forward entry cannot listen');
+      return;
+    }
     const server = net.createServer({ allowHalfOpen: true }, (socket) => this.onHubSocket(f, socket));
     try {
       await new Promise<void>((resolve, reject) => {

@@ -35,7 +35,7 @@ import { sendError, sendJson } from './httpJson.js';
 import { HubMetrics } from './metrics.js';
 import { HubOpener } from './opener.js';
 import { Quotas } from './quotas.js';
-import { Forwards } from './forwards.js';
+import { Forwards, type HubPort } from './forwards.js';
 import { ChangeFeed } from './changeFeed.js';
 import { HubMesh, newHubId } from './hubMesh.js';
 import { startDoorListeners } from './doorListeners.js';
@@ -133,7 +133,14 @@ export async function startHub(config: HubConfig, log: Logger): Promise<Hub> {
   });
   // multikube routing by `ctx` only where external JWTs are a kube credential at all.
   const kube = createKubeDoor({ jwt: jwt?.policy.doors.includes('kube') ? jwt : undefined, opener, store, tunnels: mesh, auth, audit, log });
-  const forwards = new Forwards({ store, opener, audit, sessions: tunnels, log: log.child({ component: 'forwards' }), pingIntervalMs: config.pingIntervalMs });
+  // What the hub listens on: as configured until bound, then as bound (port 0 becomes the real port).
+  let hubPorts: HubPort[] = [
+    { ...config.listen, flag: '--listen' },
+    ...(config.socksListen ? [{ ...config.socksListen, flag: '--socks-listen' }] : []),
+  ];
+  const forwards = new Forwards({
+    store, opener, audit, sessions: tunnels, log: log.child({ component: 'forwards' }), pingIntervalMs: config.pingIntervalMs, hubPorts: () => hubPorts,
+  });
   await forwards.start();
   // Another hub's change: the streams it no longer allows close here too, its removed agents' tunnels drop.
   const feed: ChangeFeed = new ChangeFeed(store, async (change): Promise<unknown> => {
@@ -251,6 +258,11 @@ export async function startHub(config: HubConfig, log: Logger): Promise<Hub> {
   }).catch((err: unknown) => (listener.close(), Promise.reject(err)));
   let listening = true;
   const address = listener.address() as net.AddressInfo;
+  const socksBound = doorListeners.socksAddress;
+  hubPorts = [
+    { host: address.address, port: address.port, flag: '--listen' },
+    ...(socksBound ? [{ host: socksBound.address, port: socksBound.port, flag: '--socks-listen' }] : []),
+  ];
   url = config.publicUrl ?? `https://${formatHostPort({ host: publicHost, port: address.port })}`;
   relayUrl = config.relayUrl ?? `https://${formatHostPort({ host: defaultPublicHost(config.listen.host), port: address.port })}`;
   await mesh.start();

@@ -82,6 +82,7 @@ async function followFirstLine(template: string, path: string, token: string): P
 test('every route answers what the OpenAPI document says', async () => {
   assert.equal(doc.openapi, '3.1.0');
   await call('GET', '/api/v1/openapi.json');
+  assert.match((await call('GET', '/api/v1/version')).version, /^\d+\.\d+\.\d+/);
   const pem = await call('GET', '/api/v1/ca');
   assert.match(pem, /^-----BEGIN CERTIFICATE-----/);
   assert.equal((await call('GET', '/api/v1/whoami', { token: ana.token })).user, 'ana');

@@ -3,6 +3,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { ChildGroup } from '../support/proc.js';
+import { VERSION } from '../../src/shared/version.js';
 import { cli, startHub, type HubProc } from '../support/warren.js';
 
 describe('warren CLI conventions', () => {
@@ -57,5 +58,18 @@ describe('warren CLI conventions', () => {
     const ls = await cli(hub, ['grants', 'ls']);
     assert.match(ls.stdout, new RegExp(`^ID\\s+SUBJECT[^\\n]*\\n(.*\\n)*${id}\\s+user:cy`));
     await usageError(['grants', 'rm', id, '-o', 'json'], /^error: unknown option '-o'/);
+  });
+
+  it('version prints the client\'s and the hub\'s, and the client\'s alone (exit 1, and why) when the hub cannot be asked', async () => {
+    const table = await cli(hub, ['version']);
+    assert.equal(table.code, 0, table.stderr);
+    assert.equal(table.stdout, `Client version: ${VERSION}\nHub version:    ${VERSION} (${hub.url})\n`);
+    const json = await cli(hub, ['version', '-o', 'json']);
+    assert.deepEqual(JSON.parse(json.stdout), { client: { version: VERSION }, hub: { url: hub.url, version: VERSION } });
+
+    const down = await cli(hub, ['version', '--hub', 'https://127.0.0.1:1']);
+    assert.equal(down.code, 1, down.stderr);
+    assert.equal(down.stdout, `Client version: ${VERSION}\nHub version:    unknown\n`);
+    assert.match(down.stderr, /^warren: cannot ask the hub at https:\/\/127\.0\.0\.1:1 for its version: cannot connect to hub 127\.0\.0\.1:1: connection refused \(is the hub running\?\)\n$/);
   });
 });
