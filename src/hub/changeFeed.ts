@@ -19,6 +19,8 @@ export type Change =
   | { readonly kind: 'hubs' }
   /** An agent's tunnel opened or closed on the publishing hub: re-read where it is. */
   | { readonly kind: 'presence'; readonly agent: string }
+  /** Forwards were created or removed: re-read them (and who listens on the hub-side entries). */
+  | { readonly kind: 'forwards' }
   /** Notifications may have been missed: re-read hubs and presence. Never published, made locally. */
   | { readonly kind: 'resync' };
 
@@ -53,7 +55,7 @@ export class ChangeFeed {
   private received(payload: string | null): void {
     let changes: Change[];
     if (payload === null) {
-      changes = [{ kind: 'revoke', why: 'change feed reconnected' }, { kind: 'resync' }];
+      changes = [{ kind: 'revoke', why: 'change feed reconnected' }, { kind: 'resync' }, { kind: 'forwards' }];
     } else {
       let envelope: Envelope;
       try {

@@ -140,10 +140,12 @@ export async function startHub(config: HubConfig, log: Logger): Promise<Hub> {
   ];
   const forwards = new Forwards({
     store, opener, audit, sessions: tunnels, log: log.child({ component: 'forwards' }), pingIntervalMs: config.pingIntervalMs, hubPorts: () => hubPorts,
+    holdsHubEntries: () => mesh.isLeader, changed: () => void feed.publish({ kind: 'forwards' }),
   });
   await forwards.start();
   // Another hub's change: the streams it no longer allows close here too, its removed agents' tunnels drop.
   const feed: ChangeFeed = new ChangeFeed(store, async (change): Promise<unknown> => {
+    if (change.kind === 'forwards') return forwards.sync();
     if (change.kind !== 'revoke') return mesh.changed(change);
     await opener.revoke(change.why);
     for (const name of tunnels.names()) if (!(await store.getAgent(name))) tunnels.forget(name);
@@ -265,7 +267,10 @@ export async function startHub(config: HubConfig, log: Logger): Promise<Hub> {
   ];
   url = config.publicUrl ?? `https://${formatHostPort({ host: publicHost, port: address.port })}`;
   relayUrl = config.relayUrl ?? `https://${formatHostPort({ host: defaultPublicHost(config.listen.host), port: address.port })}`;
+  // The hub-side forward entries listen on the one hub that holds them, and move when it goes.
+  mesh.on('leader', () => void forwards.sync().catch((err: unknown) => log.error({ err: (err as Error).message }, 'moving the hub-side forward entries failed')));
   await mesh.start();
+  await forwards.sync();
   log.info({ listen: formatHostPort({ host: address.address, port: address.port }), url, caPin: pki.caPin }, 'hub listening');
 
   let closing: Promise<void> | undefined;
@@ -276,16 +281,20 @@ export async function startHub(config: HubConfig, log: Logger): Promise<Hub> {
       closing ??= (async () => {
         listening = false;
         listener.close();
-        handshakes.close();
         doorListeners.stopAccepting();
         const forwardsClosed = forwards.close(config.drainTimeoutMs);
         await agentGc?.close();
         await tunnels.drain(config.drainTimeoutMs);
         await forwardsClosed;
         // Until here other hubs' changes are still acted on: where this hub's agents went, revocations.
+        // Streams of this hub's clients to agents elsewhere (or waiting for an agent that is moving) may finish too.
+        await opener.drained(config.drainTimeoutMs);
         await mesh.close(config.drainTimeoutMs);
         feed.close();
         opener.close();
+        // Connections accepted before the listener closed had their handshake and their request served
+        // meanwhile (a load balancer had already sent them here); what is left now is dropped.
+        handshakes.close();
         httpServer.closeAllConnections();
         doorListeners.destroyConnections();
         await audit.drain();

@@ -65,6 +65,11 @@ export class HubOpener implements Opener, Admitter {
 
   constructor(private readonly deps: HubOpenerDeps) {}
 
+  /** Resolves when every admitted use has ended (a stopping hub lets them finish), or after `timeoutMs`. */
+  drained(timeoutMs: number): Promise<void> {
+    return this.active.empty(timeoutMs);
+  }
+
   /** Uses admitted and still open (streams, kube requests). */
   get activeCount(): number {
     return this.active.size;
