@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs what the test suite runs against (real sshd, network namespaces, iptables NAT, curl, nc,
-# ansible, chromium, postgresql, kubectl) on Debian 12 that has only Node 20/npm, python3, make and g++.
+# ansible, chromium, postgresql, kubectl, and zsh and fish for the completion scripts) on Debian 12 that has only Node 20/npm, python3, make and g++.
 # Idempotent: installs only what is missing. Run as root: sudo bash scripts/install-deps.sh
 set -euo pipefail
 
@@ -11,7 +11,7 @@ fi
 
 export DEBIAN_FRONTEND=noninteractive
 packages=(openssh-server openssh-client iproute2 iptables curl netcat-openbsd ansible chromium postgresql
-  procps psmisc ca-certificates)
+  procps psmisc ca-certificates zsh fish)
 
 # Debian's kubernetes-client conflicts with a kubectl from another package (some images ship 1.32 from
 # google-cloud-sdk); any kubectl on PATH will do.

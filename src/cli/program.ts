@@ -16,12 +16,14 @@ import { registerAdmin } from './commands/admin.js';
 import { registerSelf } from './commands/self.js';
 import { registerForwards } from './commands/forwards.js';
 import { registerEgress } from './commands/egress.js';
+import { registerApply } from './commands/apply.js';
 import { registerConnect } from './commands/connect.js';
 import { registerVersion } from './commands/version.js';
+import { registerCompletion } from './commands/completion.js';
 import { applyConventions } from './conventions.js';
 
 /** Commands that run a process or log in take their own flags; every other leaf talks to the hub. */
-const SELF_CONFIGURED = new Set(['hub', 'agent', 'login']);
+const SELF_CONFIGURED = new Set(['hub', 'agent', 'login', 'completion']);
 
 function addClientOptions(cmd: Command): void {
   if (SELF_CONFIGURED.has(cmd.name())) return;
@@ -50,11 +52,13 @@ export function buildProgram(): Command {
   registerSelf(program);
   registerForwards(program);
   registerEgress(program);
+  registerApply(program);
   registerSocks(program);
   registerForward(program);
   registerRoute(program);
   registerConnect(program);
   registerVersion(program);
+  registerCompletion(program);
 
   program.commands.forEach(addClientOptions);
   applyConventions(program);

@@ -22,6 +22,8 @@ import type { Enrollment } from './enroll.js';
 import type { Forwards } from './forwards.js';
 import { forwardRoutes } from './forwardsApi.js';
 import { egressRoutes } from './egressApi.js';
+import type { ExternalServices } from './externalServices.js';
+import { externalServiceRoutes } from './externalServicesApi.js';
 import { sendError, sendJson } from './httpJson.js';
 import { openapiDocument, route, type ApiRoute, type OpenApi, type RawCtx } from './apiRoute.js';
 import * as S from './apiSchemas.js';
@@ -50,6 +52,8 @@ export interface ApiDeps {
   readonly caPin: string;
   /** TCP forwards (`warren forwards`); their routes are mounted when given. */
   readonly forwards?: Pick<Forwards, 'create' | 'list' | 'get' | 'remove'>;
+  /** ExternalService objects (`warren apply`); their routes are mounted when given. */
+  readonly externalServices?: Pick<ExternalServices, 'apply' | 'list' | 'get' | 'remove'>;
   /** The Kubernetes door's routes (GET /api/v1/clusters), mounted when given. */
   readonly kubeRoutes?: readonly ApiRoute[];
   /** The hubs sharing the store and where each agent's tunnel is (src/hub/hubMesh.ts). */
@@ -117,7 +121,7 @@ const auditQuery = z.object({
     .describe('only rows newer than this: a duration (1h) or an ISO time'),
   user: z.string().optional().describe('only rows of this user'),
   agent: z.string().optional().describe('only rows through this agent'),
-  kind: z.enum(['stream', 'kube', 'admin', 'agent'], { error: 'must be stream, kube, admin or agent' }).optional(),
+  kind: z.enum(['stream', 'kube', 'admin', 'agent', 'shell'], { error: 'must be stream, kube, admin, agent or shell' }).optional(),
   limit: z.coerce.number({ error: 'must be a whole number from 1 to 100000' }).int('must be a whole number from 1 to 100000').min(1, 'must be a whole number from 1 to 100000')
     .max(100_000, 'must be a whole number from 1 to 100000').default(1000).describe('at most this many rows, the newest'),
   follow: z.enum(['true', 'false']).optional().describe('true: stream NDJSON, one row a line, as rows are written'),
@@ -404,6 +408,7 @@ export class Api {
       }),
       ...(d.forwards ? forwardRoutes(d.forwards, (p, target, reason) => this.adminAudit(p, target, reason)) : []),
       ...(d.forwards ? egressRoutes(d.forwards, (p, target, reason) => this.adminAudit(p, target, reason)) : []),
+      ...(d.externalServices ? externalServiceRoutes(d.externalServices, (p, target, reason) => this.adminAudit(p, target, reason)) : []),
       ...(d.kubeRoutes ?? []),
       route({
         method: 'GET', path: '/api/v1/openapi.json', auth: 'none', summary: 'This API as an OpenAPI 3.1 document.', response: S.OpenApiDocument,

@@ -36,6 +36,7 @@ import { HubMetrics } from './metrics.js';
 import { HubOpener } from './opener.js';
 import { Quotas } from './quotas.js';
 import { Forwards, type HubPort } from './forwards.js';
+import { ExternalServices } from './externalServices.js';
 import { ChangeFeed } from './changeFeed.js';
 import { HubMesh, newHubId } from './hubMesh.js';
 import { startDoorListeners } from './doorListeners.js';
@@ -43,6 +44,7 @@ import { HandshakeQueue } from './handshakeQueue.js';
 import { createKubeDoor } from './kube/kubeDoor.js';
 import { ExternalJwt } from './externalJwt.js';
 import { WebUi } from './ui/webUi.js';
+import { SHELL_PATH, WebShell } from './ui/webShell.js';
 
 export const METRICS_GROUP = 'warren:metrics';
 
@@ -143,6 +145,7 @@ export async function startHub(config: HubConfig, log: Logger): Promise<Hub> {
     holdsHubEntries: () => mesh.isLeader, changed: () => void feed.publish({ kind: 'forwards' }),
   });
   await forwards.start();
+  const externalServices = new ExternalServices({ store, forwards, sessions: tunnels });
   // Another hub's change: the streams it no longer allows close here too, its removed agents' tunnels drop.
   const feed: ChangeFeed = new ChangeFeed(store, async (change): Promise<unknown> => {
     if (change.kind === 'forwards') return forwards.sync();
@@ -151,11 +154,12 @@ export async function startHub(config: HubConfig, log: Logger): Promise<Hub> {
     for (const name of tunnels.names()) if (!(await store.getAgent(name))) tunnels.forget(name);
   }, log.child({ component: 'changes' }));
   const api = new Api({
-    store, auth, tokens, tunnels, mesh, enrollment, audit, ca: pki.ca, caPem: pki.ca.certPem, version: VERSION, hubUrl: () => url, caPin: pki.caPin, forwards, kubeRoutes: kube.apiRoutes,
+    store, auth, tokens, tunnels, mesh, enrollment, audit, ca: pki.ca, caPem: pki.ca.certPem, version: VERSION, hubUrl: () => url, caPin: pki.caPin, forwards, externalServices, kubeRoutes: kube.apiRoutes,
     maxUserCertTtlMs: config.maxUserCertTtlMs, revoke: async (why) => (await feed.publish({ kind: 'revoke', why }), opener.revoke(why)), log: log.child({ component: 'api' }),
   });
 
   const ui = new WebUi({ auth, tunnels, caPem: pki.ca.certPem, hubUrl: () => url, log: log.child({ component: 'ui' }) });
+  const shell = new WebShell({ sessions: ui.sessions, opener, audit, log: log.child({ component: 'web-shell' }) });
 
   const proxyAuth = async (req: http.IncomingMessage): Promise<Principal> => {
     try {
@@ -180,7 +184,8 @@ export async function startHub(config: HubConfig, log: Logger): Promise<Hub> {
   httpServer.on('request', (req, res) => {
     // Kubernetes first: multikube-style requests (a JWT with `ctx`) may use /api/v1/… paths too.
     if (kube.router.claims(req)) return kube.router.handleRequest(req, res);
-    const url = new URL(req.url ?? '/', 'https://hub');
+    const url = requestUrl(req.url ?? '/');
+    if (!url) return sendError(res, new WarrenError('WARREN_E_BAD_REQUEST', 'the request target is not a path'), log);
     if (url.pathname.startsWith('/api/v1/')) return void ui.sessions.authorizeApi(req).then(() => api.handle(req, res, url), (err: unknown) => sendError(res, err, log));
     if (WebUi.claims(url.pathname)) return ui.handle(req, res, url);
     if (url.pathname === '/healthz') return sendJson(res, 200, { status: 'ok' });
@@ -204,6 +209,7 @@ export async function startHub(config: HubConfig, log: Logger): Promise<Hub> {
   });
   httpServer.on('upgrade', (req: http.IncomingMessage, socket: net.Socket, head: Buffer) => {
     socket.setNoDelay(true);
+    if (req.url?.split('?')[0] === SHELL_PATH) return shell.handleUpgrade(req, socket, head);
     if (!kube.router.handleUpgrade(req, socket, head)) kube.rejectUpgrade(socket);
   });
   httpServer.on('connect', (req: http.IncomingMessage, socket: net.Socket, head: Buffer) => {
@@ -305,6 +311,19 @@ export async function startHub(config: HubConfig, log: Logger): Promise<Hub> {
       return closing;
     },
   };
+}
+
+/**
+ * The request target as a URL, or undefined when it does not parse. An origin-form target is appended
+ * to the origin rather than resolved against it: resolved, `//x` names a host, and `//` threw (a
+ * TypeError out of the request handler, which took the hub down).
+ */
+function requestUrl(target: string): URL | undefined {
+  try {
+    return new URL(target.startsWith('/') ? `https://hub${target}` : target, 'https://hub');
+  } catch {
+    return undefined;
+  }
 }
 
 function listenError(err: Error, listen: { host: string; port: number }): WarrenError {

@@ -149,6 +149,17 @@ test('every route answers what the OpenAPI document says', async () => {
   await call('GET', '/api/v1/ingress/:name', { path: '/api/v1/ingress/oa-in', token: admin });
   await call('DELETE', '/api/v1/ingress/:name', { path: '/api/v1/ingress/oa-in', token: admin });
 
+  // An ExternalService object: its egress rule's entry on the agent (the port the ingress rule freed), the agent as gateway.
+  const es = {
+    apiVersion: 'externalservice.example.com/v1alpha1', kind: 'ExternalService', metadata: { name: 'oa-es', annotations: { 'warren.dev/entry-agent': 'oa-a1' } },
+    spec: { targetIP: '127.0.0.1', sources: [{ service: { namespace: 'ns1', name: 'app' }, sourceIP: '127.0.0.1' }], ports: [{ protocol: 'TCP', port: echoPort, targetPort: port }] },
+  };
+  const applied = await call('POST', '/api/v1/externalservices', { token: admin, body: { items: [es] } });
+  assert.deepEqual(applied.applied.map((a: { result: string }) => a.result), ['created']);
+  assert.equal((await call('GET', '/api/v1/externalservices', { token: admin })).length, 1);
+  assert.deepEqual((await call('GET', '/api/v1/externalservices/:name', { path: '/api/v1/externalservices/oa-es', token: admin })).manifest, es);
+  await call('DELETE', '/api/v1/externalservices/:name', { path: '/api/v1/externalservices/oa-es', token: admin });
+
   // Audit: the admin changes above, listed and followed.
   const rows = await call('GET', '/api/v1/audit', { path: '/api/v1/audit?kind=admin&since=1h', token: admin });
   assert.ok(rows.some((r: { target: string }) => r.target === `grant/${g.id}`));
@@ -162,7 +173,7 @@ test('errors answer the error schema with the status of their code', async () =>
   const bad = await call('GET', '/api/v1/audit', { path: '/api/v1/audit?limit=0', token: admin, status: 400 });
   assert.deepEqual([bad.code, bad.field], ['WARREN_E_BAD_REQUEST', 'limit']);
   const kind = await call('GET', '/api/v1/audit', { path: '/api/v1/audit?kind=nope', token: admin, status: 400 });
-  assert.equal(kind.message, 'kind: must be stream, kube, admin or agent');
+  assert.equal(kind.message, 'kind: must be stream, kube, admin, agent or shell');
   const missing = await call('GET', '/api/v1/routes/explain', { token: admin, status: 400 });
   assert.deepEqual([missing.field, missing.message], ['target', 'target: required: ?target=HOST:PORT']);
   const body = await call('POST', '/api/v1/tokens', { token: admin, body: { user: 'ana' }, status: 201 });

@@ -11,7 +11,6 @@ import { examples, outputOption } from '../conventions.js';
 import { collect } from '../../shared/options.js';
 import http from 'node:http';
 import fs from 'node:fs';
-import { createCsr } from '../../pki/pki.js';
 import { describeAuthority } from '../../hub/authority.js';
 import type { AgentAuthority } from '../../store/store.js';
 
@@ -231,6 +230,7 @@ Example:
   warren user-cert create --user ci-bot --groups deploy --ttl 8h --out ./ci-bot
   curl -p -x https://hub:8443 --proxy-cacert ca.crt --proxy-cert ci-bot.crt --proxy-key ci-bot.key http://web.node1.warren:8080/`)
     .action(async (o: { user: string; groups: string[]; ttl: string; out: string }, cmd: Command) => {
+      const { createCsr } = await import('../../pki/pki.js');
       const { csrPem, keyPem } = await createCsr(o.user.replace(/[^A-Za-z0-9.-]/g, '-'));
       const out = await call<{ certPem: string; serial: string; expiresAt: string }>(cmd, 'POST', '/api/v1/user-certs', {
         user: o.user, groups: o.groups, ttl: duration('--ttl', o.ttl), csr: csrPem,
@@ -309,7 +309,7 @@ Examples:
     .option('--since <d|iso>', 'only rows newer than this (e.g. 1h, 2026-01-01T00:00:00Z)', '24h')
     .option('--user <name>', 'only this user (admins; others see only their own rows)')
     .option('--agent <name>', 'only this agent')
-    .option('--kind <kind>', 'stream, kube, agent or admin')
+    .option('--kind <kind>', 'stream, kube, agent, admin or shell (web shell sessions)')
     .option('--limit <n>', 'at most this many rows, the newest', '1000')
     .option('--follow', 'keep printing rows as they are written')
     .addOption(outputOption())

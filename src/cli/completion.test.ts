@@ -1,0 +1,68 @@
+/**
+ * The completion scripts in the real shells: bash loads the script and its completion function, found
+ * through `complete -p warren`, answers for a COMP_WORDS line as it would at a prompt; fish answers
+ * `complete -C`; zsh parses the script (`zsh -n`).
+ */
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { after, test } from 'node:test';
+import { buildProgram } from './program.js';
+import { completionScript } from './completion.js';
+
+const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'warren-completion-'));
+after(() => fs.rmSync(dir, { recursive: true, force: true }));
+
+function scriptFile(shell: 'bash' | 'zsh' | 'fish'): string {
+  const file = path.join(dir, `warren.${shell}`);
+  fs.writeFileSync(file, completionScript(buildProgram(), shell));
+  return file;
+}
+
+/** What bash offers after `line` (the last word is the one being completed), sorted. */
+function bashComplete(file: string, line: string): string[] {
+  const words = line.split(' ');
+  const script = `
+source ${JSON.stringify(file)} || exit 3
+fn=$(complete -p warren | sed -E 's/.* -F ([^ ]+) .*/\\1/')
+[[ -n $fn ]] || exit 4
+COMP_WORDS=(${words.map((w) => JSON.stringify(w)).join(' ')})
+COMP_CWORD=${words.length - 1}
+COMP_LINE=${JSON.stringify(line)}
+COMP_POINT=\${#COMP_LINE}
+COMPREPLY=()
+"$fn" warren "\${COMP_WORDS[COMP_CWORD]}" "\${COMP_WORDS[COMP_CWORD-1]}"
+printf '%s\\n' "\${COMPREPLY[@]}"
+`;
+  return execFileSync('bash', ['--norc', '--noprofile', '-c', script], { encoding: 'utf8' }).split('\n').filter(Boolean).sort();
+}
+
+test('bash: the script loads, registers for warren, and completes nouns, aliases, verbs, flags and flag values', () => {
+  const file = scriptFile('bash');
+  assert.match(execFileSync('bash', ['--norc', '-c', `source ${JSON.stringify(file)}; complete -p warren`], { encoding: 'utf8' }), /^complete -o default -F _warren warren\n$/);
+  assert.deepEqual(bashComplete(file, 'warren ag'), ['agent', 'agents']);
+  assert.deepEqual(bashComplete(file, 'warren agen'), ['agent', 'agents']);
+  assert.deepEqual(bashComplete(file, 'warren agents r'), ['rm']);
+  assert.deepEqual(bashComplete(file, 'warren token cr'), ['create'], 'the singular alias leads to the same verbs');
+  assert.deepEqual(bashComplete(file, 'warren tokens create --us'), ['--user']);
+  assert.deepEqual(bashComplete(file, 'warren grants ls -o '), ['json', 'table', 'yaml']);
+  assert.deepEqual(bashComplete(file, 'warren completion '), [], 'an argument, not a command: nothing to offer');
+  assert.ok(bashComplete(file, 'warren --').includes('--version'));
+});
+
+test('fish: the script loads and completes the same way', () => {
+  const file = scriptFile('fish');
+  const complete = (line: string) =>
+    execFileSync('fish', ['--no-config', '-c', `source ${JSON.stringify(file)}; complete -C${JSON.stringify(line)}`], { encoding: 'utf8' })
+      .split('\n').filter(Boolean).map((l) => l.split('\t')[0]!).sort();
+  assert.deepEqual(complete('warren ag'), ['agent', 'agents']);
+  assert.deepEqual(complete('warren token cr'), ['create']);
+  assert.deepEqual(complete('warren tokens create --us'), ['--user']);
+  assert.deepEqual(complete('warren grants ls -o '), ['json', 'table', 'yaml']);
+});
+
+test('zsh: the script parses', () => {
+  execFileSync('zsh', ['-n', scriptFile('zsh')]);
+});
