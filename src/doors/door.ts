@@ -22,7 +22,7 @@ export interface Principal {
   readonly scope?: { readonly target: string };
 }
 
-export type DoorName = 'connect' | 'socks5' | 'forward' | 'kube' | 'uds' | 'api';
+export type DoorName = 'connect' | 'socks5' | 'forward' | 'kube' | 'uds' | 'api' | 'web-shell';
 
 /**
  * Where a stream goes: a TCP target (`HOST:PORT`, resolved by the router, design §3) or a Kubernetes

@@ -114,7 +114,7 @@ const auditQuery = z.object({
     .describe('only rows newer than this: a duration (1h) or an ISO time'),
   user: z.string().optional().describe('only rows of this user'),
   agent: z.string().optional().describe('only rows through this agent'),
-  kind: z.enum(['stream', 'kube', 'admin', 'agent'], { error: 'must be stream, kube, admin or agent' }).optional(),
+  kind: z.enum(['stream', 'kube', 'admin', 'agent', 'shell'], { error: 'must be stream, kube, admin, agent or shell' }).optional(),
   limit: z.coerce.number({ error: 'must be a whole number from 1 to 100000' }).int('must be a whole number from 1 to 100000').min(1, 'must be a whole number from 1 to 100000')
     .max(100_000, 'must be a whole number from 1 to 100000').default(1000).describe('at most this many rows, the newest'),
   follow: z.enum(['true', 'false']).optional().describe('true: stream NDJSON, one row a line, as rows are written'),

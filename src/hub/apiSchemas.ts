@@ -109,7 +109,7 @@ export const AuditEntry = z
   .object({
     id: z.number().int(),
     time: Time,
-    kind: z.enum(['stream', 'kube', 'admin', 'agent']),
+    kind: z.enum(['stream', 'kube', 'admin', 'agent', 'shell']),
     user: z.string().nullable(),
     door: z.string().nullable(),
     agent: z.string().nullable(),

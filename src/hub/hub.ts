@@ -41,6 +41,7 @@ import { HandshakeQueue } from './handshakeQueue.js';
 import { createKubeDoor } from './kube/kubeDoor.js';
 import { ExternalJwt } from './externalJwt.js';
 import { WebUi } from './ui/webUi.js';
+import { SHELL_PATH, WebShell } from './ui/webShell.js';
 
 export const METRICS_GROUP = 'warren:metrics';
 
@@ -142,6 +143,7 @@ export async function startHub(config: HubConfig, log: Logger): Promise<Hub> {
   });
 
   const ui = new WebUi({ auth, tunnels, caPem: pki.ca.certPem, hubUrl: () => url, log: log.child({ component: 'ui' }) });
+  const shell = new WebShell({ sessions: ui.sessions, opener, audit, log: log.child({ component: 'web-shell' }) });
 
   const proxyAuth = async (req: http.IncomingMessage): Promise<Principal> => {
     try {
@@ -190,6 +192,7 @@ export async function startHub(config: HubConfig, log: Logger): Promise<Hub> {
   });
   httpServer.on('upgrade', (req: http.IncomingMessage, socket: net.Socket, head: Buffer) => {
     socket.setNoDelay(true);
+    if (req.url?.split('?')[0] === SHELL_PATH) return shell.handleUpgrade(req, socket, head);
     if (!kube.router.handleUpgrade(req, socket, head)) kube.rejectUpgrade(socket);
   });
   httpServer.on('connect', (req: http.IncomingMessage, socket: net.Socket, head: Buffer) => {

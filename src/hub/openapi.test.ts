@@ -159,7 +159,7 @@ test('errors answer the error schema with the status of their code', async () =>
   const bad = await call('GET', '/api/v1/audit', { path: '/api/v1/audit?limit=0', token: admin, status: 400 });
   assert.deepEqual([bad.code, bad.field], ['WARREN_E_BAD_REQUEST', 'limit']);
   const kind = await call('GET', '/api/v1/audit', { path: '/api/v1/audit?kind=nope', token: admin, status: 400 });
-  assert.equal(kind.message, 'kind: must be stream, kube, admin or agent');
+  assert.equal(kind.message, 'kind: must be stream, kube, admin, agent or shell');
   const missing = await call('GET', '/api/v1/routes/explain', { token: admin, status: 400 });
   assert.deepEqual([missing.field, missing.message], ['target', 'target: required: ?target=HOST:PORT']);
   const body = await call('POST', '/api/v1/tokens', { token: admin, body: { user: 'ana' }, status: 201 });

@@ -84,7 +84,7 @@ export interface AccessTokenRecord {
 
 export interface AuditRow {
   readonly time: number;
-  readonly kind: 'stream' | 'kube' | 'admin' | 'agent';
+  readonly kind: 'stream' | 'kube' | 'admin' | 'agent' | 'shell';
   readonly user: string | null;
   readonly door: string | null;
   readonly agent: string | null;

@@ -28,6 +28,11 @@ export function setCsrf(token: string): void {
   csrf = token;
 }
 
+/** The session's CSRF token, for requests that cannot carry the header (the web shell's WebSocket). */
+export function csrfToken(): string {
+  return csrf;
+}
+
 export function signInUrl(): string {
   return `/ui/signin?next=${encodeURIComponent(location.pathname + location.search)}`;
 }

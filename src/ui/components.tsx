@@ -1,6 +1,6 @@
 /** Small building blocks shared by the pages: errors, copyable command lines, a two-step delete. */
-import { useRef, useState } from 'preact/hooks';
-import type { ComponentChildren } from 'preact';
+import { useId, useRef, useState } from 'preact/hooks';
+import { cloneElement, isValidElement, type ComponentChildren } from 'preact';
 import { errorText } from './api.js';
 
 export function ErrorBox({ error }: { error: unknown }) {
@@ -90,13 +90,21 @@ export function Table({ caption, head, children }: { caption: string; head: read
   );
 }
 
+/**
+ * A labelled form control. The label alone is the control's accessible name; the hint is its
+ * description (aria-describedby), so a screen reader reads both and `getByLabel` finds the label.
+ */
 export function Field({ label, children, hint }: { label: string; children: ComponentChildren; hint?: string }) {
+  const hintId = useId();
+  const control = hint && isValidElement(children) ? cloneElement(children, { 'aria-describedby': hintId }) : children;
   return (
-    <label class="field">
-      <span>{label}</span>
-      {children}
-      {hint ? <small>{hint}</small> : null}
-    </label>
+    <div class="field">
+      <label>
+        <span>{label}</span>
+        {control}
+      </label>
+      {hint ? <small id={hintId}>{hint}</small> : null}
+    </div>
   );
 }
 

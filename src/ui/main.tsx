@@ -53,7 +53,7 @@ function Shell({ me }: { me: Me }) {
         <span class="brand">Warren</span>
         <nav aria-label="Pages">
           {pages
-            .filter((p) => me.admin || !p.admin)
+            .filter((p) => (me.admin || !p.admin) && p.nav !== false)
             .map((p) => (
               <a
                 key={p.path}

@@ -2,8 +2,9 @@
 //
 //   public 10.10.0.1 (hub :8443, Chromium, agents started by the test) ── router (NAT) ── node1 10.20.1.2 (agent node1, sshd :22)
 //
-// Sign-in and session cookie, live agent status (SSE), CSRF refusals, the sign-in redirect. Screenshots
-// of each page are saved in test-artifacts/web-ui-*.png.
+// Sign-in and session cookie, live agent status (SSE), CSRF refusals, the sign-in redirect, and the web
+// shell to node1's sshd through its agent (xterm.js, WebSocket, the hub's SSH client). Screenshots of
+// each page are saved in test-artifacts/web-ui-*.png.
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
@@ -12,7 +13,9 @@ import type { Download, Page } from 'playwright-core';
 import YAML from 'yaml';
 import { natLab, type NatLab } from '../support/netns.js';
 import { launchBrowser, type Browser } from '../support/browser.js';
-import { accessToken, cli, startAgent, startHub, tempDir, WARREN_BIN, type HubProc } from '../support/warren.js';
+import { startSshd } from '../support/sshd.js';
+import { waitForAudit } from '../support/audit.js';
+import { accessToken, cli, joinToken, startAgent, startHub, tempDir, WARREN_BIN, type HubProc } from '../support/warren.js';
 
 const HUB_PORT = 8443;
 const UI_TIMEOUT_MS = 15_000;
@@ -36,6 +39,12 @@ async function downloadText(page: Page, trigger: () => Promise<void>): Promise<{
   const download: Download = await waiting;
   const file = await download.path();
   return { name: download.suggestedFilename(), text: fs.readFileSync(file, 'utf8') };
+}
+
+/** Waits until a row of the terminal (xterm.js renders DOM rows) reads exactly `line`. */
+async function waitTerminalLine(page: Page, line: string): Promise<void> {
+  const exact = new RegExp(`^\\s*${line.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&')}\\s*$`);
+  await page.locator('.xterm-rows > div', { hasText: exact }).first().waitFor({ timeout: UI_TIMEOUT_MS });
 }
 
 async function goTo(page: Page, title: string): Promise<void> {
@@ -209,5 +218,70 @@ describe('web UI in Chromium', () => {
     await page.setViewportSize({ width: 1280, height: 800 });
     await page.getByRole('button', { name: 'Sign out' }).click();
     await page.waitForURL(/\/ui\/signin/);
+  });
+
+  it('opens a web shell to a node behind NAT from My access: `hostname` runs there, and the Audit page shows the session', async () => {
+    const { page } = browser;
+    // node1: its agent and an sshd with a host name of its own, in the NATed namespace.
+    const agent = await startAgent({ group: nat.lab.group, hub, name: 'node1', token: await joinToken(hub), netns: nat.lab.ns('node1') });
+    dirs.push(agent.dataDir);
+    const sshd = await startSshd({ group: nat.lab.group, netns: nat.lab.ns('node1'), host: '0.0.0.0', hostname: 'node1-shell' });
+    dirs.push(sshd.dir);
+    const g = await cli(hub, ['grant', '--user', 'ops', '--agent', 'node1', '--ports', '22']);
+    assert.equal(g.code, 0, g.stderr);
+    const siteNs = (await nat.lab.exec('node1', 'readlink', ['/proc/self/ns/net'])).stdout.trim();
+
+    await signIn(page, hub, await accessToken(hub, 'ops'));
+    await page.getByRole('heading', { level: 1, name: 'My access' }).waitFor();
+    await page.getByRole('link', { name: 'Open a web shell to node1' }).click();
+    await page.getByRole('heading', { level: 1, name: 'Web shell' }).waitFor({ timeout: UI_TIMEOUT_MS });
+    assert.equal(await page.getByLabel('Target', { exact: true }).inputValue(), 'node1:22');
+    await page.getByLabel('Login', { exact: true }).fill('root');
+    await page.getByRole('radio', { name: 'Private key' }).check();
+    const key = page.getByLabel('SSH private key');
+    await key.fill(fs.readFileSync(sshd.clientKeyPath, 'utf8'));
+    await page.getByRole('button', { name: 'Connect' }).click();
+    await page.getByTestId('shell-status').filter({ hasText: /Connected to node1:22 through agent node1 · host key SHA256:/ }).waitFor({ timeout: UI_TIMEOUT_MS });
+    assert.equal(await key.inputValue(), '', 'the page forgets the key once it is sent');
+
+    await page.keyboard.type('hostname\n');
+    await waitTerminalLine(page, 'node1-shell');
+    await page.keyboard.type('readlink /proc/self/ns/net\n');
+    await waitTerminalLine(page, siteNs);
+    await browser.screenshot('web-shell');
+    await page.keyboard.type('exit\n');
+    await page.getByTestId('shell-status').filter({ hasText: 'Session ended: shell exited with status 0' }).waitFor({ timeout: UI_TIMEOUT_MS });
+
+    const ended = await waitForAudit(hub, (r) => r.user === 'ops' && r.target === 'node1:22' && (r.reason ?? '').startsWith('ended:'), 'the web shell session end', 10_000, 'shell');
+    assert.equal(ended.result, 'ok');
+    assert.equal(ended.agent, 'node1');
+    assert.equal(ended.reason, 'ended: shell exited with status 0 (login root)');
+    assert.ok((ended.bytesIn ?? 0) >= 'hostname\nreadlink /proc/self/ns/net\nexit\n'.length, `bytes typed: ${ended.bytesIn}`);
+    assert.ok((ended.bytesOut ?? 0) > 0);
+    // The opener's own row for the SSH stream, door web-shell.
+    await waitForAudit(hub, (r) => r.user === 'ops' && r.door === 'web-shell' && r.agent === 'node1' && r.result === 'ok', 'the web shell stream');
+
+    await goTo(page, 'Audit');
+    const rows = page.locator('tr[data-audit-id]', { hasText: 'node1:22' }).filter({ hasText: 'shell' });
+    await rows.filter({ hasText: /started: login root, host key SHA256:/ }).waitFor({ timeout: UI_TIMEOUT_MS });
+    await rows.filter({ hasText: 'ended: shell exited with status 0 (login root)' }).waitFor({ timeout: UI_TIMEOUT_MS });
+    await browser.screenshot('audit');
+    await page.getByRole('button', { name: 'Sign out' }).click();
+    await page.waitForURL(/\/ui\/signin/);
+  });
+
+  it('refuses a web shell to a node the user has no grant for, with the reason in the page', async () => {
+    const { page } = browser;
+    await signIn(page, hub, await accessToken(hub, 'dev', ['team']));
+    await page.goto(`${hub.url}/ui/shell?target=node1:22`);
+    await page.getByLabel('Login', { exact: true }).fill('root');
+    await page.getByLabel('SSH password').fill('not-stored');
+    await page.getByRole('button', { name: 'Connect' }).click();
+    await page
+      .getByRole('alert')
+      .filter({ hasText: 'user "dev" has no grant for node1:22 through agent "node1" [WARREN_E_FORBIDDEN]' })
+      .waitFor({ timeout: UI_TIMEOUT_MS });
+    await browser.screenshot('web-shell-refused');
+    await waitForAudit(hub, (r) => r.user === 'dev' && r.door === 'web-shell' && r.target === 'node1:22' && r.result === 'denied', 'the refused web shell stream');
   });
 });

@@ -32,7 +32,7 @@ export async function waitForAudit(
   match: (row: AuditRow) => boolean,
   what: string,
   timeoutMs = 10_000,
-  kind: 'stream' | 'agent' | 'admin' | 'kube' = 'stream',
+  kind: 'stream' | 'agent' | 'admin' | 'kube' | 'shell' = 'stream',
 ): Promise<AuditRow> {
   const group = new ChildGroup();
   const follow = group.spawn(process.execPath, [WARREN_BIN, 'audit', '--follow', '-o', 'json', '--kind', kind], { env: hub.env(), netns: hub.options.netns });

@@ -25,6 +25,11 @@ export interface SshdOptions {
    */
   port?: number;
   timeoutMs?: number;
+  /**
+   * Run sshd in a UTS namespace of its own with this host name, so that `hostname` in its sessions
+   * names the node (network namespaces share the machine's host name).
+   */
+  hostname?: string;
 }
 
 export interface Sshd {
@@ -68,7 +73,10 @@ export async function startSshd(opts: SshdOptions): Promise<Sshd> {
     for (const port of attempts) {
       const configPath = join(dir, 'sshd_config');
       writeFileSync(configPath, sshdConfig({ dir, hostKey, host, port }));
-      const child = opts.group.spawn(SSHD, ['-D', '-e', '-f', configPath], { netns: opts.netns, stdio: ['ignore', 'pipe', 'pipe'] });
+      const sshd = [SSHD, '-D', '-e', '-f', configPath];
+      // unshare and sh both exec: the child is sshd itself.
+      const [cmd, ...args] = opts.hostname ? ['unshare', '--uts', 'sh', '-ec', 'hostname "$1"; shift; exec "$@"', 'sh', opts.hostname, ...sshd] : sshd;
+      const child = opts.group.spawn(cmd!, args, { netns: opts.netns, stdio: ['ignore', 'pipe', 'pipe'] });
       try {
         await waitForLine(child, /Server listening on/, { timeoutMs: opts.timeoutMs ?? 10_000, stream: 'stderr' });
       } catch (err) {

@@ -296,7 +296,7 @@ Examples:
     .option('--since <d|iso>', 'only rows newer than this (e.g. 1h, 2026-01-01T00:00:00Z)', '24h')
     .option('--user <name>', 'only this user (admins; others see only their own rows)')
     .option('--agent <name>', 'only this agent')
-    .option('--kind <kind>', 'stream, kube, agent or admin')
+    .option('--kind <kind>', 'stream, kube, agent, admin or shell (web shell sessions)')
     .option('--limit <n>', 'at most this many rows, the newest', '1000')
     .option('--follow', 'keep printing rows as they are written')
     .addOption(outputOption())

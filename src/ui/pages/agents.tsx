@@ -2,6 +2,7 @@
 import { useEffect, useState } from 'preact/hooks';
 import { call, request } from '../api.js';
 import { ConfirmButton, ErrorBox, Table, list } from '../components.js';
+import { shellHref } from './shell.js';
 
 export interface AgentRow {
   readonly name: string;
@@ -74,7 +75,10 @@ export function Agents() {
               <td>{list(a.clusters)}</td>
               <td>{a.streamsOpen}</td>
               <td>{a.remoteAddress ?? (a.lastSeen ? `last seen ${new Date(a.lastSeen).toLocaleString()}` : '—')}</td>
-              <td>
+              <td class="actions">
+                <a class="button" href={shellHref(`${a.name}:22`)} aria-label={`Open a web shell to ${a.name}`}>
+                  Web shell
+                </a>
                 <ConfirmButton label="Delete" what={`agent ${a.name}`} onConfirm={() => remove(a.name)} />
               </td>
             </tr>

@@ -63,6 +63,7 @@ export function Audit() {
             <option value="kube">kube</option>
             <option value="admin">admin</option>
             <option value="agent">agent</option>
+            <option value="shell">shell</option>
           </select>
         </Field>
         <Field label="Since" hint="1h, 7d or an ISO time">

@@ -7,11 +7,14 @@ import { Clusters } from './clusters.js';
 import { MyAccess } from './myAccess.js';
 import { AccessPage } from './access.js';
 import { Audit } from './audit.js';
+import { WebShell } from './shell.js';
 
 export interface Page {
   readonly path: string;
   readonly title: string;
   readonly admin: boolean;
+  /** False: reached from other pages' rows, not listed in the navigation. */
+  readonly nav?: false;
   readonly component: FunctionComponent<{ me: Me }>;
 }
 
@@ -22,4 +25,5 @@ export const pages: readonly Page[] = [
   { path: '/ui/me', title: 'My access', admin: false, component: MyAccess },
   { path: '/ui/access', title: 'Access', admin: true, component: AccessPage },
   { path: '/ui/audit', title: 'Audit', admin: false, component: Audit },
+  { path: '/ui/shell', title: 'Web shell', admin: false, nav: false, component: WebShell },
 ];

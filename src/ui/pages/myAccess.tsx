@@ -3,6 +3,7 @@ import { useEffect, useState } from 'preact/hooks';
 import { call } from '../api.js';
 import { CopyLine, ErrorBox, list } from '../components.js';
 import { kubeconfigHref, type ClusterRow } from './clusters.js';
+import { shellHref } from './shell.js';
 
 interface Target {
   readonly agent: string;
@@ -78,7 +79,14 @@ export function MyAccess() {
               <strong>{t.agent}</strong> <span class={t.connected ? 'badge on' : 'badge off'}>{t.connected ? 'online' : 'offline'}</span> · hosts {t.hosts} · ports{' '}
               {t.ports} · routes {list(t.routes)} · grant {t.grant}
             </p>
-            {allowsPort(t.ports, 22) ? <CopyLine label={`ssh to ${t.agent}`} text={`ssh -o ProxyCommand='warren connect %h:%p' root@${host}`} /> : null}
+            {allowsPort(t.ports, 22) ? (
+              <>
+                <CopyLine label={`ssh to ${t.agent}`} text={`ssh -o ProxyCommand='warren connect %h:%p' root@${host}`} />
+                <a class="button" href={shellHref(`${host}:22`)} aria-label={`Open a web shell to ${host}`}>
+                  Web shell
+                </a>
+              </>
+            ) : null}
             <CopyLine
               label={`curl through ${t.agent}`}
               text={`curl -x ${hub.url} --proxy-cacert ca.crt --proxy-header "Proxy-Authorization: Bearer $WARREN_TOKEN" http://${host}:${port}/`}
