@@ -16,6 +16,7 @@ import { registerAdmin } from './commands/admin.js';
 import { registerSelf } from './commands/self.js';
 import { registerForwards } from './commands/forwards.js';
 import { registerEgress } from './commands/egress.js';
+import { registerApply } from './commands/apply.js';
 import { registerConnect } from './commands/connect.js';
 import { registerVersion } from './commands/version.js';
 import { registerCompletion } from './commands/completion.js';
@@ -53,6 +54,7 @@ export function buildProgram(): Command {
   registerSelf(program);
   registerForwards(program);
   registerEgress(program);
+  registerApply(program);
   registerSocks(program);
   registerForward(program);
   registerRoute(program);

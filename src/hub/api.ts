@@ -22,6 +22,8 @@ import type { Enrollment } from './enroll.js';
 import type { Forwards } from './forwards.js';
 import { forwardRoutes } from './forwardsApi.js';
 import { egressRoutes } from './egressApi.js';
+import type { ExternalServices } from './externalServices.js';
+import { externalServiceRoutes } from './externalServicesApi.js';
 import { sendError, sendJson } from './httpJson.js';
 import { openapiDocument, route, type ApiRoute, type OpenApi, type RawCtx } from './apiRoute.js';
 import * as S from './apiSchemas.js';
@@ -49,6 +51,8 @@ export interface ApiDeps {
   readonly caPin: string;
   /** TCP forwards (`warren forwards`); their routes are mounted when given. */
   readonly forwards?: Pick<Forwards, 'create' | 'list' | 'get' | 'remove'>;
+  /** ExternalService objects (`warren apply`); their routes are mounted when given. */
+  readonly externalServices?: Pick<ExternalServices, 'apply' | 'list' | 'get' | 'remove'>;
   /** The Kubernetes door's routes (GET /api/v1/clusters), mounted when given. */
   readonly kubeRoutes?: readonly ApiRoute[];
   /** Closes the open streams an admin change no longer allows (revocation is immediate). */
@@ -391,6 +395,7 @@ export class Api {
       }),
       ...(d.forwards ? forwardRoutes(d.forwards, (p, target, reason) => this.adminAudit(p, target, reason)) : []),
       ...(d.forwards ? egressRoutes(d.forwards, (p, target, reason) => this.adminAudit(p, target, reason)) : []),
+      ...(d.externalServices ? externalServiceRoutes(d.externalServices, (p, target, reason) => this.adminAudit(p, target, reason)) : []),
       ...(d.kubeRoutes ?? []),
       route({
         method: 'GET', path: '/api/v1/openapi.json', auth: 'none', summary: 'This API as an OpenAPI 3.1 document.', response: S.OpenApiDocument,

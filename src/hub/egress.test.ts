@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import net from 'node:net';
 import { test } from 'node:test';
-import { inProcessHub } from '../../test/support/inProcess.js';
+import { freePort, inProcessHub } from '../../test/support/inProcess.js';
 import { withDeadline } from '../../test/support/proc.js';
 
 const lab = await inProcessHub();
@@ -36,14 +36,6 @@ function fetchLine(address: string): Promise<{ text: string; reset: boolean }> {
     s.on('error', () => (reset = true));
     s.on('close', () => resolve({ text, reset }));
   }), 5_000, `an answer from ${address}`);
-}
-
-async function freePort(): Promise<number> {
-  const s = net.createServer().listen(0, '127.0.0.1');
-  await once(s, 'listening');
-  const port = (s.address() as net.AddressInfo).port;
-  await new Promise((r) => s.close(r));
-  return port;
 }
 
 test('an egress rule carries connections to its target from the gateway source address, with live counters', async (t) => {

@@ -124,7 +124,8 @@ export function forwardPrincipal(name: string, target: string): Principal {
   return { user: `forward:${name}`, groups: [], via: 'forward', scope: { target } };
 }
 
-function entryOf(r: ForwardRecord): ForwardEntry {
+/** A stored forward's entry. */
+export function entryOf(r: ForwardRecord): ForwardEntry {
   return r.entryAgent === null
     ? { kind: 'hub', host: r.entryHost, port: r.entryPort }
     : { kind: 'agent', agent: r.entryAgent, host: r.entryHost, port: r.entryPort };

@@ -35,6 +35,7 @@ import { HubMetrics } from './metrics.js';
 import { HubOpener } from './opener.js';
 import { Quotas } from './quotas.js';
 import { Forwards, type HubPort } from './forwards.js';
+import { ExternalServices } from './externalServices.js';
 import { ChangeFeed } from './changeFeed.js';
 import { startDoorListeners } from './doorListeners.js';
 import { HandshakeQueue } from './handshakeQueue.js';
@@ -132,13 +133,14 @@ export async function startHub(config: HubConfig, log: Logger): Promise<Hub> {
     store, opener, audit, sessions: tunnels, log: log.child({ component: 'forwards' }), pingIntervalMs: config.pingIntervalMs, hubPorts: () => hubPorts,
   });
   await forwards.start();
+  const externalServices = new ExternalServices({ store, forwards, sessions: tunnels });
   // Another hub's change: the streams it no longer allows close here too, its removed agents' tunnels drop.
   const feed = new ChangeFeed(store, async (change) => {
     await opener.revoke(change.why);
     for (const name of tunnels.names()) if (!(await store.getAgent(name))) tunnels.forget(name);
   }, log.child({ component: 'changes' }));
   const api = new Api({
-    store, auth, tokens, tunnels, enrollment, audit, ca: pki.ca, caPem: pki.ca.certPem, version: VERSION, hubUrl: () => url, caPin: pki.caPin, forwards, kubeRoutes: kube.apiRoutes,
+    store, auth, tokens, tunnels, enrollment, audit, ca: pki.ca, caPem: pki.ca.certPem, version: VERSION, hubUrl: () => url, caPin: pki.caPin, forwards, externalServices, kubeRoutes: kube.apiRoutes,
     maxUserCertTtlMs: config.maxUserCertTtlMs, revoke: async (why) => (await feed.publish({ kind: 'revoke', why }), opener.revoke(why)), log: log.child({ component: 'api' }),
   });
 

@@ -146,6 +146,17 @@ test('every route answers what the OpenAPI document says', async () => {
   await call('GET', '/api/v1/ingress/:name', { path: '/api/v1/ingress/oa-in', token: admin });
   await call('DELETE', '/api/v1/ingress/:name', { path: '/api/v1/ingress/oa-in', token: admin });
 
+  // An ExternalService object: its egress rule's entry on the agent (the port the ingress rule freed), the agent as gateway.
+  const es = {
+    apiVersion: 'externalservice.example.com/v1alpha1', kind: 'ExternalService', metadata: { name: 'oa-es', annotations: { 'warren.dev/entry-agent': 'oa-a1' } },
+    spec: { targetIP: '127.0.0.1', sources: [{ service: { namespace: 'ns1', name: 'app' }, sourceIP: '127.0.0.1' }], ports: [{ protocol: 'TCP', port: echoPort, targetPort: port }] },
+  };
+  const applied = await call('POST', '/api/v1/externalservices', { token: admin, body: { items: [es] } });
+  assert.deepEqual(applied.applied.map((a: { result: string }) => a.result), ['created']);
+  assert.equal((await call('GET', '/api/v1/externalservices', { token: admin })).length, 1);
+  assert.deepEqual((await call('GET', '/api/v1/externalservices/:name', { path: '/api/v1/externalservices/oa-es', token: admin })).manifest, es);
+  await call('DELETE', '/api/v1/externalservices/:name', { path: '/api/v1/externalservices/oa-es', token: admin });
+
   // Audit: the admin changes above, listed and followed.
   const rows = await call('GET', '/api/v1/audit', { path: '/api/v1/audit?kind=admin&since=1h', token: admin });
   assert.ok(rows.some((r: { target: string }) => r.target === `grant/${g.id}`));

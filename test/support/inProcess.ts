@@ -144,3 +144,12 @@ export function echoServer(): Promise<number> {
   after(() => sockets.forEach((s) => s.destroy()));
   return listening(server);
 }
+
+/** A port on 127.0.0.1 that was free a moment ago (for an entry that must name its port). */
+export async function freePort(): Promise<number> {
+  const s = net.createServer().listen(0, '127.0.0.1');
+  await once(s, 'listening');
+  const port = (s.address() as net.AddressInfo).port;
+  await new Promise((r) => s.close(r));
+  return port;
+}
