@@ -17,7 +17,7 @@ import type { Principal } from '../../src/doors/door.js';
 
 const [dataDir, target, user] = process.argv.slice(2) as [string, string, string];
 const config = hubConfig({ listen: '127.0.0.1:0', dataDir, maxNewStreamsPerSecond: '0' });
-const log = createLogger('hub', config.logLevel);
+const log = await createLogger('hub', config.logLevel);
 const hub = await startHub(config, log);
 // What src/hub/forwards.ts runs a forward's connections as: no groups, scoped to exactly its target.
 const principal: Principal = { user: `forward:${user}`, groups: [], via: 'forward', scope: { target } };

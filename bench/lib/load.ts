@@ -6,6 +6,8 @@
  *          to the last byte (connection set-up excluded); stops at the deadline, whatever was moved counts
  *   rtt    one connection, 64-byte ping-pong ('E' mode); p50/p99 in µs after a warm-up
  *   conns  P workers each loop connect → 64 B round trip → close (graceful, both FINs) until the deadline
+ *   lone   the same, one connection at a time; p50/p99 in µs from the start of the connect to the 64 B
+ *          echo (what a user opening one ssh or kubectl connection waits), conns/s over the whole loop
  */
 import type { Duplex } from 'node:stream';
 import { closeGracefully, openEndpoint, type Endpoint } from './endpoints.js';
@@ -13,16 +15,19 @@ import { closeGracefully, openEndpoint, type Endpoint } from './endpoints.js';
 export type LoadTest =
   | { readonly kind: 'bulk'; readonly conns: number; readonly bytes: number; readonly seconds: number }
   | { readonly kind: 'rtt'; readonly count: number; readonly seconds: number }
-  | { readonly kind: 'conns'; readonly parallel: number; readonly seconds: number; readonly max: number };
+  | { readonly kind: 'conns'; readonly parallel: number; readonly seconds: number; readonly max: number }
+  | { readonly kind: 'lone'; readonly count: number; readonly seconds: number };
 
 export interface BulkResult { readonly bytes: number; readonly seconds: number; readonly mbps: number; readonly complete: boolean }
 export interface RttResult { readonly count: number; readonly p50us: number; readonly p99us: number }
 export interface ConnsResult { readonly done: number; readonly errors: number; readonly seconds: number; readonly perSecond: number; readonly firstError?: string }
-export type LoadResult = BulkResult | RttResult | ConnsResult;
+export interface LoneResult { readonly count: number; readonly errors: number; readonly p50us: number; readonly p99us: number; readonly perSecond: number; readonly firstError?: string }
+export type LoadResult = BulkResult | RttResult | ConnsResult | LoneResult;
 
 export async function runTest(ep: Endpoint, t: LoadTest): Promise<LoadResult> {
   if (t.kind === 'bulk') return bulk(ep, t);
   if (t.kind === 'rtt') return rtt(ep, t);
+  if (t.kind === 'lone') return lone(ep, t);
   return conns(ep, t);
 }
 
@@ -138,7 +143,9 @@ async function rtt(ep: Endpoint, t: Extract<LoadTest, { kind: 'rtt' }>): Promise
   }
 }
 
-async function oneConnection(ep: Endpoint): Promise<void> {
+/** Connect, one 64 B round trip, graceful close; resolves with µs from the start to the echo. */
+async function oneConnection(ep: Endpoint): Promise<number> {
+  const t0 = process.hrtime.bigint();
   const s = await openEndpoint(ep);
   try {
     const take = reader(s);
@@ -151,8 +158,10 @@ async function oneConnection(ep: Endpoint): Promise<void> {
     msg[0] = 0x45; // 'E'
     s.write(msg);
     await take(64);
+    const us = Number(process.hrtime.bigint() - t0) / 1000;
     s.end();
     await closed;
+    return us;
   } finally {
     s.destroy();
   }
@@ -178,6 +187,28 @@ async function conns(ep: Endpoint, t: Extract<LoadTest, { kind: 'conns' }>): Pro
   await Promise.all(Array.from({ length: t.parallel }, worker));
   const seconds = (Date.now() - started) / 1000;
   return { done, errors, seconds, perSecond: done / seconds, ...(firstError ? { firstError } : {}) };
+}
+
+async function lone(ep: Endpoint, t: Extract<LoadTest, { kind: 'lone' }>): Promise<LoneResult> {
+  const samples: number[] = [];
+  let errors = 0;
+  let firstError: string | undefined;
+  const started = Date.now();
+  const end = started + t.seconds * 1000;
+  while (Date.now() < end && samples.length + errors < t.count) {
+    try {
+      samples.push(await oneConnection(ep));
+    } catch (err) {
+      errors++;
+      firstError ??= (err as Error).message;
+    }
+  }
+  const seconds = (Date.now() - started) / 1000;
+  samples.sort((a, b) => a - b);
+  return {
+    count: samples.length, errors, p50us: percentile(samples, 0.5), p99us: percentile(samples, 0.99),
+    perSecond: samples.length / seconds, ...(firstError ? { firstError } : {}),
+  };
 }
 
 // IPC mode: bench/run.ts forks this file.

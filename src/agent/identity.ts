@@ -19,7 +19,7 @@ import { z } from 'zod';
 import { WarrenError } from '../shared/errors.js';
 import { parseJoinToken, type JoinToken } from '../shared/joinToken.js';
 import { makePrivateDir, writePrivateFile } from '../shared/privateFiles.js';
-import { certNotAfter, createCsr } from '../pki/pki.js';
+import { certNotAfter } from '../pki/certInfo.js';
 import { fetchPinnedCa, hubRequest, jsonOrThrow } from '../client/hubHttp.js';
 import type { HubEndpoint } from '../tunnel/dialHub.js';
 
@@ -46,6 +46,12 @@ function writeAtomic(file: string, data: string): void {
   const tmp = `${file}.${process.pid}.tmp`;
   writePrivateFile(tmp, data);
   fs.renameSync(tmp, file);
+}
+
+/** A key and CSR, from the signing library, loaded only now: a running agent needs it only to join or renew. */
+async function newCsr(name: string): Promise<{ csrPem: string; keyPem: string }> {
+  const { createCsr } = await import('../pki/pki.js');
+  return createCsr(name);
 }
 
 export function loadIdentity(dataDir: string): AgentIdentity | undefined {
@@ -91,7 +97,7 @@ export async function enroll(opts: {
   const hubUrl = new URL(opts.hubOverride ?? parsed.hubUrl);
   const base = { url: hubUrl, ...(opts.proxy ? { proxy: opts.proxy } : {}) };
   const caPem = await fetchPinnedCa(base, parsed.caPin);
-  const { csrPem, keyPem } = await createCsr(opts.name);
+  const { csrPem, keyPem } = await newCsr(opts.name);
   const out = jsonOrThrow<{ certPem: string; name: string }>(
     await hubRequest({ ...base, ca: caPem }, 'POST', '/api/v1/join', { body: { token: opts.token, name: opts.name, csr: csrPem, labels: opts.labels } }),
   );
@@ -103,7 +109,7 @@ export async function enroll(opts: {
 /** Renews the certificate over mTLS with the current one; returns the new identity (already saved). */
 export async function renew(id: AgentIdentity, dataDir: string, proxy?: URL): Promise<AgentIdentity> {
   const ep: HubEndpoint = { url: id.hubUrl, ca: id.caPem, cert: id.certPem, key: id.keyPem, ...(proxy ? { proxy } : {}) };
-  const { csrPem, keyPem } = await createCsr(id.name);
+  const { csrPem, keyPem } = await newCsr(id.name);
   const out = jsonOrThrow<{ certPem: string }>(await hubRequest(ep, 'POST', '/api/v1/renew', { body: { csr: csrPem } }));
   const next = { ...id, certPem: out.certPem, keyPem };
   saveIdentity(dataDir, next);

@@ -9,7 +9,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { z } from 'zod';
 import { WarrenError } from '../shared/errors.js';
-import { fingerprint } from '../pki/pki.js';
+import { fingerprint } from '../pki/certInfo.js';
 import { pinsEqual } from '../shared/joinToken.js';
 import { fetchPinnedCa } from '../client/hubHttp.js';
 import { proxyFor, type HubEndpoint } from '../tunnel/dialHub.js';

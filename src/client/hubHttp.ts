@@ -6,7 +6,7 @@
  */
 import http from 'node:http';
 import { WarrenError, isErrorCode } from '../shared/errors.js';
-import { fingerprint } from '../pki/pki.js';
+import { fingerprint } from '../pki/certInfo.js';
 import { pinsEqual } from '../shared/joinToken.js';
 import { dialHub, type HubEndpoint } from '../tunnel/dialHub.js';
 

@@ -3,6 +3,7 @@
  * a few routes that change what the hub does (tokens, grants, agents).
  */
 import assert from 'node:assert/strict';
+import tls from 'node:tls';
 import { test } from 'node:test';
 import { inProcessHub } from '../../test/support/inProcess.js';
 
@@ -55,4 +56,24 @@ test('GET /api/v1/agents shows the live tunnel', async () => {
   assert.equal(agents.status, 200);
   const a1 = agents.body.find((a: { name: string }) => a.name === 'api-a1');
   assert.equal(a1?.connected, true, JSON.stringify(agents.body));
+});
+
+/** One raw HTTP/1.1 request over TLS (the target exactly as written); the status line. */
+function rawStatusLine(target: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const socket = tls.connect({ host: lab.hub.address.address, port: lab.hub.address.port, rejectUnauthorized: false, ALPNProtocols: ['http/1.1'] }, () => {
+      socket.end(`GET ${target} HTTP/1.1\r\nHost: hub\r\nConnection: close\r\n\r\n`);
+    });
+    let text = '';
+    socket.on('data', (c: Buffer) => (text += c.toString('latin1')));
+    socket.on('close', () => resolve(text.split('\r\n', 1)[0]!));
+    socket.on('error', reject);
+  });
+}
+
+test('regression: a request target starting with // is a path (GET // threw in the request handler and took the hub down)', async () => {
+  assert.equal(await rawStatusLine('//'), 'HTTP/1.1 404 Not Found');
+  assert.equal(await rawStatusLine('//k8s/clusters/a/api'), 'HTTP/1.1 404 Not Found');
+  assert.equal(await rawStatusLine('//api/v1/whoami'), 'HTTP/1.1 404 Not Found');
+  assert.equal(await rawStatusLine('/healthz'), 'HTTP/1.1 200 OK');
 });

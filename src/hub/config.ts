@@ -9,8 +9,7 @@ import { z } from 'zod';
 import { parseListen } from '../shared/hostPort.js';
 import { durationText, logFormatOption, logLevelOption, option, optionsSchema, parseOptions, refuse, textAs } from '../shared/options.js';
 import type { DoorName } from '../doors/door.js';
-import { redactUrl } from '../store/postgresStore.js';
-import type { StoreLocation } from '../store/store.js';
+import { redactUrl, type StoreLocation } from '../store/store.js';
 
 /**
  * The doors that take a bearer token. The unix-socket door (file permissions) and forwards (the hub's

@@ -170,7 +170,8 @@ export async function startHub(config: HubConfig, log: Logger): Promise<Hub> {
   httpServer.on('request', (req, res) => {
     // Kubernetes first: multikube-style requests (a JWT with `ctx`) may use /api/v1/… paths too.
     if (kube.router.claims(req)) return kube.router.handleRequest(req, res);
-    const url = new URL(req.url ?? '/', 'https://hub');
+    const url = requestUrl(req.url ?? '/');
+    if (!url) return sendError(res, new WarrenError('WARREN_E_BAD_REQUEST', 'the request target is not a path'), log);
     if (url.pathname.startsWith('/api/v1/')) return void ui.sessions.authorizeApi(req).then(() => api.handle(req, res, url), (err: unknown) => sendError(res, err, log));
     if (WebUi.claims(url.pathname)) return ui.handle(req, res, url);
     if (url.pathname === '/healthz') return sendJson(res, 200, { status: 'ok' });
@@ -284,6 +285,19 @@ export async function startHub(config: HubConfig, log: Logger): Promise<Hub> {
       return closing;
     },
   };
+}
+
+/**
+ * The request target as a URL, or undefined when it does not parse. An origin-form target is appended
+ * to the origin rather than resolved against it: resolved, `//x` names a host, and `//` threw (a
+ * TypeError out of the request handler, which took the hub down).
+ */
+function requestUrl(target: string): URL | undefined {
+  try {
+    return new URL(target.startsWith('/') ? `https://hub${target}` : target, 'https://hub');
+  } catch {
+    return undefined;
+  }
 }
 
 function listenError(err: Error, listen: { host: string; port: number }): WarrenError {

@@ -8,15 +8,16 @@
  *   hub                      CN=warren-hub                   (server auth; SANs for every name it answers on)
  */
 import 'reflect-metadata';
-import { webcrypto, createHash, X509Certificate } from 'node:crypto';
+import { webcrypto } from 'node:crypto';
 import * as x509 from '@peculiar/x509';
+import { AGENT_OU, USER_OU, normalizeSerial } from './certInfo.js';
+
+export * from './certInfo.js';
 
 x509.cryptoProvider.set(webcrypto as unknown as Crypto);
 
 const KEY_ALG: EcKeyGenParams & EcdsaParams = { name: 'ECDSA', namedCurve: 'P-256', hash: 'SHA-256' };
 const SIGN_ALG = { name: 'ECDSA', hash: 'SHA-256' };
-export const AGENT_OU = 'warren-agent';
-export const USER_OU = 'warren-user';
 
 export interface KeyPairPem {
   readonly certPem: string;
@@ -180,28 +181,3 @@ export async function createCsr(name: string): Promise<{ csrPem: string; keyPem:
 }
 
 /** The CA pin: `sha256:` + hex SHA-256 of the certificate's DER bytes. */
-export function fingerprint(certPem: string): string {
-  return 'sha256:' + createHash('sha256').update(new X509Certificate(certPem).raw).digest('hex');
-}
-
-export function certNotAfter(certPem: string): Date {
-  return new Date(new X509Certificate(certPem).validTo);
-}
-
-/** Serial numbers compare as lower-case hex without leading zeros, however a library prints them. */
-export function normalizeSerial(hex: string): string {
-  return hex.toLowerCase().replace(/^0+/, '') || '0';
-}
-
-export function certSerial(certPem: string): string {
-  return normalizeSerial(new X509Certificate(certPem).serialNumber);
-}
-
-/** The DNS and IP SANs of a certificate, lowercased. */
-export function certSans(certPem: string): string[] {
-  const alt = new X509Certificate(certPem).subjectAltName ?? '';
-  return alt
-    .split(', ')
-    .map((s) => s.replace(/^(DNS|IP Address):/, '').toLowerCase())
-    .filter(Boolean);
-}

@@ -27,6 +27,9 @@ test('entry grammar: malformed entries say what is wrong', () => {
     ['hub:[10.0.0.1]:80', /not an IP address/],
     ['Bad_Agent!:80', /neither "hub" nor an agent name/],
     ['hub:1.2.3.4:5:6', /is not a port/],
+    // Regression: an IPv6 zone id threw (TypeError: Invalid URL), which the hub API answered with a 500.
+    ['hub:[fe80::1%eth0]:80', /not an IP address/],
+    ['hub:[fe80::1%25]:80', /not an IP address/],
   ];
   for (const [text, re] of table) {
     const r = parseEntry(text);

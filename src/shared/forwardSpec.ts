@@ -48,7 +48,8 @@ export function parseEntry(text: string): ForwardEntry | { error: string } {
   if (m) {
     host = m[1] ?? m[2]!;
     portText = m[3]!;
-    if (m[1] !== undefined ? !net.isIPv6(host) : !net.isIPv4(host)) {
+    // net.isIPv6 accepts a zone id (`fe80::1%eth0`), which the URL parser below rejects with a throw.
+    if (m[1] !== undefined ? !net.isIPv6(host) || host.includes('%') : !net.isIPv4(host)) {
       return { error: `entry "${text}": bind address "${host}" is not an IP address (IPv6 in brackets: hub:[::1]:8080)` };
     }
     if (m[1] !== undefined) host = new URL(`http://[${host}]/`).hostname.slice(1, -1);

@@ -9,21 +9,36 @@
  */
 import net from 'node:net';
 
-function globToRegExp(glob: string): RegExp {
-  const escaped = glob.replace(/[.+^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '.*').replace(/\?/g, '.');
-  return new RegExp(`^${escaped}$`, 'i');
+/**
+ * Whether `value` matches `glob` (case-insensitive). A greedy two-pointer match that backs up only to
+ * the last `*`: at most len(glob) × len(value) steps. The regular expression it replaces (`*` → `.*`)
+ * backtracked exponentially in the number of stars: the grant `*-*-*-*-*-prod` against a 253-character
+ * target like `a-a-a-…` held the hub's event loop for 20 s, and a client chooses the target.
+ */
+export function matchesGlob(glob: string, value: string): boolean {
+  let g = 0;
+  let v = 0;
+  let star = -1;
+  let resume = 0;
+  while (v < value.length) {
+    const c = glob[g];
+    if (c === '*') {
+      star = g++;
+      resume = v;
+    } else if (c !== undefined && (c === '?' || sameChar(c, value[v]!))) {
+      g++;
+      v++;
+    } else if (star >= 0) {
+      g = star + 1;
+      v = ++resume;
+    } else return false;
+  }
+  while (glob[g] === '*') g++;
+  return g === glob.length;
 }
 
-/** Compiled globs: grants and allow-lists are checked on every stream, and hold few distinct patterns. */
-const compiled = new Map<string, RegExp>();
-
-export function matchesGlob(glob: string, value: string): boolean {
-  let re = compiled.get(glob);
-  if (!re) {
-    if (compiled.size >= 1024) compiled.clear();
-    compiled.set(glob, (re = globToRegExp(glob)));
-  }
-  return re.test(value);
+function sameChar(a: string, b: string): boolean {
+  return a === b || a.toLowerCase() === b.toLowerCase();
 }
 
 /** `10.0.0.0/8`, `fd00::/8`; undefined when not a CIDR. */

@@ -7,7 +7,8 @@ import { ChildGroup } from '../../test/support/proc.js';
 import { startPostgres, type Postgres } from '../../test/support/postgres.js';
 import { silentLogger } from '../shared/log.js';
 import { SCHEMA_VERSION } from './migrations.js';
-import { PostgresStore, redactUrl } from './postgresStore.js';
+import { PostgresStore } from './postgresStore.js';
+import { redactUrl } from './store.js';
 
 const group = new ChildGroup();
 let pg: Postgres;

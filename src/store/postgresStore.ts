@@ -11,8 +11,10 @@
  */
 import pg from 'pg';
 import type { Logger } from '../shared/log.js';
-import type {
-  AccessTokenRecord, AgentMeta, AgentRecord, AuditFilter, AuditRow, ExternalServiceRecord, ForwardRecord, GrantRecord, JoinTokenRecord, Store,
+import {
+  redactUrl,
+  type AccessTokenRecord, type AgentMeta, type AgentRecord, type AuditFilter, type AuditRow, type ExternalServiceRecord, type ForwardRecord,
+  type GrantRecord, type JoinTokenRecord, type Store,
 } from './store.js';
 import { MIGRATIONS, newerSchemaError } from './migrations.js';
 import {
@@ -44,17 +46,6 @@ export function isTransient(err: unknown): boolean {
   const e = err as { code?: string; message?: string } | undefined;
   if (e?.code !== undefined && TRANSIENT.has(e.code)) return true;
   return /Connection terminated|connection error|not queryable|terminating connection/i.test(e?.message ?? '');
-}
-
-/** The URL with its password replaced, for logs and error messages. */
-export function redactUrl(url: string): string {
-  try {
-    const u = new URL(url);
-    if (u.password) u.password = '***';
-    return u.toString();
-  } catch {
-    return 'postgres://…';
-  }
 }
 
 const INSERT_FORWARD = `INSERT INTO forwards (${FORWARD_COLUMNS.join(', ')}) VALUES (${FORWARD_COLUMNS.map((_, i) => `$${i + 1}`).join(',')}) ON CONFLICT DO NOTHING`;

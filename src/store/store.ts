@@ -225,3 +225,14 @@ export type StoreLocation =
   | { readonly kind: 'sqlite'; readonly path: string }
   /** `url` may hold the password; `password` (PGPASSWORD, --store-password-file) overrides it. */
   | { readonly kind: 'postgres'; readonly url: string; readonly password?: string };
+
+/** The URL with its password replaced, for logs and error messages. */
+export function redactUrl(url: string): string {
+  try {
+    const u = new URL(url);
+    if (u.password) u.password = '***';
+    return u.toString();
+  } catch {
+    return 'postgres://…';
+  }
+}

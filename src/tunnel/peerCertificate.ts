@@ -9,7 +9,7 @@
  */
 import type { PeerCertificate, TLSSocket } from 'node:tls';
 import { WarrenError } from '../shared/errors.js';
-import { AGENT_OU, USER_OU, normalizeSerial } from '../pki/pki.js';
+import { AGENT_OU, USER_OU, normalizeSerial } from '../pki/certInfo.js';
 
 export interface CertIdentity {
   readonly kind: 'agent' | 'user';

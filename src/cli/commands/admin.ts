@@ -11,7 +11,6 @@ import { examples, outputOption } from '../conventions.js';
 import { collect } from '../../shared/options.js';
 import http from 'node:http';
 import fs from 'node:fs';
-import { createCsr } from '../../pki/pki.js';
 import { describeAuthority } from '../../hub/authority.js';
 import type { AgentAuthority } from '../../store/store.js';
 
@@ -212,6 +211,7 @@ Example:
   warren user-cert create --user ci-bot --groups deploy --ttl 8h --out ./ci-bot
   curl -p -x https://hub:8443 --proxy-cacert ca.crt --proxy-cert ci-bot.crt --proxy-key ci-bot.key http://web.node1.warren:8080/`)
     .action(async (o: { user: string; groups: string[]; ttl: string; out: string }, cmd: Command) => {
+      const { createCsr } = await import('../../pki/pki.js');
       const { csrPem, keyPem } = await createCsr(o.user.replace(/[^A-Za-z0-9.-]/g, '-'));
       const out = await call<{ certPem: string; serial: string; expiresAt: string }>(cmd, 'POST', '/api/v1/user-certs', {
         user: o.user, groups: o.groups, ttl: duration('--ttl', o.ttl), csr: csrPem,

@@ -26,7 +26,7 @@ Examples:
     )
     .action(async (flags: AgentFlags) => {
       const config = agentConfig(flags);
-      const log = createLogger('agent', config.logLevel, config.logFormat);
+      const log = await createLogger('agent', config.logLevel, config.logFormat);
       if (flags.token !== undefined) {
         process.stderr.write('warning: --token puts the join token in the process list (ps) for as long as the agent runs; use --token-file FILE or the WARREN_JOIN_TOKEN environment variable\n');
       }

@@ -3,7 +3,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import type { Command } from 'commander';
 import { hubConfig, hubOptions, type HubFlags } from '../../hub/config.js';
-import { startHub, type Hub } from '../../hub/hub.js';
+import type { Hub } from '../../hub/hub.js';
 import { createLogger } from '../../shared/log.js';
 import { sendHubReady } from '../readySignal.js';
 import { agentConfig } from '../../agent/config.js';
@@ -35,7 +35,10 @@ A config file holds the same options, keyed by the flag names without --:
     )
     .action(async (flags: HubFlags) => {
       const config = hubConfig(flags);
-      const log = createLogger('hub', config.logLevel, config.logFormat);
+      const log = await createLogger('hub', config.logLevel, config.logFormat);
+      // Loaded here, not at start-up: every `warren` process (an agent on each node included) would
+      // otherwise carry the hub's store drivers, kube router and UI in its memory.
+      const { startHub } = await import('../../hub/hub.js');
       const hub = await startHub(config, log);
       const stopDemo = config.demo ? await startDemoAgent(hub, config.dataDir) : undefined;
       printNextSteps(hub, config.demo);
@@ -62,7 +65,7 @@ async function startDemoAgent(hub: Hub, dataDir: string): Promise<() => Promise<
     token = (await hub.enrollment.createJoinToken({ ttlMs: 600_000, uses: 1, labels: { demo: 'true' }, authority: { name: 'demo', clusters: [], routes: [] }, createdBy: 'hub --demo' })).token;
   }
   const local = `https://127.0.0.1:${hub.address.port}`;
-  const agent = await startAgent(agentConfig({ token, name: 'demo', dataDir: agentDir, hub: local, labels: 'demo=true' }), createLogger('agent', 'warn'));
+  const agent = await startAgent(agentConfig({ token, name: 'demo', dataDir: agentDir, hub: local, labels: 'demo=true' }), await createLogger('agent', 'warn'));
   return () => agent.stop();
 }
 

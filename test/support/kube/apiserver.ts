@@ -293,6 +293,14 @@ const TUNNEL_ALIAS = 'x-warren-standin-spdy-tunnel';
 const TABLE_TYPE = 'application/json;as=Table;v=v1;g=meta.k8s.io';
 
 /** Starts the stand-in on 127.0.0.1, a free port, with a fresh CA and fresh tokens. */
+/**
+ * The request target as a URL. Prefixing the origin (not passing it as the base) keeps a path that
+ * starts with `//` a path, as the real API server reads it, instead of a host that may not parse.
+ */
+function requestUrl(req: IncomingMessage): URL {
+  return new URL(`https://localhost${(req.url ?? '/').startsWith('/') ? req.url : '/'}`);
+}
+
 export async function startFakeApiserver(opts: FakeApiserverOptions = {}): Promise<FakeApiserver> {
   const identities = { ...IDENTITIES };
   const tokens = Object.fromEntries(Object.keys(identities).map((name) => [name, `${name}-${randomBytes(24).toString('base64url')}`]));
@@ -389,7 +397,7 @@ export async function startFakeApiserver(opts: FakeApiserverOptions = {}): Promi
   }
 
   async function onRequest(req: IncomingMessage, res: ServerResponse): Promise<void> {
-    const url = new URL(req.url ?? '/', 'https://localhost');
+    const url = requestUrl(req);
     const rec = record(req, url);
     try {
       const { info, user } = admit(req, url, rec);
@@ -621,7 +629,7 @@ export async function startFakeApiserver(opts: FakeApiserverOptions = {}): Promi
     sockets.add(socket);
     socket.on('close', () => sockets.delete(socket));
     socket.on('error', () => socket.destroy());
-    const url = new URL(req.url ?? '/', 'https://localhost');
+    const url = requestUrl(req);
     const rec = record(req, url);
     try {
       const { info } = admit(req, url, rec);
