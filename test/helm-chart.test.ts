@@ -32,6 +32,7 @@ import { parse as goTemplate } from '@evertdespiegeleer/go-template';
 import { Ajv } from 'ajv';
 import { validate as lintDockerfile } from 'dockerfile-utils';
 import { Deployment } from 'kubernetes-models/apps/v1';
+import { PodDisruptionBudget } from 'kubernetes-models/policy/v1';
 import { ClusterRole, ClusterRoleBinding } from 'kubernetes-models/rbac.authorization.k8s.io/v1';
 import { PersistentVolumeClaim, Secret, Service, ServiceAccount } from 'kubernetes-models/v1';
 import YAML from 'yaml';
@@ -131,6 +132,9 @@ function normalizeLabels(o: Obj): Obj {
   return copy;
 }
 
+const HA_VALUES = {
+  replicas: 3, publicUrl: 'https://warren.example.com:8443', ha: { enabled: true, storeSecret: 'warren-store', keysSecret: 'warren-keys' },
+};
 const AGENT_VALUES = { hub: { enabled: false }, agent: { enabled: true, cluster: 'alpha', joinToken: TOKEN } };
 
 // ---------------------------------------------------------------------------------------------
@@ -161,6 +165,9 @@ describe('Helm chart deploy/helm/warren', () => {
       ['plain-HTTP public URL', { hub: { publicUrl: 'http://hub:8443' } }],
       ['a misspelt key', { hub: { replica: 2 } }],
       ['zero replicas', { agent: { replicas: 0 } }],
+      ['several hub replicas without ha (one SQLite writer, a CA per pod)', { hub: { replicas: 3 } }],
+      ['ha without the store Secret', { hub: { replicas: 3, ha: { enabled: true, keysSecret: 'k' } } }],
+      ['ha without the keys Secret', { hub: { replicas: 3, ha: { enabled: true, storeSecret: 's' } } }],
     ];
     for (const [why, overrides] of refused) await assert.rejects(renderChart(overrides), ValuesError, why);
     await renderChart({ agent: { enabled: true, cluster: 'alpha', existingSecret: 'my-token' } });
@@ -205,7 +212,7 @@ describe('Helm chart deploy/helm/warren', () => {
     const { objects } = await renderChart({
       hub: {
         publicUrl: 'https://warren.example.com:8443', store: 'postgres://warren@db:5432/warren', tlsSecret: 'warren-tls',
-        persistence: { enabled: false }, service: { type: 'LoadBalancer', port: 443 }, replicas: 2,
+        persistence: { enabled: false }, service: { type: 'LoadBalancer', port: 443 },
       },
     });
     assert.deepEqual(ids(objects), ['Deployment/warren-hub', 'Service/warren-hub'], 'no claim without persistence');
@@ -269,6 +276,36 @@ describe('Helm chart deploy/helm/warren', () => {
     assert.equal(volume.secret.secretName, 'agent-token');
   });
 
+  it('runs N hub replicas on an external PostgreSQL: DSN from a Secret, shared keys, PDB, anti-affinity, one pod replaced at a time', async () => {
+    const { objects } = await renderChart({ hub: HA_VALUES });
+    assert.deepEqual(ids(objects), ['Deployment/warren-hub', 'PodDisruptionBudget/warren-hub', 'Service/warren-hub'], 'no claim: nothing per replica needs keeping');
+    const deploy = find(objects, 'Deployment', 'warren-hub');
+    const pdb = find(objects, 'PodDisruptionBudget', 'warren-hub');
+    const pod = deploy.spec.template.spec;
+    const [c] = pod.containers;
+    assert.equal(deploy.spec.replicas, 3);
+    assert.deepEqual(deploy.spec.strategy, { type: 'RollingUpdate', rollingUpdate: { maxUnavailable: 1, maxSurge: 0 } });
+    assert.deepEqual(c.command, ['warren', 'hub', '--listen', '0.0.0.0:8443', '--data-dir', '/var/lib/warren', '--public-url', 'https://warren.example.com:8443', '--hub-lease', '10s']);
+    assert.ok(!c.command.join(' ').includes('postgres://'), 'the DSN is not in the pod spec');
+    const env = Object.fromEntries(c.env.map((e: Obj) => [e.name, e]));
+    assert.deepEqual(env.WARREN_STORE.valueFrom, { secretKeyRef: { name: 'warren-store', key: 'dsn' } });
+    assert.deepEqual(env.POD_IP.valueFrom, { fieldRef: { fieldPath: 'status.podIP' } });
+    assert.equal(env.WARREN_RELAY_URL.value, 'https://$(POD_IP):8443', 'the other replicas relay to the pod, not to the Service');
+    // The shared CA and signing key from the Secret, inside a per-pod data dir.
+    const keys = pod.volumes.find((v: Obj) => v.name === 'keys');
+    assert.deepEqual(keys.secret, { secretName: 'warren-keys', defaultMode: 288 });
+    assert.deepEqual(pod.volumes.find((v: Obj) => v.name === 'data'), { name: 'data', emptyDir: {} });
+    assert.deepEqual(
+      c.volumeMounts.filter((m: Obj) => m.name === 'keys').map((m: Obj) => [m.mountPath, m.subPath]),
+      [['/var/lib/warren/ca.crt', 'ca.crt'], ['/var/lib/warren/ca.key', 'ca.key'], ['/var/lib/warren/signing.key', 'signing.key']],
+    );
+    // Spread over nodes; the budget and the anti-affinity select exactly the hub pods.
+    const term = pod.affinity.podAntiAffinity.preferredDuringSchedulingIgnoredDuringExecution[0].podAffinityTerm;
+    assert.equal(term.topologyKey, 'kubernetes.io/hostname');
+    assert.deepEqual(term.labelSelector.matchLabels, deploy.spec.selector.matchLabels);
+    assert.deepEqual(pdb.spec, { maxUnavailable: 1, selector: { matchLabels: deploy.spec.selector.matchLabels } });
+  });
+
   it('renders hub and agent together', async () => {
     const { objects } = await renderChart({ agent: AGENT_VALUES.agent });
     assert.deepEqual(ids(objects), [
@@ -278,11 +315,12 @@ describe('Helm chart deploy/helm/warren', () => {
   });
 
   it('renders objects that meet the Kubernetes schemas and decode strictly', async () => {
-    const { objects } = await renderChart({ agent: AGENT_VALUES.agent, hub: { tlsSecret: 'warren-tls', publicUrl: 'https://h:8443' } });
+    const single = await renderChart({ agent: AGENT_VALUES.agent, hub: { tlsSecret: 'warren-tls', publicUrl: 'https://h:8443' } });
+    const ha = await renderChart({ hub: HA_VALUES });
     const models: Record<string, new (o: never) => { validate(): void }> = {
-      Deployment, Service, PersistentVolumeClaim, Secret, ServiceAccount, ClusterRole, ClusterRoleBinding,
+      Deployment, Service, PersistentVolumeClaim, Secret, ServiceAccount, ClusterRole, ClusterRoleBinding, PodDisruptionBudget,
     };
-    for (const o of objects) {
+    for (const o of [...single.objects, ...ha.objects]) {
       const Model = models[o.kind];
       assert.ok(Model, o.kind);
       assert.doesNotThrow(() => new Model(o as never).validate(), `${o.kind}/${o.metadata.name}`);

@@ -4,7 +4,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { WarrenError } from '../shared/errors.js';
-import { env, readLogin } from './clientConfig.js';
+import { defaultContextName, env, readLogin, readLoginFile, writeLogin } from './clientConfig.js';
 
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'warren-login-'));
 const saved = env.WARREN_CONFIG;
@@ -22,4 +22,22 @@ test('a damaged login file is a config error that says what to do, not an intern
   }
   fs.rmSync(file);
   assert.equal(readLogin(), undefined);
+});
+
+test('a login file from before contexts is read as one context named after its hub, and kept at the next login', () => {
+  const file = path.join(dir, 'old.json');
+  env.WARREN_CONFIG = file;
+  const old = { hub: 'https://hub.example.com:8443', token: 'at1.old', caPin: `sha256:${'a'.repeat(64)}`, caPem: 'PEM-A' };
+  fs.writeFileSync(file, JSON.stringify(old));
+  assert.deepEqual(readLoginFile(), { currentContext: 'hub.example.com:8443', contexts: { 'hub.example.com:8443': old } });
+  assert.deepEqual(readLogin(), old);
+  assert.deepEqual(readLogin('hub.example.com:8443'), old);
+  assert.throws(() => readLogin('lab'), (e: WarrenError) => e.code === 'WARREN_E_CONFIG' && /^no context "lab" in .* \(saved: hub\.example\.com:8443\); `warren login --context lab/.test(e.message));
+
+  const lab = { ...old, hub: 'https://10.0.0.5:8443', token: 'at1.lab' };
+  writeLogin(lab, 'lab');
+  assert.deepEqual(JSON.parse(fs.readFileSync(file, 'utf8')), { currentContext: 'lab', contexts: { 'hub.example.com:8443': old, lab } });
+  assert.equal(fs.statSync(file).mode & 0o777, 0o600);
+  assert.deepEqual(readLogin(), lab);
+  assert.equal(defaultContextName('https://hub.example.com'), 'hub.example.com');
 });

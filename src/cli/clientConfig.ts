@@ -1,8 +1,18 @@
 /**
  * Where client commands find the hub, their token and the hub CA: flags, then WARREN_HUB /
- * WARREN_TOKEN / WARREN_CA_FINGERPRINT, then the file `warren login` writes
+ * WARREN_TOKEN / WARREN_CA_FINGERPRINT, then a context of the file `warren login` writes
  * ($WARREN_CONFIG, else $XDG_CONFIG_HOME/warren/config.json, else ~/.config/warren/config.json).
  * This module is the CLI's only reader of the environment.
+ *
+ * The file keeps one context per hub, like a kubeconfig, and which one is current:
+ *
+ *   { "currentContext": "hub.example.com:8443",
+ *     "contexts": { "hub.example.com:8443": { "hub": "https://…", "token": "…", "caPin": "sha256:…", "caPem": "…" },
+ *                   "lab": { … } } }
+ *
+ * `--context NAME` picks one for one command, and then its hub and token win over the environment. A
+ * file from before contexts (one login: `{ hub, token, caPin, caPem }`) is read as one context named
+ * after its hub, current, and written in the new shape at the next `warren login` or `use-context`.
  */
 import fs from 'node:fs';
 import os from 'node:os';
@@ -19,10 +29,15 @@ export interface ClientFlags {
   token?: string | undefined;
   caFingerprint?: string | undefined;
   caFile?: string | undefined;
+  /** A context of the login file, instead of the current one. */
+  context?: string | undefined;
 }
 
 const savedSchema = z.object({ hub: z.string(), token: z.string(), caPin: z.string(), caPem: z.string() });
 export type SavedLogin = z.infer<typeof savedSchema>;
+
+const fileSchema = z.object({ currentContext: z.string().optional(), contexts: z.record(z.string(), savedSchema) });
+export type LoginFile = z.infer<typeof fileSchema>;
 
 export const env: NodeJS.ProcessEnv = process.env;
 
@@ -32,27 +47,55 @@ export function loginFilePath(): string {
   return path.join(base, 'warren', 'config.json');
 }
 
-/** The saved login; a file that is not the JSON `warren login` wrote is a clear error, not an internal one. */
-export function readLogin(): SavedLogin | undefined {
+/** The name a login gets unless `--context` names it: the hub's host and port (`hub.example.com:8443`). */
+export function defaultContextName(hubUrl: string): string {
+  return new URL(hubUrl).host;
+}
+
+/** Every saved context; a file that is not the JSON `warren login` writes is a clear error, not an internal one. */
+export function readLoginFile(): LoginFile {
   const file = loginFilePath();
-  if (!fs.existsSync(file)) return undefined;
+  if (!fs.existsSync(file)) return { contexts: {} };
   let data: unknown;
   try {
     data = JSON.parse(fs.readFileSync(file, 'utf8'));
   } catch {
     data = undefined;
   }
-  const parsed = savedSchema.safeParse(data);
-  if (!parsed.success) throw new WarrenError('WARREN_E_CONFIG', `${file} is damaged (not the JSON \`warren login\` writes): run \`warren login\` again, or remove the file and pass --hub/--token/--ca-fingerprint`);
-  return parsed.data;
+  const parsed = fileSchema.safeParse(data);
+  if (parsed.success && (parsed.data.currentContext === undefined || parsed.data.contexts[parsed.data.currentContext])) return parsed.data;
+  const single = savedSchema.safeParse(data);
+  if (single.success) {
+    const name = defaultContextName(single.data.hub);
+    return { currentContext: name, contexts: { [name]: single.data } };
+  }
+  throw new WarrenError('WARREN_E_CONFIG', `${file} is damaged (not the JSON \`warren login\` writes): run \`warren login\` again, or remove the file and pass --hub/--token/--ca-fingerprint`);
 }
 
-export function writeLogin(login: SavedLogin): string {
+/** The context `name` (or the current one); undefined when none is saved. A name that is not saved is an error. */
+export function readLogin(name?: string): SavedLogin | undefined {
+  const saved = readLoginFile();
+  if (name === undefined) return saved.currentContext === undefined ? undefined : saved.contexts[saved.currentContext];
+  const login = saved.contexts[name];
+  if (!login) {
+    const known = Object.keys(saved.contexts);
+    throw new WarrenError('WARREN_E_CONFIG', `no context "${name}" in ${loginFilePath()} (${known.length ? `saved: ${known.join(', ')}` : 'none saved'}); \`warren login --context ${name} --hub URL …\` saves one`);
+  }
+  return login;
+}
+
+export function writeLoginFile(config: LoginFile): string {
   const file = loginFilePath();
   fs.mkdirSync(path.dirname(file), { recursive: true, mode: 0o700 });
-  fs.writeFileSync(file, JSON.stringify(login, null, 2) + '\n', { mode: 0o600 });
+  fs.writeFileSync(file, JSON.stringify(config, null, 2) + '\n', { mode: 0o600 });
   fs.chmodSync(file, 0o600);
   return file;
+}
+
+/** Saves a login as context `name` (replacing one of that name) and makes it the current one. */
+export function writeLogin(login: SavedLogin, name: string): string {
+  const saved = readLoginFile();
+  return writeLoginFile({ currentContext: name, contexts: { ...saved.contexts, [name]: login } });
 }
 
 export function normalisePin(pin: string): string {
@@ -77,23 +120,29 @@ export interface ResolvedClient {
   readonly token: string | undefined;
 }
 
-/** The hub a command would talk to (flag, environment, saved login), as given; undefined when none is. */
+/** The environment's hub, token and pin, unless `--context` chose a saved context over them. */
+function fromEnv(flags: ClientFlags): { hub?: string | undefined; token?: string | undefined; caFingerprint?: string | undefined } {
+  return flags.context === undefined ? { hub: env.WARREN_HUB, token: env.WARREN_TOKEN, caFingerprint: env.WARREN_CA_FINGERPRINT } : {};
+}
+
+/** The hub a command would talk to (flag, environment, saved context), as given; undefined when none is. */
 export function configuredHub(flags: ClientFlags): string | undefined {
-  return flags.hub ?? env.WARREN_HUB ?? readLogin()?.hub;
+  return flags.hub ?? fromEnv(flags).hub ?? readLogin(flags.context)?.hub;
 }
 
 /** Resolves hub, token and a verified CA for a command. */
 export async function resolveClient(flags: ClientFlags, opts: { needToken?: boolean } = {}): Promise<ResolvedClient> {
-  const saved = readLogin();
-  const hubText = flags.hub ?? env.WARREN_HUB ?? saved?.hub;
+  const saved = readLogin(flags.context);
+  const environment = fromEnv(flags);
+  const hubText = flags.hub ?? environment.hub ?? saved?.hub;
   if (!hubText) throw new WarrenError('WARREN_E_CONFIG', 'no hub: pass --hub, set WARREN_HUB, or run `warren login --hub URL --token TOKEN`');
   const url = parseHubUrl(hubText);
-  const token = flags.token ?? env.WARREN_TOKEN ?? saved?.token;
+  const token = flags.token ?? environment.token ?? saved?.token;
   if (opts.needToken !== false && !token) throw new WarrenError('WARREN_E_CONFIG', 'no access token: pass --token, set WARREN_TOKEN, or run `warren login`');
   const proxy = proxyFor(url, { httpsProxy: env.HTTPS_PROXY ?? env.https_proxy, noProxy: env.NO_PROXY ?? env.no_proxy });
   const base = { url, ...(proxy ? { proxy } : {}) };
 
-  const pinText = flags.caFingerprint ?? env.WARREN_CA_FINGERPRINT;
+  const pinText = flags.caFingerprint ?? environment.caFingerprint;
   let ca: string;
   if (flags.caFile) {
     ca = fs.readFileSync(flags.caFile, 'utf8');

@@ -20,10 +20,11 @@ import { registerApply } from './commands/apply.js';
 import { registerConnect } from './commands/connect.js';
 import { registerVersion } from './commands/version.js';
 import { registerCompletion } from './commands/completion.js';
+import { registerConfig } from './commands/config.js';
 import { applyConventions } from './conventions.js';
 
 /** Commands that run a process or log in take their own flags; every other leaf talks to the hub. */
-const SELF_CONFIGURED = new Set(['hub', 'agent', 'login', 'completion']);
+const SELF_CONFIGURED = new Set(['hub', 'agent', 'login', 'completion', 'config']);
 
 function addClientOptions(cmd: Command): void {
   if (SELF_CONFIGURED.has(cmd.name())) return;
@@ -32,7 +33,8 @@ function addClientOptions(cmd: Command): void {
     .option('--hub <url>', 'hub URL (env WARREN_HUB; saved by `warren login`)')
     .option('--token <token>', 'access token (env WARREN_TOKEN; saved by `warren login`)')
     .option('--ca-fingerprint <pin>', 'sha256:… pin of the hub CA (env WARREN_CA_FINGERPRINT)')
-    .option('--ca-file <file>', 'PEM file of the hub CA, instead of a pin');
+    .option('--ca-file <file>', 'PEM file of the hub CA, instead of a pin')
+    .option('--context <name>', 'saved login to use instead of the current one (`warren config get-contexts`)');
 }
 
 export function buildProgram(): Command {
@@ -59,6 +61,7 @@ export function buildProgram(): Command {
   registerConnect(program);
   registerVersion(program);
   registerCompletion(program);
+  registerConfig(program);
 
   program.commands.forEach(addClientOptions);
   applyConventions(program);

@@ -24,10 +24,28 @@ export interface ActiveStream {
 
 export class ActiveStreams {
   private readonly streams = new Set<ActiveStream>();
+  private readonly whenEmpty = new Set<() => void>();
 
   add(s: ActiveStream): () => void {
     this.streams.add(s);
-    return () => this.streams.delete(s);
+    return () => {
+      this.streams.delete(s);
+      if (this.streams.size === 0) for (const wake of this.whenEmpty) wake();
+    };
+  }
+
+  /** Resolves when no use is open any more, or after `timeoutMs`. */
+  empty(timeoutMs: number): Promise<void> {
+    if (this.streams.size === 0) return Promise.resolve();
+    return new Promise((resolve) => {
+      const done = () => {
+        clearTimeout(timer);
+        this.whenEmpty.delete(done);
+        resolve();
+      };
+      const timer = setTimeout(done, timeoutMs);
+      this.whenEmpty.add(done);
+    });
   }
 
   get size(): number {

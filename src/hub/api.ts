@@ -35,6 +35,7 @@ import { judgedIdentity } from './judgedIdentity.js';
 import { selfRoutes } from './selfApi.js';
 import { describeAuthority } from './authority.js';
 import type { FailureLog } from '../shared/failureLog.js';
+import type { HubMesh } from './hubMesh.js';
 
 export interface ApiDeps {
   readonly store: Store;
@@ -55,6 +56,8 @@ export interface ApiDeps {
   readonly externalServices?: Pick<ExternalServices, 'apply' | 'list' | 'get' | 'remove'>;
   /** The Kubernetes door's routes (GET /api/v1/clusters), mounted when given. */
   readonly kubeRoutes?: readonly ApiRoute[];
+  /** The hubs sharing the store and where each agent's tunnel is (src/hub/hubMesh.ts). */
+  readonly mesh?: Pick<HubMesh, 'list' | 'hubOf'>;
   /** Closes the open streams an admin change no longer allows (revocation is immediate). */
   readonly revoke?: (why: string) => Promise<unknown>;
   /** The longest TTL a user certificate may have (--max-user-cert-ttl): it cannot be revoked. */
@@ -181,9 +184,10 @@ export class Api {
 
   private async agentView(a: AgentRecord) {
     const live = this.deps.tunnels.get(a.name);
+    const hub = this.deps.mesh?.hubOf(a.name) ?? null;
     return {
       name: a.name,
-      connected: Boolean(live),
+      connected: Boolean(live) || hub !== null,
       labels: a.labels,
       // What the agent may claim; `clusters` and `routes` below are what it claims now (or last did).
       authority: a.authority,
@@ -201,6 +205,7 @@ export class Api {
       bytesOut: live?.bytesOut ?? 0,
       remoteAddress: live?.remoteAddress ?? null,
       certExpiresAt: new Date(a.certExpiresAt).toISOString(),
+      hub,
     };
   }
 
@@ -328,6 +333,14 @@ export class Api {
       route({
         method: 'GET', path: '/api/v1/agents', auth: 'admin', summary: 'List agents with live tunnel state.', response: z.array(S.Agent),
         handle: async () => Promise.all((await d.store.listAgents()).map((a) => this.agentView(a))),
+      }),
+      route({
+        method: 'GET', path: '/api/v1/hubs', auth: 'admin', summary: 'The hubs sharing this store: leases, relay addresses, agents on each.', response: z.array(S.Hub),
+        handle: async () =>
+          (d.mesh?.list() ?? []).map((h) => ({
+            id: h.id, relayUrl: h.relayUrl, startedAt: new Date(h.startedAt).toISOString(), leaseExpiresAt: new Date(h.leaseExpiresAt).toISOString(),
+            self: h.self, leader: h.leader, agents: h.agents,
+          })),
       }),
       route({
         method: 'GET', path: '/api/v1/agents/:name', auth: 'admin', summary: 'One agent with live tunnel state.', params: name, response: S.Agent,

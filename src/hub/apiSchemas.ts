@@ -80,8 +80,21 @@ export const Agent = z
     bytesOut: z.number().int().describe('Bytes sent to the agent over its tunnel since it connected'),
     remoteAddress: z.string().nullable(),
     certExpiresAt: Time,
+    hub: z.string().nullable().describe('The hub its tunnel is on (`warren hubs ls`); null when not connected'),
   })
   .meta({ id: 'Agent' });
+
+export const Hub = z
+  .object({
+    id: z.string().describe('New at every start of a hub process'),
+    relayUrl: z.string().describe('Where the other hubs reach it'),
+    startedAt: Time,
+    leaseExpiresAt: Time.describe("When it leaves the set unless it renews its lease (the store's clock)"),
+    self: z.boolean().describe('The hub that answered'),
+    leader: z.boolean().describe('Holds the hub-side forward entries (the oldest live hub)'),
+    agents: z.number().int().describe('Agents whose tunnel is on it'),
+  })
+  .meta({ id: 'Hub' });
 
 export const Grant = z
   .object({

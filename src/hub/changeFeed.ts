@@ -14,7 +14,15 @@ import type { Store } from '../store/store.js';
 
 export type Change =
   /** Tokens, grants or agents changed: close open streams no longer allowed, drop removed agents' tunnels. */
-  { readonly kind: 'revoke'; readonly why: string };
+  | { readonly kind: 'revoke'; readonly why: string }
+  /** A hub joined or left the set (src/hub/hubMesh.ts). */
+  | { readonly kind: 'hubs' }
+  /** An agent's tunnel opened or closed on the publishing hub: re-read where it is. */
+  | { readonly kind: 'presence'; readonly agent: string }
+  /** Forwards were created or removed: re-read them (and who listens on the hub-side entries). */
+  | { readonly kind: 'forwards' }
+  /** Notifications may have been missed: re-read hubs and presence. Never published, made locally. */
+  | { readonly kind: 'resync' };
 
 interface Envelope {
   readonly origin: string;
@@ -47,7 +55,7 @@ export class ChangeFeed {
   private received(payload: string | null): void {
     let changes: Change[];
     if (payload === null) {
-      changes = [{ kind: 'revoke', why: 'change feed reconnected' }];
+      changes = [{ kind: 'revoke', why: 'change feed reconnected' }, { kind: 'resync' }, { kind: 'forwards' }];
     } else {
       let envelope: Envelope;
       try {

@@ -50,6 +50,12 @@ export const hubOptions = {
   }),
   storePasswordFile: option(z.string().min(1), { arg: 'file', help: 'read the PostgreSQL password from this file (first line)' }),
   pgPassword: option(z.string(), { envOnly: true, env: 'PGPASSWORD', help: 'the PostgreSQL password for --store postgres://…' }),
+  relayUrl: option(z.url({ protocol: /^https$/, error: '--relay-url must be an https:// URL' }).transform((url) => url.replace(/\/+$/, '')), {
+    arg: 'url',
+    env: 'WARREN_RELAY_URL',
+    help: 'with several hubs on one store: where the other hubs reach this one, e.g. https://$(POD_IP):8443 (default: this host and the bound port)',
+  }),
+  hubLease: option(durationText, { arg: 'd', default: '10s', help: 'with several hubs: a hub that has not renewed its lease for this long leaves the hub set (its agents reconnect elsewhere, its forwards move)' }),
   tlsCert: option(z.string(), { arg: 'file', help: 'serve this certificate instead of the generated one (with --tls-key)' }),
   tlsKey: option(z.string(), { arg: 'file', help: 'key for --tls-cert' }),
   tlsSan: option(z.array(z.string().min(1)), { arg: 'name', repeatable: true, default: [], help: 'extra DNS name or IP for the generated certificate (repeatable)' }),
@@ -125,6 +131,9 @@ const hubSchema = optionsSchema(hubOptions).transform((f, ctx) => {
     publicUrl: f.publicUrl,
     /** The SQLite file, or the PostgreSQL database shared by several hubs. */
     store,
+    /** Where other hubs on the same store reach this one; undefined: derived from the bound address. */
+    relayUrl: f.relayUrl,
+    hubLeaseMs: f.hubLease,
     tlsCertFile: f.tlsCert,
     tlsKeyFile: f.tlsKey,
     /** Extra names and addresses for the generated serving certificate. */

@@ -56,6 +56,13 @@ export interface ForwardsDeps {
   readonly sessions: ForwardSessions;
   readonly log: Logger;
   readonly pingIntervalMs: number;
+  /**
+   * Several hubs on one store: whether this hub holds the hub-side entries now (exactly one does,
+   * src/hub/hubMesh.ts). Default: always (one hub).
+   */
+  readonly holdsHubEntries?: () => boolean;
+  /** Tells the other hubs that the set of forwards changed (they call sync()). */
+  readonly changed?: () => void;
   /** How long an agent may take to apply a listener set; default 10 s. */
   readonly pushTimeoutMs?: number;
   /**
@@ -170,6 +177,7 @@ interface ClientIo {
 export class Forwards {
   private readonly live = new Map<string, LiveForward>();
   private readonly pushes = new Map<string, Promise<void>>();
+  private syncing: Promise<void> = Promise.resolve();
   private readonly uplinks: UplinkServer;
   private closing = false;
 
@@ -199,6 +207,39 @@ export class Forwards {
       [...this.live.values()].map((f) => (f.record.entryAgent === null ? this.bindHub(f) : (this.markOffline(f), Promise.resolve()))),
     );
     this.deps.log.info({ forwards: records.length }, 'forwards loaded');
+  }
+
+  /**
+   * Several hubs: catches up with the store (forwards another hub created or removed) and takes or gives
+   * up the hub-side listeners as this hub holds them or not. Connections already carried are left to
+   * finish; only the listener moves.
+   */
+  sync(): Promise<void> {
+    // One at a time: two overlapping runs would both bind a listener that is not up yet.
+    const run = this.syncing.then(() => this.syncNow());
+    this.syncing = run.catch(() => undefined);
+    return run;
+  }
+
+  private async syncNow(): Promise<void> {
+    const records = await this.deps.store.listForwards();
+    const names = new Set(records.map((r) => r.name));
+    for (const f of [...this.live.values()]) if (!names.has(f.name)) await this.stopLive(f);
+    const holds = this.deps.holdsHubEntries?.() ?? true;
+    for (const r of records) {
+      const f = this.live.get(r.name);
+      if (!f) await this.startLive(r);
+      else if (r.entryAgent === null && holds && !f.server) {
+        f.record = r;
+        await this.bindHub(f);
+      } else if (r.entryAgent === null && !holds && f.server) {
+        f.server.close();
+        f.server = undefined;
+        f.listening = false;
+        f.address = null;
+        this.deps.log.info({ forward: f.name }, 'forward entry handed to the hub that holds the hub-side entries');
+      }
+    }
   }
 
   /** Takes over a TLS socket that negotiated warren-up/1 (an agent's uplink). */
@@ -274,6 +315,7 @@ export class Forwards {
       await this.remove(record.name);
       throw new WarrenError('WARREN_E_LISTEN_FAILED', `${record.kind} rule "${record.name}" not created: ${why}`);
     }
+    this.deps.changed?.();
     return this.view(f);
   }
 
@@ -324,6 +366,7 @@ export class Forwards {
       throw new WarrenError('WARREN_E_CONFLICT', `${noun} "${name}" belongs to ExternalService "${svc}": change its file and \`warren apply\` it again, or \`warren delete externalservice ${svc}\``);
     }
     if (!(await this.deps.store.deleteForward(name)) && !f) throw notFound();
+    this.deps.changed?.();
     if (!f) return;
     await this.stopLive(f);
     this.deps.log.info({ forward: name }, 'forward deleted');
@@ -363,6 +406,7 @@ export class Forwards {
       await Promise.all(old.map((f) => this.startLive(f.record)));
       throw new WarrenError('WARREN_E_LISTEN_FAILED', `nothing applied: ${failed.record.kind ?? 'forward'} rule "${failed.name}": ${failed.lastError!.message}`);
     }
+    this.deps.changed?.();
     return started.map((f) => this.view(f));
   }
 
@@ -419,6 +463,8 @@ export class Forwards {
   }
 
   private async bindHub(f: LiveForward): Promise<void> {
+    // Another hub holds the hub-side entries (several hubs on one store): it listens, not this one.
+    if (this.deps.holdsHubEntries && !this.deps.holdsHubEntries()) return;
     const { host, port } = f.record.entryPort === 0 ? { host: f.record.entryHost, port: 0 } : { host: f.record.entryHost, port: f.record.entryPort };
     const where = formatHostPort({ host, port });
     // A forward stored before the hub moved onto its port: the hub starts, this forward shows why it does not listen.

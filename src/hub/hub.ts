@@ -15,7 +15,8 @@ import { WarrenError, asWarrenError } from '../shared/errors.js';
 import type { Logger } from '../shared/log.js';
 import { openStore } from '../store/open.js';
 import type { Store } from '../store/store.js';
-import { ALPN, UP_ALPN } from '../tunnel/protocol.js';
+import { ALPN, HUB_ALPN, UP_ALPN } from '../tunnel/protocol.js';
+import { issueHubPeerCert } from '../pki/pki.js';
 import { VERSION } from '../shared/version.js';
 import { lockDataDir } from './dataDirLock.js';
 import { formatHostPort, formatSource } from '../shared/hostPort.js';
@@ -37,6 +38,7 @@ import { Quotas } from './quotas.js';
 import { Forwards, type HubPort } from './forwards.js';
 import { ExternalServices } from './externalServices.js';
 import { ChangeFeed } from './changeFeed.js';
+import { HubMesh, newHubId } from './hubMesh.js';
 import { startDoorListeners } from './doorListeners.js';
 import { HandshakeQueue } from './handshakeQueue.js';
 import { createKubeDoor } from './kube/kubeDoor.js';
@@ -116,14 +118,23 @@ export async function startHub(config: HubConfig, log: Logger): Promise<Hub> {
     },
   });
   await tunnels.load();
+  // Other hubs on the same store: leases, where each agent is, relays (one hub alone finds no other).
+  const hubId = newHubId();
+  const peerCert = await issueHubPeerCert(pki.ca, hubId);
+  let relayUrl = '';
+  const mesh: HubMesh = new HubMesh({
+    id: hubId, store, tunnels, log: log.child({ component: 'hubs' }), leaseMs: config.hubLeaseMs, relayUrl: () => relayUrl,
+    peerTls: { certPem: peerCert.certPem, keyPem: peerCert.keyPem, caPem: pki.ca.certPem }, dialTimeoutMs: config.dialTimeoutMs,
+    pingIntervalMs: config.pingIntervalMs, publish: (change): Promise<void> => feed.publish(change),
+  });
   const agentGc = config.agentGcAfterMs === undefined ? undefined : new AgentGc({ afterMs: config.agentGcAfterMs, store, tunnels, audit, log: log.child({ component: 'agent-gc' }) });
   let url = '';
   const enrollment = new Enrollment({ store, ca: pki.ca, caPin: pki.caPin, hubUrl: () => url, certTtlMs: config.agentCertTtlMs });
   const opener = new HubOpener({
-    tunnels, store, audit, metrics, log: log.child({ component: 'opener' }), dialTimeoutMs: config.dialTimeoutMs, quotas: new Quotas(config.quotas),
+    tunnels: mesh, store, audit, metrics, log: log.child({ component: 'opener' }), dialTimeoutMs: config.dialTimeoutMs, quotas: new Quotas(config.quotas),
   });
   // multikube routing by `ctx` only where external JWTs are a kube credential at all.
-  const kube = createKubeDoor({ jwt: jwt?.policy.doors.includes('kube') ? jwt : undefined, opener, store, tunnels, auth, audit, log });
+  const kube = createKubeDoor({ jwt: jwt?.policy.doors.includes('kube') ? jwt : undefined, opener, store, tunnels: mesh, auth, audit, log });
   // What the hub listens on: as configured until bound, then as bound (port 0 becomes the real port).
   let hubPorts: HubPort[] = [
     { ...config.listen, flag: '--listen' },
@@ -131,16 +142,19 @@ export async function startHub(config: HubConfig, log: Logger): Promise<Hub> {
   ];
   const forwards = new Forwards({
     store, opener, audit, sessions: tunnels, log: log.child({ component: 'forwards' }), pingIntervalMs: config.pingIntervalMs, hubPorts: () => hubPorts,
+    holdsHubEntries: () => mesh.isLeader, changed: () => void feed.publish({ kind: 'forwards' }),
   });
   await forwards.start();
   const externalServices = new ExternalServices({ store, forwards, sessions: tunnels });
   // Another hub's change: the streams it no longer allows close here too, its removed agents' tunnels drop.
-  const feed = new ChangeFeed(store, async (change) => {
+  const feed: ChangeFeed = new ChangeFeed(store, async (change): Promise<unknown> => {
+    if (change.kind === 'forwards') return forwards.sync();
+    if (change.kind !== 'revoke') return mesh.changed(change);
     await opener.revoke(change.why);
     for (const name of tunnels.names()) if (!(await store.getAgent(name))) tunnels.forget(name);
   }, log.child({ component: 'changes' }));
   const api = new Api({
-    store, auth, tokens, tunnels, enrollment, audit, ca: pki.ca, caPem: pki.ca.certPem, version: VERSION, hubUrl: () => url, caPin: pki.caPin, forwards, externalServices, kubeRoutes: kube.apiRoutes,
+    store, auth, tokens, tunnels, mesh, enrollment, audit, ca: pki.ca, caPem: pki.ca.certPem, version: VERSION, hubUrl: () => url, caPin: pki.caPin, forwards, externalServices, kubeRoutes: kube.apiRoutes,
     maxUserCertTtlMs: config.maxUserCertTtlMs, revoke: async (why) => (await feed.publish({ kind: 'revoke', why }), opener.revoke(why)), log: log.child({ component: 'api' }),
   });
 
@@ -209,7 +223,7 @@ export async function startHub(config: HubConfig, log: Logger): Promise<Hub> {
     ca: [pki.ca.certPem],
     requestCert: true,
     rejectUnauthorized: false,
-    ALPNProtocols: [ALPN, UP_ALPN, 'http/1.1'],
+    ALPNProtocols: [ALPN, UP_ALPN, HUB_ALPN, 'http/1.1'],
     minVersion: 'TLSv1.2',
     handshakeTimeout: config.headerTimeoutMs,
     // No TLS session tickets: nothing here resumes sessions (agents and CLI runs start fresh), and with
@@ -233,6 +247,7 @@ export async function startHub(config: HubConfig, log: Logger): Promise<Hub> {
     socket.setNoDelay(true);
     if (socket.alpnProtocol === ALPN) tunnels.accept(socket);
     else if (socket.alpnProtocol === UP_ALPN) forwards.acceptUplink(socket);
+    else if (socket.alpnProtocol === HUB_ALPN) mesh.accept(socket);
     else httpServer.emit('connection', socket);
   });
   tlsServer.on('tlsClientError', (err, socket) => {
@@ -257,6 +272,11 @@ export async function startHub(config: HubConfig, log: Logger): Promise<Hub> {
     ...(socksBound ? [{ host: socksBound.address, port: socksBound.port, flag: '--socks-listen' }] : []),
   ];
   url = config.publicUrl ?? `https://${formatHostPort({ host: publicHost, port: address.port })}`;
+  relayUrl = config.relayUrl ?? `https://${formatHostPort({ host: defaultPublicHost(config.listen.host), port: address.port })}`;
+  // The hub-side forward entries listen on the one hub that holds them, and move when it goes.
+  mesh.on('leader', () => void forwards.sync().catch((err: unknown) => log.error({ err: (err as Error).message }, 'moving the hub-side forward entries failed')));
+  await mesh.start();
+  await forwards.sync();
   log.info({ listen: formatHostPort({ host: address.address, port: address.port }), url, caPin: pki.caPin }, 'hub listening');
 
   let closing: Promise<void> | undefined;
@@ -266,15 +286,21 @@ export async function startHub(config: HubConfig, log: Logger): Promise<Hub> {
     close() {
       closing ??= (async () => {
         listening = false;
-        feed.close();
         listener.close();
-        handshakes.close();
         doorListeners.stopAccepting();
         const forwardsClosed = forwards.close(config.drainTimeoutMs);
         await agentGc?.close();
         await tunnels.drain(config.drainTimeoutMs);
         await forwardsClosed;
+        // Until here other hubs' changes are still acted on: where this hub's agents went, revocations.
+        // Streams of this hub's clients to agents elsewhere (or waiting for an agent that is moving) may finish too.
+        await opener.drained(config.drainTimeoutMs);
+        await mesh.close(config.drainTimeoutMs);
+        feed.close();
         opener.close();
+        // Connections accepted before the listener closed had their handshake and their request served
+        // meanwhile (a load balancer had already sent them here); what is left now is dropped.
+        handshakes.close();
         httpServer.closeAllConnections();
         doorListeners.destroyConnections();
         await audit.drain();

@@ -108,6 +108,9 @@ test('every route answers what the OpenAPI document says', async () => {
   assert.deepEqual(agents.map((a: { name: string }) => a.name).sort(), ['oa-a1', 'oa-j1']);
   assert.equal((await call('GET', '/api/v1/agents/:name', { path: '/api/v1/agents/oa-a1', token: admin })).connected, true);
   await call('DELETE', '/api/v1/agents/:name', { path: '/api/v1/agents/oa-j1', token: admin });
+  // Hubs: this one alone (one store, one hub), holding the hub-side forwards, with the live agent.
+  const hubs = await call('GET', '/api/v1/hubs', { token: admin });
+  assert.deepEqual(hubs.map((h: { self: boolean; leader: boolean; agents: number }) => [h.self, h.leader, h.agents]), [[true, true, 1]]);
 
   // Grants, and what they do to route explain and the cluster list.
   const g = await call('POST', '/api/v1/grants', { token: admin, body: { user: 'ana', agent: 'oa-a1', ports: `22,${echoPort}` } });

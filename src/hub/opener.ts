@@ -5,7 +5,10 @@
  *           serving it), the grants allow it (default deny), the quotas have room; the use is then
  *           watched for revocation until it ends
  *   dial    which agent: least loaded first, the next one when a tunnel turns out to be lost; each
- *           agent's streams shared fairly between principals
+ *           agent's streams shared fairly between principals. An agent's tunnel may be on this hub or
+ *           on another hub sharing the store: then the stream goes through that hub's relay
+ *           (src/hub/hubMesh.ts), still admitted, counted and audited here, once. An agent whose
+ *           tunnel was just lost (its hub stopping, the agent reconnecting) is waited for briefly.
  *   relay   bytes both ways (TCP doors), then one audit row and the metrics
  *
  * The kube door admits each HTTP request (identity travels per request) and sends it over a pooled
@@ -20,8 +23,7 @@ import { streamSocket } from '../tunnel/streamSocket.js';
 import type { Store } from '../store/store.js';
 import type { Logger } from '../shared/log.js';
 import type { Admission, AdmitRequest, Admitter, OpenRequest, Opener, OpenedStream, Principal, RelayResult, ViaGateway } from '../doors/door.js';
-import type { AgentTunnels } from './agentTunnels.js';
-import type { AgentTunnel } from '../tunnel/hubTunnel.js';
+import type { AgentDirectory, AgentLink } from './hubMesh.js';
 import type { Audit } from './audit.js';
 import type { HubMetrics } from './metrics.js';
 import { ActiveStreams, type ActiveStream, type Reach } from './activeStreams.js';
@@ -31,8 +33,12 @@ import { resolveTarget } from './router.js';
 import { isKnownCluster } from './kube/clusters.js';
 import { KubeStreamPool } from './kube/kubeStreamPool.js';
 
+/** How long a stream waits for an agent whose tunnel was just lost to be back (on any hub). */
+const RECONNECT_WAIT_MS = 5_000;
+
 export interface HubOpenerDeps {
-  readonly tunnels: AgentTunnels;
+  /** The agents reachable from this hub: its own tunnels and, through their hubs, the others'. */
+  readonly tunnels: AgentDirectory;
   readonly store: Store;
   readonly audit: Audit;
   readonly metrics: HubMetrics;
@@ -43,7 +49,7 @@ export interface HubOpenerDeps {
 
 /** What admission decided: the agents that may serve, best first, and how to reach the far end. */
 interface Plan {
-  readonly agents: readonly AgentTunnel[];
+  readonly agents: readonly AgentLink[];
   /** The CONNECT authority the agent dials (HOST:PORT, or the cluster for the kube service). */
   readonly authority: string;
   readonly service: string | undefined;
@@ -58,6 +64,11 @@ export class HubOpener implements Opener, Admitter {
   private readonly pools = new Map<string, KubeStreamPool>();
 
   constructor(private readonly deps: HubOpenerDeps) {}
+
+  /** Resolves when every admitted use has ended (a stopping hub lets them finish), or after `timeoutMs`. */
+  drained(timeoutMs: number): Promise<void> {
+    return this.active.empty(timeoutMs);
+  }
 
   /** Uses admitted and still open (streams, kube requests). */
   get activeCount(): number {
@@ -202,7 +213,7 @@ export class HubOpener implements Opener, Admitter {
         reach: { agent: gateway.agent, host: hp.host, port: hp.port }, kubeGroups: [],
       };
     }
-    const resolution = resolveTarget(hp.host, this.deps.tunnels);
+    const resolution = await this.resolve(hp.host, principal);
     const first = resolution.agents[0]!;
     const scope = principal.scope;
     // A scoped principal (a forward) needs no grants: skip the store query on its every connection.
@@ -224,6 +235,19 @@ export class HubOpener implements Opener, Admitter {
     };
   }
 
+  /** The router's answer; an agent that is offline only for now (reconnecting) is waited for first. */
+  private async resolve(host: string, principal: Principal) {
+    try {
+      return resolveTarget(host, this.deps.tunnels);
+    } catch (err) {
+      const agent = err instanceof WarrenError && err.code === 'WARREN_E_AGENT_OFFLINE' ? err.details?.agent : undefined;
+      if (typeof agent !== 'string' || !this.deps.tunnels.reconnecting(agent)) throw err;
+      this.deps.log.debug({ agent, user: principal.user }, 'waiting for a reconnecting agent');
+      if (!(await this.deps.tunnels.moved(agent, undefined, Math.min(this.deps.dialTimeoutMs, RECONNECT_WAIT_MS)))) throw err;
+      return resolveTarget(host, this.deps.tunnels);
+    }
+  }
+
   private async planCluster(cluster: string, principal: Principal): Promise<Plan> {
     const notFound = () => new WarrenError('WARREN_E_NOT_FOUND', `cluster "${cluster.slice(0, 100)}" is not known to this hub`, { cluster: cluster.slice(0, 100) });
     if (!isLabel(cluster)) throw notFound();
@@ -238,19 +262,33 @@ export class HubOpener implements Opener, Admitter {
   }
 
   /** Connected agents serving `cluster`, least loaded first (ties in random order). */
-  private clusterAgents(cluster: string): AgentTunnel[] {
-    const out: Array<{ t: AgentTunnel; k: number }> = [];
-    for (const t of this.deps.tunnels.connected()) if (t.info.clusters.includes(cluster) && !t.session.closed) out.push({ t, k: Math.random() });
+  private clusterAgents(cluster: string): AgentLink[] {
+    const out: Array<{ t: AgentLink; k: number }> = [];
+    for (const t of this.deps.tunnels.connected()) if (t.info.clusters.includes(cluster) && t.usable) out.push({ t, k: Math.random() });
     return out.sort((a, b) => a.t.streamsOpen - b.t.streamsOpen || a.k - b.k).map((x) => x.t);
   }
 
   /**
    * Opens the stream on the first agent that takes it. Only a lost tunnel (or, for the kube service,
-   * an agent that refuses it) is worth the next agent: a refusal from the target would repeat.
+   * an agent that refuses it) is worth the next agent: a refusal from the target would repeat. When
+   * every tunnel was lost, the first agent is given a moment to come back (a hub stopping or dying
+   * sends its agents to another hub) and tried once more.
    */
-  private async dial(plan: Plan, principal: Principal, signal: AbortSignal | undefined, take: (t: AgentTunnel) => boolean) {
+  private async dial(plan: Plan, principal: Principal, signal: AbortSignal | undefined, take: (t: AgentLink) => boolean) {
+    try {
+      return await this.dialAny(plan.agents, plan, principal, signal, take);
+    } catch (err) {
+      const first = plan.agents[0];
+      if (!first || plan.service || asWarrenError(err).code !== 'WARREN_E_TUNNEL_LOST') throw err;
+      const back = await this.deps.tunnels.moved(first.name, first, Math.min(this.deps.dialTimeoutMs, RECONNECT_WAIT_MS), signal);
+      if (!back) throw err;
+      return this.dialAny([back], plan, principal, signal, () => true);
+    }
+  }
+
+  private async dialAny(agents: readonly AgentLink[], plan: Plan, principal: Principal, signal: AbortSignal | undefined, take: (t: AgentLink) => boolean) {
     let last: WarrenError | undefined;
-    for (const tunnel of plan.agents) {
+    for (const tunnel of agents) {
       if (!take(tunnel)) {
         last ??= agentShareError(tunnel.name, principal.user, this.deps.quotas.limits.perAgent);
         continue;

@@ -8,6 +8,8 @@ import { createHash, X509Certificate } from 'node:crypto';
 
 export const AGENT_OU = 'warren-agent';
 export const USER_OU = 'warren-user';
+/** Hubs relaying to each other (src/pki/pki.ts issueHubPeerCert). */
+export const HUB_PEER_OU = 'warren-hub-peer';
 
 export function fingerprint(certPem: string): string {
   return 'sha256:' + createHash('sha256').update(new X509Certificate(certPem).raw).digest('hex');

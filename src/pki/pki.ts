@@ -6,11 +6,15 @@
  *   agent "alpha"            CN=alpha, OU=warren-agent       (client auth only)
  *   user "ana" in "ops,dev"  CN=ana, O=ops, O=dev, OU=warren-user
  *   hub                      CN=warren-hub                   (server auth; SANs for every name it answers on)
+ *   hub "h-1a2b" as a peer   CN=h-1a2b, OU=warren-hub-peer   (client auth only; relays between hubs)
+ *
+ * Only the hub process itself issues the hub-peer kind, from the CA key in its data dir: no join,
+ * renewal or user-certificate request can ask for that OU, so an agent or user cannot pose as a hub.
  */
 import 'reflect-metadata';
 import { webcrypto } from 'node:crypto';
 import * as x509 from '@peculiar/x509';
-import { AGENT_OU, USER_OU, normalizeSerial } from './certInfo.js';
+import { AGENT_OU, HUB_PEER_OU, USER_OU, normalizeSerial } from './certInfo.js';
 
 export * from './certInfo.js';
 
@@ -128,6 +132,13 @@ function isIpLiteral(s: string): boolean {
 export async function issueServerCert(ca: Ca, sans: readonly string[], days = 397): Promise<KeyPairPem> {
   const keys = await generateKeyPair();
   const leaf = await issueLeaf(ca, { subject: 'CN=warren-hub', publicKey: keys.publicKey, days, usage: 'server', sans });
+  return { certPem: leaf.pem, keyPem: await privateKeyToPem(keys.privateKey) };
+}
+
+/** The client certificate a hub presents to other hubs (relay), made fresh at every start. */
+export async function issueHubPeerCert(ca: Ca, hubId: string, days = 30): Promise<KeyPairPem> {
+  const keys = await generateKeyPair();
+  const leaf = await issueLeaf(ca, { subject: `CN=${rdn(hubId)}, OU=${HUB_PEER_OU}`, publicKey: keys.publicKey, days, usage: 'client' });
   return { certPem: leaf.pem, keyPem: await privateKeyToPem(keys.privateKey) };
 }
 

@@ -87,6 +87,16 @@ export const MIGRATIONS: readonly Migration[] = [
      CREATE TABLE external_services (
        name TEXT PRIMARY KEY, manifest TEXT NOT NULL, created_at BIGINT NOT NULL, created_by TEXT NOT NULL);`,
   },
+  // Several hubs on one store: who is alive (a lease each hub renews) and which hub each agent's tunnel
+  // is on (presence), so any hub can relay a stream to an agent connected to another.
+  {
+    sqlite: `CREATE TABLE hubs (
+       id TEXT PRIMARY KEY, relay_url TEXT NOT NULL, started_at INTEGER NOT NULL, lease_expires_at INTEGER NOT NULL);
+     CREATE TABLE presence (agent TEXT PRIMARY KEY, hub TEXT NOT NULL, since INTEGER NOT NULL);`,
+    postgres: `CREATE TABLE hubs (
+       id TEXT PRIMARY KEY, relay_url TEXT NOT NULL, started_at BIGINT NOT NULL, lease_expires_at BIGINT NOT NULL);
+     CREATE TABLE presence (agent TEXT PRIMARY KEY, hub TEXT NOT NULL, since BIGINT NOT NULL);`,
+  },
 ];
 
 /** The schema version a fresh store is at (one per migration). */

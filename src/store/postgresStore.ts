@@ -14,12 +14,12 @@ import type { Logger } from '../shared/log.js';
 import {
   redactUrl,
   type AccessTokenRecord, type AgentMeta, type AgentRecord, type AuditFilter, type AuditRow, type ExternalServiceRecord, type ForwardRecord,
-  type GrantRecord, type JoinTokenRecord, type Store,
+  type GrantRecord, type HubRecord, type JoinTokenRecord, type PresenceRecord, type Store,
 } from './store.js';
 import { MIGRATIONS, newerSchemaError } from './migrations.js';
 import {
   AUDIT_COLUMNS, auditValues, FORWARD_COLUMNS, forwardValues, json, type Row, toAccessToken, toAgent, toAudit, toExternalService, toForward, toGrant,
-  toJoinToken,
+  toHub, toJoinToken, toPresence,
 } from './rows.js';
 
 export interface PostgresConnection {
@@ -34,6 +34,8 @@ const MIGRATION_LOCK = 0x77617272; // "warr"
 /** A restart of the database (fast shutdown and start) takes a few seconds; a failover longer. */
 const RETRY_WINDOW_MS = 15_000;
 const POOL_SIZE = 10;
+/** The database's clock in ms: hub leases are judged by one clock, whatever the hubs' own say. */
+const NOW_MS = '(extract(epoch from clock_timestamp()) * 1000)::bigint';
 /** The NOTIFY channel hubs share. */
 const CHANNEL = 'warren_changes';
 
@@ -183,6 +185,38 @@ export class PostgresStore implements Store {
     this.listeners.clear();
     await this.listener?.end().catch(() => {});
     await this.pool.end();
+  }
+
+  async renewHub(h: Pick<HubRecord, 'id' | 'relayUrl' | 'startedAt'>, leaseMs: number): Promise<void> {
+    await this.query(
+      `INSERT INTO hubs (id, relay_url, started_at, lease_expires_at) VALUES ($1, $2, $3, ${NOW_MS} + $4)
+       ON CONFLICT (id) DO UPDATE SET relay_url = EXCLUDED.relay_url, lease_expires_at = EXCLUDED.lease_expires_at`,
+      [h.id, h.relayUrl, h.startedAt, leaseMs],
+    );
+  }
+
+  async listHubs(): Promise<HubRecord[]> {
+    return (await this.query(`SELECT *, lease_expires_at > ${NOW_MS} AS alive FROM hubs ORDER BY started_at, id`)).rows.map(toHub);
+  }
+
+  async removeHub(id: string): Promise<void> {
+    await this.tx(async (q) => {
+      await q('DELETE FROM presence WHERE hub = $1', [id]);
+      await q('DELETE FROM hubs WHERE id = $1', [id]);
+    });
+  }
+
+  async setPresence(agent: string, hub: string, since: number): Promise<void> {
+    await this.query('INSERT INTO presence (agent, hub, since) VALUES ($1,$2,$3) ON CONFLICT (agent) DO UPDATE SET hub = EXCLUDED.hub, since = EXCLUDED.since', [agent, hub, since]);
+  }
+
+  async clearPresence(agent: string, hub: string): Promise<void> {
+    await this.query('DELETE FROM presence WHERE agent = $1 AND hub = $2', [agent, hub]);
+  }
+
+  async listPresence(agent?: string): Promise<PresenceRecord[]> {
+    const r = agent === undefined ? await this.query('SELECT * FROM presence ORDER BY agent') : await this.query('SELECT * FROM presence WHERE agent = $1', [agent]);
+    return r.rows.map(toPresence);
   }
 
   async notify(payload: string): Promise<void> {

@@ -3,7 +3,8 @@
  * columns are TEXT in both, and numbers are read with Number() (PostgreSQL returns BIGINT as a string).
  */
 import type {
-  AccessTokenRecord, AgentAuthority, AgentMeta, AgentRecord, AuditRow, ExternalServiceRecord, ForwardKind, ForwardRecord, GrantRecord, JoinTokenRecord,
+  AccessTokenRecord, AgentAuthority, AgentMeta, AgentRecord, AuditRow, ExternalServiceRecord, ForwardKind, ForwardRecord, GrantRecord, HubRecord,
+  JoinTokenRecord, PresenceRecord,
 } from './store.js';
 
 export type Row = Record<string, unknown>;
@@ -66,6 +67,17 @@ export function forwardValues(f: ForwardRecord): unknown[] {
 
 export function toExternalService(r: Row): ExternalServiceRecord {
   return { name: String(r.name), manifest: parse(r.manifest), createdAt: Number(r.created_at), createdBy: String(r.created_by) };
+}
+
+export function toHub(r: Row): HubRecord {
+  return {
+    id: String(r.id), relayUrl: String(r.relay_url), startedAt: Number(r.started_at), leaseExpiresAt: Number(r.lease_expires_at),
+    alive: r.alive === true || r.alive === 1,
+  };
+}
+
+export function toPresence(r: Row): PresenceRecord {
+  return { agent: String(r.agent), hub: String(r.hub), since: Number(r.since) };
 }
 
 export function toAudit(r: Row): AuditRow & { id: number } {

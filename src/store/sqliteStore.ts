@@ -5,12 +5,13 @@ import { EventEmitter } from 'node:events';
 import fs from 'node:fs';
 import Database from 'better-sqlite3';
 import type {
-  AccessTokenRecord, AgentMeta, AgentRecord, AuditFilter, AuditRow, ExternalServiceRecord, ForwardRecord, GrantRecord, JoinTokenRecord, Store,
+  AccessTokenRecord, AgentMeta, AgentRecord, AuditFilter, AuditRow, ExternalServiceRecord, ForwardRecord, GrantRecord, HubRecord, JoinTokenRecord,
+  PresenceRecord, Store,
 } from './store.js';
 import { MIGRATIONS, newerSchemaError } from './migrations.js';
 import {
   AUDIT_COLUMNS, auditValues, FORWARD_COLUMNS, forwardValues, json, type Row, toAccessToken, toAgent, toAudit, toExternalService, toForward, toGrant,
-  toJoinToken,
+  toHub, toJoinToken, toPresence,
 } from './rows.js';
 
 export class SqliteStore implements Store {
@@ -189,6 +190,39 @@ export class SqliteStore implements Store {
 
   async deleteForward(name: string): Promise<boolean> {
     return this.sql('DELETE FROM forwards WHERE name = ?').run(name).changes > 0;
+  }
+
+  async renewHub(h: Pick<HubRecord, 'id' | 'relayUrl' | 'startedAt'>, leaseMs: number): Promise<void> {
+    this.sql(
+      `INSERT INTO hubs (id, relay_url, started_at, lease_expires_at) VALUES (?,?,?,?)
+       ON CONFLICT (id) DO UPDATE SET relay_url = excluded.relay_url, lease_expires_at = excluded.lease_expires_at`,
+    ).run(h.id, h.relayUrl, h.startedAt, Date.now() + leaseMs);
+  }
+
+  async listHubs(): Promise<HubRecord[]> {
+    const rows = this.sql('SELECT *, lease_expires_at > ? AS alive FROM hubs ORDER BY started_at, id').all(Date.now()) as Row[];
+    return rows.map(toHub);
+  }
+
+  async removeHub(id: string): Promise<void> {
+    this.db.transaction(() => {
+      this.sql('DELETE FROM presence WHERE hub = ?').run(id);
+      this.sql('DELETE FROM hubs WHERE id = ?').run(id);
+    })();
+  }
+
+  async setPresence(agent: string, hub: string, since: number): Promise<void> {
+    this.sql('INSERT INTO presence (agent, hub, since) VALUES (?,?,?) ON CONFLICT (agent) DO UPDATE SET hub = excluded.hub, since = excluded.since')
+      .run(agent, hub, since);
+  }
+
+  async clearPresence(agent: string, hub: string): Promise<void> {
+    this.sql('DELETE FROM presence WHERE agent = ? AND hub = ?').run(agent, hub);
+  }
+
+  async listPresence(agent?: string): Promise<PresenceRecord[]> {
+    const rows = agent === undefined ? this.sql('SELECT * FROM presence ORDER BY agent').all() : this.sql('SELECT * FROM presence WHERE agent = ?').all(agent);
+    return (rows as Row[]).map(toPresence);
   }
 
   async notify(payload: string): Promise<void> {

@@ -211,5 +211,27 @@ for (const [name, backend] of [['sqlite', sqlite], ['postgres', postgres]] as co
       assert.deepEqual((await again.listForwards()).map((r) => r.name), ['pg-a']);
       assert.deepEqual(await again.listExternalServices(), []);
     });
+
+    test('hub leases: renewed rows stay alive, an expired one is not, removing a hub removes its agents\' presence', async () => {
+      const s = track(await open());
+      await s.renewHub({ id: 'h1', relayUrl: 'https://10.0.0.1:8443', startedAt: 1 }, 60_000);
+      await s.renewHub({ id: 'h2', relayUrl: 'https://10.0.0.2:8443', startedAt: 2 }, -1);
+      const hubs = await s.listHubs();
+      assert.deepEqual(hubs.map((h) => [h.id, h.relayUrl, h.startedAt, h.alive]), [['h1', 'https://10.0.0.1:8443', 1, true], ['h2', 'https://10.0.0.2:8443', 2, false]]);
+      assert.ok(hubs[0]!.leaseExpiresAt > Date.now() + 50_000);
+      await s.renewHub({ id: 'h2', relayUrl: 'https://10.0.0.2:9443', startedAt: 2 }, 60_000);
+      assert.deepEqual((await s.listHubs()).map((h) => [h.relayUrl, h.startedAt, h.alive]), [['https://10.0.0.1:8443', 1, true], ['https://10.0.0.2:9443', 2, true]]);
+
+      await s.setPresence('alpha', 'h1', 10);
+      await s.setPresence('beta', 'h2', 11);
+      await s.setPresence('alpha', 'h2', 12);
+      // A late disconnect from the hub the agent left must not erase where it is now.
+      await s.clearPresence('alpha', 'h1');
+      assert.deepEqual(await s.listPresence(), [{ agent: 'alpha', hub: 'h2', since: 12 }, { agent: 'beta', hub: 'h2', since: 11 }]);
+      assert.deepEqual(await s.listPresence('beta'), [{ agent: 'beta', hub: 'h2', since: 11 }]);
+      await s.removeHub('h2');
+      assert.deepEqual(await s.listPresence(), []);
+      assert.deepEqual((await s.listHubs()).map((h) => h.id), ['h1']);
+    });
   });
 }

@@ -154,6 +154,25 @@ export interface ExternalServiceRecord {
   readonly createdBy: string;
 }
 
+/** A hub process sharing the store, alive while its lease has not expired. */
+export interface HubRecord {
+  /** Chosen by the hub at start (a new one per process). */
+  readonly id: string;
+  /** https://HOST:PORT where other hubs reach this one to relay streams to its agents. */
+  readonly relayUrl: string;
+  readonly startedAt: number;
+  /** When the lease runs out unless renewed, by the store's clock (ms since the epoch). */
+  readonly leaseExpiresAt: number;
+  /** The lease has not run out, by the store's clock (hubs' clocks may differ from it). */
+  readonly alive: boolean;
+}
+
+/** Which hub an agent's tunnel is on. */
+export interface PresenceRecord {
+  readonly agent: string;
+  readonly hub: string;
+  readonly since: number;
+}
 
 export interface Store {
   /** Cheap round trip for /readyz. */
@@ -213,6 +232,22 @@ export interface Store {
    * connection was lost and is back): the caller then re-reads what it holds. Returns the unsubscribe.
    */
   listen(fn: (payload: string | null) => void): () => void;
+
+  /**
+   * Creates or renews a hub's lease: it expires `leaseMs` from now by the store's clock (PostgreSQL's
+   * for every hub alike, so the hubs' own clocks need not agree).
+   */
+  renewHub(hub: Pick<HubRecord, 'id' | 'relayUrl' | 'startedAt'>, leaseMs: number): Promise<void>;
+  /** Every hub row, oldest first, with `alive` judged by the store's clock. */
+  listHubs(): Promise<HubRecord[]>;
+  /** Deletes a hub's row and the presence of its agents (it stopped, or its lease ran out). */
+  removeHub(id: string): Promise<void>;
+  /** Records that `agent`'s tunnel is on `hub` now (replacing where it was). */
+  setPresence(agent: string, hub: string, since: number): Promise<void>;
+  /** Forgets `agent`'s presence if it is still on `hub` (a newer tunnel elsewhere is left alone). */
+  clearPresence(agent: string, hub: string): Promise<void>;
+  /** All presence rows, or one agent's. */
+  listPresence(agent?: string): Promise<PresenceRecord[]>;
 
   /** Appends the rows in one transaction (all or none); returns their ids in order. */
   appendAudit(rows: readonly AuditRow[]): Promise<number[]>;

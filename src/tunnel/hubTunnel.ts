@@ -65,56 +65,21 @@ export class AgentTunnel {
     startKeepalive(this.session, { intervalMs, onRtt: (ms) => (this.rttMs = Math.round(ms * 100) / 100), onDead });
   }
 
+  /** False once the tunnel is closing: no new stream can be opened on it. */
+  get usable(): boolean {
+    return !this.session.closed && !this.session.destroyed;
+  }
+
   /**
    * Opens a CONNECT stream through this agent — to a TCP target (`authority` = HOST:PORT), or to one of
    * the agent's services (`service`, e.g. the Kubernetes API, `authority` = the cluster) — and resolves
    * once the agent has connected it.
    */
-  open(
-    authority: string,
-    o: { readonly timeoutMs: number; readonly signal?: AbortSignal; readonly service?: string; readonly sourceIp?: string },
-  ): Promise<ClientHttp2Stream> {
-    let req: ClientHttp2Stream;
-    try {
-      if (this.session.closed || this.session.destroyed) throw new Error('session closed');
-      const headers: Record<string, string> = { ':method': 'CONNECT', ':authority': authority };
-      if (o.service) headers[SERVICE_HEADER] = o.service;
-      if (o.sourceIp) headers[SOURCE_IP_HEADER] = o.sourceIp;
-      req = this.session.request(headers, { endStream: false });
-    } catch (err) {
-      return Promise.reject(new WarrenError('WARREN_E_TUNNEL_LOST', `tunnel to agent "${this.name}" is closing`, { agent: this.name }, { cause: err }));
-    }
-    this.streamsOpen++;
-    req.once('close', () => this.streamsOpen--);
-    const { timeoutMs, signal } = o;
-    return new Promise((resolve, reject) => {
-      let settled = false;
-      const settle = (err?: WarrenError) => {
-        if (settled) return;
-        settled = true;
-        clearTimeout(timer);
-        signal?.removeEventListener('abort', onAbort);
-        if (err) {
-          req.close(h2c.NGHTTP2_CANCEL);
-          reject(err);
-        } else resolve(req);
-      };
-      const onAbort = () => settle(new WarrenError('WARREN_E_TUNNEL_LOST', 'the client went away while the stream was opening'));
-      const timer = setTimeout(
-        () => settle(new WarrenError('WARREN_E_TARGET_TIMEOUT', `agent "${this.name}" did not connect to ${authority} within ${timeoutMs} ms`, { agent: this.name })),
-        timeoutMs,
-      );
-      signal?.addEventListener('abort', onAbort, { once: true });
-      req.once('response', (headers) => {
-        if (headers[':status'] === 200) return settle();
-        const refusal = decodeRefusalHeaders(headers, { code: 'WARREN_E_TUNNEL_LOST', message: `agent "${this.name}" refused the stream` });
-        settle(new WarrenError(refusal.code, refusal.message, { agent: this.name }));
-      });
-      req.once('error', (err) => settle(new WarrenError('WARREN_E_TUNNEL_LOST', `tunnel to agent "${this.name}" failed while opening the stream`, { agent: this.name }, { cause: err })));
-      // Every stream closes, most of them long after they opened: build the error only when it is one
-      // (an Error captures a stack trace; this was a measurable part of the per-connection cost).
-      req.once('close', () => settled || settle(new WarrenError('WARREN_E_TUNNEL_LOST', `tunnel to agent "${this.name}" closed while opening the stream`, { agent: this.name })));
-    });
+  open(authority: string, o: StreamOpenOptions): Promise<ClientHttp2Stream> {
+    const headers: Record<string, string> = { ':method': 'CONNECT', ':authority': authority };
+    if (o.service) headers[SERVICE_HEADER] = o.service;
+    if (o.sourceIp) headers[SOURCE_IP_HEADER] = o.sourceIp;
+    return connectStream(this.session, headers, o, { agent: this.name, path: `tunnel to agent "${this.name}"`, count: this });
   }
 
   /**
@@ -171,6 +136,66 @@ export class AgentTunnel {
       req.end(encodeListenerSet(set));
     });
   }
+}
+
+export interface StreamOpenOptions {
+  readonly timeoutMs: number;
+  readonly signal?: AbortSignal;
+  readonly service?: string;
+  readonly sourceIp?: string;
+}
+
+/**
+ * Sends a CONNECT request on `session` (an agent's tunnel, or another hub's relay session) and resolves
+ * with the stream once the far end answered 200; a refusal comes back as the WarrenError it carries, a
+ * lost session as WARREN_E_TUNNEL_LOST. `path` names the way in errors (`tunnel to agent "a"`).
+ */
+export function connectStream(
+  session: ClientHttp2Session,
+  headers: Record<string, string>,
+  o: StreamOpenOptions,
+  via: { readonly agent: string; readonly path: string; readonly count: { streamsOpen: number } },
+): Promise<ClientHttp2Stream> {
+  const { agent, path, count } = via;
+  const authority = headers[':authority'];
+  let req: ClientHttp2Stream;
+  try {
+    if (session.closed || session.destroyed) throw new Error('session closed');
+    req = session.request(headers, { endStream: false });
+  } catch (err) {
+    return Promise.reject(new WarrenError('WARREN_E_TUNNEL_LOST', `${path} is closing`, { agent }, { cause: err }));
+  }
+  count.streamsOpen++;
+  req.once('close', () => count.streamsOpen--);
+  const { timeoutMs, signal } = o;
+  return new Promise((resolve, reject) => {
+    let settled = false;
+    const settle = (err?: WarrenError) => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      signal?.removeEventListener('abort', onAbort);
+      if (err) {
+        req.close(h2c.NGHTTP2_CANCEL);
+        reject(err);
+      } else resolve(req);
+    };
+    const onAbort = () => settle(new WarrenError('WARREN_E_TUNNEL_LOST', 'the client went away while the stream was opening'));
+    const timer = setTimeout(
+      () => settle(new WarrenError('WARREN_E_TARGET_TIMEOUT', `agent "${agent}" did not connect to ${authority} within ${timeoutMs} ms`, { agent })),
+      timeoutMs,
+    );
+    signal?.addEventListener('abort', onAbort, { once: true });
+    req.once('response', (h) => {
+      if (h[':status'] === 200) return settle();
+      const refusal = decodeRefusalHeaders(h, { code: 'WARREN_E_TUNNEL_LOST', message: `agent "${agent}" refused the stream` });
+      settle(new WarrenError(refusal.code, refusal.message, { agent }));
+    });
+    req.once('error', (err) => settle(new WarrenError('WARREN_E_TUNNEL_LOST', `${path} failed while opening the stream`, { agent }, { cause: err })));
+    // Every stream closes, most of them long after they opened: build the error only when it is one
+    // (an Error captures a stack trace; this was a measurable part of the per-connection cost).
+    req.once('close', () => settled || settle(new WarrenError('WARREN_E_TUNNEL_LOST', `${path} closed while opening the stream`, { agent })));
+  });
 }
 
 /** Runs the hub's HTTP/2 client over a TLS socket that negotiated ALPN warren/1. */

@@ -8,8 +8,8 @@ import type net from 'node:net';
 import tls from 'node:tls';
 import { test, type TestContext } from 'node:test';
 import { WarrenError } from '../shared/errors.js';
-import { createCa, createCsr, issueAgentCert, issueServerCert, issueUserCert, loadCa } from '../pki/pki.js';
-import { admitAgent, certIdentity, claimedName, verifiedPeer } from './peerCertificate.js';
+import { createCa, createCsr, issueAgentCert, issueHubPeerCert, issueServerCert, issueUserCert, loadCa } from '../pki/pki.js';
+import { admitAgent, certIdentity, claimedName, verifiedHubPeer, verifiedPeer } from './peerCertificate.js';
 
 test('certIdentity reads the two kinds of certificate the hub issues', () => {
   assert.deepEqual(certIdentity({ subject: { CN: 'alpha', OU: 'warren-agent' }, serialNumber: '00AB01' }), {
@@ -97,4 +97,19 @@ test('a user certificate is a verified user with its groups; an unverified one i
   assert.equal(verifiedPeer(stranger), undefined);
   assert.equal(claimedName(stranger), 'mallory');
   assert.equal(claimedName(await handshake(t)), undefined);
+});
+
+test('only a hub-peer certificate from the hub CA is a hub; agents, users, serving certificates and strangers are not', async (t) => {
+  const hub = await handshake(t, await issueHubPeerCert(ca, 'h-1a2b'));
+  assert.equal(verifiedHubPeer(hub), 'h-1a2b');
+  // A hub peer is no agent and no user either.
+  assert.equal(verifiedPeer(hub), undefined);
+  await assert.rejects(admitAgent(hub, async () => undefined), /not an agent certificate/);
+  const others: Array<[string, { certPem: string; keyPem: string } | undefined]> = [
+    ['an agent certificate', await clientCert(ca, 'agent', 'h-1a2b')],
+    ['a user certificate', await clientCert(ca, 'user', 'h-1a2b')],
+    ['a hub-peer certificate from another CA', await issueHubPeerCert(strangerCa, 'h-1a2b')],
+    ['no certificate', undefined],
+  ];
+  for (const [name, cert] of others) assert.equal(verifiedHubPeer(await handshake(t, cert)), undefined, name);
 });

@@ -9,7 +9,7 @@
  */
 import type { PeerCertificate, TLSSocket } from 'node:tls';
 import { WarrenError } from '../shared/errors.js';
-import { AGENT_OU, USER_OU, normalizeSerial } from '../pki/certInfo.js';
+import { AGENT_OU, HUB_PEER_OU, USER_OU, normalizeSerial } from '../pki/certInfo.js';
 
 export interface CertIdentity {
   readonly kind: 'agent' | 'user';
@@ -38,6 +38,17 @@ export function certIdentity(cert: Pick<PeerCertificate, 'serialNumber'> & { rea
 export function verifiedPeer(socket: TLSSocket): CertIdentity | undefined {
   // getPeerCertificate() builds a fresh object from the DER every call (~0.1 ms): callers read it once.
   return socket.authorized ? certIdentity(socket.getPeerCertificate()) : undefined;
+}
+
+/**
+ * The hub id of a peer that presented a hub-peer certificate chaining to the hub CA (CN=ID,
+ * OU=warren-hub-peer and nothing else); undefined for anyone else, agents and users included.
+ */
+export function verifiedHubPeer(socket: TLSSocket): string | undefined {
+  if (!socket.authorized) return undefined;
+  const subject = socket.getPeerCertificate().subject as Subject | undefined;
+  if (!subject || subject.OU !== HUB_PEER_OU || subject.O !== undefined || typeof subject.CN !== 'string' || !subject.CN) return undefined;
+  return subject.CN;
 }
 
 /** The name a peer's certificate claims, verified or not: for the log line of a refusal. */

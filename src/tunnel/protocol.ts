@@ -51,12 +51,31 @@
  *                                                   → 4xx/5xx with warren-error / warren-message when the
  *                                                     forward is unknown, is not this agent's entry, the
  *                                                     source is outside --allow-from, or the target fails
+ *
+ * Hubs sharing one store relay to each other (docs/high-availability.md): a hub dials TLS to another
+ * hub's main port with ALPN `warren-hub/1` and its hub-peer client certificate (OU=warren-hub-peer,
+ * issued by the shared CA; nothing else is served there), acts as the HTTP/2 client, and asks for a
+ * stream to an agent whose tunnel is on the other hub:
+ *
+ *   hub → hub     CONNECT :authority = host:port or CLUSTER (as hub → agent)
+ *                 warren-agent: NAME                (the agent, which must be connected to that hub)
+ *                 warren-service, warren-source-ip  (passed on to the agent unchanged)
+ *                                                   → 200, then raw bytes both ways, once the agent has
+ *                                                     connected it; → 4xx/5xx with warren-error /
+ *                                                     warren-message as the agent or that hub refused
+ *                                                   (WARREN_E_AGENT_OFFLINE: the agent is not there now)
+ *                 The asking hub has admitted the stream (grants, quotas) and writes its audit row;
+ *                 the relaying hub only carries it. A failure on either leg resets the stream.
  */
 import type { Settings } from 'node:http2';
 
 export const ALPN = 'warren/1';
 /** ALPN of the agent's second, normal-direction HTTP/2 connection (agent = client, hub = server). */
 export const UP_ALPN = 'warren-up/1';
+/** ALPN of a hub's relay connection to another hub (hub = client, other hub = server). */
+export const HUB_ALPN = 'warren-hub/1';
+/** Relay CONNECT header: the agent, connected to the answering hub, that should carry the stream. */
+export const AGENT_HEADER = 'warren-agent';
 export const INFO_PATH = '/warren/v1/info';
 export const LISTENERS_PATH = '/warren/v1/listeners';
 export const SOURCE_HEADER = 'warren-source';

@@ -2,9 +2,10 @@
 // accepted, usage errors (the client's and the hub's) exit 2 with one line, tables by default.
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { ChildGroup } from '../support/proc.js';
+import path from 'node:path';
+import { ChildGroup, run } from '../support/proc.js';
 import { VERSION } from '../../src/shared/version.js';
-import { cli, startHub, type HubProc } from '../support/warren.js';
+import { cli, startHub, tempDir, WARREN_BIN, type HubProc } from '../support/warren.js';
 
 describe('warren CLI conventions', () => {
   const group = new ChildGroup();
@@ -71,5 +72,43 @@ describe('warren CLI conventions', () => {
     assert.equal(down.code, 1, down.stderr);
     assert.equal(down.stdout, `Client version: ${VERSION}\nHub version:    unknown\n`);
     assert.match(down.stderr, /^warren: cannot ask the hub at https:\/\/127\.0\.0\.1:1 for its version: cannot connect to hub 127\.0\.0\.1:1: connection refused \(is the hub running\?\)\n$/);
+  });
+
+  it('login keeps one context per hub; config get-contexts, use-context, current-context and --context choose among them', { timeout: 90_000 }, async () => {
+    const lab = await startHub({ group });
+    const file = path.join(tempDir('contexts'), 'config.json');
+    // Nothing from the environment: every hub, token and pin comes from the saved contexts.
+    const clean = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('WARREN_')));
+    const warren = (args: readonly string[]) => run(process.execPath, [WARREN_BIN, ...args], { env: { ...clean, WARREN_CONFIG: file }, timeoutMs: 30_000 });
+    const ok = async (args: readonly string[]) => {
+      const r = await warren(args);
+      assert.equal(r.code, 0, `warren ${args.join(' ')}: ${r.stderr}`);
+      return r.stdout;
+    };
+    const main = new URL(hub.url).host;
+
+    assert.match(await ok(['login', '--hub', hub.url, '--token', hub.adminToken, '--ca-fingerprint', hub.caPin]), new RegExp(`as context "${main.replace(/\./g, '\\.')}" \\(current\\)\\n$`));
+    await ok(['login', '--context', 'lab', '--hub', lab.url, '--token', lab.adminToken, '--ca-fingerprint', lab.caPin]);
+    assert.deepEqual(JSON.parse(await ok(['config', 'get-contexts', '-o', 'json'])), [
+      { name: main, current: false, hub: hub.url, caFingerprint: hub.caPin },
+      { name: 'lab', current: true, hub: lab.url, caFingerprint: lab.caPin },
+    ].sort((a, b) => a.name.localeCompare(b.name)));
+    assert.match(await ok(['config', 'get-contexts']), new RegExp(`^CURRENT  NAME\\s+HUB\\n(.*\\n)*\\*\\s+lab\\s+${lab.url}\\n`));
+    assert.equal(await ok(['config', 'current-context']), 'lab\n');
+
+    // Each command talks to the hub of its context: the current one, or the one --context names.
+    const hubOf = (whoami: string) => /^hub\s+(\S+)/m.exec(whoami)?.[1];
+    assert.equal(hubOf(await ok(['whoami'])), lab.url);
+    assert.equal(hubOf(await ok(['whoami', '--context', main])), hub.url);
+    assert.equal(await ok(['config', 'use-context', main]), `Switched to context "${main}" (${hub.url}).\n`);
+    assert.equal(hubOf(await ok(['whoami'])), hub.url);
+    assert.equal(await ok(['config', 'current-context']), `${main}\n`);
+
+    const unknown = await warren(['config', 'use-context', 'nope']);
+    assert.equal(unknown.code, 2);
+    assert.match(unknown.stderr, /^error: no context "nope" \(saved: .*lab.*\); `warren config get-contexts` lists them\n$/);
+    const badFlag = await warren(['whoami', '--context', 'nope']);
+    assert.equal(badFlag.code, 1);
+    assert.match(badFlag.stderr, /^warren: no context "nope" in \S+ \(saved: .*\); `warren login --context nope --hub URL …` saves one \[WARREN_E_CONFIG\]\n$/);
   });
 });

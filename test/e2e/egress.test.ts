@@ -9,13 +9,19 @@
 // cluster agent and whose gateway dials from A (admitted, inet_client_addr() = A) or B (refused by
 // pg_hba.conf, PostgreSQL's own error). An ingress rule makes A:8080 reach the web service in
 // `cluster`. Delete and recreate take effect by the time the command returns; rules come back after a
-// hub restart; bad input is refused with nothing created.
+// hub restart; bad input is refused with nothing created. Last, an ExternalService document like the
+// seed's (`warren apply -f`) does what those commands did, reads back with `warren get -o yaml`, and
+// `warren delete externalservice` takes it all away; the cluster's /etc/hosts (ip netns exec's
+// /etc/netns/NS/hosts) stands in for cluster DNS so its ingress rule can name web.ns1.svc.cluster.local.
 import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import YAML from 'yaml';
 import type { ChildProcess } from 'node:child_process';
 import { natLab, type NatLab } from '../support/netns.js';
 import { startPostgres } from '../support/postgres.js';
-import { cli, cliJson, restartHub, startAgent, startHub, WARREN_BIN, type HubProc } from '../support/warren.js';
+import { cli, cliJson, restartHub, startAgent, startHub, tempDir, WARREN_BIN, type HubProc } from '../support/warren.js';
 import { waitForExit, waitForLine } from '../support/proc.js';
 
 const HUB_PORT = 8443;
@@ -24,6 +30,35 @@ const B = '10.40.0.12';
 const EXTERNAL = '10.40.0.2';
 const CLUSTER = '10.20.1.2';
 const PG_PASSWORD = 'app-secret';
+
+// The seed's ExternalService with this lab's addresses: pods of ns1/db-client leave from A, ns2/web-client
+// from B; the database (5432) and the HTTP server (8000) behind `external`; the way back from external
+// to A:8080 reaches service ns1/web.
+const EXTERNAL_SERVICE = `apiVersion: externalservice.example.com/v1alpha1
+kind: ExternalService
+metadata:
+  name: ext
+  annotations:
+    warren.dev/entry-agent: cluster
+spec:
+  targetIP: ${EXTERNAL}
+  sources:
+    - service:
+        namespace: ns1
+        name: web
+        ports: [8080]
+      sourceIP: ${A}
+    - service:
+        namespace: ns2
+        name: web-client
+      sourceIP: ${B}
+  ports:
+    - protocol: TCP
+      port: 5432
+      targetPort: 25432
+    - port: 8000
+      targetPort: 28000
+`;
 
 interface Rule {
   name: string; kind: string; entry: string; gateway: string; sourceIp: string; target: string; listening: boolean; address: string | null;
@@ -68,6 +103,9 @@ describe('static egress source IPs and ingress rules', () => {
   before(async () => {
     nat = await natLab({ sites: ['cluster'] });
     const { lab } = nat;
+    // Before anything starts in `cluster`: ip netns exec mounts this over /etc/hosts there.
+    fs.mkdirSync(`/etc/netns/${lab.ns('cluster')}`, { recursive: true });
+    fs.writeFileSync(`/etc/netns/${lab.ns('cluster')}/hosts`, `127.0.0.1 localhost\n${CLUSTER} web.ns1.svc.cluster.local\n`);
     await lab.addHost('gateway');
     await lab.link('public', '10.30.0.1/24', 'gateway', '10.30.0.2/24');
     await lab.route('gateway', '10.10.0.0/24', '10.30.0.1');
@@ -90,7 +128,9 @@ describe('static egress source IPs and ingress rules', () => {
   });
 
   after(async () => {
+    const ns = nat?.lab.ns('cluster');
     await nat?.destroy();
+    if (ns) fs.rmSync(`/etc/netns/${ns}`, { recursive: true, force: true });
   });
 
   it('psql through the rule with source A is admitted and the server sees A; with source B pg_hba.conf refuses it', async (t) => {
@@ -207,5 +247,77 @@ describe('static egress source IPs and ingress rules', () => {
     const exit = await waitForExit(bad, 10_000);
     assert.equal(exit.code, 1);
     await waitForLine(bad, /--source-ip 10\.40\.0\.99: not an address of this host \(add it first/, { timeoutMs: 1_000 });
+  });
+
+  it('an ExternalService document does what the commands did; get -o yaml gives it back; delete takes it away', async (t) => {
+    const dir = tempDir('externalservice');
+    const file = path.join(dir, 'ext.yaml');
+    fs.writeFileSync(file, EXTERNAL_SERVICE);
+    // Its ingress rule takes A:8080, where the command-made one listens.
+    assert.equal((await warren(['ingress', 'rm', 'web-in'])).code, 0);
+
+    const applied = await warren(['apply', '-f', file]);
+    assert.equal(applied.code, 0, applied.stderr);
+    assert.equal(applied.stdout, 'externalservice/ext created (4 egress, 1 ingress rules)\n');
+    const a = await psql(25432);
+    assert.equal(a.stdout.trim(), A, a.stderr);
+    assert.match((await psql(25433)).stderr, new RegExp(`FATAL: {2}no pg_hba\\.conf entry for host "${B.replaceAll('.', '\\.')}", user "app"`));
+    for (const [port, ip] of [[28000, A], [28001, B]] as const) {
+      assert.equal((await curl('cluster', `http://127.0.0.1:${port}/`)).stdout, 'external\n');
+      await waitForLine(httpLog, new RegExp(`^client ${ip.replaceAll('.', '\\.')}$`), { timeoutMs: 5_000, stream: 'stdout' });
+    }
+    assert.equal((await curl('external', `http://${A}:8080/`)).stdout, 'web-in-cluster\n');
+    const owned = [...(await rules('egress')), ...(await rules('ingress'))].filter((r) => r.owner === 'externalservice/ext').map((r) => [r.name, r.entry, r.sourceIp, r.listening]);
+    assert.deepEqual(owned.sort(), [
+      ['ext-e0-25432', 'cluster:0.0.0.0:25432', A, true], ['ext-e0-28000', 'cluster:0.0.0.0:28000', A, true],
+      ['ext-e1-25432', 'cluster:0.0.0.0:25433', B, true], ['ext-e1-28000', 'cluster:0.0.0.0:28001', B, true],
+      ['ext-i0-8080', `gw:${A}:8080`, A, true],
+    ]);
+
+    // Applying it again (from stdin) changes nothing; what get -o yaml prints is the document, and applies as unchanged.
+    const again = await cli(hub, ['apply', '-f', '-'], { input: EXTERNAL_SERVICE });
+    assert.equal(again.stdout, 'externalservice/ext unchanged (4 egress, 1 ingress rules)\n', again.stderr);
+    const yaml = await warren(['get', 'externalservices', 'ext', '-o', 'yaml']);
+    assert.equal(yaml.code, 0, yaml.stderr);
+    const expected = YAML.parse(EXTERNAL_SERVICE);
+    expected.spec.ports[1].protocol = 'TCP';
+    assert.deepEqual(YAML.parse(yaml.stdout), expected);
+    fs.writeFileSync(path.join(dir, 'back.yaml'), yaml.stdout);
+    assert.equal((await warren(['apply', '-f', path.join(dir, 'back.yaml')])).stdout, 'externalservice/ext unchanged (4 egress, 1 ingress rules)\n');
+    const table = await warren(['get', 'es']);
+    assert.match(table.stdout, new RegExp(`\\next\\s+${EXTERNAL.replaceAll('.', '\\.')}\\s+cluster\\s+ns1/web=${A.replaceAll('.', '\\.')},ns2/web-client=${B.replaceAll('.', '\\.')}\\s+25432→5432/TCP,28000→8000/TCP\\s+5/5 listening\\s+-\\n`));
+
+    // Bad input: exit 2, one line naming the document and field; nothing created.
+    const before = (await rules('egress')).length + (await rules('ingress')).length;
+    const refuse = async (text: string, message: RegExp) => {
+      const bad = path.join(dir, 'bad.yaml');
+      fs.writeFileSync(bad, text);
+      const r = await warren(['apply', '-f', bad]);
+      assert.equal(r.code, 2, `${r.stdout}${r.stderr}`);
+      assert.match(r.stderr, message);
+      assert.equal(r.stderr.trim().split('\n').length, 1, 'one line');
+    };
+    const other = EXTERNAL_SERVICE.replace('name: ext\n', 'name: ext2\n').replaceAll('targetPort: 2', 'targetPort: 3').replace('ports: [8080]', 'ports: [8090]');
+    await refuse(`${other}---\nspec: [\n`, /^error: .*bad\.yaml: document 2 is not valid YAML: /);
+    await refuse(other.replace('port: 8000\n', 'port: 8000\n      nodePort: 30000\n'), /^error: externalservice "ext2": spec\.ports\[1\]: unknown field "nodePort"\n$/);
+    await refuse(other.replace('protocol: TCP', 'protocol: UDP'), /^error: externalservice "ext2": spec\.ports\[0\]\.protocol: only TCP is supported \(UDP is out of scope\)\n$/);
+    await refuse(`${other}---\n${other.replace('name: ext2', 'name: ext3').replace(`sourceIP: ${B}`, 'sourceIP: 10.40.0.13')}`,
+      /^error: externalservice "ext3": spec\.sources\[1\]\.sourceIP: no gateway agent owns 10\.40\.0\.13; start one on a host that has the address/);
+    assert.equal((await rules('egress')).length + (await rules('ingress')).length, before, 'nothing half-created');
+    assert.deepEqual((await cliJson<unknown[]>(hub, ['get', 'externalservices'])).length, 1);
+
+    // Delete: new connections fail once the command returns.
+    const started = performance.now();
+    const rm = await warren(['delete', 'externalservice', 'ext']);
+    const returned = performance.now();
+    assert.equal(rm.stdout, 'externalservice/ext deleted\n', rm.stderr);
+    assert.match((await psql(25432)).stderr, /Connection refused/);
+    const gone = await curl('external', `http://${A}:8080/`);
+    assert.match(gone.stderr, /Connection refused|Couldn't connect/);
+    t.diagnostic(`delete externalservice: command ${Math.round(returned - started)} ms, refused ${Math.round(performance.now() - returned)} ms after it returned`);
+    assert.equal((await rules('egress')).some((r) => r.owner !== null), false);
+    const missing = await warren(['get', 'externalservice', 'ext']);
+    assert.equal(missing.code, 1);
+    assert.match(missing.stderr, /no externalservice "ext"/);
   });
 });

@@ -5,7 +5,7 @@ import { parseDuration } from '../../shared/duration.js';
 import { hubRequest, jsonOrThrow, fetchPinnedCa } from '../../client/hubHttp.js';
 import { dialHub } from '../../tunnel/dialHub.js';
 import { parseLabels } from '../../agent/config.js';
-import { normalisePin, parseHubUrl, resolveClient, writeLogin, type ClientFlags } from '../clientConfig.js';
+import { defaultContextName, normalisePin, parseHubUrl, resolveClient, writeLogin, type ClientFlags } from '../clientConfig.js';
 import { parseFormat, render, type Column } from '../output.js';
 import { examples, outputOption } from '../conventions.js';
 import { collect } from '../../shared/options.js';
@@ -100,16 +100,22 @@ export function registerAdmin(program: Command): void {
     .requiredOption('--hub <url>', 'hub URL, e.g. https://hub.example.com:8443')
     .requiredOption('--token <token>', 'your access token')
     .requiredOption('--ca-fingerprint <pin>', 'sha256:… pin of the hub CA (printed by `warren hub`)')
+    .option('--context <name>', "name of the saved context (default: the hub's host:port); it becomes the current one")
     .addHelpText('after', `
+Each login is kept as a named context, like a kubeconfig's: \`warren config get-contexts\` lists them,
+\`warren config use-context NAME\` switches, \`--context NAME\` picks one for one command.
+
 Examples:
-  warren login --hub https://hub.example.com:8443 --token "$(cat admin.token)" --ca-fingerprint sha256:…`)
-    .action(async (o: { hub: string; token: string; caFingerprint: string }) => {
+  warren login --hub https://hub.example.com:8443 --token "$(cat admin.token)" --ca-fingerprint sha256:…
+  warren login --context lab --hub https://10.0.0.5:8443 --token "$LAB_TOKEN" --ca-fingerprint sha256:…`)
+    .action(async (o: { hub: string; token: string; caFingerprint: string; context?: string }) => {
       const url = parseHubUrl(o.hub);
       const pin = normalisePin(o.caFingerprint);
       const caPem = await fetchPinnedCa({ url }, pin);
       const me = jsonOrThrow<{ user: string; groups: string[] }>(await hubRequest({ url, ca: caPem }, 'GET', '/api/v1/whoami', { token: o.token }));
-      const file = writeLogin({ hub: url.origin, token: o.token, caPin: pin, caPem });
-      process.stdout.write(`Logged in to ${url.origin} as ${me.user}${me.groups.length ? ` (${me.groups.join(', ')})` : ''}; saved to ${file}\n`);
+      const context = o.context ?? defaultContextName(url.origin);
+      const file = writeLogin({ hub: url.origin, token: o.token, caPin: pin, caPem }, context);
+      process.stdout.write(`Logged in to ${url.origin} as ${me.user}${me.groups.length ? ` (${me.groups.join(', ')})` : ''}; saved to ${file} as context "${context}" (current)\n`);
     });
 
   const jt = program.command('join-token').description('Join tokens that let agents register.');
@@ -194,6 +200,25 @@ Examples:
     .action(async (name: string, _o, cmd: Command) => {
       await call(cmd, 'DELETE', `/api/v1/agents/${encodeURIComponent(name)}`);
       process.stdout.write(`agent ${name} removed; its certificate is revoked\n`);
+    });
+
+  const hubs = program.command('hubs').description('Hubs sharing one store (several replicas on PostgreSQL).');
+  hubs
+    .command('ls')
+    .description('List the live hubs: relay address, lease, agents connected to each, which one holds the hub-side forwards.')
+    .addHelpText('after', `
+A hub that stops renewing its lease (killed, cut off from the database) leaves the list within two
+--hub-lease periods; one that stops cleanly leaves at once.
+
+Examples:
+  warren hubs ls
+  warren hubs ls -o json | jq -r '.[] | .id + " " + (.agents | tostring)'`)
+    .action(async (_o, cmd: Command) => {
+      const rows = await call<Array<{ id: string; relayUrl: string; startedAt: string; leaseExpiresAt: string; self: boolean; leader: boolean; agents: number }>>(cmd, 'GET', '/api/v1/hubs');
+      print(cmd, rows, [
+        { header: 'ID', get: (h) => (h.self ? `${h.id} (this one)` : h.id) }, { header: 'RELAY', get: (h) => h.relayUrl }, { header: 'AGENTS', get: (h) => String(h.agents) },
+        { header: 'FORWARDS', get: (h) => (h.leader ? 'yes' : '') }, { header: 'STARTED', get: (h) => h.startedAt }, { header: 'LEASE UNTIL', get: (h) => h.leaseExpiresAt },
+      ]);
     });
 
   program
