@@ -206,7 +206,8 @@ describe('TCP forwards', () => {
   });
 
   it('a port already in use is the forward last error, not a crash (hub and agent-side)', async () => {
-    const { f: h } = await create('h-busy', `hub:127.0.0.1:${hub.port}`, `${TARGET_AGENT}:${echo.port}`);
+    // (another program's port: the hub's own ports are refused when the forward is created, see traps.test.ts)
+    const { f: h } = await create('h-busy', `hub:127.0.0.1:${echo.port}`, `${TARGET_AGENT}:${echo.port}`);
     const { f: a } = await create('a-busy', `${ENTRY_AGENT}:127.0.0.1:${hub.port}`, `${TARGET_AGENT}:${echo.port}`);
     for (const f of [h, a]) {
       assert.equal(f.listening, false, f.name);
