@@ -99,6 +99,12 @@ describe('several hubs on one PostgreSQL', () => {
     return s;
   }
 
+  /** Every stream this test made has its audit row, whichever hub carried it. */
+  async function allStreamsAudited(): Promise<void> {
+    const count = async () => Number(await pg.psql("SELECT count(*) FROM audit WHERE kind = 'stream' AND door = 'connect'", 'warren'));
+    await until(async () => ((await count()) >= streams ? true : undefined), 10_000, `${streams} stream audit rows`);
+  }
+
   before(async () => {
     pg = await startPostgres({ group: procs });
     echo = await startUpstream('echo', { group: procs, listen: '127.0.0.1:0' });
@@ -193,13 +199,7 @@ describe('several hubs on one PostgreSQL', () => {
     for (const hub of hubs) assert.equal(hub.child.exitCode, null, 'no hub exited');
     open.destroy();
     // Every stream this test made has its row, whichever hub carried it and whenever the database was down.
-    await withDeadline((async () => {
-      for (;;) {
-        const n = Number(await pg.psql("SELECT count(*) FROM audit WHERE kind = 'stream' AND door = 'connect'", 'warren'));
-        if (n >= streams) return;
-        await new Promise((r) => setTimeout(r, 100));
-      }
-    })(), 10_000, `${streams} stream audit rows`);
+    await allStreamsAudited();
     assert.ok(fs.existsSync(path.join(hubs[0]!.dataDir, 'ca.crt')));
   });
 
@@ -393,12 +393,6 @@ describe('several hubs on one PostgreSQL', () => {
   });
 
   it('no audit row lost across the kill and the restarts', async () => {
-    await withDeadline((async () => {
-      for (;;) {
-        const n = Number(await pg.psql("SELECT count(*) FROM audit WHERE kind = 'stream' AND door = 'connect'", 'warren'));
-        if (n >= streams) return;
-        await new Promise((r) => setTimeout(r, 100));
-      }
-    })(), 10_000, `${streams} stream audit rows`);
+    await allStreamsAudited();
   });
 });
