@@ -569,11 +569,18 @@ async function main(): Promise<void> {
   let results: unknown[];
   if (HUBS > 1) {
     const ha: HaResult[] = [];
-    for (const n of COUNTS) ha.push(await runHa(n, HUBS));
+    for (const n of COUNTS) {
+      ha.push(await runHa(n, HUBS));
+      log(`N=${n} done: ${JSON.stringify(ha.at(-1))}`);
+    }
     [text, results] = [reportHa(ha, started), ha];
   } else {
     const one: ScaleResult[] = [];
-    for (const n of COUNTS) one.push(await runScale(n));
+    for (const n of COUNTS) {
+      one.push(await runScale(n));
+      // Each count's row as soon as it is known: a later, larger count may not finish.
+      log(`N=${n} done: ${JSON.stringify(one.at(-1))}`);
+    }
     [text, results] = [report(one, started), one];
   }
   process.stdout.write('\n' + text);
