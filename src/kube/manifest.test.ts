@@ -22,6 +22,7 @@ import { fieldErrors } from '../../test/support/kube/objects.js';
 import { run } from '../../test/support/proc.js';
 import { WarrenError } from '../shared/errors.js';
 import { VERSION } from '../shared/version.js';
+import { AGENT_NODE_OPTIONS } from '../shared/nodeFlags.js';
 import { AGENT_CLUSTER_ROLE_RULES, agentClusterRoleName, agentManifest, type AgentManifestOptions } from './manifest.js';
 
 const TOKEN = 'wj1.aHR0cHM6Ly9odWIuZXhhbXBsZS5jb206ODQ0Mw.0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef.3f2a9c01d4e5b6a7.c2VjcmV0LXNlY3JldC1zZWNyZXQtc2VjcmV0LXNlY3JldA';
@@ -98,7 +99,7 @@ describe('agentManifest', () => {
     const command: string[] = container.command;
     const at = (flag: string) => command[command.indexOf(flag) + 1];
     assert.equal(at('--name'), 'alpha-$(POD_NAME)');
-    assert.deepEqual(container.env, [{ name: 'POD_NAME', valueFrom: { fieldRef: { fieldPath: 'metadata.name' } } }]);
+    assert.deepEqual(container.env[1], { name: 'POD_NAME', valueFrom: { fieldRef: { fieldPath: 'metadata.name' } } });
     assert.equal(at('--identity-secret'), 'warren-agent-identity');
     const identity = docs.find((d) => d.kind === 'Secret' && d.metadata.name === 'warren-agent-identity');
     assert.deepEqual([identity.type, identity.data, identity.stringData], ['Opaque', undefined, undefined], 'the agents write their own keys');
@@ -132,6 +133,7 @@ describe('agentManifest', () => {
       'warren', 'agent', '--kube', 'in-cluster', '--cluster', 'alpha', '--name', 'alpha-$(POD_NAME)', '--identity-secret', 'warren-agent-identity',
       '--token-file', '/var/run/warren/join-token',
     ]);
+    assert.deepEqual(container.env[0], { name: 'NODE_OPTIONS', value: AGENT_NODE_OPTIONS }, 'the agent runs with its own heap flags');
     assert.equal(container.image, `ghcr.io/warren/warren:${VERSION}`);
     assert.equal(workload.spec.replicas, 2);
     const hub = parse(agentManifest({ ...BASE, hubUrl: 'https://hub.example.com:8443' }));

@@ -35,6 +35,7 @@
 import YAML from 'yaml';
 import { WarrenError } from '../shared/errors.js';
 import { VERSION } from '../shared/version.js';
+import { AGENT_NODE_OPTIONS } from '../shared/nodeFlags.js';
 
 export interface AgentManifestOptions {
   /** Warren cluster name (`--cluster`), an RFC 1123 label; also the `app.kubernetes.io/instance` label. */
@@ -234,7 +235,8 @@ export function agentObjects(opts: AgentManifestOptions): Record<string, unknown
                 image: o.image,
                 imagePullPolicy: 'IfNotPresent',
                 command,
-                env: [{ name: 'POD_NAME', valueFrom: { fieldRef: { fieldPath: 'metadata.name' } } }],
+                // The agent's own heap flags (src/shared/nodeFlags.ts): it idles on every cluster. POD_NAME: its agent name.
+                env: [{ name: 'NODE_OPTIONS', value: AGENT_NODE_OPTIONS }, { name: 'POD_NAME', valueFrom: { fieldRef: { fieldPath: 'metadata.name' } } }],
                 ports: [{ name: 'health', containerPort: AGENT_HEALTH_PORT, protocol: 'TCP' }],
                 livenessProbe: probe('/healthz', 10, 3),
                 readinessProbe: probe('/readyz', 5, 2),
