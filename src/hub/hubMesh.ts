@@ -27,6 +27,7 @@ import type { Logger } from '../shared/log.js';
 import type { HubRecord, Store } from '../store/store.js';
 import { AGENT_HEADER, CONNECTION_WINDOW, H2_SETTINGS, HUB_ALPN, MAX_SESSION_MEMORY_MB, SERVICE_HEADER, SOURCE_IP_HEADER } from '../tunnel/protocol.js';
 import { connectStream, type AgentTunnel, type StreamOpenOptions } from '../tunnel/hubTunnel.js';
+import { EarlyData } from '../tunnel/earlyData.js';
 import { startKeepalive } from '../tunnel/keepalive.js';
 import { verifiedHubPeer } from '../tunnel/peerCertificate.js';
 import { refuseStream } from '../tunnel/refusalHeaders.js';
@@ -325,7 +326,7 @@ export class HubMesh extends EventEmitter implements AgentDirectory {
     const sourceIp = headers[SOURCE_IP_HEADER];
     tunnel
       .open(authority, {
-        timeoutMs: this.deps.dialTimeoutMs, signal: gone.signal,
+        timeoutMs: this.deps.dialTimeoutMs, signal: gone.signal, early: new EarlyData(stream),
         ...(typeof service === 'string' ? { service } : {}), ...(typeof sourceIp === 'string' ? { sourceIp } : {}),
       })
       .then(
