@@ -289,13 +289,14 @@ export class HubMesh extends EventEmitter implements AgentDirectory {
     const session = http2.connect(hub.relayUrl, {
       settings: H2_SETTINGS,
       maxSessionMemory: MAX_SESSION_MEMORY_MB,
+      // Streams relayed here carry interactive traffic: no Nagle delay on small writes.
       createConnection: () =>
         tls.connect({
           host: url.hostname.replace(/^\[|\]$/g, ''), port: Number(url.port || 443), ALPNProtocols: [HUB_ALPN], cert: certPem, key: keyPem, ca: [caPem],
           // The chain to the shared CA is what proves a hub (only hubs hold serving certificates it issued);
           // the relay address is often a pod IP that no certificate name covers.
           checkServerIdentity: () => undefined,
-        }),
+        }).setNoDelay(true),
     });
     session.on('error', (err: Error) => this.deps.log.debug({ hub: hub.id, err: err.message }, 'relay session to hub failed'));
     session.once('connect', () => session.setLocalWindowSize(CONNECTION_WINDOW));
