@@ -14,12 +14,12 @@
  * names, to run a subset).
  */
 import fs from 'node:fs';
-import path from 'node:path';
-import { fork, type ChildProcess } from 'node:child_process';
-import { ChildGroup, waitForLine, withDeadline } from '../test/support/proc.js';
+import { ChildGroup } from '../test/support/proc.js';
+import { startNodeScript } from './lib/nodeScript.js';
 import { startSshd } from '../test/support/sshd.js';
 import type { Endpoint } from './lib/endpoints.js';
-import type { BulkResult, ConnsResult, LoadResult, LoadTest, LoneResult, RttResult } from './lib/load.js';
+import type { BulkResult, ConnsResult, LoneResult, RttResult } from './lib/load.js';
+import { startLoadProcess } from './lib/loadClient.js';
 import { ProcessGroupStat, cpuDelta } from './lib/procstat.js';
 import { startSshReverse } from './lib/sshReverse.js';
 import { benchUser, cliEnv, createHubForward, hasCliFeature, startBenchAgent, startBenchHub } from './lib/warrenProcs.js';
@@ -81,24 +81,18 @@ interface Measured {
 const group = new ChildGroup();
 const log = (msg: string) => process.stderr.write(`[bench] ${msg}\n`);
 
-async function startNodeScript(script: string, args: string[], key: string): Promise<{ child: ChildProcess; port: number }> {
-  const child = group.spawn(process.execPath, ['--import', 'tsx', script, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
-  const m = await waitForLine(child, new RegExp(`^\\{"${key}":(\\d+)\\}$`), { timeoutMs: 20_000, stream: 'stdout' });
-  return { child, port: Number(m[1]) };
-}
-
 async function setUp(): Promise<{ paths: Path[]; notes: string[] }> {
   const paths: Path[] = [];
   const notes: string[] = [];
   const want = (name: string) => !ONLY || ONLY.test(name);
 
-  const target = await startNodeScript('bench/lib/target.ts', [], 'listening');
+  const target = await startNodeScript(group, 'bench/lib/target.ts', [], 'listening');
   const tport = target.port;
   paths.push({ name: 'direct TCP', role: 'direct', endpoint: { kind: 'tcp', host: '127.0.0.1', port: tport } });
 
   const relayName = 'plain Node TCP relay hop';
   if (want(relayName)) {
-    const relay = await startNodeScript('bench/lib/relayHop.ts', [String(tport)], 'listening');
+    const relay = await startNodeScript(group, 'bench/lib/relayHop.ts', [String(tport)], 'listening');
     paths.push({ name: relayName, role: 'relay', endpoint: { kind: 'tcp', host: '127.0.0.1', port: relay.port }, hub: new ProcessGroupStat([relay.child.pid!]) });
   }
 
@@ -165,28 +159,7 @@ async function setUp(): Promise<{ paths: Path[]; notes: string[] }> {
 // ------------------------------------------------------------------------------------------------
 // The load process
 
-const loadProc = fork(path.resolve('bench/lib/load.ts'), [], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
-let nextId = 1;
-const pending = new Map<number, { resolve: (r: LoadResult) => void; reject: (e: Error) => void }>();
-loadProc.on('message', (m: { id: number; result?: LoadResult; error?: string }) => {
-  const p = pending.get(m.id);
-  pending.delete(m.id);
-  if (m.error) p?.reject(new Error(m.error));
-  else p?.resolve(m.result!);
-});
-loadProc.on('exit', (code, signal) => {
-  for (const p of pending.values()) p.reject(new Error(`load process exited (${code ?? signal})`));
-  pending.clear();
-});
-function load<T extends LoadResult>(endpoint: Endpoint, test: LoadTest): Promise<T> {
-  const id = nextId++;
-  const answer = new Promise<T>((resolve, reject) => {
-    pending.set(id, { resolve: resolve as (r: LoadResult) => void, reject });
-    loadProc.send({ id, endpoint, test });
-  });
-  // Every test bounds itself; this only catches a hung path (a lost ping would otherwise wait forever).
-  return withDeadline(answer, (test.seconds * 2 + 30) * 1000, `${test.kind} test`);
-}
+const { load, close: closeLoad } = startLoadProcess();
 
 /** Samples the max RSS of the path's processes while `work` runs. */
 async function sampled<T>(p: Path, m: Measured, work: () => Promise<T>): Promise<T> {
@@ -372,6 +345,6 @@ async function main(): Promise<void> {
 try {
   await main();
 } finally {
-  loadProc.disconnect();
+  closeLoad();
   await group.killAll();
 }

@@ -22,7 +22,7 @@ import type { ChildProcess } from 'node:child_process';
 import { natLab, type NatLab } from '../support/netns.js';
 import { startPostgres } from '../support/postgres.js';
 import { cli, cliJson, restartHub, startAgent, startHub, tempDir, WARREN_BIN, type HubProc } from '../support/warren.js';
-import { waitForExit, waitForLine } from '../support/proc.js';
+import { eventually, waitForExit, waitForLine } from '../support/proc.js';
 
 const HUB_PORT = 8443;
 const A = '10.40.0.11';
@@ -70,21 +70,6 @@ const HTTP_SERVER = `
 const [host, port, name] = process.argv.slice(1);
 require('node:http').createServer((req, res) => { console.log('client ' + req.socket.remoteAddress); res.end(name + '\\n'); })
   .listen(Number(port), host, () => console.log('listening'));`;
-
-async function eventually<T>(what: string, deadlineMs: number, check: () => Promise<T | undefined>, everyMs = 100): Promise<T> {
-  const until = Date.now() + deadlineMs;
-  let last: unknown;
-  for (;;) {
-    try {
-      const v = await check();
-      if (v !== undefined) return v;
-    } catch (err) {
-      last = err;
-    }
-    if (Date.now() > until) throw new Error(`${what}: not within ${deadlineMs} ms${last ? ` (last error: ${(last as Error).message})` : ''}`);
-    await new Promise((r) => setTimeout(r, everyMs));
-  }
-}
 
 describe('static egress source IPs and ingress rules', () => {
   let nat: NatLab;

@@ -10,7 +10,7 @@ import fs from 'node:fs';
 import net from 'node:net';
 import { randomBytes } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
-import { ChildGroup, withDeadline } from '../support/proc.js';
+import { ChildGroup, eventually, withDeadline } from '../support/proc.js';
 import { cli, cliJson, restartHub, startAgent, startHub, type AgentProc, type HubProc } from '../support/warren.js';
 import { sha256Hex, startUpstream, type Upstream } from '../support/upstreams.js';
 import { mbPerSec, readAll, writeSeeded } from '../support/connectClient.js';
@@ -74,22 +74,6 @@ function probe(port: number): Promise<'refused' | 'reset' | 'closed' | 'data'> {
     // end(), not write(): a sink answers only after EOF, and a listener that is up must answer something.
     s.once('connect', () => s.end('hello?'));
   });
-}
-
-/** Retries `check` (no sleep between tries beyond `everyMs`) until it returns a value or the deadline passes. */
-async function eventually<T>(what: string, deadlineMs: number, check: () => Promise<T | undefined>, everyMs = 50): Promise<T> {
-  const until = Date.now() + deadlineMs;
-  let last: unknown;
-  for (;;) {
-    try {
-      const v = await check();
-      if (v !== undefined) return v;
-    } catch (err) {
-      last = err;
-    }
-    if (Date.now() > until) throw new Error(`${what}: not within ${deadlineMs} ms${last ? ` (last error: ${(last as Error).message})` : ''}`);
-    await new Promise((r) => setTimeout(r, everyMs));
-  }
 }
 
 describe('TCP forwards', () => {

@@ -161,6 +161,25 @@ export function withDeadline<T>(promise: Promise<T>, ms: number, what: string): 
   return Promise.race([promise, deadline]).finally(() => clearTimeout(timer));
 }
 
+/**
+ * Calls `check` every `everyMs` until it returns a value (not undefined) and resolves with it; a throw counts
+ * as "not yet". Rejects once `deadlineMs` has passed, quoting the last error seen.
+ */
+export async function eventually<T>(what: string, deadlineMs: number, check: () => Promise<T | undefined>, everyMs = 50): Promise<T> {
+  const until = Date.now() + deadlineMs;
+  let last: unknown;
+  for (;;) {
+    try {
+      const v = await check();
+      if (v !== undefined) return v;
+    } catch (err) {
+      last = err;
+    }
+    if (Date.now() > until) throw new Error(`${what}: not within ${deadlineMs} ms${last ? ` (last error: ${(last as Error).message})` : ''}`);
+    await new Promise((r) => setTimeout(r, everyMs));
+  }
+}
+
 // ---------------------------------------------------------------------------------------------
 // Waiting on children
 

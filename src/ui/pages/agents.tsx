@@ -53,15 +53,7 @@ export function useLiveAgents(): { agents: AgentRow[] | undefined; error: unknow
 export function Agents() {
   const { agents, error, reload } = useLiveAgents();
   const [actionError, setActionError] = useState<unknown>();
-  const remove = async (name: string) => {
-    try {
-      await request('DELETE', `/api/v1/agents/${encodeURIComponent(name)}`);
-      setActionError(undefined);
-    } catch (err) {
-      setActionError(err);
-    }
-    reload();
-  };
+  const remove = (name: string) => request('DELETE', `/api/v1/agents/${encodeURIComponent(name)}`).then(() => (setActionError(undefined), reload()), setActionError);
   return (
     <section>
       <ErrorBox error={error ?? actionError} />

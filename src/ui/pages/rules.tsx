@@ -33,15 +33,7 @@ async function loadRules(): Promise<RuleRow[]> {
 export function Rules() {
   const { data: rules, error, reload } = useLive(loadRules);
   const [actionError, setActionError] = useState<unknown>();
-  const remove = async (r: RuleRow) => {
-    try {
-      await request('DELETE', `/api/v1/${r.kind}/${encodeURIComponent(r.name)}`);
-      setActionError(undefined);
-    } catch (err) {
-      setActionError(err);
-    }
-    reload();
-  };
+  const remove = (r: RuleRow) => request('DELETE', `/api/v1/${r.kind}/${encodeURIComponent(r.name)}`).then(() => (setActionError(undefined), reload()), setActionError);
   return (
     <section>
       <p class="note">
