@@ -9,6 +9,10 @@
  *      hub CPU while idle (keepalive PINGs both ways are the only traffic)
  *   3. restart the hub (SIGTERM: graceful drain with GOAWAY; then a new process on the same port and data
  *      dir): time until all N are back, counted from the new hub's "hub listening", and reconnects per 100 ms
+ * With `--hubs H` (H > 1): H hubs on one PostgreSQL (test/support/postgres.ts), sharing hub 0's CA and keys,
+ * behind one TCP load balancer (test/support/tcpBalancer.ts) that spreads the agents; RSS per agent over
+ * all hubs, and after one hub's restart the time until every hub's agent list shows every agent connected
+ * (reachable through that hub, on it or relayed to another).
  * Targets (issue 5): 10,000 agents in < 512 MB hub RSS; after a restart 1,000 agents back within 10 s with
  * no 100 ms window holding more than 20 % of the reconnects.
  *
@@ -17,9 +21,12 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
+import https from 'node:https';
 import { fork, spawnSync, type ChildProcess } from 'node:child_process';
 import { ChildGroup, waitForExit, waitForLine } from '../test/support/proc.js';
 import { WARREN_BIN, tempDir } from '../test/support/warren.js';
+import { startPostgres } from '../test/support/postgres.js';
+import { startBalancer, type Balancer } from '../test/support/tcpBalancer.js';
 import { NODE_FLAGS } from '../src/shared/nodeFlags.js';
 import { cpuSeconds, rssBytes } from './lib/procstat.js';
 import { fmt, markdownTable, mib } from './lib/stats.js';
@@ -30,6 +37,7 @@ const arg = (name: string) => {
   const i = argv.indexOf(name);
   return i >= 0 ? argv[i + 1] : undefined;
 };
+const HUBS = Number(arg('--hubs') ?? 1);
 const COUNTS = (arg('--agents') ?? '1000').split(',').map((s) => Number(s.replace(/_/g, '')));
 const OUT = arg('--out');
 const IDLE_SECONDS = Number(process.env.BENCH_SCALE_IDLE_SECONDS ?? 30);
@@ -40,6 +48,7 @@ const hostNodeArgs = (process.env.BENCH_HOST_NODE_ARGS ?? '').split(/\s+/).filte
 const log = (msg: string) => process.stderr.write(`[scale] ${new Date().toISOString().slice(11, 19)} ${msg}\n`);
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
+if (!Number.isInteger(HUBS) || HUBS < 1) throw new Error(`--hubs: "${arg('--hubs')}" is not a count of hubs like 3`);
 for (const n of COUNTS) {
   if (!Number.isInteger(n) || n < 1) throw new Error(`--agents: "${arg('--agents')}" is not a list of counts like 1000,5000,10000`);
 }
@@ -77,11 +86,17 @@ interface HubProc {
   readonly pid: number;
 }
 
-async function startHub(dataDir: string, port: number, n: number): Promise<HubProc> {
+/** Extra hub flags and environment: the shared store of a multi-hub run. */
+interface HubExtra {
+  readonly args?: readonly string[];
+  readonly env?: Readonly<Record<string, string>>;
+}
+
+async function startHub(dataDir: string, port: number, n: number, extra: HubExtra = {}): Promise<HubProc> {
   // As bin/warren.js starts it (src/shared/nodeFlags.ts), plus BENCH_NODE_ARGS (e.g. --cpu-prof, as in bench/run.ts).
   const nodeArgs = [...NODE_FLAGS, ...(process.env.BENCH_NODE_ARGS ?? '').split(/\s+/).filter(Boolean)];
-  const [cmd, args] = withNofile(n + 4096, process.execPath, [...nodeArgs, WARREN_BIN, 'hub', '--listen', `127.0.0.1:${port}`, '--data-dir', dataDir]);
-  const child = group.spawn(cmd, args, { env: { ...process.env, WARREN_LOG_LEVEL: 'info' }, stdio: ['ignore', 'pipe', 'pipe'] });
+  const [cmd, args] = withNofile(n + 4096, process.execPath, [...nodeArgs, WARREN_BIN, 'hub', '--listen', `127.0.0.1:${port}`, '--data-dir', dataDir, ...(extra.args ?? [])]);
+  const child = group.spawn(cmd, args, { env: { ...process.env, WARREN_LOG_LEVEL: 'info', ...extra.env }, stdio: ['ignore', 'pipe', 'pipe'] });
   // A hub that exits by itself ends the run, with what it said: the numbers after it would be meaningless.
   child.once('close', () => {
     if (stopping.has(child)) return;
@@ -341,6 +356,156 @@ async function runScale(n: number): Promise<ScaleResult> {
 }
 
 // ------------------------------------------------------------------------------------------------
+// Several hubs on one PostgreSQL (--hubs H)
+
+interface HaResult {
+  n: number;
+  hubs: number;
+  connectSeconds: number | undefined;
+  /** Per hub: RSS before the agents, and its highest RSS in the idle window; agents it held then. */
+  hubRssBase: number[];
+  hubRssIdle: number[];
+  agentsPerHub: number[];
+  /** From the SIGTERM of one hub: every agent connected again (the agents' view), and reachable through every hub (each hub's API). */
+  agentsBackSeconds: number | undefined;
+  reachableSeconds: number | undefined;
+  /** The same, counted from the restarted hub's "hub listening". */
+  reachableAfterListenSeconds: number | undefined;
+  restartDownSeconds: number;
+  hubCpuIdlePct: number[];
+}
+
+interface AgentRow { name: string; connected: boolean; hub: string | null }
+
+function apiGet<T>(hub: HubProc, caPem: string, token: string, urlPath: string): Promise<T> {
+  return new Promise((resolve, reject) => {
+    const req = https.get(`${hub.url}${urlPath}`, { ca: caPem, headers: { authorization: `Bearer ${token}` }, agent: false }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (c: Buffer) => chunks.push(c));
+      res.on('end', () => (res.statusCode === 200 ? resolve(JSON.parse(Buffer.concat(chunks).toString()) as T) : reject(new Error(`GET ${urlPath}: ${res.statusCode}`))));
+      res.on('error', reject);
+    });
+    req.on('error', reject);
+  });
+}
+
+/** Agents that `hub` sees connected somewhere (on itself or on another hub), by hub id. */
+async function agentsSeen(hub: HubProc, caPem: string, token: string): Promise<Map<string, number>> {
+  const rows = await apiGet<AgentRow[]>(hub, caPem, token, '/api/v1/agents');
+  const at = new Map<string, number>();
+  for (const r of rows) if (r.connected && r.hub !== null) at.set(r.hub, (at.get(r.hub) ?? 0) + 1);
+  return at;
+}
+
+const sum = (m: Map<string, number>) => [...m.values()].reduce((a, b) => a + b, 0);
+
+/** Polls every hub's agent list (every 250 ms) until each sees all `n` agents connected; false after `ms`. */
+async function allReachable(hubs: readonly HubProc[], caPem: string, token: string, n: number, ms: number): Promise<boolean> {
+  const deadline = Date.now() + ms;
+  while (Date.now() < deadline) {
+    const seen = await Promise.all(hubs.map((h) => agentsSeen(h, caPem, token).catch(() => new Map<string, number>())));
+    if (seen.every((m) => sum(m) === n)) return true;
+    await sleep(250);
+  }
+  return false;
+}
+
+async function runHa(n: number, hubCount: number): Promise<HaResult> {
+  const pg = await startPostgres({ group });
+  const role = pg.roles[0]!;
+  // The password from the environment, as in a deployment (a Secret), not on the command line.
+  const store: HubExtra = { args: ['--store', `postgres://${role.name}@${pg.host}:${pg.port}/${role.name}`], env: { PGPASSWORD: role.password } };
+  const dirs = Array.from({ length: hubCount }, (_, i) => tempDir(`scale-ha-hub${i}-${n}`));
+  const root = tempDir(`scale-ha-agents-${n}`);
+  log(`N=${n}, ${hubCount} hubs: starting hub 0 on PostgreSQL`);
+  let first = await startHub(dirs[0]!, 0, n, store);
+  const caPem = fs.readFileSync(path.join(dirs[0]!, 'ca.crt'), 'utf8');
+  const admin = fs.readFileSync(path.join(dirs[0]!, 'admin.token'), 'utf8').trim();
+  const fleet = new Fleet(n, root);
+  const hubs: HubProc[] = [];
+  let lb: Balancer | undefined;
+  try {
+    const token = (await cliJson<{ token: string }>(first, dirs[0]!, ['join-token', 'create', '--uses', String(n), '--ttl', '6h'])).token;
+    log(`N=${n}: joining ${n} agents through hub 0`);
+    const joined = await fleet.each<{ failed: number }>('enrolled', (h) => ({ cmd: 'enroll', token, hub: first.url, names: h.names, root, concurrency: 8 }));
+    const joinFailed = joined.reduce((s, j) => s + j.failed, 0);
+    if (joinFailed) log(`N=${n}: ${joinFailed} joins failed`);
+    await stopHub(first);
+    // The other hubs share hub 0's CA and keys (in a deployment: one Secret), not its lock.
+    for (let i = 1; i < hubCount; i++) fs.cpSync(dirs[0]!, dirs[i]!, { recursive: true, filter: (src) => path.basename(src) !== 'hub.lock' });
+    for (let i = 0; i < hubCount; i++) hubs.push(await startHub(dirs[i]!, 0, n, store));
+    first = hubs[0]!;
+    lb = await startBalancer(hubs.map((h) => h.port));
+    await sleep(3000);
+    const hubRssBase = hubs.map((h) => rssBytes(h.pid));
+
+    log(`N=${n}: starting ${n} agents at once through the load balancer`);
+    const s0 = Date.now();
+    await fleet.each('started', (h) => ({ cmd: 'start', hub: lb!.url, names: h.names, root }));
+    const all = await fleet.until(() => fleet.connectedCount === n, TIMEOUT_MS);
+    const connectSeconds = all ? (Math.max(...fleet.connects.map((c) => c[0] ?? 0)) - s0) / 1000 : undefined;
+    log(`N=${n}: ${fleet.connectedCount}/${n} connected${all ? ` after ${connectSeconds!.toFixed(1)} s` : ' (timed out)'}; idling ${IDLE_SECONDS} s`);
+    await allReachable(hubs, caPem, admin, n, 60_000);
+    await sleep(5000);
+    const idle = await Promise.all(hubs.map((h) => idleWindow(h.pid, IDLE_SECONDS)));
+    const ids = await agentsSeen(first, caPem, admin);
+    const selfIds = await Promise.all(hubs.map(async (h) => (await apiGet<Array<{ id: string; self: boolean }>>(h, caPem, admin, '/api/v1/hubs')).find((r) => r.self)!.id));
+    const agentsPerHub = selfIds.map((id) => ids.get(id) ?? 0);
+
+    const victim = 1 % hubCount;
+    log(`N=${n}: restarting hub ${victim} (${agentsPerHub[victim]} agents on it)`);
+    const r0 = Date.now();
+    const stopped = stopHub(hubs[victim]!);
+    const agentsBack = fleet.until(() => fleet.connectedCount < n, 30_000).then(async (dropped) => {
+      if (!dropped) return undefined;
+      return (await fleet.until(() => fleet.connectedCount === n, TIMEOUT_MS)) ? (Date.now() - r0) / 1000 : undefined;
+    });
+    await stopped;
+    hubs[victim] = await startHub(dirs[victim]!, hubs[victim]!.port, n, store);
+    const restartDownSeconds = (hubs[victim].listeningAt - r0) / 1000;
+    const reachable = await allReachable(hubs, caPem, admin, n, TIMEOUT_MS);
+    const reachedAt = Date.now();
+    const agentsBackSeconds = await agentsBack;
+    log(`N=${n}: every agent reachable through every hub ${reachable ? `${((reachedAt - r0) / 1000).toFixed(1)} s after the SIGTERM` : '(timed out)'}`);
+    return {
+      n, hubs: hubCount, connectSeconds, hubRssBase, hubRssIdle: idle.map((w) => w.rss), agentsPerHub, hubCpuIdlePct: idle.map((w) => w.cpuPct),
+      agentsBackSeconds, restartDownSeconds,
+      reachableSeconds: reachable ? (reachedAt - r0) / 1000 : undefined,
+      reachableAfterListenSeconds: reachable ? (reachedAt - hubs[victim].listeningAt) / 1000 : undefined,
+    };
+  } finally {
+    await fleet.stop();
+    lb?.close();
+    await Promise.all(hubs.map((h) => stopHub(h)));
+    await pg.stop();
+    fs.rmSync(root, { recursive: true, force: true });
+    for (const d of dirs) fs.rmSync(d, { recursive: true, force: true });
+  }
+}
+
+function reportHa(results: HaResult[], started: Date): string {
+  const rows = results.map((r) => {
+    const base = r.hubRssBase.reduce((a, b) => a + b, 0);
+    const idle = r.hubRssIdle.reduce((a, b) => a + b, 0);
+    const opt = (v: number | undefined) => (v === undefined ? 'timed out' : fmt(v, 1));
+    return [
+      fmt(r.n), String(r.hubs), opt(r.connectSeconds), r.agentsPerHub.map((a) => fmt(a)).join(' / '),
+      r.hubRssBase.map((b) => fmt(mib(b))).join(' / '), r.hubRssIdle.map((b) => fmt(mib(b))).join(' / '),
+      fmt((idle - base) / r.n / 1024, 1), r.hubCpuIdlePct.map((c) => fmt(c, 1)).join(' / '),
+      fmt(r.restartDownSeconds, 1), opt(r.agentsBackSeconds), opt(r.reachableSeconds), opt(r.reachableAfterListenSeconds),
+    ];
+  });
+  const header = ['agents', 'hubs', 'connect all s', 'agents per hub', 'hub RSS 0 agents MiB', 'hub RSS idle MiB', 'KiB / agent (all hubs)', 'hub idle CPU %', 'restart: hub down s', 'restart: agents all connected s', 'restart: all reachable through every hub s', '… counted from the new hub listening s'];
+  return [
+    `Warren scale benchmark, several hubs, ${started.toISOString()}: ${machineLine()}`,
+    'Hubs on one PostgreSQL (each hub its own process), agents spread by a TCP load balancer (round robin, a refused backend skipped);',
+    `agents ${PER_PROCESS} per host process; idle window ${IDLE_SECONDS} s; one hub restarted with SIGTERM (times counted from the SIGTERM).`,
+    '',
+    markdownTable(header, rows),
+  ].join('\n') + '\n';
+}
+
+// ------------------------------------------------------------------------------------------------
 // Report
 
 /** One character per 100 ms: the reconnects in that window, scaled to the busiest one. */
@@ -400,9 +565,17 @@ function report(results: ScaleResult[], started: Date): string {
 
 async function main(): Promise<void> {
   const started = new Date();
-  const results: ScaleResult[] = [];
-  for (const n of COUNTS) results.push(await runScale(n));
-  const text = report(results, started);
+  let text: string;
+  let results: unknown[];
+  if (HUBS > 1) {
+    const ha: HaResult[] = [];
+    for (const n of COUNTS) ha.push(await runHa(n, HUBS));
+    [text, results] = [reportHa(ha, started), ha];
+  } else {
+    const one: ScaleResult[] = [];
+    for (const n of COUNTS) one.push(await runScale(n));
+    [text, results] = [report(one, started), one];
+  }
   process.stdout.write('\n' + text);
   if (OUT) {
     fs.writeFileSync(OUT, text);

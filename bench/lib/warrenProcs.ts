@@ -9,7 +9,7 @@ import path from 'node:path';
 import type { ChildProcess } from 'node:child_process';
 import { type ChildGroup, waitForReady, run } from '../../test/support/proc.js';
 import { tempDir, WARREN_BIN, type HubReady } from '../../test/support/warren.js';
-import { NODE_FLAGS } from '../../src/shared/nodeFlags.js';
+import { AGENT_NODE_FLAGS, NODE_FLAGS } from '../../src/shared/nodeFlags.js';
 
 export interface BenchHub {
   readonly child: ChildProcess;
@@ -30,7 +30,13 @@ const ENV = { WARREN_LOG_LEVEL: 'info' };
  * Extra node flags for hub and agent processes, e.g. BENCH_NODE_ARGS="--cpu-prof --cpu-prof-dir=/tmp/prof"
  * to profile them (profiles are written when they exit at the end of the run).
  */
-const NODE_ARGS = [...NODE_FLAGS, ...(process.env.BENCH_NODE_ARGS ?? '').split(/\s+/).filter(Boolean)];
+const words = (s: string | undefined) => (s ?? '').split(/\s+/).filter(Boolean);
+const NODE_ARGS = [...NODE_FLAGS, ...words(process.env.BENCH_NODE_ARGS)];
+/**
+ * The agent starts with its own role's flags, as its service does (systemd unit, manifest, single-file
+ * build); BENCH_AGENT_FLAGS="…" replaces them (an A/B of agent flags), BENCH_NODE_ARGS is added as well.
+ */
+const AGENT_NODE_ARGS = [...(process.env.BENCH_AGENT_FLAGS !== undefined ? words(process.env.BENCH_AGENT_FLAGS) : AGENT_NODE_FLAGS), ...words(process.env.BENCH_NODE_ARGS)];
 
 /**
  * The connection-rate test opens streams as one principal as fast as it can: the per-principal rate
@@ -83,7 +89,7 @@ export async function benchUser(hub: BenchHub, user: string, agent: string): Pro
 export async function startBenchAgent(opts: { group: ChildGroup; hub: BenchHub; name: string }): Promise<ChildProcess> {
   const token = (await cliJson<{ token: string }>(opts.hub, ['join-token', 'create'])).token;
   const dataDir = tempDir(`bench-agent-${opts.name}`);
-  const child = opts.group.spawn(process.execPath, [...NODE_ARGS, ...WARREN, 'agent', '--name', opts.name, '--data-dir', dataDir, '--hub', opts.hub.url], {
+  const child = opts.group.spawn(process.execPath, [...AGENT_NODE_ARGS, ...WARREN, 'agent', '--name', opts.name, '--data-dir', dataDir, '--hub', opts.hub.url], {
     ipc: true, env: { ...process.env, ...ENV, WARREN_JOIN_TOKEN: token },
   });
   await waitForReady(child, 30_000);

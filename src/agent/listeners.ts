@@ -17,6 +17,7 @@ import type { Logger } from '../shared/log.js';
 import { formatHostPort, formatSource } from '../shared/hostPort.js';
 import { describeBindError } from '../shared/forwardSpec.js';
 import { abortStream, relay } from '../tunnel/relay.js';
+import { EarlyData } from '../tunnel/earlyData.js';
 import { SOURCE_HEADER, type ListenerReport, type ListenerSpec, type ListenerStatus } from '../tunnel/protocol.js';
 import { decodeListenerSet, encodeListenerReport, MAX_LISTENER_BODY } from '../tunnel/listenerSet.js';
 import { decodeRefusalHeaders, refuseStream } from '../tunnel/refusalHeaders.js';
@@ -131,11 +132,15 @@ export class EntryListeners {
     let answered = false;
     const cancel = () => req.close(h2c.NGHTTP2_CANCEL);
     socket.once('close', cancel);
+    // The client's first bytes go with the request; the hub holds them until its target is connected.
+    const early = new EarlyData(socket);
+    early.sendTo(req);
     req.once('close', () => {
       if (!answered) abortStream(socket);
     });
     req.once('response', (h) => {
       answered = true;
+      early.stop(true);
       socket.off('close', cancel);
       if (h[':status'] !== 200) {
         // The hub audited the refusal; the client sees its connection reset, like a closed port.

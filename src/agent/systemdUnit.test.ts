@@ -30,7 +30,7 @@ test('the unit runs the agent unprivileged, hardened, token from the root-only e
   assert.deepEqual(d.get('Group'), ['warren']);
   assert.deepEqual(d.get('EnvironmentFile'), ['/etc/warren/agent.env']);
   assert.deepEqual(d.get('ExecStart'), [
-    '/usr/bin/node --min-semi-space-size=16 --heap-growing-percent=300 /opt/warren/bin/warren.js agent --data-dir /var/lib/warren --route 10.20.0.0/16,.corp.internal --labels "site=dmz,rack=r 7"',
+    '/usr/bin/node --max-semi-space-size=1 --heap-growing-percent=300 /opt/warren/bin/warren.js agent --data-dir /var/lib/warren --route 10.20.0.0/16,.corp.internal --labels "site=dmz,rack=r 7"',
   ]);
   assert.deepEqual(d.get('Restart'), ['always']);
   assert.deepEqual(d.get('NoNewPrivileges'), ['yes']);
@@ -52,7 +52,7 @@ test('a data dir outside /var/lib gets ReadWritePaths only', () => {
   const d = directives(renderAgentUnit({ ...base, dataDir: '/srv/warren-agent', agentArgs: ['--name', 'node7'] }));
   assert.deepEqual(d.get('ReadWritePaths'), ['/srv/warren-agent']);
   assert.equal(d.get('StateDirectory'), undefined);
-  assert.deepEqual(d.get('ExecStart'), ['/usr/bin/node --min-semi-space-size=16 --heap-growing-percent=300 /opt/warren/bin/warren.js agent --data-dir /srv/warren-agent --name node7']);
+  assert.deepEqual(d.get('ExecStart'), ['/usr/bin/node --max-semi-space-size=1 --heap-growing-percent=300 /opt/warren/bin/warren.js agent --data-dir /srv/warren-agent --name node7']);
 });
 
 test('the env file carries the token as WARREN_JOIN_TOKEN', () => {

@@ -16,7 +16,7 @@
  */
 import path from 'node:path';
 import { WarrenError } from '../shared/errors.js';
-import { NODE_FLAGS } from '../shared/nodeFlags.js';
+import { AGENT_NODE_FLAGS } from '../shared/nodeFlags.js';
 
 export const UNIT_PATH = '/etc/systemd/system/warren-agent.service';
 export const ENV_PATH = '/etc/warren/agent.env';
@@ -61,7 +61,7 @@ export function systemdWord(arg: string): string {
 
 export function renderAgentUnit(o: AgentUnitOptions): string {
   checkUnitOptions(o);
-  const exec = [o.nodePath, ...NODE_FLAGS, o.warrenBin, 'agent', '--data-dir', o.dataDir, ...o.agentArgs].map(systemdWord).join(' ');
+  const exec = [o.nodePath, ...AGENT_NODE_FLAGS, o.warrenBin, 'agent', '--data-dir', o.dataDir, ...o.agentArgs].map(systemdWord).join(' ');
   const varLib = '/var/lib/';
   const stateDir = o.dataDir.startsWith(varLib) && o.dataDir.length > varLib.length ? o.dataDir.slice(varLib.length).replace(/\/+$/, '') : undefined;
   return [

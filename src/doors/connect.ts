@@ -41,15 +41,16 @@ export async function handleConnect(req: IncomingMessage, socket: Duplex, head: 
   const abort = new AbortController();
   const onClose = () => abort.abort();
   socket.once('close', onClose);
+  // Bytes a client sent right behind its request (it did not wait for the 200) are the stream's first.
+  if (head.length > 0) socket.unshift(head);
   try {
-    const opened = await deps.opener.open({ target: req.url ?? '', principal, door: deps.door ?? 'connect', source, signal: abort.signal });
+    const opened = await deps.opener.open({ target: req.url ?? '', principal, door: deps.door ?? 'connect', source, signal: abort.signal, early: socket });
     socket.off('close', onClose);
     if (socket.destroyed) {
       opened.stream.destroy();
       return;
     }
     socket.write('HTTP/1.1 200 Connection Established\r\n\r\n');
-    if (head.length > 0) socket.unshift(head);
     await opened.relay(socket);
   } catch (err) {
     socket.off('close', onClose);

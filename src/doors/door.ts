@@ -4,6 +4,7 @@
  * session registry, the router or the store.
  */
 import type { Duplex } from 'node:stream';
+import type { EarlyData } from '../tunnel/earlyData.js';
 
 /** Who is asking. `groups` always includes the groups from the credential; admins carry `warren:admins`. */
 export interface Principal {
@@ -48,7 +49,17 @@ export interface ViaGateway {
 }
 
 /** A stream to a TCP target: HOST:PORT as the client wrote it (IPv6 hosts in brackets). */
-export type OpenRequest = { readonly target: string; readonly gateway?: ViaGateway } & Caller;
+export type OpenRequest = {
+  readonly target: string;
+  readonly gateway?: ViaGateway;
+  /**
+   * The client, when what it sends may travel before the agent has answered (early data): the door has
+   * not answered yet, so a refusal still gets the door's own answer, and the client is the one later
+   * passed to relay(). Read only until the stream is open, then left paused; bytes a door read past its
+   * own protocol must be unshifted into it first.
+   */
+  readonly early?: Duplex;
+} & Caller;
 
 export type AdmitRequest = Destination & Caller & { readonly gateway?: ViaGateway };
 
@@ -63,8 +74,11 @@ export interface Admission {
   readonly revoked: AbortSignal;
   /** For a cluster: the keep-alive pool of kube streams to its agents (an http.Agent). */
   readonly pool: import('node:http').Agent | undefined;
-  /** Opens a stream of this use's own: picks the agent, least loaded first, the next one if a tunnel is lost. */
-  dial(): Promise<{ agent: string; stream: Duplex }>;
+  /**
+   * Opens a stream of this use's own: picks the agent, least loaded first, the next one if a tunnel is
+   * lost. `early`: the client's bytes sent ahead of the agent's answer (src/tunnel/earlyData.ts).
+   */
+  dial(early?: EarlyData): Promise<{ agent: string; stream: Duplex }>;
   /** Records which agent a pooled request went to (so removing that agent revokes the request). */
   usedAgent(agent: string): void;
   /** Frees the quota place and the revocation watch; idempotent. */
@@ -85,6 +99,8 @@ export interface OpenedStream {
   readonly agent: string;
   /** A stream connected to the target through the agent's tunnel. */
   readonly stream: Duplex;
+  /** Bytes of the client's (OpenRequest.early) already sent on `stream`; relay() counts them in `bytesIn`. */
+  readonly sentEarly?: number;
   /**
    * Carries bytes between `client` and the target in both directions, each direction ending on its own
    * (TCP half-close is preserved), until both have ended or either side fails; records the audit row.

@@ -128,7 +128,7 @@ async function serve(session: Session): Promise<void> {
   socket.once('close', onClose);
   let opened: OpenedStream;
   try {
-    opened = await deps.opener.open({ target, principal, door: 'socks5', source, signal: abort.signal });
+    opened = await deps.opener.open({ target, principal, door: 'socks5', source, signal: abort.signal, early: socket });
   } catch (err) {
     const failure = logFailure(log, err, { requestId: streamId, door: 'socks5', source, user: principal.user, target });
     if (failure.status < 500) log.info({ source, user: principal.user, target, code: failure.code, reason: failure.message }, 'socks5 connect refused');

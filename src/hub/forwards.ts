@@ -557,7 +557,7 @@ export class Forwards {
     try {
       const { gateway, sourceIp } = f.record;
       const via = f.record.kind === 'egress' && gateway && sourceIp ? { gateway: { agent: gateway, sourceIp } } : {};
-      const opened = await opener.open({ target: f.record.target, principal: f.principal, door: 'forward', source, signal: abort.signal, ...via });
+      const opened = await opener.open({ target: f.record.target, principal: f.principal, door: 'forward', source, signal: abort.signal, early: client, ...via });
       client.off('close', onClose);
       if (client.destroyed || f.deleted) {
         abortStream(opened.stream);
@@ -565,6 +565,7 @@ export class Forwards {
         return;
       }
       io.accept();
+      f.bytesIn += opened.sentEarly ?? 0;
       const done = opened.relay(client);
       // relay() has attached its pipes synchronously; these only count what flows through them.
       client.on('data', (c: Buffer) => void (f.bytesIn += c.length));

@@ -27,6 +27,7 @@ import type { Logger } from '../shared/log.js';
 import type { HubRecord, Store } from '../store/store.js';
 import { AGENT_HEADER, CONNECTION_WINDOW, H2_SETTINGS, HUB_ALPN, MAX_SESSION_MEMORY_MB, SERVICE_HEADER, SOURCE_IP_HEADER } from '../tunnel/protocol.js';
 import { connectStream, type AgentTunnel, type StreamOpenOptions } from '../tunnel/hubTunnel.js';
+import { EarlyData } from '../tunnel/earlyData.js';
 import { startKeepalive } from '../tunnel/keepalive.js';
 import { verifiedHubPeer } from '../tunnel/peerCertificate.js';
 import { refuseStream } from '../tunnel/refusalHeaders.js';
@@ -288,13 +289,14 @@ export class HubMesh extends EventEmitter implements AgentDirectory {
     const session = http2.connect(hub.relayUrl, {
       settings: H2_SETTINGS,
       maxSessionMemory: MAX_SESSION_MEMORY_MB,
+      // Streams relayed here carry interactive traffic: no Nagle delay on small writes.
       createConnection: () =>
         tls.connect({
           host: url.hostname.replace(/^\[|\]$/g, ''), port: Number(url.port || 443), ALPNProtocols: [HUB_ALPN], cert: certPem, key: keyPem, ca: [caPem],
           // The chain to the shared CA is what proves a hub (only hubs hold serving certificates it issued);
           // the relay address is often a pod IP that no certificate name covers.
           checkServerIdentity: () => undefined,
-        }),
+        }).setNoDelay(true),
     });
     session.on('error', (err: Error) => this.deps.log.debug({ hub: hub.id, err: err.message }, 'relay session to hub failed'));
     session.once('connect', () => session.setLocalWindowSize(CONNECTION_WINDOW));
@@ -325,7 +327,7 @@ export class HubMesh extends EventEmitter implements AgentDirectory {
     const sourceIp = headers[SOURCE_IP_HEADER];
     tunnel
       .open(authority, {
-        timeoutMs: this.deps.dialTimeoutMs, signal: gone.signal,
+        timeoutMs: this.deps.dialTimeoutMs, signal: gone.signal, early: new EarlyData(stream),
         ...(typeof service === 'string' ? { service } : {}), ...(typeof sourceIp === 'string' ? { sourceIp } : {}),
       })
       .then(

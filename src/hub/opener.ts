@@ -19,6 +19,7 @@ import { WarrenError, asWarrenError } from '../shared/errors.js';
 import { formatHostPort, isLabel, parseHostPort } from '../shared/hostPort.js';
 import { KUBE_SERVICE } from '../tunnel/protocol.js';
 import { abortStream, relay } from '../tunnel/relay.js';
+import { EarlyData } from '../tunnel/earlyData.js';
 import { streamSocket } from '../tunnel/streamSocket.js';
 import type { Store } from '../store/store.js';
 import type { Logger } from '../shared/log.js';
@@ -101,10 +102,10 @@ export class HubOpener implements Opener, Admitter {
       revoked: revoked.signal,
       pool: cluster === undefined ? undefined : this.pool(cluster),
       usedAgent: (agent) => void (entry.agent = agent),
-      dial: async () => {
+      dial: async (early) => {
         const started = Date.now();
         try {
-          const { tunnel, stream } = await this.dial(plan, req.principal, req.signal, (t) => {
+          const { tunnel, stream } = await this.dial(plan, req.principal, req.signal, early, (t) => {
             if (slot.bindAgent(t.name)) return true;
             this.deps.metrics.quotaRefusals.inc({ door: req.door, quota: 'agent-share' });
             return false;
@@ -135,28 +136,32 @@ export class HubOpener implements Opener, Admitter {
     let admission: Admission | undefined;
     try {
       admission = await this.admit(req);
-      const { agent, stream } = await admission.dial();
+      const early = req.early ? new EarlyData(req.early) : undefined;
+      const { agent, stream } = await admission.dial(early);
       const a = admission;
       stream.once('close', () => a.end());
+      const sentEarly = early?.sent ?? 0;
       return {
         agent,
         stream,
+        sentEarly,
         relay: async (client): Promise<RelayResult> => {
           const cut = () => (abortStream(stream), abortStream(client));
           if (a.revoked.aborted) cut();
           else a.revoked.addEventListener('abort', cut, { once: true });
           metrics.streamsOpen.inc({ door: req.door });
           const counts = await relay(client, stream);
+          const bytesIn = sentEarly + counts.aToB;
           metrics.streamsOpen.dec({ door: req.door });
-          metrics.bytes.inc({ door: req.door, direction: 'in' }, counts.aToB);
+          metrics.bytes.inc({ door: req.door, direction: 'in' }, bytesIn);
           metrics.bytes.inc({ door: req.door, direction: 'out' }, counts.bToA);
           a.end();
           const reason = a.revoked.aborted ? 'revoked' : counts.error ? `aborted: ${counts.error.message}` : 'closed';
           await audit.record({
             ...base, agent, result: a.revoked.aborted ? 'denied' : counts.error ? 'error' : 'ok', reason,
-            bytesIn: counts.aToB, bytesOut: counts.bToA, durationMs: Date.now() - started,
-          });
-          return { bytesIn: counts.aToB, bytesOut: counts.bToA, reason };
+            bytesIn, bytesOut: counts.bToA, durationMs: Date.now() - started,
+          }, { deferred: true });
+          return { bytesIn, bytesOut: counts.bToA, reason };
         },
       };
     } catch (err) {
@@ -274,19 +279,21 @@ export class HubOpener implements Opener, Admitter {
    * every tunnel was lost, the first agent is given a moment to come back (a hub stopping or dying
    * sends its agents to another hub) and tried once more.
    */
-  private async dial(plan: Plan, principal: Principal, signal: AbortSignal | undefined, take: (t: AgentLink) => boolean) {
+  private async dial(plan: Plan, principal: Principal, signal: AbortSignal | undefined, early: EarlyData | undefined, take: (t: AgentLink) => boolean) {
     try {
-      return await this.dialAny(plan.agents, plan, principal, signal, take);
+      return await this.dialAny(plan.agents, plan, principal, signal, early, take);
     } catch (err) {
       const first = plan.agents[0];
       if (!first || plan.service || asWarrenError(err).code !== 'WARREN_E_TUNNEL_LOST') throw err;
       const back = await this.deps.tunnels.moved(first.name, first, Math.min(this.deps.dialTimeoutMs, RECONNECT_WAIT_MS), signal);
       if (!back) throw err;
-      return this.dialAny([back], plan, principal, signal, () => true);
+      return this.dialAny([back], plan, principal, signal, early, () => true);
     }
   }
 
-  private async dialAny(agents: readonly AgentLink[], plan: Plan, principal: Principal, signal: AbortSignal | undefined, take: (t: AgentLink) => boolean) {
+  private async dialAny(
+    agents: readonly AgentLink[], plan: Plan, principal: Principal, signal: AbortSignal | undefined, early: EarlyData | undefined, take: (t: AgentLink) => boolean,
+  ) {
     let last: WarrenError | undefined;
     for (const tunnel of agents) {
       if (!take(tunnel)) {
@@ -296,6 +303,7 @@ export class HubOpener implements Opener, Admitter {
       try {
         const stream = await tunnel.open(plan.authority, {
           timeoutMs: this.deps.dialTimeoutMs, service: plan.service, ...(plan.sourceIp ? { sourceIp: plan.sourceIp } : {}), ...(signal ? { signal } : {}),
+          ...(early ? { early } : {}),
         });
         return { tunnel, stream };
       } catch (err) {
@@ -315,7 +323,7 @@ export class HubOpener implements Opener, Admitter {
         const agents = this.clusterAgents(cluster);
         if (agents.length === 0) throw new WarrenError('WARREN_E_AGENT_OFFLINE', `cluster ${cluster} has no connected agent`, { cluster });
         const plan: Plan = { agents, authority: cluster, service: KUBE_SERVICE, reach: { cluster }, kubeGroups: [] };
-        const { tunnel, stream } = await this.dial(plan, { user: 'hub', groups: [], via: 'token' }, undefined, () => true);
+        const { tunnel, stream } = await this.dial(plan, { user: 'hub', groups: [], via: 'token' }, undefined, undefined, () => true);
         const socket = streamSocket(stream);
         socket.tag = tunnel.name;
         return socket;

@@ -22,6 +22,7 @@ import { fieldErrors } from '../../test/support/kube/objects.js';
 import { run } from '../../test/support/proc.js';
 import { WarrenError } from '../shared/errors.js';
 import { VERSION } from '../shared/version.js';
+import { AGENT_NODE_OPTIONS } from '../shared/nodeFlags.js';
 import { AGENT_CLUSTER_ROLE_RULES, agentClusterRoleName, agentManifest, type AgentManifestOptions } from './manifest.js';
 
 const TOKEN = 'wj1.aHR0cHM6Ly9odWIuZXhhbXBsZS5jb206ODQ0Mw.0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef.3f2a9c01d4e5b6a7.c2VjcmV0LXNlY3JldC1zZWNyZXQtc2VjcmV0LXNlY3JldA';
@@ -108,6 +109,7 @@ describe('agentManifest', () => {
     assert.deepEqual(container.command, [
       'warren', 'agent', '--kube', 'in-cluster', '--cluster', 'alpha', '--token-file', '/var/run/warren/join-token', '--data-dir', '/var/lib/warren',
     ]);
+    assert.deepEqual(container.env, [{ name: 'NODE_OPTIONS', value: AGENT_NODE_OPTIONS }], 'the agent runs with its own heap flags');
     const data = container.volumeMounts.find((m: Obj) => m.mountPath === '/var/lib/warren');
     assert.ok(pod.volumes.find((v: Obj) => v.name === data.name).emptyDir);
     assert.equal(container.image, `ghcr.io/warren/warren:${VERSION}`);

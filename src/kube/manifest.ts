@@ -28,6 +28,7 @@
 import YAML from 'yaml';
 import { WarrenError } from '../shared/errors.js';
 import { VERSION } from '../shared/version.js';
+import { AGENT_NODE_OPTIONS } from '../shared/nodeFlags.js';
 
 export interface AgentManifestOptions {
   /** Warren cluster name (`--cluster`), an RFC 1123 label; also the `app.kubernetes.io/instance` label. */
@@ -191,6 +192,8 @@ export function agentObjects(opts: AgentManifestOptions): Record<string, unknown
                 image: o.image,
                 imagePullPolicy: 'IfNotPresent',
                 command,
+                // The agent's own heap flags (src/shared/nodeFlags.ts): it idles on every cluster.
+                env: [{ name: 'NODE_OPTIONS', value: AGENT_NODE_OPTIONS }],
                 ports: [{ name: 'health', containerPort: AGENT_HEALTH_PORT, protocol: 'TCP' }],
                 livenessProbe: probe('/healthz', 10, 3),
                 readinessProbe: probe('/readyz', 5, 2),

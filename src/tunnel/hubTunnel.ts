@@ -14,6 +14,7 @@ import { decodeListenerReport, encodeListenerSet, MAX_LISTENER_BODY } from './li
 import { decodeRefusalHeaders } from './refusalHeaders.js';
 import { startKeepalive } from './keepalive.js';
 import { abortSession } from './relay.js';
+import type { EarlyData } from './earlyData.js';
 import {
   ALPN, CONNECTION_WINDOW, H2_SETTINGS, INFO_PATH, LISTENERS_PATH, MAX_SESSION_MEMORY_MB, SERVICE_HEADER, SOURCE_IP_HEADER,
   type AgentInfo, type ListenerReport, type ListenerSet, type Refusal,
@@ -140,6 +141,8 @@ export class AgentTunnel {
 
 export interface StreamOpenOptions {
   readonly timeoutMs: number;
+  /** The client's bytes to send right behind the HEADERS, before the answer (src/tunnel/earlyData.ts). */
+  readonly early?: EarlyData;
   readonly signal?: AbortSignal;
   readonly service?: string;
   readonly sourceIp?: string;
@@ -148,7 +151,8 @@ export interface StreamOpenOptions {
 /**
  * Sends a CONNECT request on `session` (an agent's tunnel, or another hub's relay session) and resolves
  * with the stream once the far end answered 200; a refusal comes back as the WarrenError it carries, a
- * lost session as WARREN_E_TUNNEL_LOST. `path` names the way in errors (`tunnel to agent "a"`).
+ * lost session as WARREN_E_TUNNEL_LOST. `path` names the way in errors (`tunnel to agent "a"`). With
+ * `o.early`, the client's bytes follow the HEADERS at once; the client is left paused when this settles.
  */
 export function connectStream(
   session: ClientHttp2Session,
@@ -175,6 +179,7 @@ export function connectStream(
       settled = true;
       clearTimeout(timer);
       signal?.removeEventListener('abort', onAbort);
+      o.early?.stop(err === undefined);
       if (err) {
         req.close(h2c.NGHTTP2_CANCEL);
         reject(err);
@@ -195,6 +200,7 @@ export function connectStream(
     // Every stream closes, most of them long after they opened: build the error only when it is one
     // (an Error captures a stack trace; this was a measurable part of the per-connection cost).
     req.once('close', () => settled || settle(new WarrenError('WARREN_E_TUNNEL_LOST', `${path} closed while opening the stream`, { agent })));
+    o.early?.sendTo(req);
   });
 }
 

@@ -3,6 +3,12 @@
  * if the previous one is still unanswered when the next is due, the peer is declared dead. So a peer
  * that stops answering is detected within two intervals, including a silent partition where no FIN or
  * RST ever arrives.
+ *
+ * A hub holds one session per agent, so the sessions share one timer per interval (a wheel of SLOTS
+ * slots, one slot run per tick) instead of a timer each: a session joins the slot that has just run, so
+ * its pings come every interval from its start, as a timer of its own would send them (to within
+ * interval / SLOTS), and the pings of many sessions stay spread over the interval instead of leaving
+ * in one burst.
  */
 import type { Http2Session } from 'node:http2';
 
@@ -12,28 +18,78 @@ export interface KeepaliveOptions {
   readonly onDead: () => void;
 }
 
-export function startKeepalive(session: Http2Session, opts: KeepaliveOptions): () => void {
-  let outstanding = false;
-  const timer = setInterval(() => {
-    // Only a destroyed session stops the pings: a closing one (GOAWAY, streams still draining) must
-    // still notice a peer that died meanwhile, or it lingers with its streams forever.
-    if (session.destroyed) return stop();
-    if (outstanding) {
-      stop();
-      opts.onDead();
-      return;
+const SLOTS = 16;
+
+interface Beat {
+  slot: number;
+  /** Sends the next ping, or declares the peer dead if the last one is unanswered. */
+  readonly run: () => void;
+}
+
+class Wheel {
+  private readonly slots: Array<Set<Beat>> = Array.from({ length: SLOTS }, () => new Set());
+  /** The slot the next tick runs. */
+  private cursor = 0;
+  private size = 0;
+  private timer: NodeJS.Timeout | undefined;
+
+  constructor(private readonly intervalMs: number) {}
+
+  add(beat: Beat): void {
+    beat.slot = (this.cursor + SLOTS - 1) % SLOTS;
+    this.slots[beat.slot]!.add(beat);
+    this.size++;
+    if (!this.timer) {
+      this.timer = setInterval(() => this.tick(), this.intervalMs / SLOTS);
+      this.timer.unref();
     }
-    outstanding = true;
-    const sent = session.ping((err, durationMs) => {
-      if (err) return; // session closing; its own close handling takes over
-      outstanding = false;
-      opts.onRtt?.(durationMs);
-    });
-    if (!sent) outstanding = false;
-  }, opts.intervalMs);
-  timer.unref();
+  }
+
+  remove(beat: Beat): void {
+    if (!this.slots[beat.slot]!.delete(beat)) return;
+    if (--this.size > 0) return;
+    clearInterval(this.timer);
+    this.timer = undefined;
+    wheels.delete(this.intervalMs);
+  }
+
+  private tick(): void {
+    const due = this.slots[this.cursor]!;
+    this.cursor = (this.cursor + 1) % SLOTS;
+    for (const beat of due) beat.run();
+  }
+}
+
+const wheels = new Map<number, Wheel>();
+
+export function startKeepalive(session: Http2Session, opts: KeepaliveOptions): () => void {
+  let wheel = wheels.get(opts.intervalMs);
+  if (!wheel) wheels.set(opts.intervalMs, (wheel = new Wheel(opts.intervalMs)));
+  let outstanding = false;
+  const answered = (err: Error | null, durationMs: number) => {
+    if (err) return; // session closing; its own close handling takes over
+    outstanding = false;
+    opts.onRtt?.(durationMs);
+  };
+  const beat: Beat = {
+    slot: 0,
+    run() {
+      // Only a destroyed session stops the pings: a closing one (GOAWAY, streams still draining) must
+      // still notice a peer that died meanwhile, or it lingers with its streams forever.
+      if (session.destroyed) return stop();
+      if (outstanding) {
+        stop();
+        opts.onDead();
+        return;
+      }
+      outstanding = true;
+      if (!session.ping(answered)) outstanding = false;
+    },
+  };
+  const owner = wheel;
+  owner.add(beat);
   function stop(): void {
-    clearInterval(timer);
+    owner.remove(beat);
   }
   session.once('close', stop);
   return stop;

@@ -169,8 +169,11 @@ function carry(src: Duplex, dst: Duplex, count: (n: number) => void): void {
   // its first bytes unshifted); pipe() resumes it explicitly, and so must this.
   if (dst.writableNeedDrain) src.pause();
   else src.resume();
-  src.once('end', () => {
+  const onEnd = () => {
     // end() also flushes what is still corked.
     if (!dst.destroyed && !dst.writableEnded) dst.end();
-  });
+  };
+  // A source read before the relay took it (early data) may have delivered its EOF already.
+  if (src.readableEnded) onEnd();
+  else src.once('end', onEnd);
 }

@@ -67,10 +67,14 @@ export function streamSocket(stream: Http2Stream): StreamSocket {
   stream.on('timeout', () => socket.emit('timeout'));
   Object.assign(socket, {
     stream,
+    // As net.Socket's: setTimeout(0, cb) removes cb. Node's HTTP client takes its request's timeout
+    // listener off a pooled socket that way when a response ends; adding it instead left one more
+    // listener per reuse (MaxListenersExceededWarning after ten requests on one pooled stream).
     setTimeout(ms: number, cb?: () => void) {
       (socket as StreamSocket & { timeout?: number }).timeout = ms;
       stream.setTimeout(ms);
-      if (cb) socket.once('timeout', cb);
+      if (cb && ms === 0) socket.off('timeout', cb);
+      else if (cb) socket.once('timeout', cb);
       return socket;
     },
     setKeepAlive: () => socket,

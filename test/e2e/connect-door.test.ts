@@ -11,6 +11,7 @@ import { ChildGroup, run, waitForLine, withDeadline } from '../support/proc.js';
 import { seededSha256, sha256Hex, startUpstream, type Upstream } from '../support/upstreams.js';
 import { accessToken, cli, cliJson, startAgent, startHub, tempDir, WARREN_BIN, type AgentProc, type HubProc } from '../support/warren.js';
 import { waitForAudit } from '../support/audit.js';
+import { freePort } from '../support/inProcess.js';
 
 interface CurlResult {
   /** The status of the CONNECT (curl's %{http_connect}); 0 when curl never got one. */
@@ -28,13 +29,17 @@ interface RawAnswer {
   body: Buffer;
 }
 
-/** Sends one CONNECT over TLS by hand and reads the hub's answer to its end (refusals close the socket). */
-function rawConnect(hub: HubProc, target: string, headers: Record<string, string> = {}): Promise<RawAnswer> {
+/**
+ * Sends one CONNECT over TLS by hand and reads the hub's answer to its end (refusals close the socket).
+ * `pipelined`: bytes sent in the same write as the request, before any answer (a client that does not
+ * wait for the 200).
+ */
+function rawConnect(hub: HubProc, target: string, headers: Record<string, string> = {}, pipelined = ''): Promise<RawAnswer> {
   const lines = [`CONNECT ${target} HTTP/1.1`, `Host: ${target}`, ...Object.entries(headers).map(([k, v]) => `${k}: ${v}`)];
   return withDeadline(
     new Promise<RawAnswer>((resolve, reject) => {
       const socket = tls.connect({ host: '127.0.0.1', port: hub.port, ca: fs.readFileSync(hub.caPath), ALPNProtocols: ['http/1.1'] }, () =>
-        socket.write(lines.join('\r\n') + '\r\n\r\n'),
+        socket.write(lines.join('\r\n') + '\r\n\r\n' + pipelined),
       );
       const chunks: Buffer[] = [];
       socket.on('data', (c: Buffer) => chunks.push(c));
@@ -170,6 +175,26 @@ describe('HTTP CONNECT door with real curl', () => {
     assert.match(r.body.toString(), /marker=connect-door/);
     const wrong = await curl('/', ['--proxy-user', 'ana:wrong']);
     assert.equal(wrong.connect, 407, wrong.stderr);
+  });
+
+  it('a request sent right behind the CONNECT (no wait for the 200) is answered; to a closed port the client gets the 502, not its bytes back', async () => {
+    const auth = { 'Proxy-Authorization': `Bearer ${userToken}` };
+    const get = `GET / HTTP/1.1\r\nHost: ${target}\r\nConnection: close\r\n\r\n`;
+    const ok = await rawConnect(hub, target, auth, get);
+    assert.equal(ok.status, 200, ok.head);
+    const answer = ok.body.toString('latin1');
+    assert.match(answer, /^HTTP\/1\.1 200 /);
+    assert.match(answer, /\r\n\r\nhello from \S+ marker=connect-door\n$/);
+    await waitForAudit(hub, (row) => row.user === 'ana' && row.door === 'connect' && row.result === 'ok' && row.bytesIn === get.length, `an ok stream row with bytesIn ${get.length}`);
+
+    // The bytes went out before the agent dialled; the dial fails: the door still answers the refusal.
+    const closed = await freePort();
+    const g = await cli(hub, ['grant', '--user', 'ana', '--agent', 'site1', '--ports', String(closed)]);
+    assert.equal(g.code, 0, g.stderr);
+    const refused = await rawConnect(hub, `site1:${closed}`, auth, get);
+    assert.equal(refused.status, 502, refused.head);
+    assert.equal(JSON.parse(refused.body.toString()).code, 'WARREN_E_TARGET_REFUSED');
+    await waitForAudit(hub, (row) => row.user === 'ana' && row.target === `site1:${closed}` && row.result === 'error' && (row.reason ?? '').startsWith('WARREN_E_TARGET_REFUSED'), 'the refused stream audited as an error');
   });
 
   it('unknown host nosuch:80 → 502 with a JSON body naming the host', async () => {

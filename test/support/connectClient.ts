@@ -162,6 +162,28 @@ export function readAll(stream: Readable, onData?: (chunk: Buffer, total: number
 }
 
 /**
+ * After a clean EOF on a half-open socket (`allowHalfOpen`), tells a peer's reset from its FIN: writes
+ * one byte and resolves with the error the kernel reports (`ECONNRESET` when an RST came in: the kernel
+ * keeps its error for the next call on the socket), or undefined when the write is accepted (a FIN: the
+ * peer ended cleanly, or the connection is still open).
+ *
+ * Why a clean EOF can hide an RST: Node 20's libuv (1.46) takes a short read together with POLLHUP as
+ * end-of-file without reading again, so an RST that arrives with the last bytes is reported as 'end'
+ * and its ECONNRESET is never read (libuv/libuv#4992, fixed by libuv/libuv#4997). A client that reads
+ * to EOF and must know whether the stream finished asks the socket once more, as this does.
+ */
+export function errorAfterEof(socket: Writable): Promise<NodeJS.ErrnoException | undefined> {
+  return new Promise((resolve) => {
+    if (socket.destroyed || socket.writableEnded) {
+      resolve(new Error('the socket was closed before the EOF could be checked'));
+      return;
+    }
+    socket.on('error', () => undefined); // reported through the write callback
+    socket.write(Buffer.alloc(1), (err) => resolve(err ?? undefined));
+  });
+}
+
+/**
  * Writes `n` bytes of the seeded stream (the same AES-128-CTR keystream as test/fixtures/upstream.mjs)
  * with backpressure, then half-closes; resolves with the hex sha256 of what was written. Rejects if
  * the stream fails or closes before everything was written.
