@@ -31,9 +31,9 @@ import { fileURLToPath } from 'node:url';
 import { parse as goTemplate } from '@evertdespiegeleer/go-template';
 import { Ajv } from 'ajv';
 import { validate as lintDockerfile } from 'dockerfile-utils';
-import { Deployment } from 'kubernetes-models/apps/v1';
+import { Deployment, StatefulSet } from 'kubernetes-models/apps/v1';
 import { PodDisruptionBudget } from 'kubernetes-models/policy/v1';
-import { ClusterRole, ClusterRoleBinding } from 'kubernetes-models/rbac.authorization.k8s.io/v1';
+import { ClusterRole, ClusterRoleBinding, Role, RoleBinding } from 'kubernetes-models/rbac.authorization.k8s.io/v1';
 import { PersistentVolumeClaim, Secret, Service, ServiceAccount } from 'kubernetes-models/v1';
 import YAML from 'yaml';
 import { agentObjects } from '../src/kube/manifest.js';
@@ -255,15 +255,21 @@ describe('Helm chart deploy/helm/warren', () => {
     const names = [a, b, c].map((r) => r.objects.map(key));
     assert.equal(new Set(names.flat()).size, names.flat().length, `shared objects: ${names.flat().filter((n, i, all) => all.indexOf(n) !== i).join(', ')}`);
     assert.deepEqual(ids(a.objects), [
-      'ClusterRole/warren-system:edge-agent-impersonator', 'ClusterRoleBinding/warren-system:edge-agent-impersonator', 'Deployment/edge-agent', 'Deployment/edge-hub',
-      'PersistentVolumeClaim/edge-hub-data', 'Secret/edge-join-token', 'Service/edge-hub', 'ServiceAccount/edge-agent',
+      'ClusterRole/warren-system:edge-agent-impersonator', 'ClusterRoleBinding/warren-system:edge-agent-impersonator', 'Deployment/edge-hub',
+      'PersistentVolumeClaim/edge-hub-data', 'Role/edge-agent-identity', 'RoleBinding/edge-agent-identity', 'Secret/edge-agent-identity', 'Secret/edge-join-token',
+      'Service/edge-hub', 'ServiceAccount/edge-agent', 'StatefulSet/edge-agent',
     ]);
     // The references follow the names: binding → role and account, pod → account, secret, claim.
     const binding = find(a.objects, 'ClusterRoleBinding', 'warren-system:edge-agent-impersonator');
     assert.equal(binding.roleRef.name, 'warren-system:edge-agent-impersonator');
     assert.deepEqual(binding.subjects, [{ kind: 'ServiceAccount', name: 'edge-agent', namespace: 'warren-system' }]);
-    const agentPod = find(a.objects, 'Deployment', 'edge-agent').spec.template.spec;
+    const agentPod = find(a.objects, 'StatefulSet', 'edge-agent').spec.template.spec;
     assert.equal(agentPod.serviceAccountName, 'edge-agent');
+    const command: string[] = agentPod.containers[0].command;
+    assert.equal(command[command.indexOf('--identity-secret') + 1], 'edge-agent-identity');
+    assert.deepEqual(find(a.objects, 'Role', 'edge-agent-identity').rules[0].resourceNames, ['edge-agent-identity']);
+    const identityBinding = find(a.objects, 'RoleBinding', 'edge-agent-identity');
+    assert.deepEqual([identityBinding.roleRef.name, identityBinding.subjects], ['edge-agent-identity', [{ kind: 'ServiceAccount', name: 'edge-agent', namespace: 'warren-system' }]]);
     assert.equal(agentPod.volumes.find((v: Obj) => v.name === 'join-token').secret.secretName, 'edge-join-token');
     assert.equal(find(a.objects, 'Deployment', 'edge-hub').spec.template.spec.volumes.find((v: Obj) => v.name === 'data').persistentVolumeClaim.claimName, 'edge-hub-data');
     assert.match(a.notes, /deploy\/edge-hub/);
@@ -271,8 +277,8 @@ describe('Helm chart deploy/helm/warren', () => {
 
   it('uses an existing join-token Secret instead of rendering one', async () => {
     const { objects } = await renderChart({ hub: { enabled: false }, agent: { enabled: true, cluster: 'alpha', existingSecret: 'agent-token' } });
-    assert.ok(!objects.some((o) => o.kind === 'Secret'));
-    const volume = find(objects, 'Deployment', 'warren-agent').spec.template.spec.volumes.find((v: Obj) => v.name === 'join-token');
+    assert.deepEqual(objects.filter((o) => o.kind === 'Secret').map((o) => o.metadata.name), ['warren-agent-identity'], 'no join-token Secret');
+    const volume = find(objects, 'StatefulSet', 'warren-agent').spec.template.spec.volumes.find((v: Obj) => v.name === 'join-token');
     assert.equal(volume.secret.secretName, 'agent-token');
   });
 
@@ -309,8 +315,9 @@ describe('Helm chart deploy/helm/warren', () => {
   it('renders hub and agent together', async () => {
     const { objects } = await renderChart({ agent: AGENT_VALUES.agent });
     assert.deepEqual(ids(objects), [
-      'ClusterRole/warren-system:warren-agent-impersonator', 'ClusterRoleBinding/warren-system:warren-agent-impersonator', 'Deployment/warren-agent', 'Deployment/warren-hub',
-      'PersistentVolumeClaim/warren-hub-data', 'Secret/warren-join-token', 'Service/warren-hub', 'ServiceAccount/warren-agent',
+      'ClusterRole/warren-system:warren-agent-impersonator', 'ClusterRoleBinding/warren-system:warren-agent-impersonator', 'Deployment/warren-hub',
+      'PersistentVolumeClaim/warren-hub-data', 'Role/warren-agent-identity', 'RoleBinding/warren-agent-identity', 'Secret/warren-agent-identity',
+      'Secret/warren-join-token', 'Service/warren-hub', 'ServiceAccount/warren-agent', 'StatefulSet/warren-agent',
     ]);
   });
 
@@ -318,7 +325,7 @@ describe('Helm chart deploy/helm/warren', () => {
     const single = await renderChart({ agent: AGENT_VALUES.agent, hub: { tlsSecret: 'warren-tls', publicUrl: 'https://h:8443' } });
     const ha = await renderChart({ hub: HA_VALUES });
     const models: Record<string, new (o: never) => { validate(): void }> = {
-      Deployment, Service, PersistentVolumeClaim, Secret, ServiceAccount, ClusterRole, ClusterRoleBinding, PodDisruptionBudget,
+      Deployment, StatefulSet, Service, PersistentVolumeClaim, Secret, ServiceAccount, ClusterRole, ClusterRoleBinding, Role, RoleBinding, PodDisruptionBudget,
     };
     for (const o of [...single.objects, ...ha.objects]) {
       const Model = models[o.kind];
@@ -359,7 +366,7 @@ describe('Helm chart deploy/helm/warren', () => {
       assert.equal(applied.stderr, '', 'no unknown-field warnings');
       assert.match(applied.stdout, /^deployment\.apps\/warren-hub created$/m);
       assert.match(applied.stdout, /^persistentvolumeclaim\/warren-hub-data created$/m);
-      assert.match(applied.stdout, /^deployment\.apps\/warren-agent created$/m);
+      assert.match(applied.stdout, /^statefulset\.apps\/warren-agent created$/m);
       assert.ok(api.requests.slice(m).filter((q) => q.method === 'POST').every((q) => /fieldValidation=Strict/.test(q.query)));
       const svc = await kubectl(['get', 'svc', 'warren-hub', '-n', 'warren-system', '-o', 'jsonpath={.spec.clusterIP}']);
       assert.match(svc.stdout, /^10\.96\.\d+\.\d+$/);
@@ -394,11 +401,11 @@ describe('Dockerfile', () => {
     // The manifests run `command: [warren, …]`, which replaces the entrypoint: `warren` must be on PATH.
     assert.ok(runtime.some((i) => i.op === 'RUN' && /ln -s \/app\/bin\/warren\.js \/usr\/local\/bin\/warren/.test(i.args)));
     const { objects } = await renderChart({ agent: AGENT_VALUES.agent });
-    for (const d of objects.filter((o) => o.kind === 'Deployment')) {
+    for (const d of objects.filter((o) => o.kind === 'Deployment' || o.kind === 'StatefulSet')) {
       assert.equal(d.spec.template.spec.securityContext.runAsUser, 10001);
       assert.equal(d.spec.template.spec.containers[0].command[0], 'warren');
     }
-    const manifestPod = (agentObjects({ cluster: 'alpha', joinToken: TOKEN }).find((o) => o.kind === 'Deployment') as Obj).spec.template.spec;
+    const manifestPod = (agentObjects({ cluster: 'alpha', joinToken: TOKEN }).find((o) => o.kind === 'StatefulSet') as Obj).spec.template.spec;
     assert.equal(manifestPod.securityContext.runAsUser, 10001);
   });
 

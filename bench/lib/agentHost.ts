@@ -11,7 +11,7 @@
  */
 import path from 'node:path';
 import { pino } from 'pino';
-import { enroll } from '../../src/agent/identity.js';
+import { dataDirStore, enroll } from '../../src/agent/identity.js';
 import { agentConfig } from '../../src/agent/config.js';
 import { startAgent, type Agent } from '../../src/agent/agent.js';
 
@@ -41,7 +41,7 @@ async function enrollAll(m: Extract<Msg, { cmd: 'enroll' }>): Promise<void> {
     while (next < m.names.length) {
       const name = m.names[next++]!;
       try {
-        await enroll({ token: m.token, name, labels: {}, dataDir: path.join(m.root, name), hubOverride: m.hub });
+        await enroll({ token: m.token, name, labels: {}, store: dataDirStore(path.join(m.root, name)), hubOverride: m.hub });
       } catch (err) {
         failed++;
         firstError ??= (err as Error).message;

@@ -21,18 +21,21 @@ import type { AgentConfig } from './config.js';
 import { handleConnectStream } from './dialer.js';
 import { refuseStream } from '../tunnel/refusalHeaders.js';
 import { parseJoinToken } from '../shared/joinToken.js';
-import { enroll, joinTokenOrThrow, loadIdentity, renew, renewalDelayMs, type AgentIdentity } from './identity.js';
+import { dataDirStore, enroll, joinTokenOrThrow, renew, renewalDelayMs, type AgentIdentity, type IdentityStore } from './identity.js';
 import { EntryListeners } from './listeners.js';
 import { checkOwnedSourceIps } from './sourceIps.js';
 import { Uplink } from '../tunnel/uplink.js';
 import { KubeCredentials } from './kube/credentials.js';
 import { KubeProxy } from './kube/kubeProxy.js';
+import { secretIdentityStore } from './kube/identitySecret.js';
 
 /** A tunnel that stayed up this long resets the backoff. */
 const STABLE_MS = 10_000;
 
 export interface Agent extends EventEmitter {
   readonly name: string;
+  /** The hub URL it dials (--hub, else the one its identity was enrolled with). */
+  readonly hubUrl: URL;
   /** Resolves when the agent stops: after stop(), or rejects on a fatal refusal from the hub. */
   readonly done: Promise<void>;
   readonly connected: boolean;
@@ -50,19 +53,23 @@ export async function startAgent(config: AgentConfig, log: Logger): Promise<Agen
     kube = new KubeProxy(config.clusters, creds, log.child({ component: 'kube' }));
     log.info({ cluster: config.clusters[0], server: creds.server.origin, source: config.kube.kind }, 'serving the Kubernetes API of the cluster');
   }
-  let identity = loadIdentity(config.dataDir);
+  // In a pod with --identity-secret the identity outlives the pod: a Secret, keyed by the agent's name.
+  const store = config.identitySecret !== undefined ? await secretIdentityStore(config.identitySecret, config.name) : dataDirStore(config.dataDir);
+  let identity = await store.load();
   if (identity && config.nameGiven && identity.name !== config.name) {
-    log.warn({ stored: identity.name, flag: config.name }, 'data dir holds another agent name; using the stored identity');
+    log.warn({ stored: identity.name, flag: config.name }, `${store.where} holds another agent name; using the stored identity`);
   }
   if (!identity) {
     if (!config.token) {
-      throw new WarrenError('WARREN_E_CONFIG', `no agent identity in ${config.dataDir} and no join token: run \`warren join-token create\` on the hub side and start with --token-file FILE or WARREN_JOIN_TOKEN set`);
+      throw new WarrenError('WARREN_E_CONFIG', `no agent identity in ${store.where} and no join token: run \`warren join-token create\` on the hub side and start with --token-file FILE or WARREN_JOIN_TOKEN set`);
     }
     const proxyUrl = proxyFor(hubOverride ?? new URL(joinTokenOrThrow(config.token).hubUrl), config);
-    identity = await enroll({ token: config.token, name: config.name, labels: config.labels, dataDir: config.dataDir, hubOverride: config.hub, proxy: proxyUrl });
-    log.info({ agent: identity.name, hub: identity.hubUrl.origin, dataDir: config.dataDir }, 'enrolled: identity stored in the data dir; later starts need no token');
+    identity = await enroll({ token: config.token, name: config.name, labels: config.labels, store, hubOverride: config.hub, proxy: proxyUrl });
+    log.info({ agent: identity.name, hub: identity.hubUrl.origin }, `enrolled: identity stored in ${store.where}; later starts need no token`);
+  } else if (config.identitySecret !== undefined) {
+    log.info({ agent: identity.name }, `identity of ${identity.name} loaded from ${store.where}`);
   }
-  const agent = new AgentRunner(identity, config, log.child({ agent: identity.name }), hubOverride, kube);
+  const agent = new AgentRunner(identity, store, config, log.child({ agent: identity.name }), hubOverride, kube);
   agent.start();
   return agent;
 }
@@ -89,6 +96,8 @@ class AgentRunner extends EventEmitter implements Agent {
 
   constructor(
     private identity: AgentIdentity,
+    /** Where the identity is kept (data dir or Secret): saved again on re-join and renewal. */
+    private readonly store: IdentityStore,
     private readonly config: AgentConfig,
     private readonly log: Logger,
     private readonly hubOverride: URL | undefined,
@@ -118,7 +127,7 @@ class AgentRunner extends EventEmitter implements Agent {
     return Boolean(this.session && !this.session.closed && !this.session.destroyed);
   }
 
-  private get hubUrl(): URL {
+  get hubUrl(): URL {
     return this.hubOverride ?? this.identity.hubUrl;
   }
 
@@ -153,7 +162,7 @@ class AgentRunner extends EventEmitter implements Agent {
           }
           if (refusal.code === 'WARREN_E_AGENT_REVOKED' || refusal.code === 'WARREN_E_AGENT_CLAIM_DENIED') {
             const message = refusal.code === 'WARREN_E_AGENT_REVOKED'
-              ? `${refusal.message.replace(/; join again with a new token$/, '')}: to join again, start it with a new join token (\`warren join-token create\`, then --token-file FILE or WARREN_JOIN_TOKEN), which replaces the identity in ${this.config.dataDir}`
+              ? `${refusal.message.replace(/; join again with a new token$/, '')}: to join again, start it with a new join token (\`warren join-token create\`, then --token-file FILE or WARREN_JOIN_TOKEN), which replaces the identity in ${this.store.where}`
               : refusal.message;
             this.stopped = true;
             this.rejectDone(new WarrenError(refusal.code, message));
@@ -196,10 +205,10 @@ class AgentRunner extends EventEmitter implements Agent {
   /** Enrolls again with the given join token; a token the hub refuses stops the agent, saying why. */
   private async rejoin(refusal: Refusal): Promise<void> {
     const name = this.config.nameGiven ? this.config.name : this.identity.name;
-    this.log.warn({ code: refusal.code }, `${refusal.message}; joining again as ${name} with the join token given, replacing the identity in ${this.config.dataDir}`);
+    this.log.warn({ code: refusal.code }, `${refusal.message}; joining again as ${name} with the join token given, replacing the identity in ${this.store.where}`);
     try {
       const next = await enroll({
-        token: this.config.token!, name, labels: this.config.labels, dataDir: this.config.dataDir, hubOverride: this.config.hub, proxy: proxyFor(this.hubUrl, this.config),
+        token: this.config.token!, name, labels: this.config.labels, store: this.store, hubOverride: this.config.hub, proxy: proxyFor(this.hubUrl, this.config),
       });
       this.useIdentity(next);
       this.scheduleRenewal();
@@ -297,7 +306,7 @@ class AgentRunner extends EventEmitter implements Agent {
     clearTimeout(this.renewTimer);
     if (this.stopped) return;
     this.renewTimer = setTimeout(() => {
-      renew(this.identity, this.config.dataDir, proxyFor(this.hubUrl, this.config)).then(
+      renew(this.identity, this.store, proxyFor(this.hubUrl, this.config)).then(
         (next) => {
           this.useIdentity(next);
           this.log.info('agent certificate renewed');

@@ -28,6 +28,14 @@ test('--log-level, else WARREN_LOG_LEVEL, else info; a bad value names where it 
   assert.throws(() => agentConfig({ name: 'a', logLevel: 'loud' as 'info' }, {}), configError(/^--log-level: must be trace, debug/));
 });
 
+test('--identity-secret: a Secret name, and only inside a pod', () => {
+  const pod = { KUBERNETES_SERVICE_HOST: '10.96.0.1', KUBERNETES_SERVICE_PORT: '443' };
+  assert.equal(agentConfig({ name: 'a', identitySecret: 'warren-agent-identity' }, pod).identitySecret, 'warren-agent-identity');
+  assert.equal(agentConfig({ name: 'a' }, pod).identitySecret, undefined);
+  assert.throws(() => agentConfig({ name: 'a', identitySecret: 'warren-agent-identity' }, {}), configError(/^--identity-secret: KUBERNETES_SERVICE_HOST\/PORT are not set; is this running in a pod\?/));
+  assert.throws(() => agentConfig({ name: 'a', identitySecret: 'Bad_Name' }, pod), configError(/^--identity-secret: "Bad_Name" is not a Kubernetes object name/));
+});
+
 test('--kube in-cluster: one cluster named after the agent, probes on :8081, and only inside a pod', () => {
   const pod = { KUBERNETES_SERVICE_HOST: '10.96.0.1', KUBERNETES_SERVICE_PORT: '443' };
   const c = agentConfig({ name: 'alpha-1', kube: 'in-cluster' }, pod);

@@ -37,6 +37,11 @@ export function parseLabels(text: string | undefined): Record<string, string> {
  */
 const DEFAULT_IN_CLUSTER_HEALTH = '0.0.0.0:8081';
 
+/** A Kubernetes object name (RFC 1123 subdomain): what a Secret may be called. */
+function isDnsSubdomain(s: string): boolean {
+  return s.length <= 253 && s.split('.').every(isLabel);
+}
+
 export const agentOptions = {
   tokenFile: option(z.string(), {
     arg: 'file',
@@ -53,7 +58,11 @@ export const agentOptions = {
     arg: 'name',
     help: 'agent name, an RFC 1123 label (default: the first label of the hostname)',
   }),
-  dataDir: option(z.string().transform((dir) => path.resolve(dir)), { arg: 'dir', default: './warren-agent', help: 'where the key, certificate and hub CA are kept' }),
+  dataDir: option(z.string().transform((dir) => path.resolve(dir)), { arg: 'dir', default: './warren-agent', help: 'where the key, certificate and hub CA are kept (unless --identity-secret)' }),
+  identitySecret: option(textAs((s) => (isDnsSubdomain(s) ? s : undefined), 'is not a Kubernetes object name (lower-case letters, digits, \'-\', \'.\', at most 253)'), {
+    arg: 'name',
+    help: 'in a pod: keep the identity in this Secret of the pod\'s namespace (under the key NAME.json), not in --data-dir, so a replaced pod comes back as the same agent; needs get and update on it',
+  }),
   labels: option(
     z.string().transform((text, ctx) => {
       try {
@@ -103,11 +112,15 @@ const agentSchema = optionsSchema(agentOptions).transform((f, ctx) => {
       return fail(`--token-file ${f.tokenFile}: ${(err as Error).message}`);
     }
   }
+  const inPod = Boolean(f.kubernetesServiceHost && f.kubernetesServicePort);
+  if (f.identitySecret !== undefined && !inPod) {
+    return fail('--identity-secret: KUBERNETES_SERVICE_HOST/PORT are not set; is this running in a pod? (outside one the identity stays in --data-dir)');
+  }
   let kube: KubeSource | undefined;
   if (f.kubeContext !== undefined && !f.kube) return fail('--kube-context goes with --kube KUBECONFIG');
   if (f.kube === 'in-cluster') {
     if (f.kubeContext !== undefined) return fail('--kube-context goes with --kube KUBECONFIG, not in-cluster');
-    if (!f.kubernetesServiceHost || !f.kubernetesServicePort) {
+    if (!inPod) {
       return fail('--kube in-cluster: KUBERNETES_SERVICE_HOST/PORT are not set; is this running in a pod? (else use --kube PATH-TO-KUBECONFIG)');
     }
     kube = { kind: 'in-cluster' };
@@ -132,6 +145,8 @@ const agentSchema = optionsSchema(agentOptions).transform((f, ctx) => {
     /** --name was given (not the hostname default): a stored identity with another name is worth a warning. */
     nameGiven: f.name !== undefined,
     dataDir: f.dataDir,
+    /** --identity-secret: the Secret (in the pod's namespace) that holds the identity instead of the data dir. */
+    identitySecret: f.identitySecret,
     labels: f.labels,
     allow: f.allow ?? ['localhost', '127.0.0.1', '::1', ...f.route],
     routes: f.route,

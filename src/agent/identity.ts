@@ -1,5 +1,7 @@
 /**
- * The agent's identity in its data dir:
+ * The agent's identity, kept in an IdentityStore: by default its data dir (below), or in a pod a
+ * Kubernetes Secret (--identity-secret, ./kube/identitySecret.ts), so that a pod that is replaced
+ * comes back as the same agent. In the data dir:
  *
  *   identity.json   { name, hubUrl, caPin, joinTokenId }
  *   agent.key       private key, generated here, never leaves the machine
@@ -36,6 +38,39 @@ export interface AgentIdentity {
 
 const identitySchema = z.object({ name: z.string(), hubUrl: z.string(), caPin: z.string(), joinTokenId: z.string().optional() });
 
+/** Where an identity is kept: loaded once at start, saved on join, re-join and renewal. */
+export interface IdentityStore {
+  /** For messages: "data dir /var/lib/warren", "Secret warren-system/warren-agent-identity (key node1.json)". */
+  readonly where: string;
+  load(): Promise<AgentIdentity | undefined>;
+  save(id: AgentIdentity): Promise<void>;
+}
+
+/** The identity as one JSON document (what a Secret holds under the agent's key). */
+export const identityDocumentSchema = identitySchema.extend({ caPem: z.string(), certPem: z.string(), keyPem: z.string() });
+
+export function identityDocument(id: AgentIdentity): z.input<typeof identityDocumentSchema> {
+  return { name: id.name, hubUrl: id.hubUrl.toString(), caPin: id.caPin, joinTokenId: id.joinTokenId, caPem: id.caPem, certPem: id.certPem, keyPem: id.keyPem };
+}
+
+/** Throws when the document is not an identity (the caller says where it came from and what to do). */
+export function identityFromDocument(doc: unknown): AgentIdentity {
+  const id = identityDocumentSchema.parse(doc);
+  if (!id.certPem.includes('BEGIN CERTIFICATE') || !id.caPem.includes('BEGIN CERTIFICATE') || !id.keyPem.includes('PRIVATE KEY')) {
+    throw new Error('a certificate or the key is not PEM');
+  }
+  return { ...id, joinTokenId: id.joinTokenId, hubUrl: new URL(id.hubUrl) };
+}
+
+/** The identity in a data dir (the files listed above). */
+export function dataDirStore(dataDir: string): IdentityStore {
+  return {
+    where: `data dir ${dataDir}`,
+    load: () => Promise.resolve(loadIdentity(dataDir)),
+    save: (id) => Promise.resolve(saveIdentity(dataDir, id)),
+  };
+}
+
 function files(dataDir: string) {
   const f = (n: string) => path.join(dataDir, n);
   return { identity: f('identity.json'), key: f('agent.key'), cert: f('agent.crt'), ca: f('ca.crt') };
@@ -54,7 +89,7 @@ async function newCsr(name: string): Promise<{ csrPem: string; keyPem: string }>
   return createCsr(name);
 }
 
-export function loadIdentity(dataDir: string): AgentIdentity | undefined {
+function loadIdentity(dataDir: string): AgentIdentity | undefined {
   const f = files(dataDir);
   if (!fs.existsSync(f.identity)) return undefined;
   try {
@@ -89,7 +124,7 @@ export async function enroll(opts: {
   token: string;
   name: string;
   labels: Record<string, string>;
-  dataDir: string;
+  store: IdentityStore;
   hubOverride?: string | undefined;
   proxy?: URL | undefined;
 }): Promise<AgentIdentity> {
@@ -102,17 +137,17 @@ export async function enroll(opts: {
     await hubRequest({ ...base, ca: caPem }, 'POST', '/api/v1/join', { body: { token: opts.token, name: opts.name, csr: csrPem, labels: opts.labels } }),
   );
   const id: AgentIdentity = { name: out.name, hubUrl, caPin: parsed.caPin, joinTokenId: parsed.id, caPem, certPem: out.certPem, keyPem };
-  saveIdentity(opts.dataDir, id);
+  await opts.store.save(id);
   return id;
 }
 
 /** Renews the certificate over mTLS with the current one; returns the new identity (already saved). */
-export async function renew(id: AgentIdentity, dataDir: string, proxy?: URL): Promise<AgentIdentity> {
+export async function renew(id: AgentIdentity, store: IdentityStore, proxy?: URL): Promise<AgentIdentity> {
   const ep: HubEndpoint = { url: id.hubUrl, ca: id.caPem, cert: id.certPem, key: id.keyPem, ...(proxy ? { proxy } : {}) };
   const { csrPem, keyPem } = await newCsr(id.name);
   const out = jsonOrThrow<{ certPem: string }>(await hubRequest(ep, 'POST', '/api/v1/renew', { body: { csr: csrPem } }));
   const next = { ...id, certPem: out.certPem, keyPem };
-  saveIdentity(dataDir, next);
+  await store.save(next);
   return next;
 }
 

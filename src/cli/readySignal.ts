@@ -7,7 +7,6 @@ import { formatHostPort } from '../shared/hostPort.js';
 import type { Hub } from '../hub/hub.js';
 import type { AgentConfig } from '../agent/config.js';
 import type { Agent } from '../agent/agent.js';
-import { loadIdentity } from '../agent/identity.js';
 
 function sendReady(ready: Record<string, unknown>): void {
   if (!process.send || !process.connected) return;
@@ -27,5 +26,5 @@ export function sendHubReady(hub: Hub, extra: Record<string, unknown> = {}): voi
 
 /** `{ ready: { name, hub } }` when the agent's tunnel is first up; `hub` is the URL it dials. */
 export function sendAgentReadyWhenUp(agent: Agent, config: AgentConfig): void {
-  agent.once('connected', () => sendReady({ name: agent.name, hub: config.hub ?? loadIdentity(config.dataDir)?.hubUrl.href }));
+  agent.once('connected', () => sendReady({ name: agent.name, hub: config.hub ?? agent.hubUrl.href }));
 }

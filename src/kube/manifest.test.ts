@@ -13,8 +13,8 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { Deployment } from 'kubernetes-models/apps/v1';
-import { ClusterRole, ClusterRoleBinding } from 'kubernetes-models/rbac.authorization.k8s.io/v1';
+import { StatefulSet } from 'kubernetes-models/apps/v1';
+import { ClusterRole, ClusterRoleBinding, Role, RoleBinding } from 'kubernetes-models/rbac.authorization.k8s.io/v1';
 import { Namespace, Secret, ServiceAccount } from 'kubernetes-models/v1';
 import YAML from 'yaml';
 import { DEFAULT_RULES, startFakeApiserver, type FakeApiserver } from '../../test/support/kube/apiserver.js';
@@ -48,11 +48,11 @@ const byKind = (docs: Obj[], kind: string): Obj => {
 
 describe('agentManifest', () => {
   const docs = parse(agentManifest(BASE));
-  const deployment = byKind(docs, 'Deployment');
-  const pod = deployment.spec.template.spec;
+  const workload = byKind(docs, 'StatefulSet');
+  const pod = workload.spec.template.spec;
   const container = pod.containers[0];
 
-  it('is multi-document YAML of the six objects, in apply order', () => {
+  it('is multi-document YAML of the nine objects, in apply order', () => {
     assert.deepEqual(
       docs.map((d) => `${d.apiVersion}/${d.kind}/${d.metadata.name}`),
       [
@@ -61,10 +61,13 @@ describe('agentManifest', () => {
         'rbac.authorization.k8s.io/v1/ClusterRole/warren-system:warren-agent-impersonator',
         'rbac.authorization.k8s.io/v1/ClusterRoleBinding/warren-system:warren-agent-impersonator',
         'v1/Secret/warren-join-token',
-        'apps/v1/Deployment/warren-agent',
+        'v1/Secret/warren-agent-identity',
+        'rbac.authorization.k8s.io/v1/Role/warren-agent-identity',
+        'rbac.authorization.k8s.io/v1/RoleBinding/warren-agent-identity',
+        'apps/v1/StatefulSet/warren-agent',
       ],
     );
-    for (const d of docs.filter((x) => ['ServiceAccount', 'Secret', 'Deployment'].includes(x.kind))) assert.equal(d.metadata.namespace, 'warren-system');
+    for (const d of docs.filter((x) => ['ServiceAccount', 'Secret', 'Role', 'RoleBinding', 'StatefulSet'].includes(x.kind))) assert.equal(d.metadata.namespace, 'warren-system');
     for (const d of docs.filter((x) => ['Namespace', 'ClusterRole', 'ClusterRoleBinding'].includes(x.kind))) assert.equal(d.metadata.namespace, undefined);
   });
 
@@ -81,8 +84,28 @@ describe('agentManifest', () => {
     assert.deepEqual(binding.roleRef, { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: agentClusterRoleName('warren-system') });
     assert.deepEqual(binding.subjects, [{ kind: 'ServiceAccount', name: 'warren-agent', namespace: 'warren-system' }]);
     assert.equal(pod.serviceAccountName, binding.subjects[0].name);
-    // No Role/RoleBinding sneaks in more rights.
-    assert.equal(docs.filter((d) => /Role/.test(d.kind)).length, 2);
+    // The only other rights: get and update of the identity Secret, by name, in its own namespace.
+    assert.equal(docs.filter((d) => /Role/.test(d.kind)).length, 4);
+    const identity = byKind(docs, 'Role');
+    assert.deepEqual(identity.rules, [{ apiGroups: [''], resources: ['secrets'], resourceNames: ['warren-agent-identity'], verbs: ['get', 'update'] }]);
+    const identityBinding = byKind(docs, 'RoleBinding');
+    assert.deepEqual(identityBinding.roleRef, { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name: 'warren-agent-identity' });
+    assert.deepEqual(identityBinding.subjects, binding.subjects);
+  });
+
+  it('keeps each replica\'s identity in the identity Secret: pod N is always agent CLUSTER-warren-agent-N', () => {
+    // A StatefulSet: one pod per name at any time, the same name after a restart, a move or a rollout.
+    assert.deepEqual([workload.spec.podManagementPolicy, workload.spec.updateStrategy], ['Parallel', { type: 'RollingUpdate' }]);
+    const command: string[] = container.command;
+    const at = (flag: string) => command[command.indexOf(flag) + 1];
+    assert.equal(at('--name'), 'alpha-$(POD_NAME)');
+    assert.deepEqual(container.env[1], { name: 'POD_NAME', valueFrom: { fieldRef: { fieldPath: 'metadata.name' } } });
+    assert.equal(at('--identity-secret'), 'warren-agent-identity');
+    const identity = docs.find((d) => d.kind === 'Secret' && d.metadata.name === 'warren-agent-identity');
+    assert.deepEqual([identity.type, identity.data, identity.stringData], ['Opaque', undefined, undefined], 'the agents write their own keys');
+    assert.ok(!container.command.includes('--data-dir') && !pod.volumes.some((v: Obj) => v.name === 'data'), 'no identity in the pod\'s own storage');
+    // Agent names are RFC 1123 labels, the last replica's included.
+    assert.throws(() => agentManifest({ ...BASE, cluster: 'c'.repeat(50), replicas: 10 }), /agent names \(c+-warren-agent-9\) must fit in 63 characters/);
   });
 
   it('gives the stand-in apiserver the same agent grant (so Warren tests run with what the manifest grants)', () => {
@@ -94,9 +117,9 @@ describe('agentManifest', () => {
   });
 
   it('keeps the join token in the Secret only, mounted as the file the agent reads', () => {
-    const secret = byKind(docs, 'Secret');
+    const secret = docs.find((d) => d.kind === 'Secret' && d.metadata.name === 'warren-join-token');
     assert.deepEqual(secret.stringData, { 'join-token': TOKEN });
-    const others = docs.filter((d) => d.kind !== 'Secret');
+    const others = docs.filter((d) => d !== secret);
     assert.ok(!JSON.stringify(others).includes(TOKEN), 'the token must not appear outside the Secret (e.g. in the command line)');
     const mount = container.volumeMounts.find((m: Obj) => m.name === 'join-token');
     const volume = pod.volumes.find((v: Obj) => v.name === 'join-token');
@@ -105,17 +128,16 @@ describe('agentManifest', () => {
     assert.equal(mount.readOnly, true);
   });
 
-  it('runs `warren agent` in-cluster with the token file and an emptyDir data dir', () => {
+  it('runs `warren agent` in-cluster with the token file and the identity Secret', () => {
     assert.deepEqual(container.command, [
-      'warren', 'agent', '--kube', 'in-cluster', '--cluster', 'alpha', '--token-file', '/var/run/warren/join-token', '--data-dir', '/var/lib/warren',
+      'warren', 'agent', '--kube', 'in-cluster', '--cluster', 'alpha', '--name', 'alpha-$(POD_NAME)', '--identity-secret', 'warren-agent-identity',
+      '--token-file', '/var/run/warren/join-token',
     ]);
-    assert.deepEqual(container.env, [{ name: 'NODE_OPTIONS', value: AGENT_NODE_OPTIONS }], 'the agent runs with its own heap flags');
-    const data = container.volumeMounts.find((m: Obj) => m.mountPath === '/var/lib/warren');
-    assert.ok(pod.volumes.find((v: Obj) => v.name === data.name).emptyDir);
+    assert.deepEqual(container.env[0], { name: 'NODE_OPTIONS', value: AGENT_NODE_OPTIONS }, 'the agent runs with its own heap flags');
     assert.equal(container.image, `ghcr.io/warren/warren:${VERSION}`);
-    assert.equal(deployment.spec.replicas, 2);
+    assert.equal(workload.spec.replicas, 2);
     const hub = parse(agentManifest({ ...BASE, hubUrl: 'https://hub.example.com:8443' }));
-    assert.deepEqual(byKind(hub, 'Deployment').spec.template.spec.containers[0].command.slice(-2), ['--hub', 'https://hub.example.com:8443']);
+    assert.deepEqual(byKind(hub, 'StatefulSet').spec.template.spec.containers[0].command.slice(-2), ['--hub', 'https://hub.example.com:8443']);
   });
 
   it('probes /healthz and /readyz on :8081 and sets requests and limits', () => {
@@ -141,8 +163,8 @@ describe('agentManifest', () => {
   });
 
   it('selects exactly the pods its template labels', () => {
-    for (const [k, v] of Object.entries(deployment.spec.selector.matchLabels)) assert.equal(deployment.spec.template.metadata.labels[k], v);
-    assert.equal(deployment.spec.template.metadata.labels['app.kubernetes.io/instance'], 'alpha');
+    for (const [k, v] of Object.entries(workload.spec.selector.matchLabels)) assert.equal(workload.spec.template.metadata.labels[k], v);
+    assert.equal(workload.spec.template.metadata.labels['app.kubernetes.io/instance'], 'alpha');
   });
 
   it('honours namespace, image and replicas', () => {
@@ -150,8 +172,9 @@ describe('agentManifest', () => {
     assert.ok(custom.filter((d) => d.metadata.namespace !== undefined).every((d) => d.metadata.namespace === 'edge'));
     assert.equal(byKind(custom, 'Namespace').metadata.name, 'edge');
     assert.equal(byKind(custom, 'ClusterRoleBinding').subjects[0].namespace, 'edge');
-    assert.equal(byKind(custom, 'Deployment').spec.replicas, 3);
-    assert.equal(byKind(custom, 'Deployment').spec.template.spec.containers[0].image, 'registry.local/warren:dev');
+    assert.equal(byKind(custom, 'RoleBinding').subjects[0].namespace, 'edge');
+    assert.equal(byKind(custom, 'StatefulSet').spec.replicas, 3);
+    assert.equal(byKind(custom, 'StatefulSet').spec.template.spec.containers[0].image, 'registry.local/warren:dev');
   });
 
   it('refuses bad options at once, without echoing the token', () => {
@@ -173,24 +196,24 @@ describe('agentManifest', () => {
   });
 
   it('validates against the Kubernetes OpenAPI schemas (kubernetes-models)', () => {
-    const models: Record<string, new (o: never) => { validate(): void }> = { Namespace, ServiceAccount, ClusterRole, ClusterRoleBinding, Secret, Deployment };
+    const models: Record<string, new (o: never) => { validate(): void }> = { Namespace, ServiceAccount, ClusterRole, ClusterRoleBinding, Secret, Role, RoleBinding, StatefulSet };
     for (const d of docs) {
       const Model = models[d.kind];
       assert.ok(Model, d.kind);
       assert.doesNotThrow(() => new Model(d as never).validate(), `${d.kind}`);
     }
-    // The validator is not a rubber stamp: a Deployment without a selector is refused.
-    const broken = structuredClone(deployment);
+    // The validator is not a rubber stamp: a StatefulSet without a selector is refused.
+    const broken = structuredClone(workload);
     delete broken.spec.selector;
-    assert.throws(() => new Deployment(broken as never).validate());
+    assert.throws(() => new StatefulSet(broken as never).validate());
   });
 
   it('decodes strictly: no unknown field anywhere, no value of the wrong type', async () => {
     for (const d of docs) assert.deepEqual(await fieldErrors(d.kind, d).then(({ unknown, wrongType }) => ({ unknown, wrongType })), { unknown: [], wrongType: [] }, d.kind);
     // ...and it catches a typo deep inside.
-    const typo = structuredClone(deployment);
+    const typo = structuredClone(workload);
     typo.spec.template.spec.containers[0].securityContext.readOnlyRootFileSystem = true;
-    assert.deepEqual((await fieldErrors('Deployment', typo)).unknown, ['spec.template.spec.containers[0].securityContext.readOnlyRootFileSystem']);
+    assert.deepEqual((await fieldErrors('StatefulSet', typo)).unknown, ['spec.template.spec.containers[0].securityContext.readOnlyRootFileSystem']);
   });
 
   describe('with kubectl against the kube-apiserver stand-in', () => {
@@ -218,14 +241,17 @@ describe('agentManifest', () => {
       `clusterrole.rbac.authorization.k8s.io/warren-system:warren-agent-impersonator ${kind}`,
       `clusterrolebinding.rbac.authorization.k8s.io/warren-system:warren-agent-impersonator ${kind}`,
       `secret/warren-join-token ${kind}`,
-      `deployment.apps/warren-agent ${kind}`,
+      `secret/warren-agent-identity ${kind}`,
+      `role.rbac.authorization.k8s.io/warren-agent-identity ${kind}`,
+      `rolebinding.rbac.authorization.k8s.io/warren-agent-identity ${kind}`,
+      `statefulset.apps/warren-agent ${kind}`,
     ];
 
     it('is accepted by `kubectl apply --dry-run=client -f -`, which creates nothing', async () => {
       const r = await kubectl(['apply', '--dry-run=client', '-f', '-'], manifest);
       assert.equal(r.code, 0, r.stderr);
       assert.deepEqual(r.stdout.trim().split('\n'), lines('created (dry run)'));
-      assert.equal(api.getObject('deployments', 'warren-system', 'warren-agent'), undefined);
+      assert.equal(api.getObject('statefulsets', 'warren-system', 'warren-agent'), undefined);
     });
 
     it('applies with strict field validation, re-applies as unchanged, and passes a server-side dry run', async () => {
@@ -236,20 +262,25 @@ describe('agentManifest', () => {
       assert.deepEqual(applied.stdout.trim().split('\n'), lines('created'), applied.stderr);
       assert.equal(applied.stderr, '', 'no warnings (unknown fields would be reported here)');
       const posts = api.requests.slice(m).filter((q) => q.method === 'POST');
-      assert.equal(posts.length, 6);
+      assert.equal(posts.length, 9);
       assert.ok(posts.every((q) => /(^|&)fieldValidation=Strict(&|$)/.test(q.query)));
       const rv = api.resourceVersion();
       const again = await kubectl(['apply', '-f', '-'], manifest);
       // stringData is write-only, so kubectl's three-way diff always finds it missing and sends it again
       // (a real cluster says "configured" here too); the object itself does not change.
-      assert.deepEqual(again.stdout.trim().split('\n'), lines('unchanged').map((l) => l.replace(/^(secret\/\S+) unchanged$/, '$1 configured')), again.stderr);
+      assert.deepEqual(again.stdout.trim().split('\n'), lines('unchanged').map((l) => l.replace(/^(secret\/warren-join-token) unchanged$/, '$1 configured')), again.stderr);
       assert.equal(api.resourceVersion(), rv, 're-applying the same manifest wrote nothing');
       const dry = await kubectl(['apply', '--dry-run=server', '-f', '-'], manifest.replace('replicas: 2', 'replicas: 3'));
       assert.equal(dry.code, 0, dry.stderr);
-      assert.match(dry.stdout, /^deployment\.apps\/warren-agent configured \(server dry run\)$/m);
-      assert.equal((api.getObject('deployments', 'warren-system', 'warren-agent') as { spec: { replicas: number } }).spec.replicas, 2);
+      assert.match(dry.stdout, /^statefulset\.apps\/warren-agent configured \(server dry run\)$/m);
+      assert.equal((api.getObject('statefulsets', 'warren-system', 'warren-agent') as { spec: { replicas: number } }).spec.replicas, 2);
       const secret = api.getObject('secrets', 'warren-system', 'warren-join-token') as { data: Record<string, string> };
       assert.equal(Buffer.from(secret.data['join-token']!, 'base64').toString(), TOKEN, 'stored like the apiserver does: stringData folded into data');
+      // The agents' keys in the identity Secret survive a re-apply: they were never in the applied configuration.
+      const key = await kubectl(['-n', 'warren-system', 'patch', 'secret', 'warren-agent-identity', '-p', '{"data":{"alpha-warren-agent-0.json":"e30="}}']);
+      assert.equal(key.code, 0, key.stderr);
+      assert.equal((await kubectl(['apply', '-f', '-'], manifest)).code, 0);
+      assert.deepEqual((api.getObject('secrets', 'warren-system', 'warren-agent-identity') as { data: unknown }).data, { 'alpha-warren-agent-0.json': 'e30=' });
       const role = await kubectl(['get', 'clusterrole', 'warren-system:warren-agent-impersonator', '-o', 'json']);
       assert.deepEqual(JSON.parse(role.stdout).rules, [{ apiGroups: [''], resources: ['users', 'groups', 'serviceaccounts'], verbs: ['impersonate'] }]);
     });

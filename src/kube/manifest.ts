@@ -9,16 +9,23 @@
  *                        Impersonate-User/Group, so the member cluster's RBAC judges the real caller
  *   ClusterRoleBinding   NAMESPACE:warren-agent-impersonator → the ServiceAccount
  *   Secret               warren-join-token: the join token, mounted at /var/run/warren/join-token
- *   Deployment           warren-agent: `replicas` agents (2: a tunnel survives a node or a rollout), each
- *                        with its own data dir (emptyDir) and health endpoints on :8081
+ *   Secret               warren-agent-identity: the agents' identities (key, certificate), one key per
+ *                        agent, written by the agents themselves (`--identity-secret`)
+ *   Role, RoleBinding    warren-agent-identity: `get` and `update` on that one Secret (resourceNames), and
+ *                        nothing else in the namespace
+ *   StatefulSet          warren-agent: `replicas` agents (2: a tunnel survives a node or a rollout) with
+ *                        health endpoints on :8081. Pod N is agent CLUSTER-warren-agent-N, always: the
+ *                        StatefulSet runs at most one pod per name, so a replica that restarts, moves
+ *                        or is rolled out loads its identity from the Secret and comes back as the same
+ *                        agent, and no two live pods ever hold one identity (with a Deployment, a
+ *                        surge pod would, and the hub keeps one tunnel per agent name)
  *
  * Impersonating groups is as strong as the groups the hub asserts (a grant with `--kube-groups
  * system:masters` is cluster-admin); that decision belongs to the hub's grants, which is the point.
  *
- * The data dir is an emptyDir, so a restarted pod joins again: create the join token with enough uses
- * (`warren join-token create --uses N`) or a TTL that covers the rollout, and run the hub with
- * `--agent-gc-after D` so that the agents of pods that are gone are removed. The token must allow the
- * cluster (`--clusters NAME`), or the hub refuses the agents.
+ * The join token is used once per replica, on its first start: create it with `--uses` at least the
+ * replica count (more, for scaling up later). The token must allow the cluster (`--clusters NAME`),
+ * or the hub refuses the agents.
  *
  * @module
  * @example
@@ -54,8 +61,16 @@ export interface AgentManifestOptions {
 export const AGENT_NAMES = {
   serviceAccount: 'warren-agent',
   secret: 'warren-join-token',
-  deployment: 'warren-agent',
+  /** The Secret of the agents' identities, and the Role and RoleBinding that let them use it. */
+  identity: 'warren-agent-identity',
+  statefulSet: 'warren-agent',
 } as const;
+
+/**
+ * The agent name of each pod: `CLUSTER-POD_NAME`, POD_NAME from the downward API (`warren-agent-0`, …).
+ * The cluster keeps the names of two clusters' agents apart on one hub.
+ */
+export const agentNameArg = (cluster: string): string => `${cluster}-$(POD_NAME)`;
 
 /** `NAMESPACE:warren-agent-impersonator`, the ClusterRole and ClusterRoleBinding of the agents in NAMESPACE. */
 export const agentClusterRoleName = (namespace: string): string => `${namespace}:warren-agent-impersonator`;
@@ -64,7 +79,6 @@ export const agentClusterRoleName = (namespace: string): string => `${namespace}
 export const AGENT_PATHS = {
   tokenDir: '/var/run/warren',
   tokenFile: '/var/run/warren/join-token',
-  dataDir: '/var/lib/warren',
 } as const;
 
 export const AGENT_HEALTH_PORT = 8081;
@@ -73,6 +87,11 @@ export const AGENT_HEALTH_PORT = 8081;
 export const AGENT_CLUSTER_ROLE_RULES = [
   { apiGroups: [''], resources: ['users', 'groups', 'serviceaccounts'], verbs: ['impersonate'] },
 ] as const;
+
+/** In its own namespace: read and write its identity Secret, and nothing else (`create` cannot be limited to a name: the manifest creates it). */
+export const agentIdentityRoleRules = (secretName: string) => [
+  { apiGroups: [''], resources: ['secrets'], resourceNames: [secretName], verbs: ['get', 'update'] },
+];
 
 const RFC1123_LABEL = /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/;
 /** The pod's user: not root, and not a uid that exists in common base images. */
@@ -101,8 +120,9 @@ export function agentObjects(opts: AgentManifestOptions): Record<string, unknown
     'warren', 'agent',
     '--kube', 'in-cluster',
     '--cluster', o.cluster,
+    '--name', agentNameArg(o.cluster),
+    '--identity-secret', AGENT_NAMES.identity,
     '--token-file', AGENT_PATHS.tokenFile,
-    '--data-dir', AGENT_PATHS.dataDir,
     ...(o.hubUrl ? ['--hub', o.hubUrl] : []),
   ];
   const probe = (path: string, periodSeconds: number, failureThreshold: number) => ({
@@ -156,14 +176,37 @@ export function agentObjects(opts: AgentManifestOptions): Record<string, unknown
       stringData: { 'join-token': o.joinToken },
     },
     {
+      apiVersion: 'v1',
+      kind: 'Secret',
+      // No data here: each agent adds its own key. `kubectl apply` again keeps them (they were never
+      // part of the applied configuration).
+      metadata: { name: AGENT_NAMES.identity, namespace: o.namespace, labels },
+      type: 'Opaque',
+    },
+    {
+      apiVersion: 'rbac.authorization.k8s.io/v1',
+      kind: 'Role',
+      metadata: { name: AGENT_NAMES.identity, namespace: o.namespace, labels },
+      rules: agentIdentityRoleRules(AGENT_NAMES.identity),
+    },
+    {
+      apiVersion: 'rbac.authorization.k8s.io/v1',
+      kind: 'RoleBinding',
+      metadata: { name: AGENT_NAMES.identity, namespace: o.namespace, labels },
+      roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name: AGENT_NAMES.identity },
+      subjects: [{ kind: 'ServiceAccount', name: AGENT_NAMES.serviceAccount, namespace: o.namespace }],
+    },
+    {
       apiVersion: 'apps/v1',
-      kind: 'Deployment',
-      metadata: { name: AGENT_NAMES.deployment, namespace: o.namespace, labels },
+      kind: 'StatefulSet',
+      metadata: { name: AGENT_NAMES.statefulSet, namespace: o.namespace, labels },
       spec: {
         replicas: o.replicas,
         selector: { matchLabels: selector },
-        // Never drop below the desired count during a rollout: a new agent is up before an old one drains.
-        strategy: { type: 'RollingUpdate', rollingUpdate: { maxUnavailable: 0, maxSurge: 1 } },
+        // Pods start and stop together (no ordering needed); a rollout replaces one pod at a time, so
+        // the other replicas keep serving.
+        podManagementPolicy: 'Parallel',
+        updateStrategy: { type: 'RollingUpdate' },
         template: {
           metadata: { labels },
           spec: {
@@ -192,8 +235,8 @@ export function agentObjects(opts: AgentManifestOptions): Record<string, unknown
                 image: o.image,
                 imagePullPolicy: 'IfNotPresent',
                 command,
-                // The agent's own heap flags (src/shared/nodeFlags.ts): it idles on every cluster.
-                env: [{ name: 'NODE_OPTIONS', value: AGENT_NODE_OPTIONS }],
+                // The agent's own heap flags (src/shared/nodeFlags.ts): it idles on every cluster. POD_NAME: its agent name.
+                env: [{ name: 'NODE_OPTIONS', value: AGENT_NODE_OPTIONS }, { name: 'POD_NAME', valueFrom: { fieldRef: { fieldPath: 'metadata.name' } } }],
                 ports: [{ name: 'health', containerPort: AGENT_HEALTH_PORT, protocol: 'TCP' }],
                 livenessProbe: probe('/healthz', 10, 3),
                 readinessProbe: probe('/readyz', 5, 2),
@@ -213,14 +256,12 @@ export function agentObjects(opts: AgentManifestOptions): Record<string, unknown
                   seccompProfile: { type: 'RuntimeDefault' },
                 },
                 volumeMounts: [
-                  { name: 'data', mountPath: AGENT_PATHS.dataDir },
                   { name: 'join-token', mountPath: AGENT_PATHS.tokenDir, readOnly: true },
                   { name: 'tmp', mountPath: '/tmp' },
                 ],
               },
             ],
             volumes: [
-              { name: 'data', emptyDir: { sizeLimit: '64Mi' } },
               {
                 name: 'join-token',
                 // 0440: readable by the pod's fsGroup, which owns the projected file.
@@ -251,6 +292,8 @@ function validate(opts: AgentManifestOptions): ValidOptions {
   if (!RFC1123_LABEL.test(opts.cluster)) throw bad(`cluster "${opts.cluster}" is not an RFC 1123 label (lowercase letters, digits, '-')`);
   if (!RFC1123_LABEL.test(namespace)) throw bad(`namespace "${namespace}" is not an RFC 1123 label`);
   if (!Number.isInteger(replicas) || replicas < 1) throw bad(`replicas must be a whole number of at least 1, not ${replicas}`);
+  const lastAgent = agentNameArg(opts.cluster).replace('$(POD_NAME)', `${AGENT_NAMES.statefulSet}-${replicas - 1}`);
+  if (lastAgent.length > 63) throw bad(`cluster "${opts.cluster}" is too long: agent names (${lastAgent}) must fit in 63 characters`);
   // Never echo the token: it is a secret.
   if (opts.joinToken.trim() === '' || /\s/.test(opts.joinToken)) throw bad('the join token is empty or contains whitespace');
   if (opts.hubUrl !== undefined) {

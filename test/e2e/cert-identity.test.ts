@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { enroll, type AgentIdentity } from '../../src/agent/identity.js';
+import { dataDirStore, enroll, type AgentIdentity } from '../../src/agent/identity.js';
 import { hubRequest, type HubResponse } from '../../src/client/hubHttp.js';
 import { certSerial, createCsr } from '../../src/pki/pki.js';
 import { ChildGroup } from '../support/proc.js';
@@ -20,7 +20,7 @@ describe('client certificates at the API: agent renewal, user certificates', () 
 
   before(async () => {
     hub = await startHub({ group: procs });
-    first = await enroll({ token: await joinToken(hub), name: 'r1', labels: {}, dataDir: path.join(dir, 'agent') });
+    first = await enroll({ token: await joinToken(hub), name: 'r1', labels: {}, store: dataDirStore(path.join(dir, 'agent')) });
     const prefix = path.join(dir, 'ci');
     const made = await cli(hub, ['user-cert', 'create', '--user', 'ci', '--groups', 'deploy', '--ttl', '1h', '--out', prefix]);
     assert.equal(made.code, 0, made.stderr);

@@ -13,11 +13,9 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { after, describe, it } from 'node:test';
 import balenaDockerignore from '@balena/dockerignore';
-import { connectThroughHub, readAll, writeSeeded } from '../support/connectClient.js';
+import { assertCarriesAStream } from '../support/connectClient.js';
 import { ChildGroup, run, runOk } from '../support/proc.js';
-import { startUpstream } from '../support/upstreams.js';
-import { startAgent, startHub, tempDir, type HubProc } from '../support/warren.js';
-import { AGENT_PATHS } from '../../src/kube/manifest.js';
+import { startAgent, startHub, tempDir } from '../support/warren.js';
 import { VERSION } from '../../src/shared/version.js';
 
 // A CommonJS module whose types declare an ES default export: the function is the module itself.
@@ -25,19 +23,6 @@ const dockerignore = balenaDockerignore as unknown as typeof balenaDockerignore.
 type Dockerignore = ReturnType<typeof dockerignore>;
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
-
-/** Echo through the hub to `agent`'s own host: the bytes that come back are the bytes sent (sha256). */
-async function carriesAStream(group: ChildGroup, hub: HubProc, agent: string): Promise<void> {
-  const echo = await startUpstream('echo', { group, listen: '127.0.0.1:0' });
-  const socket = await connectThroughHub(hub, `${agent}:${echo.port}`);
-  const answer = readAll(socket);
-  const sent = await writeSeeded(socket, `install-${agent}`, 4 * 2 ** 20);
-  const got = await answer;
-  socket.destroy();
-  assert.ok(got.clean, `the stream through ${agent} failed: ${got.error?.message ?? 'closed early'}`);
-  assert.equal(got.bytes, 4 * 2 ** 20);
-  assert.equal(got.sha256, sent);
-}
 
 describe('install', () => {
   const procs = new ChildGroup();
@@ -77,7 +62,7 @@ describe('install', () => {
 
     const hub = await startHub({ group: procs, command: [warren, 'hub'], cwd: empty, env: { PATH } });
     await startAgent({ group: procs, hub, name: 'npm-node', command: [warren, 'agent'], cwd: empty, env: { PATH } });
-    await carriesAStream(procs, hub, 'npm-node');
+    await assertCarriesAStream(procs, hub, 'npm-node');
     assert.deepEqual(fs.readdirSync(empty), [], 'the installed warren wrote into its working directory');
   });
 
@@ -100,7 +85,7 @@ describe('install', () => {
 
     const hub = await startHub({ group: procs });
     await startAgent({ group: procs, hub, name: 'single', command: [exe], cwd: empty, dataDir: path.join(empty, 'data'), env });
-    await carriesAStream(procs, hub, 'single');
+    await assertCarriesAStream(procs, hub, 'single');
     assert.deepEqual(fs.readdirSync(empty).sort(), ['data', 'warren-agent']);
   });
 
@@ -110,7 +95,7 @@ describe('install', () => {
     // The image the manifests and the chart name by default is the one these commands build.
     assert.match(dockerfile, new RegExp(`docker build -t ghcr\\.io/warren/warren:${VERSION.replace(/\./g, '\\.')} \\.`));
     assert.match(dockerfile, /^USER 10001:10001$/m);
-    assert.match(dockerfile, new RegExp(`mkdir -p ${AGENT_PATHS.dataDir}`));
+    assert.match(dockerfile, /mkdir -p \/var\/lib\/warren/, 'the hub\'s data dir in the chart');
 
     // The context `docker build .` sends: the checkout's files (and leftovers a person's checkout may
     // hold) filtered by .dockerignore with Docker's own matching rules.

@@ -736,13 +736,13 @@ describe('the Kubernetes door: kubectl and client-node through the hub to member
       assert.equal(r.code, 0, r.stderr);
       assert.match(r.stderr, /created join token \S+ \(uses: unlimited/);
       const docs = YAML.parseAllDocuments(r.stdout).map((d) => d.toJS() as { kind: string; stringData?: Record<string, string>; spec?: { template: { spec: { containers: { image: string; command: string[] }[] } } } });
-      assert.deepEqual(docs.map((d) => d.kind), ['Namespace', 'ServiceAccount', 'ClusterRole', 'ClusterRoleBinding', 'Secret', 'Deployment']);
-      const container = docs.find((d) => d.kind === 'Deployment')!.spec!.template.spec.containers[0]!;
+      assert.deepEqual(docs.map((d) => d.kind), ['Namespace', 'ServiceAccount', 'ClusterRole', 'ClusterRoleBinding', 'Secret', 'Secret', 'Role', 'RoleBinding', 'StatefulSet']);
+      const container = docs.find((d) => d.kind === 'StatefulSet')!.spec!.template.spec.containers[0]!;
       assert.equal(container.image, 'registry.local/warren:test');
       assert.deepEqual(container.command.slice(0, 6), ['warren', 'agent', '--kube', 'in-cluster', '--cluster', 'delta']);
 
       const tokenFile = path.join(dir, 'join-token');
-      fs.writeFileSync(tokenFile, docs.find((d) => d.kind === 'Secret')!.stringData!['join-token']!);
+      fs.writeFileSync(tokenFile, docs.find((d) => d.kind === 'Secret' && d.stringData)!.stringData!['join-token']!);
       const kc = path.join(dir, 'agent-delta.kubeconfig');
       fs.writeFileSync(kc, betaApi.kubeconfig('agent'));
       const dataDir = tempDir('agent-delta');

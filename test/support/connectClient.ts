@@ -12,7 +12,9 @@ import fs from 'node:fs';
 import tls from 'node:tls';
 import { createCipheriv, createHash } from 'node:crypto';
 import type { Readable, Writable } from 'node:stream';
-import { withDeadline } from './proc.js';
+import assert from 'node:assert/strict';
+import { type ChildGroup, withDeadline } from './proc.js';
+import { startUpstream } from './upstreams.js';
 
 export interface HubAddress {
   /** `https://HOST:PORT` as the hub logged it. */
@@ -223,4 +225,18 @@ function drained(stream: Writable): Promise<void> {
 /** MB/s (10^6 bytes per second) for `bytes` in `ms`, rounded to one decimal. */
 export function mbPerSec(bytes: number, ms: number): number {
   return Math.round((bytes / 1e6 / (ms / 1000)) * 10) / 10;
+}
+
+/** Echo through the hub to `agent`'s own host: the bytes that come back are the bytes sent (4 MiB, sha256). */
+export async function assertCarriesAStream(group: ChildGroup, hub: HubAddress, agent: string): Promise<void> {
+  const echo = await startUpstream('echo', { group, listen: '127.0.0.1:0' });
+  const socket = await connectThroughHub(hub, `${agent}:${echo.port}`);
+  const answer = readAll(socket);
+  const sent = await writeSeeded(socket, `stream-${agent}`, 4 * 2 ** 20);
+  const got = await answer;
+  socket.destroy();
+  await echo.stop();
+  assert.ok(got.clean, `the stream through ${agent} failed: ${got.error?.message ?? 'closed early'}`);
+  assert.equal(got.bytes, 4 * 2 ** 20);
+  assert.equal(got.sha256, sent);
 }

@@ -22,7 +22,7 @@ Examples:
   warren agent                                     # later starts: no token needed
   warren agent --token-file /run/secrets/join --name node7 --route 10.20.0.0/16 --allow '10.20.0.0/16,localhost'
   warren agent --token-file join --name alpha-1 --cluster alpha --kube ~/.kube/alpha.yaml   # kubectl via https://HUB/k8s/clusters/alpha
-  warren agent manifest --cluster alpha | kubectl apply -f -                              # the same, as a Deployment in the cluster`,
+  warren agent manifest --cluster alpha | kubectl apply -f -                              # the same, as a StatefulSet in the cluster`,
     )
     .action(async (flags: AgentFlags) => {
       const config = agentConfig(flags);

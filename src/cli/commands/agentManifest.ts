@@ -1,13 +1,15 @@
 /**
  * `warren agent manifest --cluster NAME`: the YAML that runs agents for cluster NAME inside that
  * cluster (src/kube/manifest.ts: namespace, least-privilege impersonation role, the join token in a
- * Secret, a 2-replica Deployment), with a join token created for it through the hub API.
+ * Secret, a 2-replica StatefulSet whose agents keep their identities in a Secret), with a join token
+ * created for it through the hub API.
  *
  *   warren agent manifest --cluster alpha | kubectl --context alpha apply -f -
  *
- * The agents keep their identity in an emptyDir, so a restarted pod joins again: the token is made
- * reusable (`--token-uses`, default unlimited) and long-lived (`--token-ttl`, default 365d). Revoke it
- * with `warren join-token rm ID` (printed on stderr) once the agents run, if pods will not restart.
+ * Each replica joins once, on its first start, and keeps its identity in the Secret warren-agent-identity:
+ * restarts and rollouts need no token. The token stays usable (`--token-uses`, default unlimited;
+ * `--token-ttl`, default 365d) so that replicas added later can join. Revoke it with `warren join-token
+ * rm ID` (printed on stderr) once the agents run, if the StatefulSet will not grow.
  * The token allows cluster NAME (`--clusters NAME`) and nothing else: an agent joining with it cannot
  * serve another cluster or any route. A `--join-token` given instead must allow the cluster the same way.
  */
@@ -39,7 +41,7 @@ export function registerAgentManifest(agent: Command): void {
     .option('--image <ref>', 'agent image (default: ghcr.io/warren/warren:VERSION)')
     .option('--replicas <n>', 'agents for the cluster (they share the load and fail over)', '2')
     .option('--agent-hub-url <url>', 'hub URL the agents dial, if not the one in the join token')
-    .option('--token-uses <n>', 'how many times the join token may be used ("unlimited": restarted pods rejoin)', 'unlimited')
+    .option('--token-uses <n>', 'how many times the join token may be used (once per replica, on its first start; "unlimited" lets replicas added later join)', 'unlimited')
     .option('--token-ttl <d>', 'how long the join token stays valid', '365d')
     .option('--join-token <token>', 'use this join token instead of creating one (made with: warren join-token create --clusters NAME)')
     // The `agent` command is self-configured (its own --hub/--token mean other things), so the client

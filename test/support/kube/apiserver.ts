@@ -12,7 +12,7 @@
  *   GET  /version; /api, /apis as aggregated discovery (apidiscovery.k8s.io/v2; the legacy documents
  *        are a 406 here); /openapi/v3 and its per-group-version documents (./objects.ts)
  *   namespaces, pods, services, serviceaccounts, secrets, persistentvolumeclaims, deployments,
- *   clusterroles, clusterrolebindings:
+ *   statefulsets, roles, rolebindings, clusterroles, clusterrolebindings:
  *        list (limit/continue; a Table when asked), get, watch (JSON lines; resourceVersion unset or
  *        "0": ADDED for what exists, N: every event after N), create, delete, PATCH as strategic merge
  *        or server-side apply (fieldManager required); `dryRun=All` (query, or the body of a DELETE);
@@ -21,7 +21,10 @@
  *   pods/NAME/log (`follow`, `container`; lines from `appendLog()`, sent to followers as appended)
  *   pods/NAME/exec and pods/NAME/portforward over WebSocket and SPDY (./exec.ts, ./spdy.ts)
  *
- * Not there, because no test needs it: update (PUT), deletecollection, JSON and merge patches (405 or
+ *   secrets only: update (PUT), with the real optimistic concurrency (a stale metadata.resourceVersion is
+ *        a 409 Conflict; none at all is an unconditional update; a missing Secret a 404)
+ *
+ * Not there, because no test needs it: update (PUT) of other resources, deletecollection, JSON and merge patches (405 or
  * 415), label and field selectors, other resource types, protobuf bodies other than whoami's (415),
  * cascading deletion, controllers (a Deployment creates no pods), admission beyond "the namespace
  * exists", conflict detection in server-side apply (it merges like a strategic merge patch), HTTP/2.
@@ -79,6 +82,8 @@ export interface RbacRule {
   apiGroups?: string[];
   resources?: string[];
   namespaces?: string[];
+  /** Only requests that name one of these objects (a list, a watch or a create names none, as in RBAC). */
+  resourceNames?: string[];
   nonResourceURLs?: string[];
 }
 
@@ -248,6 +253,7 @@ function ruleAllows(rule: RbacRule, a: AuthzAttributes): boolean {
   if (!a.isResource) return (rule.nonResourceURLs ?? []).some((u) => u === '*' || u === a.path || (u.endsWith('*') && a.path.startsWith(u.slice(0, -1))));
   const resource = a.subresource ? `${a.resource}/${a.subresource}` : a.resource;
   if (!listMatches(rule.apiGroups, a.apiGroup) || !listMatches(rule.resources, resource)) return false;
+  if (rule.resourceNames !== undefined && (a.name === undefined || !rule.resourceNames.includes(a.name))) return false;
   return rule.namespaces === undefined || (a.namespace !== undefined && listMatches(rule.namespaces, a.namespace));
 }
 
@@ -487,6 +493,20 @@ export async function startFakeApiserver(opts: FakeApiserverOptions = {}): Promi
         const next = strategicMerge(live, body);
         if (!isObject(next)) throw badRequest('the patch does not leave an object');
         await validateFields(def, next, q, res);
+        return sendJson(res, rec, 200, updateObject(def, live, next, dryRun));
+      }
+      case 'update': {
+        const body = checkKind(def, await parseBody(req));
+        const live = store.get(def, ns, info.name!);
+        if (!live) throw notFound(def, info.name!);
+        const m = metaOf(body);
+        if (m.name !== info.name) throw badRequest(`the name of the object (${String(m.name)}) does not match the name on the URL (${info.name!})`);
+        const rv = str(m.resourceVersion);
+        if (rv !== undefined && rv !== '' && rv !== str(metaOf(live).resourceVersion)) {
+          throw new StatusError(409, 'Conflict', `Operation cannot be fulfilled on ${qualified(def)} "${info.name!}": the object has been modified; please apply your changes to the latest version and try again`, detailsFor(def, info.name));
+        }
+        await validateFields(def, body, q, res);
+        const next = { ...structuredClone(body), kind: def.kind, apiVersion: apiVersionOf(def) };
         return sendJson(res, rec, 200, updateObject(def, live, next, dryRun));
       }
       case 'delete': {
