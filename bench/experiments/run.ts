@@ -8,13 +8,15 @@
  * (bench/experiments/native-relay, built here with node-gyp first; the row says so if it fell back or
  * did not build); (b) the floor with its near end (where a hub stands) as 2 processes behind one port
  * (node:cluster, the primary handing each accepted socket to a worker, and the workers accepting
- * themselves). Paths are measured in turns (repeat 1 of every path, then repeat 2, …), each cell the
+ * themselves), and the plain relay hop as 2 processes the same two ways. Paths are measured in turns (repeat 1 of every path, then repeat 2, …), each cell the
  * median of the repeats; CPU is read from /proc for the near and far processes (all their threads).
  *
  * Bounds (env): EXP_BYTES (per bulk test, default 1 GiB; quick 128 MiB), EXP_SECONDS (cap per test,
  * default 10; quick 4), EXP_REPEATS (default 3), EXP_RTT_COUNT (default 3000; quick 1000),
  * EXP_LONE_COUNT (default 500; quick 200), EXP_CONN_SECONDS (default 2; quick 0.75), EXP_ONLY (regex over
- * row names), EXP_NODE_ARGS (extra node flags for the near and far processes, e.g. --cpu-prof).
+ * row names), EXP_NODE_ARGS (extra node flags for the near and far processes, e.g. --cpu-prof),
+ * EXP_PERF=DIR (`perf record -g` of the near and far processes, all threads, during the last repeat's
+ * 8-connection bulk test of each row: DIR/ROW.data; read with `perf report -i FILE --no-children --sort dso,sym`).
  */
 import { spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
@@ -47,6 +49,7 @@ const LONE_COUNT = num('EXP_LONE_COUNT', 500, 200);
 const CONN_SECONDS = num('EXP_CONN_SECONDS', 2, 0.75);
 const ONLY = process.env.EXP_ONLY ? new RegExp(process.env.EXP_ONLY, 'i') : undefined;
 const NODE_ARGS = (process.env.EXP_NODE_ARGS ?? '').split(/\s+/).filter(Boolean);
+const PERF_DIR = process.env.EXP_PERF;
 const ADDON_DIR = path.resolve('bench/experiments/native-relay');
 const PAIR = 'bench/experiments/streamPair.ts';
 
@@ -145,10 +148,18 @@ async function setUp(tmp: string): Promise<{ paths: Path[]; notes: string[] }> {
     }
   }
   for (const policy of ['rr', 'none'] as const) {
-    const name = `(b) floor, near end sharded: 2 processes, ${policy === 'rr' ? 'primary hands sockets over' : 'workers accept'}`;
-    if (!want(name)) continue;
-    const p = await pair({ ...env, NODE_CLUSTER_SCHED_POLICY: policy }, tport, 'node', 2);
-    paths.push({ name, endpoint: tcp(p.port), near: p.near, far: p.far });
+    const how = policy === 'rr' ? 'primary hands sockets over' : 'workers accept';
+    const name = `(b) floor, near end sharded: 2 processes, ${how}`;
+    if (want(name)) {
+      const p = await pair({ ...env, NODE_CLUSTER_SCHED_POLICY: policy }, tport, 'node', 2);
+      paths.push({ name, endpoint: tcp(p.port), near: p.near, far: p.far });
+    }
+    // The same without TLS: what handing a connection to another process costs, not hidden by a handshake.
+    const hopName = `(b) plain Node TCP relay hop, 2 processes, ${how}`;
+    if (want(hopName)) {
+      const hop = await startNodeScript(group, 'bench/lib/relayHop.ts', [String(tport), '2'], 'listening', { env: { ...process.env, NODE_CLUSTER_SCHED_POLICY: policy } });
+      paths.push({ name: hopName, endpoint: tcp(hop.port), near: new ProcessGroupStat([hop.child.pid!], true) });
+    }
   }
   return { paths: paths.filter((p) => p.floor || want(p.name)), notes };
 }
@@ -185,13 +196,29 @@ async function verifyEcho(ep: Endpoint): Promise<string | undefined> {
 
 const cpuOf = (s?: ProcessGroupStat): Map<number, number> => s?.cpu() ?? new Map<number, number>();
 
-async function measureOnce(p: Path, m: Measured): Promise<void> {
+/** Starts `perf record` on the row's processes (its first milliseconds attaching are not profiled); the returned function stops it and waits for the file. */
+function perfRecord(p: Path): () => Promise<void> {
+  const pids = [...(p.near?.pids() ?? []), ...(p.far?.pids() ?? [])];
+  if (!PERF_DIR || pids.length === 0) return () => Promise.resolve();
+  fs.mkdirSync(PERF_DIR, { recursive: true });
+  const file = path.join(PERF_DIR, p.name.replace(/[^a-z0-9]+/gi, '-').replace(/^-|-$/g, '') + '.data');
+  const perf = group.spawn('perf', ['record', '-F', '499', '-g', '-o', file, '-p', pids.join(',')]);
+  return async () => {
+    const exited = new Promise((resolve) => perf.once('exit', resolve));
+    perf.kill('SIGINT');
+    await withDeadline(exited, 30_000, 'perf record');
+  };
+}
+
+async function measureOnce(p: Path, m: Measured, last: boolean): Promise<void> {
   const timer = setInterval(() => void (m.nearMax = Math.max(m.nearMax, p.near?.rss() ?? 0)), 100);
   try {
     for (const [key, conns] of [['bulk1', 1], ['bulk8', 8]] as const) {
       const n0 = cpuOf(p.near);
       const f0 = cpuOf(p.far);
+      const stopPerf = last && conns === 8 ? perfRecord(p) : () => Promise.resolve();
       const r = await attempt(`${p.name} ${key}`, () => load<BulkResult>(p.endpoint, { kind: 'bulk', conns, bytes: BYTES, seconds: SECONDS }));
+      await stopPerf();
       if (!r) continue;
       if (!r.complete) m.incomplete = true;
       m.nearCpu += cpuDelta(n0, cpuOf(p.near));
@@ -266,7 +293,7 @@ async function main(): Promise<void> {
     for (let rep = 1; rep <= REPEATS; rep++) {
       for (const p of paths) {
         log(`repeat ${rep}/${REPEATS}: ${p.name}`);
-        await measureOnce(p, results.get(p)!);
+        await measureOnce(p, results.get(p)!, rep === REPEATS);
       }
     }
     const head = [

@@ -57,7 +57,9 @@ const fdOf = (s: net.Socket): number => (s as unknown as { _handle: { fd: number
 /** Both sockets connected: the addon takes their descriptors over, our handles close at once. */
 function handOver(native: NativeRelay, ctx: unknown, plain: net.Socket, tlsSide: net.Socket): void {
   try {
-    native.relay(ctx, fdOf(plain), fdOf(tlsSide), () => undefined);
+    native.relay(ctx, fdOf(plain), fdOf(tlsSide), (err) => {
+      if (err) process.stderr.write(`native relay: ${err.message}\n`);
+    });
   } finally {
     plain.destroy();
     tlsSide.destroy();
@@ -78,7 +80,7 @@ function pipeBoth(a: net.Socket, b: net.Socket): void {
 
 function serve(onClient: (s: net.Socket) => void, secure: boolean): net.Server {
   return secure
-    ? tls.createServer({ key: me.keyPem, cert: me.certPem, ca: [certs.caPem], requestCert: true, rejectUnauthorized: true, minVersion: 'TLSv1.3', ciphers: 'TLS_AES_128_GCM_SHA256', allowHalfOpen: true }, onClient)
+    ? tls.createServer({ key: me.keyPem, cert: me.certPem, ca: [certs.caPem], requestCert: true, rejectUnauthorized: true, minVersion: 'TLSv1.3', ciphers: 'TLS_AES_128_GCM_SHA256', allowHalfOpen: true, noDelay: true }, onClient)
     : net.createServer({ allowHalfOpen: true, noDelay: true, pauseOnConnect: true }, onClient);
 }
 
@@ -108,7 +110,10 @@ function start(): void {
       if (!native) {
         client.setNoDelay(true);
         client.resume();
-        const far = tls.connect({ host: '127.0.0.1', port: farPort, ca: [certs.caPem], cert: me.certPem, key: me.keyPem, allowHalfOpen: true, minVersion: 'TLSv1.3', ciphers: 'TLS_AES_128_GCM_SHA256', noDelay: true } as tls.ConnectionOptions);
+        const far = tls.connect({ host: '127.0.0.1', port: farPort, ca: [certs.caPem], cert: me.certPem, key: me.keyPem, allowHalfOpen: true, minVersion: 'TLSv1.3', ciphers: 'TLS_AES_128_GCM_SHA256' } as tls.ConnectionOptions);
+        // tls.connect ignores `noDelay`; without this, Nagle holds the first bytes after the handshake
+        // until the peer's delayed ACK (~40 ms per new stream).
+        far.setNoDelay(true);
         return pipeBoth(client, far);
       }
       const far = net.connect({ host: '127.0.0.1', port: farPort, allowHalfOpen: true, noDelay: true });

@@ -212,12 +212,14 @@ void Run(Job* j) {
   SSL_free(j->ssl);
   close(j->plain);
   close(j->tls);
-  j->done.BlockingCall(j, [](Napi::Env env, Napi::Function cb, Job* job) {
+  // The callback deletes the job on the main thread: keep the function to release it afterwards.
+  Napi::ThreadSafeFunction done = j->done;
+  done.BlockingCall(j, [](Napi::Env env, Napi::Function cb, Job* job) {
     Napi::Value err = job->error.empty() ? env.Null() : Napi::Error::New(env, job->error).Value();
     cb.Call({err, Napi::Number::New(env, static_cast<double>(job->toTls)), Napi::Number::New(env, static_cast<double>(job->fromTls))});
     delete job;
   });
-  j->done.Release();
+  done.Release();
 }
 
 int Adopt(int fd) {
