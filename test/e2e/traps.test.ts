@@ -74,7 +74,7 @@ describe('start-up traps', () => {
     // The token it joined with (still valid, several uses) does not bring it back: removal stands.
     const old = await waitForExit(spawnAgent(agent.dataDir, { WARREN_JOIN_TOKEN: first }), 30_000);
     assert.equal(old.code, 1, old.stderr);
-    assert.match(old.stderr, /^warren: agent "gone" was removed (from the hub|or its certificate replaced): to join again, start it with a new join token \(`warren join-token create`, then --token-file FILE or WARREN_JOIN_TOKEN\), which replaces the identity in \S+ \[WARREN_E_AGENT_REVOKED\]$/m);
+    assert.match(old.stderr, /^warren: agent "gone" was removed (from the hub|or its certificate replaced): to join again, start it with a new join token \(`warren join-token create`, then --token-file FILE or WARREN_JOIN_TOKEN\), which replaces the identity in data dir \S+ \[WARREN_E_AGENT_REVOKED\]$/m);
 
     const fresh = await joinToken(hub);
     const back = spawnAgent(agent.dataDir, { WARREN_JOIN_TOKEN: fresh });

@@ -164,9 +164,9 @@ describe('web UI in Chromium', () => {
     const manifest = await downloadText(page, () => page.getByRole('button', { name: 'Download manifest' }).click());
     assert.equal(manifest.name, 'warren-agent-beta.yaml');
     const docs = YAML.parseAllDocuments(manifest.text).map((d) => d.toJS());
-    const deployment = docs.find((d) => d.kind === 'Deployment');
-    assert.equal(deployment.metadata.namespace, 'warren-system');
-    assert.equal(deployment.spec.replicas, 2);
+    const workload = docs.find((d) => d.kind === 'StatefulSet');
+    assert.equal(workload?.metadata.namespace, 'warren-system', manifest.text);
+    assert.equal(workload.spec.replicas, 2);
     const secret = docs.find((d) => d.kind === 'Secret');
     const token = String(secret.stringData?.['join-token'] ?? Buffer.from(Object.values(secret.data as Record<string, string>)[0]!, 'base64')).trim();
     // The token in the manifest is a real one, for cluster beta only.
