@@ -19,14 +19,18 @@
  * Env: BENCH_SCALE_IDLE_SECONDS (default 30), BENCH_SCALE_PER_PROCESS (agents per host process, default
  * 2500), BENCH_SCALE_TIMEOUT_SECONDS (wait for all agents at most this long, default 300).
  */
+import { once } from 'node:events';
 import fs from 'node:fs';
 import path from 'node:path';
 import https from 'node:https';
+import net from 'node:net';
 import { fork, spawnSync, type ChildProcess } from 'node:child_process';
 import { ChildGroup, waitForExit, waitForLine } from '../test/support/proc.js';
 import { WARREN_BIN, tempDir } from '../test/support/warren.js';
 import { startPostgres } from '../test/support/postgres.js';
 import { startBalancer, type Balancer } from '../test/support/tcpBalancer.js';
+import { connectThroughHub, readAll } from '../test/support/connectClient.js';
+import { sha256Hex } from '../test/support/upstreams.js';
 import { NODE_FLAGS } from '../src/shared/nodeFlags.js';
 import { cpuSeconds, rssBytes } from './lib/procstat.js';
 import { fmt, markdownTable, mib } from './lib/stats.js';
@@ -373,6 +377,8 @@ interface HaResult {
   reachableAfterListenSeconds: number | undefined;
   restartDownSeconds: number;
   hubCpuIdlePct: number[];
+  /** Store calls made by all hubs while STREAMS CONNECT streams opened and closed through the balancer, per stream. */
+  queriesPerStream: { reads: number; writes: number; byOp: Record<string, number> };
 }
 
 interface AgentRow { name: string; connected: boolean; hub: string | null }
@@ -395,6 +401,64 @@ async function agentsSeen(hub: HubProc, caPem: string, token: string): Promise<M
   const at = new Map<string, number>();
   for (const r of rows) if (r.connected && r.hub !== null) at.set(r.hub, (at.get(r.hub) ?? 0) + 1);
   return at;
+}
+
+/** `warren_store_queries_total` by method, from a hub's /metrics. */
+async function storeQueries(hub: HubProc, caPem: string, token: string): Promise<Map<string, number>> {
+  const text = await new Promise<string>((resolve, reject) => {
+    https.get(`${hub.url}/metrics`, { ca: caPem, headers: { authorization: `Bearer ${token}` }, agent: false }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (c: Buffer) => chunks.push(c));
+      res.on('end', () => (res.statusCode === 200 ? resolve(Buffer.concat(chunks).toString()) : reject(new Error(`GET /metrics: ${res.statusCode}`))));
+      res.on('error', reject);
+    }).on('error', reject);
+  });
+  const out = new Map<string, number>();
+  for (const m of text.matchAll(/^warren_store_queries_total\{op="(\w+)"\} (\d+)$/gm)) out.set(m[1]!, Number(m[2]));
+  return out;
+}
+
+const STREAMS = 200;
+/** Store methods that only read (what the hot path must not need). */
+const READS = /^(get|list|query|ping)/;
+
+/**
+ * Opens STREAMS CONNECT streams through the balancer, 8 at a time, each to a random agent's own echo
+ * (so most are relayed between hubs), and counts the store calls all hubs made meanwhile.
+ */
+async function storeQueriesPerStream(hubs: readonly HubProc[], url: string, caPem: string, admin: string, fleet: Fleet): Promise<HaResult['queriesPerStream']> {
+  const echo = net.createServer((s) => s.pipe(s)).listen(0, '127.0.0.1');
+  await once(echo, 'listening');
+  const port = (echo.address() as net.AddressInfo).port;
+  const caPath = path.join(tempDir('scale-ha-ca'), 'ca.crt');
+  fs.writeFileSync(caPath, caPem);
+  const names = fleet.hosts.flatMap((h) => h.names);
+  const total = (all: Array<Map<string, number>>) => {
+    const t = new Map<string, number>();
+    for (const m of all) for (const [op, v] of m) t.set(op, (t.get(op) ?? 0) + v);
+    return t;
+  };
+  const one = async (i: number) => {
+    const socket = await connectThroughHub({ url, caPath, adminToken: admin }, `${names[(i * 7919) % names.length]}:${port}`);
+    const back = readAll(socket);
+    socket.resume();
+    socket.end(`stream ${i}`);
+    if ((await back).sha256 !== sha256Hex(`stream ${i}`)) throw new Error(`stream ${i}: the echo differs`);
+  };
+  try {
+    const before = total(await Promise.all(hubs.map((h) => storeQueries(h, caPem, admin))));
+    for (let i = 0; i < STREAMS; i += 8) await Promise.all(Array.from({ length: Math.min(8, STREAMS - i) }, (_, k) => one(i + k)));
+    // Audit rows are written up to 25 ms after a stream ends: wait for them to be counted.
+    await sleep(500);
+    const after = total(await Promise.all(hubs.map((h) => storeQueries(h, caPem, admin))));
+    const byOp: Record<string, number> = {};
+    for (const [op, v] of after) if (v !== (before.get(op) ?? 0)) byOp[op] = (v - (before.get(op) ?? 0)) / STREAMS;
+    const of = (read: boolean) => Object.entries(byOp).filter(([op]) => READS.test(op) === read).reduce((a, [, v]) => a + v, 0);
+    return { reads: of(true), writes: of(false), byOp };
+  } finally {
+    echo.close();
+    fs.rmSync(path.dirname(caPath), { recursive: true, force: true });
+  }
 }
 
 const sum = (m: Map<string, number>) => [...m.values()].reduce((a, b) => a + b, 0);
@@ -452,6 +516,9 @@ async function runHa(n: number, hubCount: number): Promise<HaResult> {
     const selfIds = await Promise.all(hubs.map(async (h) => (await apiGet<Array<{ id: string; self: boolean }>>(h, caPem, admin, '/api/v1/hubs')).find((r) => r.self)!.id));
     const agentsPerHub = selfIds.map((id) => ids.get(id) ?? 0);
 
+    const queriesPerStream = await storeQueriesPerStream(hubs, lb.url, caPem, admin, fleet);
+    log(`N=${n}: store calls per new stream over all hubs: ${queriesPerStream.reads} reads, ${queriesPerStream.writes} writes (${JSON.stringify(queriesPerStream.byOp)})`);
+
     const victim = 1 % hubCount;
     log(`N=${n}: restarting hub ${victim} (${agentsPerHub[victim]} agents on it)`);
     const r0 = Date.now();
@@ -469,7 +536,7 @@ async function runHa(n: number, hubCount: number): Promise<HaResult> {
     log(`N=${n}: every agent reachable through every hub ${reachable ? `${((reachedAt - r0) / 1000).toFixed(1)} s after the SIGTERM` : '(timed out)'}`);
     return {
       n, hubs: hubCount, connectSeconds, hubRssBase, hubRssIdle: idle.map((w) => w.rss), agentsPerHub, hubCpuIdlePct: idle.map((w) => w.cpuPct),
-      agentsBackSeconds, restartDownSeconds,
+      agentsBackSeconds, restartDownSeconds, queriesPerStream,
       reachableSeconds: reachable ? (reachedAt - r0) / 1000 : undefined,
       reachableAfterListenSeconds: reachable ? (reachedAt - hubs[victim].listeningAt) / 1000 : undefined,
     };
@@ -493,13 +560,15 @@ function reportHa(results: HaResult[], started: Date): string {
       r.hubRssBase.map((b) => fmt(mib(b))).join(' / '), r.hubRssIdle.map((b) => fmt(mib(b))).join(' / '),
       fmt((idle - base) / r.n / 1024, 1), r.hubCpuIdlePct.map((c) => fmt(c, 1)).join(' / '),
       fmt(r.restartDownSeconds, 1), opt(r.agentsBackSeconds), opt(r.reachableSeconds), opt(r.reachableAfterListenSeconds),
+      `${fmt(r.queriesPerStream.reads, 2)} / ${fmt(r.queriesPerStream.writes, 2)}`,
     ];
   });
-  const header = ['agents', 'hubs', 'connect all s', 'agents per hub', 'hub RSS 0 agents MiB', 'hub RSS idle MiB', 'KiB / agent (all hubs)', 'hub idle CPU %', 'restart: hub down s', 'restart: agents all connected s', 'restart: all reachable through every hub s', '… counted from the new hub listening s'];
+  const header = ['agents', 'hubs', 'connect all s', 'agents per hub', 'hub RSS 0 agents MiB', 'hub RSS idle MiB', 'KiB / agent (all hubs)', 'hub idle CPU %', 'restart: hub down s', 'restart: agents all connected s', 'restart: all reachable through every hub s', '… counted from the new hub listening s', 'store reads / writes per new stream (all hubs)'];
   return [
     `Warren scale benchmark, several hubs, ${started.toISOString()}: ${machineLine()}`,
     'Hubs on one PostgreSQL (each hub its own process), agents spread by a TCP load balancer (round robin, a refused backend skipped);',
-    `agents ${PER_PROCESS} per host process; idle window ${IDLE_SECONDS} s; one hub restarted with SIGTERM (times counted from the SIGTERM).`,
+    `agents ${PER_PROCESS} per host process; idle window ${IDLE_SECONDS} s; one hub restarted with SIGTERM (times counted from the SIGTERM);`,
+    `store calls counted over ${STREAMS} CONNECT streams through the balancer to random agents (warren_store_queries_total of every hub).`,
     '',
     markdownTable(header, rows),
   ].join('\n') + '\n';

@@ -15,6 +15,8 @@ import type { Store } from '../store/store.js';
 export type Change =
   /** Tokens, grants or agents changed: close open streams no longer allowed, drop removed agents' tunnels. */
   | { readonly kind: 'revoke'; readonly why: string }
+  /** Grants or access tokens were written: forget what was read of them (src/hub/policyCache.ts). */
+  | { readonly kind: 'policy' }
   /** A hub joined or left the set (src/hub/hubMesh.ts). */
   | { readonly kind: 'hubs' }
   /** An agent's tunnel opened or closed on the publishing hub: re-read where it is. */
@@ -55,7 +57,7 @@ export class ChangeFeed {
   private received(payload: string | null): void {
     let changes: Change[];
     if (payload === null) {
-      changes = [{ kind: 'revoke', why: 'change feed reconnected' }, { kind: 'resync' }, { kind: 'forwards' }];
+      changes = [{ kind: 'policy' }, { kind: 'revoke', why: 'change feed reconnected' }, { kind: 'resync' }, { kind: 'forwards' }];
     } else {
       let envelope: Envelope;
       try {

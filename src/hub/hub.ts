@@ -14,6 +14,7 @@ import { once } from 'node:events';
 import { WarrenError, asWarrenError } from '../shared/errors.js';
 import type { Logger } from '../shared/log.js';
 import { openStore } from '../store/open.js';
+import { PolicyCache } from './policyCache.js';
 import type { Store } from '../store/store.js';
 import { ALPN, HUB_ALPN, UP_ALPN } from '../tunnel/protocol.js';
 import { issueHubPeerCert } from '../pki/pki.js';
@@ -32,7 +33,7 @@ import type { Principal } from '../doors/door.js';
 import { Enrollment } from './enroll.js';
 import { loadHubPki, wantedSans } from './hubPki.js';
 import { sendError, sendJson } from './httpJson.js';
-import { HubMetrics } from './metrics.js';
+import { countStoreCalls, HubMetrics } from './metrics.js';
 import { HubOpener } from './opener.js';
 import { Quotas } from './quotas.js';
 import { Forwards, type HubPort } from './forwards.js';
@@ -92,7 +93,10 @@ export async function startHub(config: HubConfig, log: Logger): Promise<Hub> {
     tlsKeyFile: config.tlsKeyFile,
   });
   const caPath = path.join(config.dataDir, 'ca.crt');
-  const store: Store = await openStore(config.store, log.child({ component: 'store' }));
+  const metrics = new HubMetrics();
+  // Grants and tokens from memory (no query on a stream's way), other hubs told of this one's changes.
+  const policy = new PolicyCache(countStoreCalls(await openStore(config.store, log.child({ component: 'store' })), metrics), () => void feed.publish({ kind: 'policy' }));
+  const store: Store = policy.store;
   const tokens = new AccessTokens(store, pki.signingKey, pki.verifyKey, `w:${pki.caPin.slice(7, 19)}`);
   const adminTokenPath = path.join(config.dataDir, 'admin.token');
   if (!fs.existsSync(adminTokenPath)) {
@@ -100,7 +104,6 @@ export async function startHub(config: HubConfig, log: Logger): Promise<Hub> {
     fs.writeFileSync(adminTokenPath, admin.token + '\n', { mode: 0o600 });
   }
 
-  const metrics = new HubMetrics();
   const audit = new Audit(store, log);
   // Throws WARREN_E_CONFIG at start-up when --jwt-public-key is unusable.
   const jwt = config.jwt ? ExternalJwt.fromFile(config.jwt.publicKeyFile, config.jwt) : undefined;
@@ -149,7 +152,10 @@ export async function startHub(config: HubConfig, log: Logger): Promise<Hub> {
   // Another hub's change: the streams it no longer allows close here too, its removed agents' tunnels drop.
   const feed: ChangeFeed = new ChangeFeed(store, async (change): Promise<unknown> => {
     if (change.kind === 'forwards') return forwards.sync();
+    if (change.kind === 'policy') return policy.invalidate();
     if (change.kind !== 'revoke') return mesh.changed(change);
+    // Before anything is re-checked: a revoke arrives after the write that caused it.
+    policy.invalidate();
     await opener.revoke(change.why);
     for (const name of tunnels.names()) if (!(await store.getAgent(name))) tunnels.forget(name);
   }, log.child({ component: 'changes' }));

@@ -1,5 +1,6 @@
 /** Prometheus metrics for /metrics (prom-client), one registry per hub. */
 import client from 'prom-client';
+import type { Store } from '../store/store.js';
 
 export class HubMetrics {
   readonly registry = new client.Registry();
@@ -16,8 +17,27 @@ export class HubMetrics {
   readonly revocations = new client.Counter({ name: 'warren_streams_revoked_total', help: 'Open streams and kube requests closed because their access was revoked', labelNames: ['door'], registers: [this.registry] });
   readonly agentConnects = new client.Counter({ name: 'warren_agent_connects_total', help: 'Agent tunnel (re)connections', registers: [this.registry] });
   readonly agentRefusals = new client.Counter({ name: 'warren_agent_refusals_total', help: 'Agent tunnels refused', registers: [this.registry] });
+  readonly storeQueries = new client.Counter({ name: 'warren_store_queries_total', help: 'Calls into the store (SQLite or PostgreSQL) by method', labelNames: ['op'], registers: [this.registry] });
 
   constructor() {
     client.collectDefaultMetrics({ register: this.registry, prefix: 'warren_hub_' });
   }
+}
+
+/** Store methods that are not queries: they are not counted. */
+const NOT_QUERIES: ReadonlySet<PropertyKey> = new Set(['listen', 'close']);
+
+/** `store` with every query counted in `warren_store_queries_total{op}` (what reaches the database). */
+export function countStoreCalls(store: Store, metrics: HubMetrics): Store {
+  // A Proxy rather than a class that repeats the Store interface: every method is counted alike.
+  return new Proxy(store, {
+    get: (target, prop) => {
+      const value: unknown = Reflect.get(target, prop, target);
+      if (typeof value !== 'function') return value;
+      const method = (value as (...args: unknown[]) => unknown).bind(target);
+      if (typeof prop !== 'string' || NOT_QUERIES.has(prop)) return method;
+      const calls = metrics.storeQueries.labels({ op: prop });
+      return (...args: unknown[]) => (calls.inc(), method(...args));
+    },
+  });
 }
