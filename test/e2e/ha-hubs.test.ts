@@ -15,8 +15,8 @@
 //     lease periods, its agents are reachable again through every hub, and through it once it returns
 //   - a rolling restart (SIGTERM, one hub after the other) under continuous traffic through the load
 //     balancer: no new connection fails
-//   - a hub-side forward listens on one hub only; kill -9 of that hub moves the listener (same port) to
-//     another within two lease periods
+//   - a hub-side forward listens on one hub only, and `forwards ls` on every hub names it; kill -9 of that
+//     hub moves the listener (same port) to another within two lease periods, and every hub names the new one
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import https from 'node:https';
@@ -361,8 +361,15 @@ describe('several hubs on one PostgreSQL', () => {
   });
 
   it('a hub-side forward listens on exactly one hub; when that hub is killed another takes the listener within two leases', async (t) => {
-    interface FwdRow { name: string; listening: boolean; address: string | null }
+    interface FwdRow { name: string; listening: boolean; address: string | null; heldBy: string | null }
     const fwd = async (hub: HubProc) => (await api<FwdRow[]>(hub, '/api/v1/forwards')).find((f) => f.name === 'fw');
+    const live = () => hubs.filter((h) => h.child.exitCode === null && h.child.signalCode === null);
+    /** `warren forwards ls -o json` on every live hub names the hub that listens. */
+    const allName = async (holder: string) => {
+      // The other hubs learn of a new holder from the hub set (their next heartbeat at the latest).
+      await until(async () => ((await Promise.all(live().map(fwd))).every((f) => f?.heldBy === holder) ? true : undefined), 2 * LEASE_MS, `every hub naming ${holder}`);
+      for (const h of live()) assert.equal((await cliJson<FwdRow[]>(h, ['forwards', 'ls'])).find((f) => f.name === 'fw')?.heldBy, holder, `forwards ls on ${h.url}`);
+    };
     const r = await cli(hubs[1]!, ['forwards', 'create', 'fw', '--entry', 'hub:127.0.0.1:0', '--target', `m1:${echo.port}`]);
     assert.equal(r.code, 0, r.stderr);
     const listeningOn = () => until(async () => {
@@ -371,6 +378,11 @@ describe('several hubs on one PostgreSQL', () => {
       return up.length === 1 ? { hub: up[0]!, address: rows[up[0]!]!.address! } : undefined;
     }, 4 * LEASE_MS, 'the forward listening on one hub');
     const first = await listeningOn();
+    const ids = await Promise.all(hubs.map(idOf));
+    await allName(ids[first.hub]!);
+    const table = await cli(hubs[(first.hub + 1) % hubs.length]!, ['forwards', 'ls']);
+    assert.match(table.stdout, /^NAME\s+KIND\s+ENTRY\s+TARGET\s+LISTENING\s+HUB\s+/m);
+    assert.match(table.stdout, new RegExp(`^fw\\s+forward\\s+\\S+\\s+\\S+\\s+no\\s+${ids[first.hub]!}\\s`, 'm'), 'another hub: not listening here, and where it is');
     const [host, port] = [first.address.replace(/:\d+$/, ''), Number(/:(\d+)$/.exec(first.address)![1])];
     const echoVia = async () => {
       const s = net.connect({ host, port });
@@ -387,6 +399,7 @@ describe('several hubs on one PostgreSQL', () => {
     assert.notEqual(next.hub, first.hub);
     assert.equal(next.address, first.address, 'the same port, kept in the store');
     assert.ok(moved < 2 * LEASE_MS, `the listener moved ${moved.toFixed(0)} ms after the kill`);
+    await allName(ids[next.hub]!);
     await echoVia();
     t.diagnostic(`forward listener moved to another hub ${moved.toFixed(0)} ms after kill -9 of its hub`);
     hubs[first.hub] = await startHub({ ...hubs[first.hub]!.options, listen: `127.0.0.1:${hubs[first.hub]!.port}` });
