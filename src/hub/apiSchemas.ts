@@ -186,6 +186,7 @@ export const Forward = z
     allowFrom: Strings,
     listening: z.boolean(),
     address: z.string().nullable(),
+    heldBy: z.string().nullable().describe('Several hubs: the id of the hub that runs the entry (the hub-side entries\' holder, or the hub the entry agent is on); listening, address and counters are the answering hub\'s view'),
     openStreams: z.number().int(),
     connections: z.number().int(),
     bytesIn: z.number(),

@@ -1,6 +1,7 @@
 // In-process tests of the hub's forwards with a fake store, opener and agent registry: hub entries
 // bind, carry bytes with half-close, refuse sources outside allow-from, close on delete, remember a
-// port-0 port, and report bind failures as state instead of throwing.
+// port-0 port, report bind failures as state instead of throwing, and, with several hubs on one store,
+// listen on the holder of the hub-side entries only and name it on every hub.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import net from 'node:net';
@@ -9,7 +10,7 @@ import { silentLogger } from '../shared/log.js';
 import { relay } from '../tunnel/relay.js';
 import type { ForwardRecord } from '../store/store.js';
 import type { OpenRequest, Opener, OpenedStream } from '../doors/door.js';
-import { Forwards } from './forwards.js';
+import { Forwards, type ForwardsDeps } from './forwards.js';
 import { withDeadline } from '../../test/support/proc.js';
 
 function fakeStore() {
@@ -41,11 +42,11 @@ async function echoOpener() {
   return { opener, requests, close: () => echo.close() };
 }
 
-function harness(store = fakeStore(), opener: Opener) {
+function harness(store = fakeStore(), opener: Opener, hubs: Pick<ForwardsDeps, 'holdsHubEntries' | 'entryHub'> = {}) {
   const audits: Array<Record<string, unknown>> = [];
   const forwards = new Forwards({
     store, opener, audit: { record: async (r) => void audits.push(r) }, sessions: Object.assign(new EventEmitter(), { get: () => undefined }),
-    log: silentLogger, pingIntervalMs: 10_000,
+    log: silentLogger, pingIntervalMs: 10_000, ...hubs,
   });
   return { forwards, audits, store };
 }
@@ -150,5 +151,40 @@ test('a bind failure is the forward state, not an exception; bad input and clash
   assert.equal(agentSide.lastError?.code, 'WARREN_E_AGENT_OFFLINE');
   blocker.close();
   await forwards.close(100);
+  echo.close();
+});
+
+test('several hubs on one store: a hub entry listens on the holder only, every hub names the holder, and the listener moves with it', async () => {
+  const echo = await echoOpener();
+  const store = fakeStore();
+  // Which hub holds the hub-side entries, as the hub set (src/hub/hubMesh.ts) would say on every hub.
+  let holder = 'hub-a';
+  const hub = (id: string) => harness(store, echo.opener, { holdsHubEntries: () => holder === id, entryHub: (agent) => (agent === null ? holder : 'hub-b') });
+  const a = hub('hub-a');
+  const b = hub('hub-b');
+  await a.forwards.start();
+  await b.forwards.start();
+  const created = await b.forwards.create({ name: 'pg', entry: 'hub:127.0.0.1:0', target: 'alpha:5432', allowFrom: [] }, 'admin');
+  assert.equal(created.listening, false, 'created on a hub that does not hold the hub-side entries: it does not listen there');
+  assert.equal(created.heldBy, 'hub-a');
+  await a.forwards.sync(); // what the change feed makes the holder do
+  const onA = a.forwards.get('pg');
+  assert.equal(onA.listening, true);
+  assert.equal(onA.heldBy, 'hub-a');
+  const port = Number(onA.address!.split(':').pop());
+  assert.deepEqual((await roundTrip(port, Buffer.from('via a'))).got, Buffer.from('via a'));
+
+  holder = 'hub-b';
+  await a.forwards.sync();
+  await b.forwards.sync();
+  assert.deepEqual([a.forwards.get('pg').listening, b.forwards.get('pg').listening], [false, true]);
+  assert.deepEqual([a.forwards.get('pg').heldBy, b.forwards.get('pg').heldBy], ['hub-b', 'hub-b']);
+  assert.equal(b.forwards.get('pg').address, `127.0.0.1:${port}`, 'the port kept in the store');
+  assert.deepEqual((await roundTrip(port, Buffer.from('via b'))).got, Buffer.from('via b'));
+  // An agent's entry is run by the hub its agent is on.
+  const edge = await a.forwards.create({ name: 'edge', entry: 'alpha:0', target: 'beta:80', allowFrom: [] }, 'admin');
+  assert.equal(edge.heldBy, 'hub-b');
+  await a.forwards.close(100);
+  await b.forwards.close(100);
   echo.close();
 });

@@ -61,6 +61,12 @@ export interface ForwardsDeps {
    * src/hub/hubMesh.ts). Default: always (one hub).
    */
   readonly holdsHubEntries?: () => boolean;
+  /**
+   * Several hubs: the id of the hub that runs an entry — for a hub entry the hub that holds the hub-side
+   * entries, for an agent's entry the hub its tunnel is on (it pushes the agent's listeners) — or null
+   * when none does now. Default: none known (no hub id).
+   */
+  readonly entryHub?: (entryAgent: string | null) => string | null;
   /** Tells the other hubs that the set of forwards changed (they call sync()). */
   readonly changed?: () => void;
   /** How long an agent may take to apply a listener set; default 10 s. */
@@ -114,6 +120,12 @@ export interface ForwardView {
   readonly listening: boolean;
   /** HOST:PORT actually bound (on the hub or the agent), while listening. */
   readonly address: string | null;
+  /**
+   * The hub that runs the entry (several hubs on one store): a hub entry listens there only, and an
+   * agent's entry is pushed from there. `listening`, `address` and the counters are this hub's view:
+   * on another hub than this one they say nothing about the entry.
+   */
+  readonly heldBy: string | null;
   readonly openStreams: number;
   /** Connections carried since the hub started. */
   readonly connections: number;
@@ -433,7 +445,7 @@ export class Forwards {
     return {
       name: r.name, kind: r.kind ?? 'forward', gateway: r.gateway ?? null, sourceIp: r.sourceIp ?? null, owner: r.owner ?? null,
       entry: formatEntry(f.entry), agent: r.entryAgent, target: r.target, allowFrom: r.allowFrom,
-      listening: f.listening, address: f.listening ? f.address : null, openStreams: f.openStreams, connections: f.connections,
+      listening: f.listening, address: f.listening ? f.address : null, heldBy: this.deps.entryHub?.(r.entryAgent) ?? null, openStreams: f.openStreams, connections: f.connections,
       bytesIn: f.bytesIn, bytesOut: f.bytesOut, lastError: f.lastError, createdAt: new Date(r.createdAt).toISOString(), createdBy: r.createdBy,
     };
   }

@@ -145,7 +145,7 @@ export async function startHub(config: HubConfig, log: Logger): Promise<Hub> {
   ];
   const forwards = new Forwards({
     store, opener, audit, sessions: tunnels, log: log.child({ component: 'forwards' }), pingIntervalMs: config.pingIntervalMs, hubPorts: () => hubPorts,
-    holdsHubEntries: () => mesh.isLeader, changed: () => void feed.publish({ kind: 'forwards' }),
+    holdsHubEntries: () => mesh.isLeader, entryHub: (agent) => (agent === null ? mesh.hubEntriesHolder() : mesh.hubOf(agent)), changed: () => void feed.publish({ kind: 'forwards' }),
   });
   await forwards.start();
   const externalServices = new ExternalServices({ store, forwards, sessions: tunnels });

@@ -166,9 +166,21 @@ export class HubMesh extends EventEmitter implements AgentDirectory {
     const hubs = [...this.hubs.values()].sort(byAge);
     const count = new Map<string, number>();
     for (const r of this.remote.values()) count.set(r.hub.id, (count.get(r.hub.id) ?? 0) + 1);
+    const holder = this.hubEntriesHolder();
     return hubs.map((h) => ({
-      ...h, self: h.id === this.id, leader: h.id === hubs[0]?.id, agents: h.id === this.id ? this.deps.tunnels.size : (count.get(h.id) ?? 0),
+      ...h, self: h.id === this.id, leader: h.id === holder, agents: h.id === this.id ? this.deps.tunnels.size : (count.get(h.id) ?? 0),
     }));
+  }
+
+  /**
+   * The hub that holds the hub-side forward entries now, as this hub knows it: this one while it holds
+   * them, else the oldest live hub; null while this hub is the oldest but its lease is not surely valid
+   * (then nobody listens).
+   */
+  hubEntriesHolder(): string | null {
+    if (this.leader) return this.id;
+    const oldest = this.oldestAlive();
+    return oldest && oldest.id !== this.id ? oldest.id : null;
   }
 
   /** The hub an agent's tunnel is on (this one's id for a local tunnel), or null. */
@@ -377,8 +389,12 @@ export class HubMesh extends EventEmitter implements AgentDirectory {
     this.hubs = alive;
     for (const id of before.keys()) if (!alive.has(id)) this.forgetHub(id);
     if (removed) await this.deps.publish({ kind: 'hubs' });
-    const oldest = [...alive.values()].filter((h) => h.alive).sort(byAge)[0];
-    this.setLeader(oldest?.id === this.id && performance.now() < this.leaseValidUntil);
+    this.setLeader(this.oldestAlive()?.id === this.id && performance.now() < this.leaseValidUntil);
+  }
+
+  /** The oldest hub whose lease was valid at the last read (by start time, then id). */
+  private oldestAlive(): HubRecord | undefined {
+    return [...this.hubs.values()].filter((h) => h.alive).sort(byAge)[0];
   }
 
   private forgetHub(id: string): void {

@@ -10,13 +10,15 @@
 //   - agents behind one address (a TCP load balancer standing in for a Service, test/support/tcpBalancer.ts),
 //     on whichever hub it picked for them; a client reaches every agent through every hub, by CONNECT and SOCKS5
 //     (through another hub, the stream is relayed hub to hub)
+//   - a cluster agent (`--kube --cluster`) behind the same address, in front of the kube-apiserver stand-in:
+//     real kubectl `get pods` and `exec -i … cat` (64 KiB of random bytes, same sha256) through every hub
 //   - kill -9 of a hub under continuous traffic through the other two: no new connection fails, a stream
 //     relayed through the dead hub is reset (never a clean EOF), the dead hub leaves the set within two
 //     lease periods, its agents are reachable again through every hub, and through it once it returns
 //   - a rolling restart (SIGTERM, one hub after the other) under continuous traffic through the load
 //     balancer: no new connection fails
-//   - a hub-side forward listens on one hub only; kill -9 of that hub moves the listener (same port) to
-//     another within two lease periods
+//   - a hub-side forward listens on one hub only, and `forwards ls` on every hub names it; kill -9 of that
+//     hub moves the listener (same port) to another within two lease periods, and every hub names the new one
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import https from 'node:https';
@@ -30,7 +32,8 @@ import { connectThroughHub } from '../support/connectClient.js';
 import { SocksClient } from '../support/socksClient.js';
 import { startBalancer, type Balancer } from '../support/tcpBalancer.js';
 import { startPostgres, type Postgres } from '../support/postgres.js';
-import { ChildGroup, waitForExit, withDeadline } from '../support/proc.js';
+import { startFakeApiserver, type FakeApiserver } from '../support/kube/apiserver.js';
+import { ChildGroup, run, waitForExit, withDeadline } from '../support/proc.js';
 import { startUpstream, type Upstream } from '../support/upstreams.js';
 import { cli, cliJson, joinToken, restartHub, startAgent, startHub, tempDir, type HubProc } from '../support/warren.js';
 
@@ -90,6 +93,8 @@ describe('several hubs on one PostgreSQL', () => {
   /** Streams opened through a hub by this test; each must have its audit row. */
   let streams = 0;
   let lb: Balancer | undefined;
+  /** The member cluster's kube-apiserver stand-in, behind the cluster agent. */
+  let kubeApi: FakeApiserver | undefined;
   /** Agents connected through the load balancer. */
   const spread = ['m0', 'm1', 'm2'];
 
@@ -124,6 +129,7 @@ describe('several hubs on one PostgreSQL', () => {
   after(async () => {
     lb?.close();
     await procs.killAll();
+    await kubeApi?.close();
     await pg.stop();
     procs.dispose();
   });
@@ -306,6 +312,44 @@ describe('several hubs on one PostgreSQL', () => {
     t.diagnostic(`new stream + 1 KiB echo: ${direct.toFixed(1)} ms through the agent's hub, ${relayed.toFixed(1)} ms relayed through another hub`);
   });
 
+  it('a cluster agent behind the same address: kubectl get pods and exec (64 KiB echoed) through every hub', async (t) => {
+    const dir = tempDir('ha-kube');
+    kubeApi = await startFakeApiserver();
+    kubeApi.createPod('team-a', 'ha-web');
+    const agentKc = path.join(dir, 'agent.kubeconfig');
+    fs.writeFileSync(agentKc, kubeApi.kubeconfig('agent'), { mode: 0o600 });
+    await startAgent({ group: procs, hub: hubs[0]!, name: 'kube-ha', args: ['--hub', lb!.url, '--kube', agentKc, '--cluster', 'ha'] });
+    await cliJson(hubs[1]!, ['grant', '--user', 'kubeop', '--cluster', 'ha', '--kube-groups', 'cluster-admins']);
+    const token = (await cliJson<{ token: string }>(hubs[2]!, ['token', 'create', '--user', 'kubeop'])).token;
+    const ids = await Promise.all(hubs.map(idOf));
+    // Every hub knows where the agent is before it is asked for it (the one it landed on, through the balancer).
+    const on = await Promise.all(hubs.map((h) => until(async () => (await api<AgentRow[]>(h, '/api/v1/agents')).find((a) => a.name === 'kube-ha')?.hub ?? undefined, 10_000, `kube-ha known to ${h.url}`)));
+    assert.equal(new Set(on).size, 1, 'every hub sees the agent on the same hub');
+    const data = randomBytes(64 * 1024);
+    const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');
+    for (const [i, hub] of hubs.entries()) {
+      // Each hub's own kubeconfig: its URL, its CA, the user's token.
+      const made = await cli(hub, ['kubeconfig', '--cluster', 'ha'], { token });
+      assert.equal(made.code, 0, made.stderr);
+      const kc = path.join(dir, `hub${i + 1}.kubeconfig`);
+      fs.writeFileSync(kc, made.stdout, { mode: 0o600 });
+      const kubectl = (args: readonly string[], input?: Buffer) =>
+        run('kubectl', ['--kubeconfig', kc, '--cache-dir', path.join(dir, 'cache'), ...args], { input, env: { ...process.env, HOME: dir, KUBECONFIG: '' }, timeoutMs: 30_000 });
+      const way = ids[i] === on[0] ? 'the agent\'s hub' : 'relayed';
+      const pods = await kubectl(['get', 'pods', '-n', 'team-a']);
+      assert.equal(pods.code, 0, `get pods through hub ${i + 1} (${way}): ${pods.stderr}`);
+      assert.match(pods.stdout, /^ha-web\s+1\/1\s+Running\s+/m);
+      const exec = await kubectl(['exec', '-i', '-n', 'team-a', 'ha-web', '--', 'cat'], data);
+      assert.equal(exec.code, 0, `exec through hub ${i + 1} (${way}): ${exec.stderr}`);
+      assert.equal(sha(exec.stdoutBytes), sha(data), `64 KiB through exec, hub ${i + 1} (${way})`);
+      t.diagnostic(`hub ${i + 1} (${way}): get pods and exec with 64 KiB echoed`);
+    }
+    // The member saw every exec as the caller (impersonated by the agent's account), whichever hub it came through.
+    const execs = kubeApi.requests.filter((q) => q.subresource === 'exec');
+    assert.equal(execs.length, hubs.length);
+    for (const q of execs) assert.deepEqual([q.user, q.impersonatedGroups], ['kubeop', ['cluster-admins']]);
+  });
+
   it('kill -9 of a hub under traffic: no new connection through the others fails, relayed streams are reset, agents come back', async (t) => {
     const ids = await Promise.all(hubs.map(idOf));
     const at = await allReachable(hubs[0]!, 10_000);
@@ -361,8 +405,15 @@ describe('several hubs on one PostgreSQL', () => {
   });
 
   it('a hub-side forward listens on exactly one hub; when that hub is killed another takes the listener within two leases', async (t) => {
-    interface FwdRow { name: string; listening: boolean; address: string | null }
+    interface FwdRow { name: string; listening: boolean; address: string | null; heldBy: string | null }
     const fwd = async (hub: HubProc) => (await api<FwdRow[]>(hub, '/api/v1/forwards')).find((f) => f.name === 'fw');
+    const live = () => hubs.filter((h) => h.child.exitCode === null && h.child.signalCode === null);
+    /** `warren forwards ls -o json` on every live hub names the hub that listens. */
+    const allName = async (holder: string) => {
+      // The other hubs learn of a new holder from the hub set (their next heartbeat at the latest).
+      await until(async () => ((await Promise.all(live().map(fwd))).every((f) => f?.heldBy === holder) ? true : undefined), 2 * LEASE_MS, `every hub naming ${holder}`);
+      for (const h of live()) assert.equal((await cliJson<FwdRow[]>(h, ['forwards', 'ls'])).find((f) => f.name === 'fw')?.heldBy, holder, `forwards ls on ${h.url}`);
+    };
     const r = await cli(hubs[1]!, ['forwards', 'create', 'fw', '--entry', 'hub:127.0.0.1:0', '--target', `m1:${echo.port}`]);
     assert.equal(r.code, 0, r.stderr);
     const listeningOn = () => until(async () => {
@@ -371,6 +422,11 @@ describe('several hubs on one PostgreSQL', () => {
       return up.length === 1 ? { hub: up[0]!, address: rows[up[0]!]!.address! } : undefined;
     }, 4 * LEASE_MS, 'the forward listening on one hub');
     const first = await listeningOn();
+    const ids = await Promise.all(hubs.map(idOf));
+    await allName(ids[first.hub]!);
+    const table = await cli(hubs[(first.hub + 1) % hubs.length]!, ['forwards', 'ls']);
+    assert.match(table.stdout, /^NAME\s+KIND\s+ENTRY\s+TARGET\s+LISTENING\s+HUB\s+/m);
+    assert.match(table.stdout, new RegExp(`^fw\\s+forward\\s+\\S+\\s+\\S+\\s+no\\s+${ids[first.hub]!}\\s`, 'm'), 'another hub: not listening here, and where it is');
     const [host, port] = [first.address.replace(/:\d+$/, ''), Number(/:(\d+)$/.exec(first.address)![1])];
     const echoVia = async () => {
       const s = net.connect({ host, port });
@@ -387,6 +443,7 @@ describe('several hubs on one PostgreSQL', () => {
     assert.notEqual(next.hub, first.hub);
     assert.equal(next.address, first.address, 'the same port, kept in the store');
     assert.ok(moved < 2 * LEASE_MS, `the listener moved ${moved.toFixed(0)} ms after the kill`);
+    await allName(ids[next.hub]!);
     await echoVia();
     t.diagnostic(`forward listener moved to another hub ${moved.toFixed(0)} ms after kill -9 of its hub`);
     hubs[first.hub] = await startHub({ ...hubs[first.hub]!.options, listen: `127.0.0.1:${hubs[first.hub]!.port}` });

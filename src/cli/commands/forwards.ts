@@ -12,7 +12,7 @@ import { outputOption } from '../conventions.js';
 type Opts = ClientFlags & { output?: string };
 
 export interface ForwardRow {
-  name: string; kind: string; gateway: string | null; sourceIp: string | null; owner: string | null; entry: string; agent: string | null; target: string; allowFrom: string[]; listening: boolean; address: string | null;
+  name: string; kind: string; gateway: string | null; sourceIp: string | null; owner: string | null; entry: string; agent: string | null; target: string; allowFrom: string[]; listening: boolean; address: string | null; heldBy: string | null;
   openStreams: number; connections: number; bytesIn: number; bytesOut: number; lastError: { code: string; message: string; time: string } | null;
 }
 
@@ -22,6 +22,8 @@ const columns: Column<ForwardRow>[] = [
   { header: 'ENTRY', get: (f) => f.entry },
   { header: 'TARGET', get: (f) => f.target },
   { header: 'LISTENING', get: (f) => (f.listening ? `yes ${f.address ?? ''}`.trim() : 'no') },
+  // Several hubs: only the hub named here listens (or pushes the agent's listeners); LISTENING is the answering hub's view.
+  { header: 'HUB', get: (f) => f.heldBy },
   { header: 'STREAMS', get: (f) => f.openStreams },
   { header: 'IN', get: (f) => f.bytesIn },
   { header: 'OUT', get: (f) => f.bytesOut },
