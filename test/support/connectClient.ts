@@ -73,14 +73,20 @@ export async function connectThroughHub(hub: HubAddress, target: string, opts: C
       socket.off('error', onError);
       socket.off('end', onEnd);
     };
-    const onError = (err: Error) => {
+    // A refused or failed socket is thrown away, but may still emit: an end before the TLS handshake
+    // finished makes Node's own 'end' handler destroy it with ECONNRESET ("Client network socket
+    // disconnected before secure TLS connection was established") right after ours ran.
+    const discard = () => {
       cleanup();
+      socket.on('error', () => undefined);
       socket.destroy();
+    };
+    const onError = (err: Error) => {
+      discard();
       reject(err);
     };
     const onEnd = () => {
-      cleanup();
-      socket.destroy();
+      discard();
       const text = head.toString('utf8');
       const status = Number(/^HTTP\/1\.[01] (\d{3})/.exec(text)?.[1] ?? 0);
       reject(new ConnectRefused(status, text.slice(text.indexOf('\r\n\r\n') + 4)));
