@@ -159,7 +159,8 @@ test('several hubs on one store: a hub entry listens on the holder only, every h
   const store = fakeStore();
   // Which hub holds the hub-side entries, as the hub set (src/hub/hubMesh.ts) would say on every hub.
   let holder = 'hub-a';
-  const hub = (id: string) => harness(store, echo.opener, { holdsHubEntries: () => holder === id, entryHub: (agent) => (agent === null ? holder : 'hub-b') });
+  let agentHub: string | null = 'hub-b';
+  const hub = (id: string) => harness(store, echo.opener, { holdsHubEntries: () => holder === id, entryHub: (agent) => (agent === null ? holder : agentHub) });
   const a = hub('hub-a');
   const b = hub('hub-b');
   await a.forwards.start();
@@ -181,9 +182,12 @@ test('several hubs on one store: a hub entry listens on the holder only, every h
   assert.deepEqual([a.forwards.get('pg').heldBy, b.forwards.get('pg').heldBy], ['hub-b', 'hub-b']);
   assert.equal(b.forwards.get('pg').address, `127.0.0.1:${port}`, 'the port kept in the store');
   assert.deepEqual((await roundTrip(port, Buffer.from('via b'))).got, Buffer.from('via b'));
-  // An agent's entry is run by the hub its agent is on.
+  // An agent's entry is run (and reported) by the hub its agent is on; the others do not call it offline.
   const edge = await a.forwards.create({ name: 'edge', entry: 'alpha:0', target: 'beta:80', allowFrom: [] }, 'admin');
   assert.equal(edge.heldBy, 'hub-b');
+  assert.deepEqual([edge.listening, edge.lastError], [false, null]);
+  agentHub = null;
+  assert.equal(a.forwards.get('edge').lastError?.code, 'WARREN_E_AGENT_OFFLINE', 'on no hub: offline');
   await a.forwards.close(100);
   await b.forwards.close(100);
   echo.close();

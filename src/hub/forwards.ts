@@ -442,11 +442,15 @@ export class Forwards {
 
   private view(f: LiveForward): ForwardView {
     const r = f.record;
+    const heldBy = this.deps.entryHub?.(r.entryAgent) ?? null;
+    // An agent's entry whose tunnel is on another hub is that hub's to run and to report (it pushes the
+    // listeners): this hub's "not connected" would be wrong. A hub entry here has no error to hide.
+    const elsewhere = r.entryAgent !== null && heldBy !== null && !this.deps.sessions.get(r.entryAgent);
     return {
       name: r.name, kind: r.kind ?? 'forward', gateway: r.gateway ?? null, sourceIp: r.sourceIp ?? null, owner: r.owner ?? null,
       entry: formatEntry(f.entry), agent: r.entryAgent, target: r.target, allowFrom: r.allowFrom,
-      listening: f.listening, address: f.listening ? f.address : null, heldBy: this.deps.entryHub?.(r.entryAgent) ?? null, openStreams: f.openStreams, connections: f.connections,
-      bytesIn: f.bytesIn, bytesOut: f.bytesOut, lastError: f.lastError, createdAt: new Date(r.createdAt).toISOString(), createdBy: r.createdBy,
+      listening: f.listening, address: f.listening ? f.address : null, heldBy, openStreams: f.openStreams, connections: f.connections,
+      bytesIn: f.bytesIn, bytesOut: f.bytesOut, lastError: elsewhere ? null : f.lastError, createdAt: new Date(r.createdAt).toISOString(), createdBy: r.createdBy,
     };
   }
 
