@@ -1,7 +1,7 @@
-// Chaos: mixed traffic through every door (HTTP CONNECT, SOCKS5, a hub forward) while agents and the hub
-// are killed (SIGKILL) and restarted at seeded random times. Every stream either completes with the
-// sha256 of what the upstream sent, or fails with an error its client sees; a stream that ends cleanly
-// with missing or wrong bytes fails the test. Beside it: stream churn leaves the hub's open file
+// Chaos: mixed traffic through every door (HTTP CONNECT, SOCKS5, a hub forward, the kube router) while
+// agents and the hub are killed (SIGKILL) and restarted at seeded random times. Every stream either
+// completes with the sha256 of what the upstream sent, or fails with an error its client sees; a stream
+// that ends cleanly with missing or wrong bytes fails the test. Beside it: stream churn leaves the hub's open file
 // descriptors (and, as a figure, its RSS) where they started; a reader limited to 1 MB/s beside a fast
 // stream keeps the hub's memory within the flow-control windows and the fast stream fast; agents
 // reconnecting after a hub restart are spread by their backoff jitter.
@@ -14,7 +14,10 @@
 // only against generous bounds.
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
+import type http from 'node:http';
+import https from 'node:https';
 import net from 'node:net';
+import path from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
 import { after, test } from 'node:test';
 import { startAgent as startInProcessAgent, type Agent } from '../../src/agent/agent.js';
@@ -23,11 +26,12 @@ import { silentLogger } from '../../src/shared/log.js';
 import { encodeGreeting, encodeRequest, encodeUserPass, parseMethodSelection, parseReply, parseUserPassStatus } from '../../src/doors/socks5Codec.js';
 import { STREAM_WINDOW } from '../../src/tunnel/protocol.js';
 import { rssBytes } from '../../bench/lib/procstat.js';
+import { startFakeApiserver } from '../support/kube/apiserver.js';
 import { ChildGroup, runOk, withDeadline } from '../support/proc.js';
 import { natLab } from '../support/netns.js';
 import { connectThroughHub, errorAfterEof, readAll, type ReadResult } from '../support/connectClient.js';
-import { seededSha256, startUpstream } from '../support/upstreams.js';
-import { cliJson, joinToken, startAgent, startHub, stopProcess, tempDir, type AgentProc, type HubProc } from '../support/warren.js';
+import { seededBytes, seededSha256, sha256Hex, startUpstream } from '../support/upstreams.js';
+import { accessToken, cli, cliJson, joinToken, startAgent, startHub, stopProcess, tempDir, type AgentProc, type HubProc } from '../support/warren.js';
 
 const SCALE = Math.max(0.1, Number(process.env.CHAOS_SCALE ?? 1) || 1);
 const SEED = Number(process.env.CHAOS_SEED ?? Math.floor(Math.random() * 2 ** 31));
@@ -103,8 +107,31 @@ function dialForward(port: number): Promise<net.Socket> {
   });
 }
 
-type Door = 'connect' | 'socks5' | 'forward';
-const DOORS: readonly Door[] = ['connect', 'socks5', 'forward'];
+/** The hub answered a kube request with something other than 200 (a Status its client sees). */
+class KubeRefused extends Error {
+  constructor(readonly status: number) {
+    super(`the hub answered ${status} to a kube request`);
+  }
+}
+
+/**
+ * A GET through the hub's kube router. Resolves with the response once its status is 200 (paused, body
+ * unread); rejects with KubeRefused (body read) for any other status, or with the request's error.
+ */
+function kubeGet(hub: HubProc, ca: string, urlPath: string, token: string): Promise<http.IncomingMessage> {
+  return new Promise((resolve, reject) => {
+    const req = https.get(`${hub.url}${urlPath}`, { headers: { Authorization: `Bearer ${token}` }, ca, agent: false }, (res) => {
+      if (res.statusCode === 200) return resolve(res.pause());
+      res.resume();
+      res.once('end', () => reject(new KubeRefused(res.statusCode ?? 0)));
+      res.once('error', reject);
+    });
+    req.once('error', reject);
+  });
+}
+
+type Door = 'connect' | 'socks5' | 'forward' | 'kube';
+const DOORS: readonly Door[] = ['connect', 'socks5', 'forward', 'kube'];
 
 test('chaos: mixed traffic through every door while agents and the hub are killed and restarted', { timeout: 600_000 + 60_000 * SCALE * SCALE * 2 }, async (t) => {
   const random = rng(SEED);
@@ -135,6 +162,32 @@ test('chaos: mixed traffic through every door while agents and the hub are kille
   const fwd = await cliJson<{ address: string }>(hub, ['forwards', 'create', 'chaos-fwd', '--entry', 'hub:127.0.0.1:0', '--target', target]);
   const fwdPort = Number(fwd.address.split(':').pop());
 
+  // The kube door: two agents serve cluster `chaos` in front of the kube-apiserver stand-in; a kube
+  // stream is a pod's log (a chunked GET) as long as the other doors' streams, lines of seeded hex.
+  const api = await startFakeApiserver({ extraRules: [{ users: ['dev'], verbs: ['get'], apiGroups: [''], resources: ['pods/log'], namespaces: ['team-a'] }] });
+  after(() => api.close());
+  api.createPod('team-a', 'chaos');
+  const hex = seededBytes('chaos-kube', streamBytes / 2).toString('hex');
+  const lines = Array.from({ length: Math.ceil(hex.length / 1023) }, (_, i) => hex.slice(i * 1023, (i + 1) * 1023));
+  for (const line of lines) api.appendLog('team-a', 'chaos', line);
+  const kubeBody = lines.map((l) => `${l}\n`).join('');
+  const kubeBytes = Buffer.byteLength(kubeBody);
+  const kubeExpected = sha256Hex(kubeBody);
+  const kubeDir = tempDir('chaos-kube');
+  dirs.push(kubeDir);
+  const agentKubeconfig = path.join(kubeDir, 'agent.kubeconfig');
+  fs.writeFileSync(agentKubeconfig, api.kubeconfig('agent'), { mode: 0o600 });
+  for (const name of ['chaos-k1', 'chaos-k2']) {
+    const a = await startAgent({ group: procs, hub, name, args: [...PING, '--kube', agentKubeconfig, '--cluster', 'chaos'] });
+    agents.set(name, a);
+    dirs.push(a.dataDir);
+  }
+  const grant = await cli(hub, ['grant', '--user', 'dev', '--cluster', 'chaos']);
+  assert.equal(grant.code, 0, grant.stderr);
+  const devToken = await accessToken(hub, 'dev');
+  const hubCa = fs.readFileSync(hub.caPath, 'utf8');
+  const kubeStatuses: Record<number, number> = {};
+
   const stats = { streams: 0, ok: 0, failedVisibly: 0, resetReadAsEof: 0, openFailed: 0, silent: [] as string[], bytesLost: 0, cutByHubKill: 0, bytes: 0, agentKills: 0, hubKills: 0, hubRestarts: 0, openMs: [] as number[] };
   const byDoor = Object.fromEntries(DOORS.map((d) => [d, { ok: 0, failed: 0 }])) as Record<Door, { ok: number; failed: number }>;
   let hubDown = false;
@@ -144,9 +197,15 @@ test('chaos: mixed traffic through every door while agents and the hub are kille
    */
   let hubKillEpoch = 0;
 
-  async function open(door: Door): Promise<net.Socket> {
+  async function open(door: Door): Promise<net.Socket | http.IncomingMessage> {
     if (door === 'connect') return connectThroughHub(hub, target, { timeoutMs: 10_000 });
     if (door === 'socks5') return socksThroughHub(socksPort, hub.adminToken, '127.0.0.1', source.port);
+    if (door === 'kube') {
+      return kubeGet(hub, hubCa, '/k8s/clusters/chaos/api/v1/namespaces/team-a/pods/chaos/log', devToken).catch((err: unknown) => {
+        if (err instanceof KubeRefused) kubeStatuses[err.status] = (kubeStatuses[err.status] ?? 0) + 1;
+        throw err;
+      });
+    }
     return dialForward(fwdPort);
   }
 
@@ -155,7 +214,7 @@ test('chaos: mixed traffic through every door while agents and the hub are kille
     stats.streams++;
     const started = performance.now();
     const epoch = hubKillEpoch;
-    let socket: net.Socket;
+    let socket: net.Socket | http.IncomingMessage;
     try {
       socket = await withDeadline(open(door), 15_000, `opening a ${door} stream`);
     } catch {
@@ -165,7 +224,8 @@ test('chaos: mixed traffic through every door while agents and the hub are kille
     }
     if (!hubDown) stats.openMs.push(performance.now() - started);
     const got: ReadResult = await withDeadline(readAll(socket), 120_000, `a ${door} stream to end`);
-    if (got.clean && got.bytes === streamBytes && got.sha256 === expected) {
+    const [wantBytes, wantSha256] = door === 'kube' ? [kubeBytes, kubeExpected] : [streamBytes, expected];
+    if (got.clean && got.bytes === wantBytes && got.sha256 === wantSha256) {
       socket.destroy();
       stats.ok++;
       stats.bytes += got.bytes;
@@ -173,13 +233,14 @@ test('chaos: mixed traffic through every door while agents and the hub are kille
       return 'ok';
     }
     // A short stream that ended "cleanly": the socket says whether that EOF was the hub's RST (which
-    // Node's socket layer can report as an end, see errorAfterEof) or a FIN.
-    const reset = got.clean ? await withDeadline(errorAfterEof(socket), 10_000, 'the socket error after a short EOF') : undefined;
+    // Node's socket layer can report as an end, see errorAfterEof) or a FIN. A kube response has HTTP
+    // framing (chunked): a cut one is an error to its client however the connection ended.
+    const reset = got.clean && socket instanceof net.Socket ? await withDeadline(errorAfterEof(socket), 10_000, 'the socket error after a short EOF') : undefined;
     socket.destroy();
     if (reset) {
       stats.resetReadAsEof++;
       stats.failedVisibly++;
-    } else if (got.clean && hubKillEpoch !== epoch) {
+    } else if (got.clean && hubKillEpoch !== epoch && door !== 'kube') {
       // The client of a hub process that was SIGKILLed gets the kernel's FIN: no process is left to say
       // otherwise. A plain TCP client (SOCKS5, a forward) cannot tell; on the CONNECT door the TLS
       // close_notify is missing, which OpenSSL-based clients (curl) report as an unexpected EOF and
@@ -187,8 +248,8 @@ test('chaos: mixed traffic through every door while agents and the hub are kille
       stats.cutByHubKill++;
     } else if (got.clean) {
       // The one outcome that must never happen: a stream that ends with a FIN but is short or wrong.
-      stats.bytesLost += got.bytes < streamBytes ? streamBytes - got.bytes : streamBytes; // short, or as long but wrong
-      stats.silent.push(`${door}: clean EOF after ${got.bytes} of ${streamBytes} bytes, sha256 ${got.sha256 === expected ? 'matches' : 'differs'}`);
+      stats.bytesLost += got.bytes < wantBytes ? wantBytes - got.bytes : wantBytes; // short, or as long but wrong
+      stats.silent.push(`${door}: clean EOF after ${got.bytes} of ${wantBytes} bytes, sha256 ${got.sha256 === wantSha256 ? 'matches' : 'differs'}`);
     } else stats.failedVisibly++;
     byDoor[door].failed++;
     return 'failed';
@@ -242,11 +303,11 @@ test('chaos: mixed traffic through every door while agents and the hub are kille
 
   const line = `chaos: ${stats.streams} streams (${stats.ok} complete with matching sha256, ${stats.failedVisibly} failed with an error the client saw (${stats.resetReadAsEof} of them an RST first read as EOF), ${stats.openFailed} refused at open, ${stats.silent.length} silently short, ${stats.cutByHubKill} cut by a hub SIGKILL) ` +
     `${mb(stats.bytes)} verified, ${stats.bytesLost} bytes lost without an error; faults: ${stats.agentKills} agent kills, ${stats.hubKills} hub kills, ${stats.hubRestarts} hub restarts in ${Math.round(durationMs / 1000)} s; ` +
-    `open latency p50 ${percentile(stats.openMs, 50).toFixed(0)} ms p99 ${percentile(stats.openMs, 99).toFixed(0)} ms; by door ${JSON.stringify(byDoor)}`;
+    `open latency p50 ${percentile(stats.openMs, 50).toFixed(0)} ms p99 ${percentile(stats.openMs, 99).toFixed(0)} ms; by door ${JSON.stringify(byDoor)}; kube refusals by status ${JSON.stringify(kubeStatuses)}`;
   console.log(line);
   t.diagnostic(line);
   assert.deepEqual(stats.silent, [], 'streams ended with a FIN (no reset) with missing or wrong bytes');
-  assert.ok(stats.ok > 0);
+  for (const door of DOORS) assert.ok(byDoor[door].ok > 0, `no ${door} stream completed`);
   assert.ok(stats.agentKills + stats.hubKills + stats.hubRestarts > 0, 'no fault was injected');
 });
 
