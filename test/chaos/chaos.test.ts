@@ -108,10 +108,20 @@ function dialForward(port: number): Promise<net.Socket> {
   });
 }
 
-/** The hub answered a kube request with something other than 200 (a Status its client sees). */
+/** The hub answered a kube request with something other than 200: a Status its client sees. */
 class KubeRefused extends Error {
-  constructor(readonly status: number) {
-    super(`the hub answered ${status} to a kube request`);
+  constructor(
+    readonly status: number,
+    body: string,
+  ) {
+    // A Kubernetes Status names what went wrong in its message; anything else is quoted as it came.
+    let message = body.slice(0, 200);
+    try {
+      message = (JSON.parse(body) as { message?: string }).message ?? message;
+    } catch {
+      // not a Status: the body as it came
+    }
+    super(message);
   }
 }
 
@@ -123,8 +133,10 @@ function kubeGet(hub: HubProc, ca: string, urlPath: string, token: string): Prom
   return new Promise((resolve, reject) => {
     const req = https.get(`${hub.url}${urlPath}`, { headers: { Authorization: `Bearer ${token}` }, ca, agent: false }, (res) => {
       if (res.statusCode === 200) return resolve(res.pause());
-      res.resume();
-      res.once('end', () => reject(new KubeRefused(res.statusCode ?? 0)));
+      let body = '';
+      res.setEncoding('utf8');
+      res.on('data', (c: string) => (body += c));
+      res.once('end', () => reject(new KubeRefused(res.statusCode ?? 0, body)));
       res.once('error', reject);
     });
     req.once('error', reject);
@@ -187,7 +199,8 @@ test('chaos: mixed traffic through every door while agents and the hub are kille
   assert.equal(grant.code, 0, grant.stderr);
   const devToken = await accessToken(hub, 'dev');
   const hubCa = fs.readFileSync(hub.caPath, 'utf8');
-  const kubeStatuses: Record<number, number> = {};
+  /** Kube refusals by status and the Status message, e.g. `503 cluster chaos has no connected agent`. */
+  const kubeRefusals: Record<string, number> = {};
 
   const stats = { streams: 0, ok: 0, failedVisibly: 0, resetReadAsEof: 0, openFailed: 0, silent: [] as string[], bytesLost: 0, cutByHubKill: 0, bytes: 0, agentKills: 0, hubKills: 0, hubRestarts: 0, openMs: [] as number[] };
   const byDoor = Object.fromEntries(DOORS.map((d) => [d, { ok: 0, failed: 0 }])) as Record<Door, { ok: number; failed: number }>;
@@ -203,7 +216,10 @@ test('chaos: mixed traffic through every door while agents and the hub are kille
     if (door === 'socks5') return socksThroughHub(socksPort, hub.adminToken, '127.0.0.1', source.port);
     if (door === 'kube') {
       return kubeGet(hub, hubCa, '/k8s/clusters/chaos/api/v1/namespaces/team-a/pods/chaos/log', devToken).catch((err: unknown) => {
-        if (err instanceof KubeRefused) kubeStatuses[err.status] = (kubeStatuses[err.status] ?? 0) + 1;
+        if (err instanceof KubeRefused) {
+          const why = `${err.status} ${err.message}`;
+          kubeRefusals[why] = (kubeRefusals[why] ?? 0) + 1;
+        }
         throw err;
       });
     }
@@ -304,7 +320,7 @@ test('chaos: mixed traffic through every door while agents and the hub are kille
 
   const line = `chaos: ${stats.streams} streams (${stats.ok} complete with matching sha256, ${stats.failedVisibly} failed with an error the client saw (${stats.resetReadAsEof} of them an RST first read as EOF), ${stats.openFailed} refused at open, ${stats.silent.length} silently short, ${stats.cutByHubKill} cut by a hub SIGKILL) ` +
     `${mb(stats.bytes)} verified, ${stats.bytesLost} bytes lost without an error; faults: ${stats.agentKills} agent kills, ${stats.hubKills} hub kills, ${stats.hubRestarts} hub restarts in ${Math.round(durationMs / 1000)} s; ` +
-    `open latency p50 ${percentile(stats.openMs, 50).toFixed(0)} ms p99 ${percentile(stats.openMs, 99).toFixed(0)} ms; by door ${JSON.stringify(byDoor)}; kube refusals by status ${JSON.stringify(kubeStatuses)}`;
+    `open latency p50 ${percentile(stats.openMs, 50).toFixed(0)} ms p99 ${percentile(stats.openMs, 99).toFixed(0)} ms; by door ${JSON.stringify(byDoor)}; kube refusals ${JSON.stringify(kubeRefusals)}`;
   console.log(line);
   t.diagnostic(line);
   assert.deepEqual(stats.silent, [], 'streams ended with a FIN (no reset) with missing or wrong bytes');
