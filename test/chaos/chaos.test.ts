@@ -26,7 +26,7 @@ import { agentConfig } from '../../src/agent/config.js';
 import { silentLogger } from '../../src/shared/log.js';
 import { encodeGreeting, encodeRequest, encodeUserPass, parseMethodSelection, parseReply, parseUserPassStatus } from '../../src/doors/socks5Codec.js';
 import { STREAM_WINDOW } from '../../src/tunnel/protocol.js';
-import { rssBytes } from '../../bench/lib/procstat.js';
+import { rssBytes, rssParts } from '../../bench/lib/procstat.js';
 import { startFakeApiserver } from '../support/kube/apiserver.js';
 import { ChildGroup, eventually, runOk, waitForLine, withDeadline } from '../support/proc.js';
 import { natLab } from '../support/netns.js';
@@ -347,12 +347,12 @@ async function quietLab(name: string, hubEnv: NodeJS.ProcessEnv = {}): Promise<{
  * garbage collection in it and read its heap: memory is compared between two collected states rather
  * than wherever V8's heap sizing happened to be. Nothing in the hub exposes this; only the test turns it on.
  */
-async function inspect(child: import('node:child_process').ChildProcess): Promise<{ collect(): Promise<{ usedSize: number; totalSize: number }>; close(): void }> {
+async function inspect(child: import('node:child_process').ChildProcess): Promise<{ collect(): Promise<NodeJS.MemoryUsage>; close(): void }> {
   const url = (await waitForLine(child, /Debugger listening on (ws:\/\/\S+)/, { timeoutMs: 20_000, stream: 'stderr' }))[1]!;
   const ws = new WebSocket(url);
   await withDeadline(new Promise((resolve, reject) => (ws.once('open', resolve), ws.once('error', reject))), 10_000, 'the inspector connection');
   let nextId = 0;
-  const call = <T>(method: string) =>
+  const call = <T>(method: string, params: object = {}) =>
     withDeadline(new Promise<T>((resolve, reject) => {
       const id = ++nextId;
       const onMessage = (data: Buffer) => {
@@ -363,12 +363,13 @@ async function inspect(child: import('node:child_process').ChildProcess): Promis
         else resolve(msg.result!);
       };
       ws.on('message', onMessage);
-      ws.send(JSON.stringify({ id, method }));
+      ws.send(JSON.stringify({ id, method, params }));
     }), 30_000, `the inspector's answer to ${method}`);
   return {
     async collect() {
       await call('HeapProfiler.collectGarbage');
-      return call<{ usedSize: number; totalSize: number }>('Runtime.getHeapUsage');
+      const r = await call<{ result: { value: string } }>('Runtime.evaluate', { expression: 'JSON.stringify(process.memoryUsage())', returnByValue: true });
+      return JSON.parse(r.result.value) as NodeJS.MemoryUsage;
     },
     close: () => ws.close(),
   };
@@ -411,17 +412,20 @@ test('churn: many short streams leave the hub\'s open file descriptors and RSS w
     return last;
   };
   const fd0 = await settled();
-  const heap0 = await inspector.collect();
+  const mem0 = await inspector.collect();
   const rss0 = rssBytes(pid);
+  const parts0 = rssParts(pid);
   const started = performance.now();
   await run(total);
   const seconds = (performance.now() - started) / 1000;
   const fd1 = await settled();
-  const heap1 = await inspector.collect();
+  const mem1 = await inspector.collect();
   const rss1 = rssBytes(pid);
+  const parts1 = rssParts(pid);
   const pct = (a: number, b: number) => `${(((b - a) / a) * 100).toFixed(1)} %`;
   const line = `chaos: churn ${total} streams in ${seconds.toFixed(1)} s (${Math.round(total / seconds)}/s), each state after a full GC; hub fds ${fd0} → ${fd1}; ` +
-    `hub RSS ${mb(rss0)} → ${mb(rss1)} (${pct(rss0, rss1)}); V8 heap used ${mb(heap0.usedSize)} → ${mb(heap1.usedSize)} (${pct(heap0.usedSize, heap1.usedSize)})`;
+    `hub RSS ${mb(rss0)} → ${mb(rss1)} (${pct(rss0, rss1)}: anonymous ${mb(parts0.anon)} → ${mb(parts1.anon)}, files ${mb(parts0.file)} → ${mb(parts1.file)}, shared ${mb(parts0.shmem)} → ${mb(parts1.shmem)}); ` +
+    `V8 heap used ${mb(mem0.heapUsed)} → ${mb(mem1.heapUsed)} (${pct(mem0.heapUsed, mem1.heapUsed)}) of ${mb(mem0.heapTotal)} → ${mb(mem1.heapTotal)}; external ${mb(mem0.external)} → ${mb(mem1.external)}`;
   console.log(line);
   t.diagnostic(line);
   assert.ok(fd1 <= Math.max(fd0 * 1.1, fd0 + 3), `open fds grew from ${fd0} to ${fd1}`);
