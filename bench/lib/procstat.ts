@@ -47,6 +47,18 @@ export function rssBytes(pid: number): number {
   }
 }
 
+/** The parts of VmRSS in bytes: anonymous memory (heaps, malloc), file mappings, shared memory; zeros when the process is gone. */
+export function rssParts(pid: number): { anon: number; file: number; shmem: number } {
+  let status = '';
+  try {
+    status = fs.readFileSync(`/proc/${pid}/status`, 'utf8');
+  } catch {
+    // gone: zeros
+  }
+  const kb = (field: string) => Number(new RegExp(`${field}:\\s+(\\d+) kB`).exec(status)?.[1] ?? 0) * 1024;
+  return { anon: kb('RssAnon'), file: kb('RssFile'), shmem: kb('RssShmem') };
+}
+
 function parentOf(pid: number): number | undefined {
   const f = statFields(pid);
   return f ? Number(f[1]) : undefined;

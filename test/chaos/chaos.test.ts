@@ -1,10 +1,10 @@
-// Chaos: mixed traffic through every door (HTTP CONNECT, SOCKS5, a hub forward) while agents and the hub
-// are killed (SIGKILL) and restarted at seeded random times. Every stream either completes with the
-// sha256 of what the upstream sent, or fails with an error its client sees; a stream that ends cleanly
-// with missing or wrong bytes fails the test. Beside it: stream churn leaves the hub's open file
-// descriptors (and, as a figure, its RSS) where they started; a reader limited to 1 MB/s beside a fast
-// stream keeps the hub's memory within the flow-control windows and the fast stream fast; agents
-// reconnecting after a hub restart are spread by their backoff jitter.
+// Chaos: mixed traffic through every door (HTTP CONNECT, SOCKS5, a hub forward, the kube router) while
+// agents and the hub are killed (SIGKILL) and restarted at seeded random times. Every stream either
+// completes with the sha256 of what the upstream sent, or fails with an error its client sees; a stream
+// that ends cleanly with missing or wrong bytes fails the test. Beside it: stream churn leaves the hub's
+// open file descriptors and RSS (each after a full GC) within 10 % of where they started; a reader
+// limited to 1 MB/s beside a fast stream keeps the hub's memory within the flow-control windows and the
+// fast stream fast; agents reconnecting after a hub restart all come back, spread by their backoff jitter.
 //
 //   npm run test:chaos                       # the bounded run (also part of `npm test`)
 //   CHAOS_SCALE=10 npm run test:chaos        # a soak: 100× the duration and churn, 10× the agents
@@ -14,20 +14,25 @@
 // only against generous bounds.
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
+import type http from 'node:http';
+import https from 'node:https';
 import net from 'node:net';
+import path from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
 import { after, test } from 'node:test';
+import { WebSocket } from 'ws';
 import { startAgent as startInProcessAgent, type Agent } from '../../src/agent/agent.js';
 import { agentConfig } from '../../src/agent/config.js';
 import { silentLogger } from '../../src/shared/log.js';
 import { encodeGreeting, encodeRequest, encodeUserPass, parseMethodSelection, parseReply, parseUserPassStatus } from '../../src/doors/socks5Codec.js';
 import { STREAM_WINDOW } from '../../src/tunnel/protocol.js';
-import { rssBytes } from '../../bench/lib/procstat.js';
-import { ChildGroup, runOk, withDeadline } from '../support/proc.js';
+import { rssBytes, rssParts } from '../../bench/lib/procstat.js';
+import { startFakeApiserver } from '../support/kube/apiserver.js';
+import { ChildGroup, eventually, runOk, waitForLine, withDeadline } from '../support/proc.js';
 import { natLab } from '../support/netns.js';
 import { connectThroughHub, errorAfterEof, readAll, type ReadResult } from '../support/connectClient.js';
-import { seededSha256, startUpstream } from '../support/upstreams.js';
-import { cliJson, joinToken, startAgent, startHub, stopProcess, tempDir, type AgentProc, type HubProc } from '../support/warren.js';
+import { seededBytes, seededSha256, sha256Hex, startUpstream } from '../support/upstreams.js';
+import { accessToken, cli, cliJson, joinToken, startAgent, startHub, stopProcess, tempDir, type AgentProc, type HubProc } from '../support/warren.js';
 
 const SCALE = Math.max(0.1, Number(process.env.CHAOS_SCALE ?? 1) || 1);
 const SEED = Number(process.env.CHAOS_SEED ?? Math.floor(Math.random() * 2 ** 31));
@@ -103,8 +108,43 @@ function dialForward(port: number): Promise<net.Socket> {
   });
 }
 
-type Door = 'connect' | 'socks5' | 'forward';
-const DOORS: readonly Door[] = ['connect', 'socks5', 'forward'];
+/** The hub answered a kube request with something other than 200: a Status its client sees. */
+class KubeRefused extends Error {
+  constructor(
+    readonly status: number,
+    body: string,
+  ) {
+    // A Kubernetes Status names what went wrong in its message; anything else is quoted as it came.
+    let message = body.slice(0, 200);
+    try {
+      message = (JSON.parse(body) as { message?: string }).message ?? message;
+    } catch {
+      // not a Status: the body as it came
+    }
+    super(message);
+  }
+}
+
+/**
+ * A GET through the hub's kube router. Resolves with the response once its status is 200 (paused, body
+ * unread); rejects with KubeRefused (body read) for any other status, or with the request's error.
+ */
+function kubeGet(hub: HubProc, ca: string, urlPath: string, token: string): Promise<http.IncomingMessage> {
+  return new Promise((resolve, reject) => {
+    const req = https.get(`${hub.url}${urlPath}`, { headers: { Authorization: `Bearer ${token}` }, ca, agent: false }, (res) => {
+      if (res.statusCode === 200) return resolve(res.pause());
+      let body = '';
+      res.setEncoding('utf8');
+      res.on('data', (c: string) => (body += c));
+      res.once('end', () => reject(new KubeRefused(res.statusCode ?? 0, body)));
+      res.once('error', reject);
+    });
+    req.once('error', reject);
+  });
+}
+
+type Door = 'connect' | 'socks5' | 'forward' | 'kube';
+const DOORS: readonly Door[] = ['connect', 'socks5', 'forward', 'kube'];
 
 test('chaos: mixed traffic through every door while agents and the hub are killed and restarted', { timeout: 600_000 + 60_000 * SCALE * SCALE * 2 }, async (t) => {
   const random = rng(SEED);
@@ -135,6 +175,33 @@ test('chaos: mixed traffic through every door while agents and the hub are kille
   const fwd = await cliJson<{ address: string }>(hub, ['forwards', 'create', 'chaos-fwd', '--entry', 'hub:127.0.0.1:0', '--target', target]);
   const fwdPort = Number(fwd.address.split(':').pop());
 
+  // The kube door: two agents serve cluster `chaos` in front of the kube-apiserver stand-in; a kube
+  // stream is a pod's log (a chunked GET) as long as the other doors' streams, lines of seeded hex.
+  const api = await startFakeApiserver({ extraRules: [{ users: ['dev'], verbs: ['get'], apiGroups: [''], resources: ['pods/log'], namespaces: ['team-a'] }] });
+  after(() => api.close());
+  api.createPod('team-a', 'chaos');
+  const hex = seededBytes('chaos-kube', streamBytes / 2).toString('hex');
+  const lines = Array.from({ length: Math.ceil(hex.length / 1023) }, (_, i) => hex.slice(i * 1023, (i + 1) * 1023));
+  for (const line of lines) api.appendLog('team-a', 'chaos', line);
+  const kubeBody = lines.map((l) => `${l}\n`).join('');
+  const kubeBytes = Buffer.byteLength(kubeBody);
+  const kubeExpected = sha256Hex(kubeBody);
+  const kubeDir = tempDir('chaos-kube');
+  dirs.push(kubeDir);
+  const agentKubeconfig = path.join(kubeDir, 'agent.kubeconfig');
+  fs.writeFileSync(agentKubeconfig, api.kubeconfig('agent'), { mode: 0o600 });
+  for (const name of ['chaos-k1', 'chaos-k2']) {
+    const a = await startAgent({ group: procs, hub, name, args: [...PING, '--kube', agentKubeconfig, '--cluster', 'chaos'] });
+    agents.set(name, a);
+    dirs.push(a.dataDir);
+  }
+  const grant = await cli(hub, ['grant', '--user', 'dev', '--cluster', 'chaos']);
+  assert.equal(grant.code, 0, grant.stderr);
+  const devToken = await accessToken(hub, 'dev');
+  const hubCa = fs.readFileSync(hub.caPath, 'utf8');
+  /** Kube refusals by status and the Status message, e.g. `503 cluster chaos has no connected agent`. */
+  const kubeRefusals: Record<string, number> = {};
+
   const stats = { streams: 0, ok: 0, failedVisibly: 0, resetReadAsEof: 0, openFailed: 0, silent: [] as string[], bytesLost: 0, cutByHubKill: 0, bytes: 0, agentKills: 0, hubKills: 0, hubRestarts: 0, openMs: [] as number[] };
   const byDoor = Object.fromEntries(DOORS.map((d) => [d, { ok: 0, failed: 0 }])) as Record<Door, { ok: number; failed: number }>;
   let hubDown = false;
@@ -144,9 +211,18 @@ test('chaos: mixed traffic through every door while agents and the hub are kille
    */
   let hubKillEpoch = 0;
 
-  async function open(door: Door): Promise<net.Socket> {
+  async function open(door: Door): Promise<net.Socket | http.IncomingMessage> {
     if (door === 'connect') return connectThroughHub(hub, target, { timeoutMs: 10_000 });
     if (door === 'socks5') return socksThroughHub(socksPort, hub.adminToken, '127.0.0.1', source.port);
+    if (door === 'kube') {
+      return kubeGet(hub, hubCa, '/k8s/clusters/chaos/api/v1/namespaces/team-a/pods/chaos/log', devToken).catch((err: unknown) => {
+        if (err instanceof KubeRefused) {
+          const why = `${err.status} ${err.message}`;
+          kubeRefusals[why] = (kubeRefusals[why] ?? 0) + 1;
+        }
+        throw err;
+      });
+    }
     return dialForward(fwdPort);
   }
 
@@ -155,7 +231,7 @@ test('chaos: mixed traffic through every door while agents and the hub are kille
     stats.streams++;
     const started = performance.now();
     const epoch = hubKillEpoch;
-    let socket: net.Socket;
+    let socket: net.Socket | http.IncomingMessage;
     try {
       socket = await withDeadline(open(door), 15_000, `opening a ${door} stream`);
     } catch {
@@ -165,7 +241,8 @@ test('chaos: mixed traffic through every door while agents and the hub are kille
     }
     if (!hubDown) stats.openMs.push(performance.now() - started);
     const got: ReadResult = await withDeadline(readAll(socket), 120_000, `a ${door} stream to end`);
-    if (got.clean && got.bytes === streamBytes && got.sha256 === expected) {
+    const [wantBytes, wantSha256] = door === 'kube' ? [kubeBytes, kubeExpected] : [streamBytes, expected];
+    if (got.clean && got.bytes === wantBytes && got.sha256 === wantSha256) {
       socket.destroy();
       stats.ok++;
       stats.bytes += got.bytes;
@@ -173,13 +250,14 @@ test('chaos: mixed traffic through every door while agents and the hub are kille
       return 'ok';
     }
     // A short stream that ended "cleanly": the socket says whether that EOF was the hub's RST (which
-    // Node's socket layer can report as an end, see errorAfterEof) or a FIN.
-    const reset = got.clean ? await withDeadline(errorAfterEof(socket), 10_000, 'the socket error after a short EOF') : undefined;
+    // Node's socket layer can report as an end, see errorAfterEof) or a FIN. A kube response has HTTP
+    // framing (chunked): a cut one is an error to its client however the connection ended.
+    const reset = got.clean && socket instanceof net.Socket ? await withDeadline(errorAfterEof(socket), 10_000, 'the socket error after a short EOF') : undefined;
     socket.destroy();
     if (reset) {
       stats.resetReadAsEof++;
       stats.failedVisibly++;
-    } else if (got.clean && hubKillEpoch !== epoch) {
+    } else if (got.clean && hubKillEpoch !== epoch && door !== 'kube') {
       // The client of a hub process that was SIGKILLed gets the kernel's FIN: no process is left to say
       // otherwise. A plain TCP client (SOCKS5, a forward) cannot tell; on the CONNECT door the TLS
       // close_notify is missing, which OpenSSL-based clients (curl) report as an unexpected EOF and
@@ -187,8 +265,8 @@ test('chaos: mixed traffic through every door while agents and the hub are kille
       stats.cutByHubKill++;
     } else if (got.clean) {
       // The one outcome that must never happen: a stream that ends with a FIN but is short or wrong.
-      stats.bytesLost += got.bytes < streamBytes ? streamBytes - got.bytes : streamBytes; // short, or as long but wrong
-      stats.silent.push(`${door}: clean EOF after ${got.bytes} of ${streamBytes} bytes, sha256 ${got.sha256 === expected ? 'matches' : 'differs'}`);
+      stats.bytesLost += got.bytes < wantBytes ? wantBytes - got.bytes : wantBytes; // short, or as long but wrong
+      stats.silent.push(`${door}: clean EOF after ${got.bytes} of ${wantBytes} bytes, sha256 ${got.sha256 === wantSha256 ? 'matches' : 'differs'}`);
     } else stats.failedVisibly++;
     byDoor[door].failed++;
     return 'failed';
@@ -242,18 +320,18 @@ test('chaos: mixed traffic through every door while agents and the hub are kille
 
   const line = `chaos: ${stats.streams} streams (${stats.ok} complete with matching sha256, ${stats.failedVisibly} failed with an error the client saw (${stats.resetReadAsEof} of them an RST first read as EOF), ${stats.openFailed} refused at open, ${stats.silent.length} silently short, ${stats.cutByHubKill} cut by a hub SIGKILL) ` +
     `${mb(stats.bytes)} verified, ${stats.bytesLost} bytes lost without an error; faults: ${stats.agentKills} agent kills, ${stats.hubKills} hub kills, ${stats.hubRestarts} hub restarts in ${Math.round(durationMs / 1000)} s; ` +
-    `open latency p50 ${percentile(stats.openMs, 50).toFixed(0)} ms p99 ${percentile(stats.openMs, 99).toFixed(0)} ms; by door ${JSON.stringify(byDoor)}`;
+    `open latency p50 ${percentile(stats.openMs, 50).toFixed(0)} ms p99 ${percentile(stats.openMs, 99).toFixed(0)} ms; by door ${JSON.stringify(byDoor)}; kube refusals ${JSON.stringify(kubeRefusals)}`;
   console.log(line);
   t.diagnostic(line);
   assert.deepEqual(stats.silent, [], 'streams ended with a FIN (no reset) with missing or wrong bytes');
-  assert.ok(stats.ok > 0);
+  for (const door of DOORS) assert.ok(byDoor[door].ok > 0, `no ${door} stream completed`);
   assert.ok(stats.agentKills + stats.hubKills + stats.hubRestarts > 0, 'no fault was injected');
 });
 
 /** A hub with one agent and an echo upstream, for the measurements below. */
-async function quietLab(name: string, hubExtra: readonly string[] = []): Promise<{ hub: HubProc; procs: ChildGroup; echoPort: number }> {
+async function quietLab(name: string, hubEnv: NodeJS.ProcessEnv = {}): Promise<{ hub: HubProc; procs: ChildGroup; echoPort: number }> {
   const procs = new ChildGroup();
-  const hub = await startHub({ group: procs, args: [...PING, '--drain-timeout', '1s', ...hubExtra] });
+  const hub = await startHub({ group: procs, args: [...PING, '--drain-timeout', '1s'], env: hubEnv });
   const agent = await startAgent({ group: procs, hub, name, args: PING });
   const echo = await startUpstream('echo', { group: procs, listen: '127.0.0.1:0' });
   after(async () => {
@@ -264,9 +342,44 @@ async function quietLab(name: string, hubExtra: readonly string[] = []): Promise
   return { hub, procs, echoPort: echo.port };
 }
 
-test('churn: many short streams leave the hub\'s open file descriptors and RSS where they started', { timeout: 300_000 + 3_600_000 * (SCALE - 1) }, async (t) => {
-  const { hub, echoPort } = await quietLab('churn');
+/**
+ * A connection to a process's own inspector (Node started with `--inspect=127.0.0.1:0`), to run a full
+ * garbage collection in it and read its heap: memory is compared between two collected states rather
+ * than wherever V8's heap sizing happened to be. Nothing in the hub exposes this; only the test turns it on.
+ */
+async function inspect(child: import('node:child_process').ChildProcess): Promise<{ collect(): Promise<NodeJS.MemoryUsage>; close(): void }> {
+  const url = (await waitForLine(child, /Debugger listening on (ws:\/\/\S+)/, { timeoutMs: 20_000, stream: 'stderr' }))[1]!;
+  const ws = new WebSocket(url);
+  await withDeadline(new Promise((resolve, reject) => (ws.once('open', resolve), ws.once('error', reject))), 10_000, 'the inspector connection');
+  let nextId = 0;
+  const call = <T>(method: string, params: object = {}) =>
+    withDeadline(new Promise<T>((resolve, reject) => {
+      const id = ++nextId;
+      const onMessage = (data: Buffer) => {
+        const msg = JSON.parse(data.toString('utf8')) as { id?: number; result?: T; error?: { message: string } };
+        if (msg.id !== id) return;
+        ws.off('message', onMessage);
+        if (msg.error) reject(new Error(`${method}: ${msg.error.message}`));
+        else resolve(msg.result!);
+      };
+      ws.on('message', onMessage);
+      ws.send(JSON.stringify({ id, method, params }));
+    }), 30_000, `the inspector's answer to ${method}`);
+  return {
+    async collect() {
+      await call('HeapProfiler.collectGarbage');
+      const r = await call<{ result: { value: string } }>('Runtime.evaluate', { expression: 'JSON.stringify(process.memoryUsage())', returnByValue: true });
+      return JSON.parse(r.result.value) as NodeJS.MemoryUsage;
+    },
+    close: () => ws.close(),
+  };
+}
+
+test('churn: many short streams leave the hub\'s open file descriptors and RSS within 10 % of where they started', { timeout: 300_000 + 3_600_000 * (SCALE - 1) }, async (t) => {
+  const { hub, echoPort } = await quietLab('churn', { NODE_OPTIONS: '--inspect=127.0.0.1:0' });
   const pid = hub.child.pid!;
+  const inspector = await inspect(hub.child);
+  after(() => inspector.close());
   // 1,000 in the bounded run, 100,000 at CHAOS_SCALE=10.
   const total = Math.round(1_000 * SCALE * SCALE);
   const payload = Buffer.alloc(1024, 7);
@@ -284,7 +397,9 @@ test('churn: many short streams leave the hub\'s open file descriptors and RSS w
       while (next++ < n) await one();
     }));
   };
-  await run(300); // warm-up: pools, JIT, first allocations
+  // Warm-up: pools, compiled code, the heap grown to its working size. Measured without it, the first
+  // streams' one-time costs read as growth.
+  await run(Math.min(total, 1_000));
   const settled = async () => {
     // Streams just closed may still hold their sockets for a moment: wait (bounded) until the count stops falling.
     let last = fdCount(pid);
@@ -297,18 +412,24 @@ test('churn: many short streams leave the hub\'s open file descriptors and RSS w
     return last;
   };
   const fd0 = await settled();
+  const mem0 = await inspector.collect();
   const rss0 = rssBytes(pid);
+  const parts0 = rssParts(pid);
   const started = performance.now();
   await run(total);
   const seconds = (performance.now() - started) / 1000;
   const fd1 = await settled();
+  const mem1 = await inspector.collect();
   const rss1 = rssBytes(pid);
-  const line = `chaos: churn ${total} streams in ${seconds.toFixed(1)} s (${Math.round(total / seconds)}/s); hub fds ${fd0} → ${fd1}; hub RSS ${mb(rss0)} → ${mb(rss1)} (${(((rss1 - rss0) / rss0) * 100).toFixed(1)} %)`;
+  const parts1 = rssParts(pid);
+  const pct = (a: number, b: number) => `${(((b - a) / a) * 100).toFixed(1)} %`;
+  const line = `chaos: churn ${total} streams in ${seconds.toFixed(1)} s (${Math.round(total / seconds)}/s), each state after a full GC; hub fds ${fd0} → ${fd1}; ` +
+    `hub RSS ${mb(rss0)} → ${mb(rss1)} (${pct(rss0, rss1)}: anonymous ${mb(parts0.anon)} → ${mb(parts1.anon)}, files ${mb(parts0.file)} → ${mb(parts1.file)}, shared ${mb(parts0.shmem)} → ${mb(parts1.shmem)}); ` +
+    `V8 heap used ${mb(mem0.heapUsed)} → ${mb(mem1.heapUsed)} (${pct(mem0.heapUsed, mem1.heapUsed)}) of ${mb(mem0.heapTotal)} → ${mb(mem1.heapTotal)}; external ${mb(mem0.external)} → ${mb(mem1.external)}`;
   console.log(line);
   t.diagnostic(line);
   assert.ok(fd1 <= Math.max(fd0 * 1.1, fd0 + 3), `open fds grew from ${fd0} to ${fd1}`);
-  // RSS moves with the GC's heap sizing: a generous bound here, the figure in docs/reliability.md.
-  assert.ok(rss1 <= rss0 * 1.5 + 32 * MiB, `hub RSS grew from ${mb(rss0)} to ${mb(rss1)}`);
+  assert.ok(rss1 <= rss0 * 1.1, `hub RSS grew from ${mb(rss0)} to ${mb(rss1)}`);
 });
 
 test('slow reader: a 1 MB/s reader beside a fast stream keeps hub memory within the windows and the fast stream fast', { timeout: 300_000 }, async (t) => {
@@ -358,8 +479,10 @@ test('slow reader: a 1 MB/s reader beside a fast stream keeps hub memory within 
   assert.ok(beside > solo / 4, `the fast stream dropped to ${beside.toFixed(0)} of ${solo.toFixed(0)} MiB/s beside a slow reader`);
 });
 
-test('reconnect after a hub restart: agents come back, spread by backoff jitter', { timeout: 300_000 }, async (t) => {
-  const n = Math.round(20 * SCALE);
+test('reconnect after a hub restart: every agent comes back, spread by backoff jitter over its window', { timeout: 300_000 + 120_000 * SCALE }, async (t) => {
+  // 50 agents in the bounded run, 500 at CHAOS_SCALE=10; in-process, so that many fit on two cores.
+  const n = Math.round(50 * SCALE);
+  const reconnectMaxMs = 5_000;
   const procs = new ChildGroup();
   let hub = await startHub({ group: procs, args: [...PING, '--drain-timeout', '1s'] });
   const token = await joinToken(hub, ['--name-pattern', 'jit-*', '--uses', String(n)]);
@@ -371,36 +494,40 @@ test('reconnect after a hub restart: agents come back, spread by backoff jitter'
     procs.dispose();
     for (const d of dirs) fs.rmSync(d, { recursive: true, force: true });
   });
-  for (let i = 0; i < n; i++) {
+  const start = async (i: number) => {
     const dataDir = tempDir(`jit-${i}`);
     dirs.push(dataDir);
-    agents.push(await startInProcessAgent(agentConfig({ name: `jit-${i}`, dataDir, token, hub: hub.url, pingInterval: '1s', reconnectMax: '5s' }, {}), silentLogger));
-  }
+    agents.push(await startInProcessAgent(agentConfig({ name: `jit-${i}`, dataDir, token, hub: hub.url, pingInterval: '1s', reconnectMax: `${reconnectMaxMs}ms` }, {}), silentLogger));
+  };
+  // Ten joins at a time: the hub's handshake queue, not the test, paces the rest.
+  for (let i = 0; i < n; i += 10) await Promise.all(Array.from({ length: Math.min(10, n - i) }, (_, j) => start(i + j)));
   type Row = { name: string; connected: boolean; connectedAt: string | null };
   const rows = () => cliJson<Row[]>(hub, ['agents', 'ls']);
-  await withDeadline((async () => {
-    while ((await rows()).filter((r) => r.connected).length < n) await delay(200);
-  })(), 60_000, `${n} agents connected`);
+  await eventually(`${n} agents connected`, 60_000 + 100 * n, async () => ((await rows()).filter((r) => r.connected).length === n ? true : undefined), 500);
   await stopProcess(hub.child, 'SIGKILL');
   const down = Date.now();
   await delay(2_000); // the hub stays down a while: the agents' retries back off
+  const restarting = Date.now();
   hub = await startHub({ ...hub.options, listen: `127.0.0.1:${hub.port}` });
   const up = Date.now();
-  const back = await withDeadline((async () => {
-    for (;;) {
-      const r = (await rows()).filter((x) => x.connected && x.connectedAt && Date.parse(x.connectedAt) >= up - 1000);
-      if (r.length === n) return r.map((x) => Date.parse(x.connectedAt!) - up);
-      await delay(200);
-    }
-  })(), 60_000, `all ${n} agents back after the hub restart`);
-  back.sort((a, b) => a - b);
-  const spread = back[back.length - 1]! - back[0]!;
-  const line = `chaos: ${n} agents back ${back[0]} … ${back[back.length - 1]} ms after the hub (down ${up - down} ms); p50 ${percentile(back, 50)} ms, spread ${spread} ms`;
+  const back = await eventually(`all ${n} agents back after the hub restart`, 60_000 + 100 * n, async () => {
+    const r = (await rows()).filter((x) => x.connected && x.connectedAt && Date.parse(x.connectedAt) >= restarting);
+    return r.length === n ? r.map((x) => Date.parse(x.connectedAt!) - up).sort((a, b) => a - b) : undefined;
+  }, 500);
+  const first = back[0]!;
+  const spread = back[back.length - 1]! - first;
+  const withinFirst100ms = back.filter((x) => x - first < 100).length;
+  const perSecond: number[] = [];
+  for (const x of back) perSecond[Math.max(0, Math.floor(x / 1000))] = (perSecond[Math.max(0, Math.floor(x / 1000))] ?? 0) + 1;
+  const line = `chaos: ${n} agents back ${first} … ${back[back.length - 1]} ms after the hub was ready (down ${up - down} ms, reconnect cap ${reconnectMaxMs} ms); ` +
+    `p50 ${percentile(back, 50)} ms, p90 ${percentile(back, 90)} ms, spread ${spread} ms, ${withinFirst100ms} within 100 ms of the first; per second after the hub was ready ${JSON.stringify(Array.from(perSecond, (c) => c ?? 0))}`;
   console.log(line);
   t.diagnostic(line);
-  // Lockstep would put every reconnect within a few ms of the first; full jitter spreads them over the backoff window.
-  const withinFirst100ms = back.filter((x) => x - back[0]! < 100).length;
-  assert.ok(withinFirst100ms < n, `all ${n} agents reconnected within 100 ms of each other`);
+  // Lockstep would put every reconnect within a few ms of the first. Full jitter puts each agent's retry
+  // uniformly in [0, min(cap, 250 ms·2^attempt)]: after 2 s down most are waiting out a 2–5 s draw, so
+  // a few per cent land in any 100 ms and the last comes seconds after the first.
+  assert.ok(withinFirst100ms <= n / 4, `${withinFirst100ms} of ${n} agents reconnected within 100 ms of the first`);
+  assert.ok(spread >= reconnectMaxMs / 5, `the reconnects spread over ${spread} ms only, of a ${reconnectMaxMs} ms jitter window`);
 });
 
 /** Resolves with the time (performance.now()) of the first line from now on of `child` that matches `re`. */
