@@ -53,7 +53,7 @@ export const hubOptions = {
   relayUrl: option(z.url({ protocol: /^https$/, error: '--relay-url must be an https:// URL' }).transform((url) => url.replace(/\/+$/, '')), {
     arg: 'url',
     env: 'WARREN_RELAY_URL',
-    help: 'with several hubs on one store: where the other hubs reach this one, e.g. https://$(POD_IP):8443 (default: this host and the bound port)',
+    help: 'with several hubs on one store: where the other hubs reach this one, its own address (one per hub), e.g. https://$(POD_IP):8443 (default: this host and the bound port)',
   }),
   hubLease: option(durationText, { arg: 'd', default: '10s', help: 'with several hubs: a hub that has not renewed its lease for this long leaves the hub set (its agents reconnect elsewhere, its forwards move)' }),
   tlsCert: option(z.string(), { arg: 'file', help: 'serve this certificate instead of the generated one (with --tls-key)' }),

@@ -154,6 +154,7 @@ export class HubMesh extends EventEmitter implements AgentDirectory {
       void this.announce(name);
     });
     await this.renew();
+    await this.replacePredecessors();
     await this.refreshHubs();
     await this.reloadPresence();
     await this.deps.publish({ kind: 'hubs' });
@@ -373,6 +374,21 @@ export class HubMesh extends EventEmitter implements AgentDirectory {
     const sent = performance.now();
     await this.deps.store.renewHub({ id: this.id, relayUrl: this.deps.relayUrl(), startedAt: this.startedAt }, this.deps.leaseMs);
     this.leaseValidUntil = sent + this.deps.leaseMs;
+  }
+
+  /**
+   * A hub row with this hub's own relay address is the process that listened here before (killed, its
+   * lease not out yet): two processes cannot listen on one address, so it is gone. Left in the set, it
+   * would keep its agents' presence for a lease, and streams to them would be relayed to this very
+   * address and refused ("not connected to hub …"). Hence one relay address per hub (`--relay-url`).
+   */
+  private async replacePredecessors(): Promise<void> {
+    const url = this.deps.relayUrl();
+    for (const h of await this.deps.store.listHubs()) {
+      if (h.id === this.id || h.relayUrl !== url) continue;
+      await this.deps.store.removeHub(h.id);
+      this.deps.log.info({ hub: h.id, relayUrl: url }, 'removed the hub that listened on this address before, and where its agents were');
+    }
   }
 
   private async refreshHubs(): Promise<void> {
