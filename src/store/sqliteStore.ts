@@ -30,6 +30,11 @@ export class SqliteStore implements Store {
     this.db.pragma('journal_mode = WAL');
     this.db.pragma('synchronous = NORMAL');
     this.db.pragma('busy_timeout = 5000');
+    // SQLite's own default page cache (2 MB) rather than the 16 MB better-sqlite3 builds in: the hub
+    // reads grants and tokens from memory (src/hub/policyCache.ts), and most pages it writes are audit
+    // rows written once. With 16 MB the cache filled with them: 100,000 streams grew the hub's RSS by
+    // 13 MiB (~130 bytes a stream) before it levelled off (docs/reliability.md).
+    this.db.pragma('cache_size = -2000');
     this.migrate();
   }
 

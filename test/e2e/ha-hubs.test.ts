@@ -243,19 +243,21 @@ describe('several hubs on one PostgreSQL', () => {
   }
 
   /** New connections one after the other until stopped; every failure is kept. */
+  /** Round trips one after another, each on a new connection; a failure is kept with when its connection was opened. */
   function traffic(through: () => HubProc) {
     let stop = false;
     let ok = 0;
-    const failures: string[] = [];
+    const failures: Array<{ readonly openedAt: number; readonly what: string }> = [];
     const done = (async () => {
       for (let i = 0; !stop; i++) {
         const agent = spread[i % spread.length]!;
         const hub = through();
+        const openedAt = performance.now();
         try {
           await roundTrip(hub, agent);
           ok++;
         } catch (err) {
-          failures.push(`${agent} through ${hub.url}: ${(err as Error).message}`);
+          failures.push({ openedAt, what: `${agent} through ${hub.url}: ${(err as Error).message}` });
         }
       }
     })();
@@ -376,7 +378,11 @@ describe('several hubs on one PostgreSQL', () => {
     const before = load.ok;
     await until(async () => (load.ok >= before + 6 ? true : undefined), 30_000, 'traffic after the kill');
     await load.stop();
-    assert.deepEqual(load.failures, [], 'new connections through the surviving hubs');
+    // The round trip under way when the hub died may have been relayed through it: that one is reset
+    // (an error its client sees, as for the long stream above). Every connection opened after the kill must succeed.
+    const cutByKill = load.failures.filter((f) => f.openedAt <= killedAt);
+    assert.ok(cutByKill.length <= 1, `one round trip at most is under way at the kill: ${cutByKill.map((f) => f.what).join('; ')}`);
+    assert.deepEqual(load.failures.filter((f) => f.openedAt > killedAt).map((f) => f.what), [], 'new connections through the surviving hubs');
 
     // It returns (same port and data dir): every agent is reachable through it again.
     const restartedAt = performance.now();
@@ -384,7 +390,8 @@ describe('several hubs on one PostgreSQL', () => {
     await allReachable(hubs[v], 20_000);
     for (const agent of spread) await roundTrip(hubs[v], agent);
     t.diagnostic(`dead hub left the set after ${left.toFixed(0)} ms; its agents reachable through both others ${back.toFixed(0)} ms after the kill; ` +
-      `all agents reachable through the restarted hub ${(performance.now() - restartedAt).toFixed(0)} ms after its start; ${load.ok} new streams, none failed`);
+      `all agents reachable through the restarted hub ${(performance.now() - restartedAt).toFixed(0)} ms after its start; ${load.ok} new streams, none failed` +
+      (cutByKill.length ? `; the round trip under way at the kill was reset (${cutByKill[0]!.what})` : ''));
   });
 
   it('a rolling restart of all three hubs under traffic through the load balancer: no new connection fails', async (t) => {
@@ -400,7 +407,7 @@ describe('several hubs on one PostgreSQL', () => {
     const before = load.ok;
     await until(async () => (load.ok >= before + 6 ? true : undefined), 30_000, 'traffic after the restarts');
     await load.stop();
-    assert.deepEqual(load.failures, [], 'new connections through the load balancer');
+    assert.deepEqual(load.failures.map((f) => f.what), [], 'new connections through the load balancer');
     t.diagnostic(`${load.ok} new streams through the load balancer during the rolling restart`);
   });
 
