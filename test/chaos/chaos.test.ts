@@ -473,10 +473,11 @@ test('slow reader: a 1 MB/s reader beside a fast stream keeps hub memory within 
   const line = `chaos: fast stream alone ${solo.toFixed(0)} MiB/s, beside a 1 MB/s reader ${beside.toFixed(0)} MiB/s (${((beside / solo) * 100).toFixed(0)} %); slow reader got ${mb(slowBytes)}; hub RSS ${mb(rssBefore)} → max ${mb(rssMax)} (+${mb(grew)}; stream window ${mb(STREAM_WINDOW)})`;
   console.log(line);
   t.diagnostic(line);
-  // Generous bounds; the figures are the result. A hub that buffered for the slow reader would grow
-  // by the 64 MiB it could not deliver.
-  assert.ok(grew < 64 * MiB, `hub RSS grew by ${mb(grew)} while a reader was slow`);
-  assert.ok(beside > solo / 4, `the fast stream dropped to ${beside.toFixed(0)} of ${solo.toFixed(0)} MiB/s beside a slow reader`);
+  // A hub that buffered for the slow reader would grow by the 64 MiB it could not deliver; within the
+  // flow-control windows it grows by about one stream window (measured +0.4–0.5 MiB). The bound leaves
+  // room for the heap's own moves. The fast stream keeps over half its solo speed (as the issue asks).
+  assert.ok(grew < 16 * STREAM_WINDOW, `hub RSS grew by ${mb(grew)} while a reader was slow (stream window ${mb(STREAM_WINDOW)})`);
+  assert.ok(beside > solo / 2, `the fast stream dropped to ${beside.toFixed(0)} of ${solo.toFixed(0)} MiB/s beside a slow reader`);
 });
 
 test('reconnect after a hub restart: every agent comes back, spread by backoff jitter over its window', { timeout: 300_000 + 120_000 * SCALE }, async (t) => {
