@@ -24,7 +24,6 @@ import type { Authenticator, Opener, Principal } from '../doors/door.js';
 import { handleSocks5 } from '../doors/socks5.js';
 import { sendError } from './httpJson.js';
 import { PendingPerSource } from './pendingPerSource.js';
-import { abortStream } from '../tunnel/relay.js';
 
 /** Who a client of the CONNECT unix socket is: its file permissions let it in, grants decide the rest. */
 export const UDS_PRINCIPAL: Principal = Object.freeze({ user: 'uds', groups: Object.freeze(['warren:uds']), via: 'uds' as const });
@@ -130,8 +129,7 @@ export async function startDoorListeners(opts: DoorListenersOptions): Promise<Do
       if (udsPath) fs.rmSync(udsPath, { force: true });
     },
     destroyConnections() {
-      // A reset, not a FIN: a client cut off mid-stream must not take it for a complete one.
-      for (const s of sockets) abortStream(s);
+      for (const s of sockets) s.destroy();
       sockets.clear();
     },
   };

@@ -309,7 +309,6 @@ export async function startHub(config: HubConfig, log: Logger): Promise<Hub> {
         handshakes.close();
         httpServer.closeAllConnections();
         doorListeners.destroyConnections();
-        forwards.resetConnections();
         await audit.drain();
         await store.close();
         unlockDataDir();
