@@ -383,16 +383,21 @@ interface HaResult {
 
 interface AgentRow { name: string; connected: boolean; hub: string | null }
 
-function apiGet<T>(hub: HubProc, caPem: string, token: string, urlPath: string): Promise<T> {
+/** GET `urlPath` from a hub as `token`: the body's text (a non-200 answer rejects). */
+function hubGet(hub: HubProc, caPem: string, token: string, urlPath: string): Promise<string> {
   return new Promise((resolve, reject) => {
     const req = https.get(`${hub.url}${urlPath}`, { ca: caPem, headers: { authorization: `Bearer ${token}` }, agent: false }, (res) => {
       const chunks: Buffer[] = [];
       res.on('data', (c: Buffer) => chunks.push(c));
-      res.on('end', () => (res.statusCode === 200 ? resolve(JSON.parse(Buffer.concat(chunks).toString()) as T) : reject(new Error(`GET ${urlPath}: ${res.statusCode}`))));
+      res.on('end', () => (res.statusCode === 200 ? resolve(Buffer.concat(chunks).toString()) : reject(new Error(`GET ${urlPath}: ${res.statusCode}`))));
       res.on('error', reject);
     });
     req.on('error', reject);
   });
+}
+
+async function apiGet<T>(hub: HubProc, caPem: string, token: string, urlPath: string): Promise<T> {
+  return JSON.parse(await hubGet(hub, caPem, token, urlPath)) as T;
 }
 
 /** Agents that `hub` sees connected somewhere (on itself or on another hub), by hub id. */
@@ -405,14 +410,7 @@ async function agentsSeen(hub: HubProc, caPem: string, token: string): Promise<M
 
 /** `warren_store_queries_total` by method, from a hub's /metrics. */
 async function storeQueries(hub: HubProc, caPem: string, token: string): Promise<Map<string, number>> {
-  const text = await new Promise<string>((resolve, reject) => {
-    https.get(`${hub.url}/metrics`, { ca: caPem, headers: { authorization: `Bearer ${token}` }, agent: false }, (res) => {
-      const chunks: Buffer[] = [];
-      res.on('data', (c: Buffer) => chunks.push(c));
-      res.on('end', () => (res.statusCode === 200 ? resolve(Buffer.concat(chunks).toString()) : reject(new Error(`GET /metrics: ${res.statusCode}`))));
-      res.on('error', reject);
-    }).on('error', reject);
-  });
+  const text = await hubGet(hub, caPem, token, '/metrics');
   const out = new Map<string, number>();
   for (const m of text.matchAll(/^warren_store_queries_total\{op="(\w+)"\} (\d+)$/gm)) out.set(m[1]!, Number(m[2]));
   return out;
