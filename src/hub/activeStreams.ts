@@ -4,6 +4,7 @@
  * allowed instead of letting it run until the client hangs up.
  */
 import type { Principal } from '../doors/door.js';
+import { InFlight } from './inFlight.js';
 
 /** What an admitted use reaches: a target through an agent, or a cluster's API. */
 export type Reach =
@@ -24,28 +25,21 @@ export interface ActiveStream {
 
 export class ActiveStreams {
   private readonly streams = new Set<ActiveStream>();
-  private readonly whenEmpty = new Set<() => void>();
+  /** Uses not ended yet, revoked ones included until they have closed. */
+  private readonly open = new InFlight();
 
   add(s: ActiveStream): () => void {
     this.streams.add(s);
+    const end = this.open.begin();
     return () => {
       this.streams.delete(s);
-      if (this.streams.size === 0) for (const wake of this.whenEmpty) wake();
+      end();
     };
   }
 
-  /** Resolves when no use is open any more, or after `timeoutMs`. */
+  /** Resolves when every use has ended, or after `timeoutMs`. */
   empty(timeoutMs: number): Promise<void> {
-    if (this.streams.size === 0) return Promise.resolve();
-    return new Promise((resolve) => {
-      const done = () => {
-        clearTimeout(timer);
-        this.whenEmpty.delete(done);
-        resolve();
-      };
-      const timer = setTimeout(done, timeoutMs);
-      this.whenEmpty.add(done);
-    });
+    return this.open.settled(timeoutMs);
   }
 
   get size(): number {

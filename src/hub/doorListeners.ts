@@ -24,6 +24,8 @@ import type { Authenticator, Opener, Principal } from '../doors/door.js';
 import { handleSocks5 } from '../doors/socks5.js';
 import { sendError } from './httpJson.js';
 import { PendingPerSource } from './pendingPerSource.js';
+import { InFlight } from './inFlight.js';
+import { abortStream } from '../tunnel/relay.js';
 
 /** Who a client of the CONNECT unix socket is: its file permissions let it in, grants decide the rest. */
 export const UDS_PRINCIPAL: Principal = Object.freeze({ user: 'uds', groups: Object.freeze(['warren:uds']), via: 'uds' as const });
@@ -47,7 +49,13 @@ export interface DoorListeners {
   readonly udsPath: string | undefined;
   /** Stops accepting and removes the socket file; open streams go on (the hub drains them). */
   stopAccepting(): void;
-  /** Drops every connection still open; called after the drain. */
+  /**
+   * Resolves when every connection accepted so far has said what it wants (a SOCKS5 request read, a
+   * CONNECT answered) or closed, or after `timeoutMs`: a stopping hub serves those (the opener drains
+   * their streams from there).
+   */
+  answered(timeoutMs: number): Promise<void>;
+  /** Resets every connection still open (a client must not take the end for a complete stream); called after the drain. */
   destroyConnections(): void;
 }
 
@@ -55,6 +63,7 @@ export interface DoorListeners {
 export async function startDoorListeners(opts: DoorListenersOptions): Promise<DoorListeners> {
   const servers: net.Server[] = [];
   const sockets = new Set<net.Socket>();
+  const inFlight = new InFlight();
   const track = (socket: net.Socket): void => {
     sockets.add(socket);
     socket.once('close', () => sockets.delete(socket));
@@ -77,8 +86,9 @@ export async function startDoorListeners(opts: DoorListenersOptions): Promise<Do
       const server = net.createServer({ allowHalfOpen: true, noDelay: true }, (socket) => {
         if (!pending.admit(socket)) return void socket.on('error', () => undefined).destroy();
         track(socket);
+        const answered = inFlight.untilClose(socket);
         void handleSocks5(socket, {
-          opener: opts.opener, authenticator, log, onHandshakeEnd: () => pending.release(socket),
+          opener: opts.opener, authenticator, log, onHandshakeEnd: () => (pending.release(socket), answered()),
           ...(opts.handshakeTimeoutMs ? { handshakeTimeoutMs: opts.handshakeTimeoutMs } : {}),
         });
       });
@@ -98,6 +108,7 @@ export async function startDoorListeners(opts: DoorListenersOptions): Promise<Do
       const server = http.createServer({ requestTimeout: 0 });
       server.on('connection', track);
       server.on('connect', (req: http.IncomingMessage, socket: net.Socket, head: Buffer) => {
+        inFlight.untilClose(socket);
         void handleConnect(req, socket, head, { opener: opts.opener, authenticate: async () => UDS_PRINCIPAL, door: 'uds', log });
       });
       server.on('request', (_req, res) => sendError(res, new WarrenError('WARREN_E_METHOD_NOT_ALLOWED', 'this unix socket serves only HTTP CONNECT host:port'), log));
@@ -128,8 +139,10 @@ export async function startDoorListeners(opts: DoorListenersOptions): Promise<Do
       // libuv unlinks a pipe's file when its server closes; this covers a server that never bound.
       if (udsPath) fs.rmSync(udsPath, { force: true });
     },
+    answered: (timeoutMs) => inFlight.settled(timeoutMs),
     destroyConnections() {
-      for (const s of sockets) s.destroy();
+      // A reset, not a FIN: a client cut off mid-stream must not take it for a complete one.
+      for (const s of sockets) abortStream(s);
       sockets.clear();
     },
   };

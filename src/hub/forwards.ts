@@ -433,6 +433,14 @@ export class Forwards {
     if (f.record.entryAgent !== null) await this.syncAgent(f.record.entryAgent);
   }
 
+  /**
+   * Resets the hub-entry connections still open when the hub stops (after the drain): left to the
+   * process's exit they would end with a FIN, which a client takes for a complete stream.
+   */
+  resetConnections(): void {
+    for (const f of this.live.values()) for (const c of f.clients) abortStream(c);
+  }
+
   /** Stops accepting on every hub entry and sends GOAWAY on every uplink (open streams may finish). */
   async close(graceMs: number): Promise<void> {
     this.closing = true;

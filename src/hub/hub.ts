@@ -42,6 +42,7 @@ import { ChangeFeed } from './changeFeed.js';
 import { HubMesh, newHubId } from './hubMesh.js';
 import { startDoorListeners } from './doorListeners.js';
 import { HandshakeQueue } from './handshakeQueue.js';
+import { InFlight } from './inFlight.js';
 import { createKubeDoor } from './kube/kubeDoor.js';
 import { ExternalJwt } from './externalJwt.js';
 import { WebUi } from './ui/webUi.js';
@@ -54,6 +55,13 @@ export const METRICS_GROUP = 'warren:metrics';
  * on the hub (in a 1,000-agent reconnect storm on 2 cores they took at most 0.3 s): it stops counting.
  */
 const HANDSHAKE_LEASE_MS = 2_000;
+
+/**
+ * A stopping hub waits this long at most for a request on a connection that finished its TLS handshake
+ * before the stop and sent none yet (a client's request is usually right behind its handshake; a
+ * browser's spare connection may never send one).
+ */
+const FIRST_REQUEST_GRACE_MS = 1_000;
 
 export interface Hub {
   /** The URL agents and clients use. */
@@ -187,7 +195,23 @@ export async function startHub(config: HubConfig, log: Logger): Promise<Hub> {
   // tracking that enforces headersTimeout (and lets closeAllConnections work) on 'listening'. Without
   // this a slowloris client that drips header bytes is never cut off.
   httpServer.emit('listening');
+  // What a stopping hub answers before it drops connections (see close()): a connection accepted before
+  // its listener closed, until its handshake ends; then each request until it is answered, a CONNECT or
+  // Upgrade until its stream is open (the opener drains it from there) or its socket closes.
+  const inFlight = new InFlight();
+  /** HTTP connections that finished their handshake and have sent no request yet, counted in inFlight. */
+  const unasked = new Map<net.Socket, () => void>();
+  /** Set once a stopping hub stops waiting for first requests (FIRST_REQUEST_GRACE_MS). */
+  let unaskedGraceOver = false;
+  const requestArrived = (socket: net.Socket) => {
+    unasked.get(socket)?.();
+    unasked.delete(socket);
+  };
   httpServer.on('request', (req, res) => {
+    requestArrived(req.socket);
+    res.once('close', inFlight.begin());
+    // While the hub stops, no connection is kept for another request.
+    if (!listening) res.shouldKeepAlive = false;
     // Kubernetes first: multikube-style requests (a JWT with `ctx`) may use /api/v1/… paths too.
     if (kube.router.claims(req)) return kube.router.handleRequest(req, res);
     const url = requestUrl(req.url ?? '/');
@@ -214,11 +238,15 @@ export async function startHub(config: HubConfig, log: Logger): Promise<Hub> {
     sendError(res, new WarrenError('WARREN_E_NOT_FOUND', `nothing at ${url.pathname}; the admin API is under /api/v1/`), log);
   });
   httpServer.on('upgrade', (req: http.IncomingMessage, socket: net.Socket, head: Buffer) => {
+    requestArrived(req.socket);
+    inFlight.untilClose(socket);
     socket.setNoDelay(true);
     if (req.url?.split('?')[0] === SHELL_PATH) return shell.handleUpgrade(req, socket, head);
     if (!kube.router.handleUpgrade(req, socket, head)) kube.rejectUpgrade(socket);
   });
   httpServer.on('connect', (req: http.IncomingMessage, socket: net.Socket, head: Buffer) => {
+    requestArrived(req.socket);
+    inFlight.untilClose(socket);
     socket.setNoDelay(true);
     void handleConnect(req, socket, head, { opener, authenticate: proxyAuth, log });
   });
@@ -245,12 +273,26 @@ export async function startHub(config: HubConfig, log: Logger): Promise<Hub> {
     max: config.maxHandshakes, maxWaitMs: config.headerTimeoutMs, leaseMs: HANDSHAKE_LEASE_MS,
     clientHelloTimeoutMs: config.clientHelloTimeoutMs, maxPendingPerSource: config.maxPendingPerSource,
   });
-  const listener = net.createServer((socket) => handshakes.add(socket));
+  const handshaking = new WeakMap<net.Socket, () => void>();
+  const listener = net.createServer((socket) => {
+    handshaking.set(socket, inFlight.untilClose(socket));
+    handshakes.add(socket);
+  });
   tlsServer.on('secureConnection', (socket: tls.TLSSocket) => {
     // CONNECT streams carry TCP half-close end to end, so from now on a client's EOF must not close our
     // side. During the handshake it does: a client that gave up frees its place at once.
     socket.allowHalfOpen = true;
     socket.setNoDelay(true);
+    // An HTTP connection is counted until its first request from here (before its handshake's count
+    // ends, so that a stopping hub never sees zero in between).
+    const http1 = socket.alpnProtocol !== ALPN && socket.alpnProtocol !== UP_ALPN && socket.alpnProtocol !== HUB_ALPN;
+    if (http1 && !unaskedGraceOver) {
+      unasked.set(socket, inFlight.untilClose(socket));
+      socket.once('close', () => unasked.delete(socket));
+    }
+    // Node's TLS server keeps the socket it was given as _parent (as handshakeQueue.ts relies on too).
+    const raw = (socket as unknown as { _parent?: net.Socket })._parent;
+    if (raw) handshaking.get(raw)?.();
     if (socket.alpnProtocol === ALPN) tunnels.accept(socket);
     else if (socket.alpnProtocol === UP_ALPN) forwards.acceptUplink(socket);
     else if (socket.alpnProtocol === HUB_ALPN) mesh.accept(socket);
@@ -294,13 +336,26 @@ export async function startHub(config: HubConfig, log: Logger): Promise<Hub> {
         listening = false;
         listener.close();
         doorListeners.stopAccepting();
+        // One deadline for what clients started: after it, what is still open is cut (opener.stop()).
+        const deadline = performance.now() + config.drainTimeoutMs;
+        const left = () => Math.max(0, deadline - performance.now());
+        // What a load balancer sent here before the listeners closed is served, not dropped: handshakes
+        // under way, requests and streams being opened (a connection's first request gets a short grace).
+        const grace = setTimeout(() => {
+          unaskedGraceOver = true;
+          for (const end of unasked.values()) end();
+        }, Math.min(left(), FIRST_REQUEST_GRACE_MS));
+        const answered = Promise.all([inFlight.settled(left()), doorListeners.answered(left())]).finally(() => clearTimeout(grace));
         const forwardsClosed = forwards.close(config.drainTimeoutMs);
         await agentGc?.close();
         await tunnels.drain(config.drainTimeoutMs);
         await forwardsClosed;
+        await answered;
         // Until here other hubs' changes are still acted on: where this hub's agents went, revocations.
         // Streams of this hub's clients to agents elsewhere (or waiting for an agent that is moving) may finish too.
-        await opener.drained(config.drainTimeoutMs);
+        await opener.drained(left());
+        // What is still open now ends with an error its client sees (a refusal, or a reset).
+        await opener.stop();
         await mesh.close(config.drainTimeoutMs);
         feed.close();
         opener.close();
@@ -309,6 +364,7 @@ export async function startHub(config: HubConfig, log: Logger): Promise<Hub> {
         handshakes.close();
         httpServer.closeAllConnections();
         doorListeners.destroyConnections();
+        forwards.resetConnections();
         await audit.drain();
         await store.close();
         unlockDataDir();

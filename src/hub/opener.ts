@@ -28,6 +28,7 @@ import type { AgentDirectory, AgentLink } from './hubMesh.js';
 import type { Audit } from './audit.js';
 import type { HubMetrics } from './metrics.js';
 import { ActiveStreams, type ActiveStream, type Reach } from './activeStreams.js';
+import { InFlight } from './inFlight.js';
 import { clusterAccess, findTargetGrant } from './policy.js';
 import { agentShareError, type Quotas } from './quotas.js';
 import { resolveTarget } from './router.js';
@@ -36,6 +37,12 @@ import { KubeStreamPool } from './kube/kubeStreamPool.js';
 
 /** How long a stream waits for an agent whose tunnel was just lost to be back (on any hub). */
 const RECONNECT_WAIT_MS = 5_000;
+
+const STOPPING = 'the hub is stopping';
+
+function stoppingError(): WarrenError {
+  return new WarrenError('WARREN_E_UNAVAILABLE', `${STOPPING}; retry (through another hub, or this one once it is back)`);
+}
 
 export interface HubOpenerDeps {
   /** The agents reachable from this hub: its own tunnels and, through their hubs, the others'. */
@@ -63,12 +70,44 @@ interface Plan {
 export class HubOpener implements Opener, Admitter {
   private readonly active = new ActiveStreams();
   private readonly pools = new Map<string, KubeStreamPool>();
+  /** Set by stop(): nothing more is admitted. */
+  private stopping = false;
+  /** Uses being admitted or dialled: stop() ends their waits (for an agent to come back, for its answer). */
+  private readonly waits = new Set<AbortController>();
+  /** The same uses, counted for drained(). */
+  private readonly opening = new InFlight();
 
   constructor(private readonly deps: HubOpenerDeps) {}
 
-  /** Resolves when every admitted use has ended (a stopping hub lets them finish), or after `timeoutMs`. */
-  drained(timeoutMs: number): Promise<void> {
-    return this.active.empty(timeoutMs);
+  /**
+   * Resolves when every use being opened and every admitted use has ended (a stopping hub lets them
+   * finish), or after `timeoutMs`.
+   */
+  async drained(timeoutMs: number): Promise<void> {
+    await Promise.all([this.opening.settled(timeoutMs), this.active.empty(timeoutMs)]);
+  }
+
+  /**
+   * The end of a stopping hub's drain: every use still open ends with an error its client sees. One
+   * still waiting (for an agent to come back, for the agent's answer) is refused with
+   * WARREN_E_UNAVAILABLE; a stream still relaying is aborted, so its client gets a reset. Left to the
+   * process's exit, a forward's client would get a FIN instead: a stream cut before its first byte would
+   * look complete.
+   */
+  async stop(): Promise<void> {
+    this.stopping = true;
+    for (const w of this.waits) w.abort();
+    await this.active.revokeWhere(() => false, STOPPING);
+  }
+
+  /** Uses being admitted or dialled (waiting for a reconnecting agent, for the agent's answer). */
+  get openingCount(): number {
+    return this.opening.size;
+  }
+
+  /** A method, not the field: the compiler would take the field read before an await to hold after it. */
+  private stoppedYet(): boolean {
+    return this.stopping;
   }
 
   /** Uses admitted and still open (streams, kube requests). */
@@ -77,13 +116,20 @@ export class HubOpener implements Opener, Admitter {
   }
 
   async admit(req: AdmitRequest): Promise<Admission> {
-    const plan = 'cluster' in req ? await this.planCluster(req.cluster, req.principal) : await this.planTarget(req.target, req.principal, req.gateway);
+    if (this.stopping) throw stoppingError();
+    const wait = this.waitFor(req.signal);
+    let plan: Plan;
     let slot;
     try {
+      plan = 'cluster' in req ? await this.planCluster(req.cluster, req.principal) : await this.planTarget(req.target, req.principal, wait.signal, req.gateway);
       slot = this.deps.quotas.acquire(req.principal.user);
+      // stop() may have come while the plan awaited: it refuses what is not admitted yet.
+      if (this.stoppedYet()) throw stoppingError();
     } catch (err) {
-      const e = asWarrenError(err);
-      this.deps.metrics.quotaRefusals.inc({ door: req.door, quota: typeof e.details?.quota === 'string' ? e.details.quota : '' });
+      wait.done();
+      slot?.release();
+      const e = this.stoppedYet() ? stoppingError() : asWarrenError(err);
+      if (e.code === 'WARREN_E_QUOTA') this.deps.metrics.quotaRefusals.inc({ door: req.door, quota: typeof e.details?.quota === 'string' ? e.details.quota : '' });
       throw e;
     }
     const revoked = new AbortController();
@@ -105,7 +151,7 @@ export class HubOpener implements Opener, Admitter {
       dial: async (early) => {
         const started = Date.now();
         try {
-          const { tunnel, stream } = await this.dial(plan, req.principal, req.signal, early, (t) => {
+          const { tunnel, stream } = await this.dial(plan, req.principal, wait.signal, early, (t) => {
             if (slot.bindAgent(t.name)) return true;
             this.deps.metrics.quotaRefusals.inc({ door: req.door, quota: 'agent-share' });
             return false;
@@ -116,13 +162,17 @@ export class HubOpener implements Opener, Admitter {
           this.deps.metrics.dialSeconds.observe({ door: req.door }, (Date.now() - started) / 1000);
           return { agent: tunnel.name, stream: plan.service ? streamSocket(stream) : stream };
         } catch (err) {
-          this.deps.metrics.dials.inc({ door: req.door, result: asWarrenError(err).code });
-          throw err;
+          const e = this.stoppedYet() ? stoppingError() : asWarrenError(err);
+          this.deps.metrics.dials.inc({ door: req.door, result: e.code });
+          throw e;
+        } finally {
+          wait.done();
         }
       },
       end: () => {
         if (ended) return;
         ended = true;
+        wait.done();
         unwatch();
         slot.release();
       },
@@ -156,9 +206,11 @@ export class HubOpener implements Opener, Admitter {
           metrics.bytes.inc({ door: req.door, direction: 'in' }, bytesIn);
           metrics.bytes.inc({ door: req.door, direction: 'out' }, counts.bToA);
           a.end();
-          const reason = a.revoked.aborted ? 'revoked' : counts.error ? `aborted: ${counts.error.message}` : 'closed';
+          // Cut by stop(), the hub's own going rather than a revocation: an error, not a denial.
+          const revoked = a.revoked.aborted && !this.stopping;
+          const reason = revoked ? 'revoked' : counts.error ? `aborted: ${this.stopping ? STOPPING : counts.error.message}` : 'closed';
           await audit.record({
-            ...base, agent, result: a.revoked.aborted ? 'denied' : counts.error ? 'error' : 'ok', reason,
+            ...base, agent, result: revoked ? 'denied' : counts.error ? 'error' : 'ok', reason,
             bytesIn, bytesOut: counts.bToA, durationMs: Date.now() - started,
           }, { deferred: true });
           return { bytesIn, bytesOut: counts.bToA, reason };
@@ -203,7 +255,28 @@ export class HubOpener implements Opener, Admitter {
     this.pools.clear();
   }
 
-  private async planTarget(target: string, principal: Principal, gateway?: ViaGateway): Promise<Plan> {
+  /**
+   * An abort signal for one use's waits, aborted by the client's own signal or by stop(); done()
+   * forgets it (a use that is open, refused or ended waits no more).
+   */
+  private waitFor(client: AbortSignal | undefined): { signal: AbortSignal; done(): void } {
+    const ctl = new AbortController();
+    const abort = () => ctl.abort();
+    if (client?.aborted) ctl.abort();
+    client?.addEventListener('abort', abort, { once: true });
+    this.waits.add(ctl);
+    const counted = this.opening.begin();
+    return {
+      signal: ctl.signal,
+      done: () => {
+        client?.removeEventListener('abort', abort);
+        this.waits.delete(ctl);
+        counted();
+      },
+    };
+  }
+
+  private async planTarget(target: string, principal: Principal, signal: AbortSignal, gateway?: ViaGateway): Promise<Plan> {
     const hp = parseHostPort(target);
     if (!hp) throw new WarrenError('WARREN_E_BAD_TARGET', `target "${truncate(target)}" is not HOST:PORT`, { target: truncate(target) });
     if (gateway) {
@@ -218,7 +291,7 @@ export class HubOpener implements Opener, Admitter {
         reach: { agent: gateway.agent, host: hp.host, port: hp.port }, kubeGroups: [],
       };
     }
-    const resolution = await this.resolve(hp.host, principal);
+    const resolution = await this.resolve(hp.host, principal, signal);
     const first = resolution.agents[0]!;
     const scope = principal.scope;
     // A scoped principal (a forward) needs no grants: skip the store query on its every connection.
@@ -241,14 +314,14 @@ export class HubOpener implements Opener, Admitter {
   }
 
   /** The router's answer; an agent that is offline only for now (reconnecting) is waited for first. */
-  private async resolve(host: string, principal: Principal) {
+  private async resolve(host: string, principal: Principal, signal: AbortSignal) {
     try {
       return resolveTarget(host, this.deps.tunnels);
     } catch (err) {
       const agent = err instanceof WarrenError && err.code === 'WARREN_E_AGENT_OFFLINE' ? err.details?.agent : undefined;
       if (typeof agent !== 'string' || !this.deps.tunnels.reconnecting(agent)) throw err;
       this.deps.log.debug({ agent, user: principal.user }, 'waiting for a reconnecting agent');
-      if (!(await this.deps.tunnels.moved(agent, undefined, Math.min(this.deps.dialTimeoutMs, RECONNECT_WAIT_MS)))) throw err;
+      if (!(await this.deps.tunnels.moved(agent, undefined, Math.min(this.deps.dialTimeoutMs, RECONNECT_WAIT_MS), signal))) throw err;
       return resolveTarget(host, this.deps.tunnels);
     }
   }
