@@ -284,7 +284,9 @@ export class HubOpener implements Opener, Admitter {
       if (!principal.scope || !sameTarget(principal.scope.target, hp)) {
         throw new WarrenError('WARREN_E_FORBIDDEN', `user "${principal.user}" may not choose a gateway`, { agent: gateway.agent });
       }
-      const tunnel = this.deps.tunnels.get(gateway.agent);
+      // A gateway that is reconnecting (its hub stopping or dying) is waited for, as any agent is.
+      const { tunnels } = this.deps;
+      const tunnel = tunnels.get(gateway.agent) ?? (tunnels.reconnecting(gateway.agent) ? await tunnels.moved(gateway.agent, undefined, Math.min(this.deps.dialTimeoutMs, RECONNECT_WAIT_MS), signal) : undefined);
       if (!tunnel) throw new WarrenError('WARREN_E_AGENT_OFFLINE', `gateway agent "${gateway.agent}" is not connected to the hub right now`, { agent: gateway.agent });
       return {
         agents: [tunnel], authority: formatHostPort(hp), service: undefined, sourceIp: gateway.sourceIp,

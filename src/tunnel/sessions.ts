@@ -24,14 +24,20 @@ export function adoptSocket(server: Http2Server, socket: Duplex): ServerHttp2Ses
   return session;
 }
 
-/** GOAWAY to every session: streams in flight may finish; sessions left after `graceMs` are aborted. */
+/** GOAWAY to every session: streams in flight may finish; sessions left after `graceMs` are aborted, and the drain ends. */
 export async function drainSessions(sessions: Iterable<Http2Session>, graceMs: number): Promise<void> {
   await Promise.all(
     [...sessions].map(
       (s) =>
         new Promise<void>((resolve) => {
           if (s.destroyed) return resolve();
-          const timer = setTimeout(() => abortSession(s), graceMs);
+          const timer = setTimeout(() => {
+            abortSession(s);
+            // Not waited for past here: Node marks a closing session destroyed at once but emits 'close'
+            // only when its socket is done, and under load an uplink session was seen that never did (a
+            // stopping hub then hung until it was killed).
+            resolve();
+          }, graceMs);
           s.once('close', () => (clearTimeout(timer), resolve()));
           s.close();
         }),

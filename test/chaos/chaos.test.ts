@@ -1,7 +1,7 @@
-// Chaos: mixed traffic through every door (HTTP CONNECT, SOCKS5, a hub forward, the kube router) while
-// agents and the hub are killed (SIGKILL) and restarted at seeded random times. Every stream either
-// completes with the sha256 of what the upstream sent, or fails with an error its client sees; a stream
-// that ends cleanly with missing or wrong bytes fails the test. Beside it: stream churn leaves the hub's
+// Chaos: mixed traffic through every door (HTTP CONNECT, SOCKS5, a hub forward, an egress rule whose entry
+// is on an agent, the kube router) while agents and the hub are killed (SIGKILL) and restarted at seeded
+// random times. Every stream either completes with the sha256 of what the upstream sent, or fails with an
+// error its client sees; a stream that ends cleanly with missing or wrong bytes fails the test. Beside it: stream churn leaves the hub's
 // open file descriptors and RSS (each after a full GC) within 10 % of where they started; a reader
 // limited to 1 MB/s beside a fast stream keeps the hub's memory within the flow-control windows and the
 // fast stream fast; agents reconnecting after a hub restart all come back, spread by their backoff jitter.
@@ -143,8 +143,8 @@ function kubeGet(hub: HubProc, ca: string, urlPath: string, token: string): Prom
   });
 }
 
-type Door = 'connect' | 'socks5' | 'forward' | 'kube';
-const DOORS: readonly Door[] = ['connect', 'socks5', 'forward', 'kube'];
+type Door = 'connect' | 'socks5' | 'forward' | 'egress' | 'kube';
+const DOORS: readonly Door[] = ['connect', 'socks5', 'forward', 'egress', 'kube'];
 
 test('chaos: mixed traffic through every door while agents and the hub are killed and restarted', { timeout: 600_000 + 60_000 * SCALE * SCALE * 2 }, async (t) => {
   const random = rng(SEED);
@@ -174,6 +174,13 @@ test('chaos: mixed traffic through every door while agents and the hub are kille
   const target = `127.0.0.1:${source.port}`;
   const fwd = await cliJson<{ address: string }>(hub, ['forwards', 'create', 'chaos-fwd', '--entry', 'hub:127.0.0.1:0', '--target', target]);
   const fwdPort = Number(fwd.address.split(':').pop());
+  // An egress rule: clients connect to an entry on agent chaos-a, the stream goes up its uplink to the hub
+  // and out through gateway chaos-gw from its source address.
+  const gw = await startAgent({ group: procs, hub, name: 'chaos-gw', args: [...PING, '--source-ip', '127.0.0.1', '--allow', '127.0.0.1'] });
+  agents.set('chaos-gw', gw);
+  dirs.push(gw.dataDir);
+  const eg = await cliJson<{ address: string }>(hub, ['egress', 'create', 'chaos-eg', '--gateway', 'chaos-gw', '--target', target, '--source-ip', '127.0.0.1', '--entry', 'chaos-a:127.0.0.1:0']);
+  const egressPort = Number(eg.address.split(':').pop());
 
   // The kube door: two agents serve cluster `chaos` in front of the kube-apiserver stand-in; a kube
   // stream is a pod's log (a chunked GET) as long as the other doors' streams, lines of seeded hex.
@@ -202,7 +209,7 @@ test('chaos: mixed traffic through every door while agents and the hub are kille
   /** Kube refusals by status and the Status message, e.g. `503 cluster chaos has no connected agent`. */
   const kubeRefusals: Record<string, number> = {};
 
-  const stats = { streams: 0, ok: 0, failedVisibly: 0, resetReadAsEof: 0, openFailed: 0, silent: [] as string[], bytesLost: 0, cutByHubKill: 0, bytes: 0, agentKills: 0, hubKills: 0, hubRestarts: 0, openMs: [] as number[] };
+  const stats = { streams: 0, ok: 0, failedVisibly: 0, resetReadAsEof: 0, openFailed: 0, silent: [] as string[], bytesLost: 0, cutByKill: 0, bytes: 0, agentKills: 0, hubKills: 0, hubRestarts: 0, openMs: [] as number[] };
   const byDoor = Object.fromEntries(DOORS.map((d) => [d, { ok: 0, failed: 0 }])) as Record<Door, { ok: number; failed: number }>;
   let hubDown = false;
   /**
@@ -210,6 +217,8 @@ test('chaos: mixed traffic through every door while agents and the hub are kille
    * process is left to send an RST or (on the CONNECT door) a TLS close_notify.
    */
   let hubKillEpoch = 0;
+  /** The same for the agent that holds the egress rule's entry: its clients get the kernel's FIN. */
+  let entryKillEpoch = 0;
 
   async function open(door: Door): Promise<net.Socket | http.IncomingMessage> {
     if (door === 'connect') return connectThroughHub(hub, target, { timeoutMs: 10_000 });
@@ -223,7 +232,7 @@ test('chaos: mixed traffic through every door while agents and the hub are kille
         throw err;
       });
     }
-    return dialForward(fwdPort);
+    return dialForward(door === 'egress' ? egressPort : fwdPort);
   }
 
   /** One stream through `door`; its outcome is counted. */
@@ -231,6 +240,7 @@ test('chaos: mixed traffic through every door while agents and the hub are kille
     stats.streams++;
     const started = performance.now();
     const epoch = hubKillEpoch;
+    const entryEpoch = entryKillEpoch;
     let socket: net.Socket | http.IncomingMessage;
     try {
       socket = await withDeadline(open(door), 15_000, `opening a ${door} stream`);
@@ -257,12 +267,13 @@ test('chaos: mixed traffic through every door while agents and the hub are kille
     if (reset) {
       stats.resetReadAsEof++;
       stats.failedVisibly++;
-    } else if (got.clean && hubKillEpoch !== epoch && door !== 'kube') {
+    } else if (got.clean && door !== 'kube' && (hubKillEpoch !== epoch || (door === 'egress' && entryKillEpoch !== entryEpoch))) {
       // The client of a hub process that was SIGKILLed gets the kernel's FIN: no process is left to say
       // otherwise. A plain TCP client (SOCKS5, a forward) cannot tell; on the CONNECT door the TLS
       // close_notify is missing, which OpenSSL-based clients (curl) report as an unexpected EOF and
-      // Node's TLS client does not. Counted apart; a graceful restart and an agent kill are not excused.
-      stats.cutByHubKill++;
+      // Node's TLS client does not. The same holds for the agent that holds the egress entry. Counted
+      // apart; a graceful restart and the kill of any other process are not excused.
+      stats.cutByKill++;
     } else if (got.clean) {
       // The one outcome that must never happen: a stream that ends with a FIN but is short or wrong.
       stats.bytesLost += got.bytes < wantBytes ? wantBytes - got.bytes : wantBytes; // short, or as long but wrong
@@ -301,6 +312,7 @@ test('chaos: mixed traffic through every door while agents and the hub are kille
         const name = names[Math.floor(random() * names.length)]!;
         const a = agents.get(name)!;
         stats.agentKills++;
+        if (name === 'chaos-a') entryKillEpoch++;
         await stopProcess(a.child, 'SIGKILL');
         agents.set(name, await startAgent({ ...a.options, hub }));
       }
@@ -318,7 +330,7 @@ test('chaos: mixed traffic through every door while agents and the hub are kille
     assert.equal(outcome, 'ok', `the ${door} door did not recover after the faults`);
   }
 
-  const line = `chaos: ${stats.streams} streams (${stats.ok} complete with matching sha256, ${stats.failedVisibly} failed with an error the client saw (${stats.resetReadAsEof} of them an RST first read as EOF), ${stats.openFailed} refused at open, ${stats.silent.length} silently short, ${stats.cutByHubKill} cut by a hub SIGKILL) ` +
+  const line = `chaos: ${stats.streams} streams (${stats.ok} complete with matching sha256, ${stats.failedVisibly} failed with an error the client saw (${stats.resetReadAsEof} of them an RST first read as EOF), ${stats.openFailed} refused at open, ${stats.silent.length} silently short, ${stats.cutByKill} cut by a SIGKILL of the hub or of the egress entry's agent) ` +
     `${mb(stats.bytes)} verified, ${stats.bytesLost} bytes lost without an error; faults: ${stats.agentKills} agent kills, ${stats.hubKills} hub kills, ${stats.hubRestarts} hub restarts in ${Math.round(durationMs / 1000)} s; ` +
     `open latency p50 ${percentile(stats.openMs, 50).toFixed(0)} ms p99 ${percentile(stats.openMs, 99).toFixed(0)} ms; by door ${JSON.stringify(byDoor)}; kube refusals ${JSON.stringify(kubeRefusals)}`;
   console.log(line);
