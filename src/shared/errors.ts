@@ -51,7 +51,7 @@ export const ErrorCodes = {
   WARREN_E_TARGET_REFUSED: { status: 502, socks: SocksReply.connectionRefused, summary: 'The agent reached the host but the connection was refused (nothing listens on that port).' },
   WARREN_E_TARGET_UNREACHABLE: { status: 502, socks: SocksReply.hostUnreachable, summary: 'The agent could not resolve or reach the host.' },
   WARREN_E_SSH_AUTH: { status: 403, socks: SocksReply.notAllowed, summary: "Web shell: the node's sshd refused the login with the password or key given (the hub's own grant allowed the stream)." },
-  WARREN_E_SSH_FAILED: { status: 502, socks: SocksReply.generalFailure, summary: "Web shell: the SSH connection to the node failed (not an SSH server, host key other than the one given, handshake timeout, or no shell)." },
+  WARREN_E_SSH_FAILED: { status: 502, socks: SocksReply.generalFailure, summary: "Web shell: the SSH connection to the node failed (not an SSH server, host key other than the one given, handshake timeout, no shell, or the connection closed before the shell exited)." },
   WARREN_E_TARGET_TIMEOUT: { status: 504, socks: SocksReply.ttlExpired, summary: 'The agent did not get a connection to the target within the dial timeout.' },
   WARREN_E_LISTEN_FAILED: { status: 409, socks: SocksReply.generalFailure, summary: "A forward's entry could not listen (address in use, no permission, no such local address); shown as the forward's last error in `warren forwards ls`." },
   WARREN_E_TUNNEL_LOST: { status: 502, socks: SocksReply.generalFailure, summary: 'The tunnel to the agent closed while the stream was being opened or used.' },

@@ -1,6 +1,6 @@
 // Chaos: mixed traffic through every door (HTTP CONNECT, SOCKS5, a hub forward, an egress rule whose entry
-// is on an agent, the kube router) while agents and the hub are killed (SIGKILL) and restarted at seeded
-// random times. Every stream either completes with the sha256 of what the upstream sent, or fails with an
+// is on an agent, the kube router, the web shell) while agents and the hub are killed (SIGKILL) and
+// restarted at seeded random times. Every stream either completes with the sha256 of what the upstream sent, or fails with an
 // error its client sees; a stream that ends cleanly with missing or wrong bytes fails the test. Beside it: stream churn leaves the hub's
 // open file descriptors and RSS (each after a full GC) within 10 % of where they started; a reader
 // limited to 1 MB/s beside a fast stream keeps the hub's memory within the flow-control windows and the
@@ -30,6 +30,7 @@ import { rssBytes, rssParts } from '../../bench/lib/procstat.js';
 import { startFakeApiserver } from '../support/kube/apiserver.js';
 import { ChildGroup, eventually, runOk, waitForLine, withDeadline } from '../support/proc.js';
 import { natLab } from '../support/netns.js';
+import { startSshd } from '../support/sshd.js';
 import { connectThroughHub, errorAfterEof, readAll, type ReadResult } from '../support/connectClient.js';
 import { seededBytes, seededSha256, sha256Hex, startUpstream } from '../support/upstreams.js';
 import { accessToken, cli, cliJson, joinToken, startAgent, startHub, stopProcess, tempDir, type AgentProc, type HubProc } from '../support/warren.js';
@@ -143,8 +144,61 @@ function kubeGet(hub: HubProc, ca: string, urlPath: string, token: string): Prom
   });
 }
 
-type Door = 'connect' | 'socks5' | 'forward' | 'egress' | 'kube';
-const DOORS: readonly Door[] = ['connect', 'socks5', 'forward', 'egress', 'kube'];
+type Door = 'connect' | 'socks5' | 'forward' | 'egress' | 'kube' | 'shell';
+const DOORS: readonly Door[] = ['connect', 'socks5', 'forward', 'egress', 'kube', 'shell'];
+
+/** How a web shell session ended, and what its terminal showed. */
+interface ShellOutcome {
+  /** The hub's `end` message (a clean end: the shell exited), if it sent one. */
+  readonly ended?: string;
+  /** The hub's `error` message, or the WebSocket's own failure. */
+  readonly error?: string;
+  readonly output: Buffer;
+}
+
+/**
+ * A web shell session as the browser runs it: sign in with `token` (POST /ui/session: the cookie and the
+ * CSRF token), open the WebSocket with the hub's own Origin, start an SSH login with a private key, type
+ * `command` once the shell is ready, and collect what the terminal shows until the hub closes. Rejects
+ * only when the session could not be opened (sign-in or WebSocket refused).
+ */
+async function shellSession(hub: HubProc, ca: string, token: string, start: object, command: string): Promise<ShellOutcome> {
+  const signIn = await new Promise<{ cookie: string; csrf: string }>((resolve, reject) => {
+    const req = https.request(`${hub.url}/ui/session`, { method: 'POST', ca, agent: false, headers: { 'content-type': 'application/json', origin: hub.url } }, (res) => {
+      let body = '';
+      res.setEncoding('utf8');
+      res.on('data', (c: string) => (body += c));
+      res.once('end', () => {
+        const cookie = (res.headers['set-cookie']?.[0] ?? '').split(';')[0]!;
+        if (res.statusCode !== 200 || !cookie) return reject(new Error(`sign-in: ${res.statusCode} ${body.slice(0, 200)}`));
+        resolve({ cookie, csrf: (JSON.parse(body) as { csrf: string }).csrf });
+      });
+    });
+    req.once('error', reject);
+    req.end(JSON.stringify({ token }));
+  });
+  const ws = new WebSocket(`${hub.url.replace(/^https/, 'wss')}/ui/shell`, { ca, headers: { cookie: signIn.cookie, origin: hub.url } });
+  await new Promise((resolve, reject) => (ws.once('open', resolve), ws.once('error', reject)));
+  return new Promise((resolve) => {
+    const chunks: Buffer[] = [];
+    let ended: string | undefined;
+    let error: string | undefined;
+    ws.on('message', (data: Buffer, isBinary: boolean) => {
+      if (isBinary) return void chunks.push(data);
+      const msg = JSON.parse(data.toString('utf8')) as { type: string; reason?: string; code?: string; message?: string };
+      if (msg.type === 'ready') ws.send(Buffer.from(command), { binary: true });
+      else if (msg.type === 'end') ended = msg.reason ?? '';
+      else if (msg.type === 'error') error = `${msg.code}: ${msg.message}`;
+    });
+    ws.on('error', (err) => (error ??= err.message));
+    ws.once('close', (code) => {
+      // 1006: the connection went without a closing handshake (the hub process died), which a browser reports as an error.
+      if (code !== 1000 && ended === undefined) error ??= `WebSocket closed with code ${code}`;
+      resolve({ ...(ended !== undefined ? { ended } : {}), ...(error !== undefined ? { error } : {}), output: Buffer.concat(chunks) });
+    });
+    ws.send(JSON.stringify({ ...start, type: 'start', csrf: signIn.csrf, cols: 200, rows: 50 }));
+  });
+}
 
 test('chaos: mixed traffic through every door while agents and the hub are killed and restarted', { timeout: 600_000 + 60_000 * SCALE * SCALE * 2 }, async (t) => {
   const random = rng(SEED);
@@ -202,6 +256,18 @@ test('chaos: mixed traffic through every door while agents and the hub are kille
     agents.set(name, a);
     dirs.push(a.dataDir);
   }
+  // The web shell: a terminal session to a real sshd prints a file of seeded hex lines between two
+  // markers; what the terminal shows between them (its CRLF line ends undone) must be that file.
+  const sshd = await startSshd({ group: procs });
+  after(() => sshd.stop());
+  const shellHex = seededBytes('chaos-shell', Math.round(streamBytes / 8)).toString('hex');
+  const shellText = Array.from({ length: Math.ceil(shellHex.length / 1023) }, (_, i) => `${shellHex.slice(i * 1023, (i + 1) * 1023)}\n`).join('');
+  const shellFile = path.join(kubeDir, 'shell.txt');
+  fs.writeFileSync(shellFile, shellText);
+  const shellStart = { target: `127.0.0.1:${sshd.port}`, login: 'root', privateKey: fs.readFileSync(sshd.clientKeyPath, 'utf8') };
+  // The markers are typed with quotes inside, so the terminal's echo of the command line does not match them.
+  const shellCommand = `echo S""TART; cat ${shellFile}; echo E""ND; exit\r`;
+
   const grant = await cli(hub, ['grant', '--user', 'dev', '--cluster', 'chaos']);
   assert.equal(grant.code, 0, grant.stderr);
   const devToken = await accessToken(hub, 'dev');
@@ -235,8 +301,40 @@ test('chaos: mixed traffic through every door while agents and the hub are kille
     return dialForward(door === 'egress' ? egressPort : fwdPort);
   }
 
+  /** One web shell session; its outcome is counted like a stream's. */
+  async function shell(): Promise<'ok' | 'failed'> {
+    stats.streams++;
+    const started = performance.now();
+    let outcome: ShellOutcome;
+    try {
+      outcome = await withDeadline(shellSession(hub, hubCa, hub.adminToken, shellStart, shellCommand), 120_000, 'a web shell session');
+    } catch {
+      stats.openFailed++;
+      byDoor.shell.failed++;
+      return 'failed';
+    }
+    if (!hubDown) stats.openMs.push(performance.now() - started);
+    const shown = /[\r\n]START\r\n([\s\S]*?)END\r\n/.exec(outcome.output.toString('latin1'))?.[1]?.replace(/\r\n/g, '\n');
+    const text = shown ?? '';
+    if (outcome.error === undefined && shown !== undefined && sha256Hex(Buffer.from(text, 'latin1')) === sha256Hex(shellText)) {
+      stats.ok++;
+      stats.bytes += text.length;
+      byDoor.shell.ok++;
+      return 'ok';
+    }
+    if (outcome.error !== undefined) stats.failedVisibly++;
+    else {
+      // The hub said the session ended (no error) but the terminal did not show the whole file.
+      stats.bytesLost += Math.max(shellText.length - text.length, 0) || shellText.length;
+      stats.silent.push(`shell: ended "${outcome.ended ?? ''}" after ${text.length} of ${shellText.length} bytes between the markers`);
+    }
+    byDoor.shell.failed++;
+    return 'failed';
+  }
+
   /** One stream through `door`; its outcome is counted. */
   async function stream(door: Door): Promise<'ok' | 'failed'> {
+    if (door === 'shell') return shell();
     stats.streams++;
     const started = performance.now();
     const epoch = hubKillEpoch;
@@ -387,7 +485,7 @@ async function inspect(child: import('node:child_process').ChildProcess): Promis
   };
 }
 
-test('churn: many short streams leave the hub\'s open file descriptors and RSS within 10 % of where they started', { timeout: 300_000 + 3_600_000 * (SCALE - 1) }, async (t) => {
+test('churn: many short streams leave the hub\'s open file descriptors and RSS within 10 % of where they started', { timeout: 300_000 + 3_600_000 * Math.max(0, SCALE - 1) }, async (t) => {
   const { hub, echoPort } = await quietLab('churn', { NODE_OPTIONS: '--inspect=127.0.0.1:0' });
   const pid = hub.child.pid!;
   const inspector = await inspect(hub.child);

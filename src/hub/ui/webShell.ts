@@ -135,6 +135,8 @@ export class WebShell {
     let bytesIn = 0;
     let bytesOut = 0;
     let ready = false;
+    /** The shell reported its exit: the session is complete whatever happens to the stream afterwards. */
+    let exited = false;
     let endReason: string | undefined;
     let failure: WarrenError | undefined;
     const audited = { kind: 'shell' as const, user, door: 'web-shell', agent, target, source };
@@ -161,6 +163,14 @@ export class WebShell {
       finish(ready ? 'closed' : 'ssh failed', ready ? undefined : new WarrenError('WARREN_E_SSH_FAILED', `the connection to ${target} closed before an SSH login (is it an SSH server?)`, { target }));
       void relayed.then(async (r) => {
         if (r.reason === 'revoked') endReason = 'access revoked';
+        else if (ready && !exited && endReason === 'closed') {
+          // Gone before the shell said it exited (an agent or sshd gone, the stream cut): the browser must
+          // see an error, not "Session ended", or output cut short would look complete (ssh says
+          // "closed by remote host" and exits 255 for the same).
+          failure = r.reason === 'closed'
+            ? new WarrenError('WARREN_E_SSH_FAILED', `the connection to ${target} closed before the shell exited`, { target })
+            : new WarrenError('WARREN_E_TUNNEL_LOST', `the stream to ${target} through agent ${agent} was cut (${r.reason}) before the shell exited`, { target, agent });
+        }
         if (failure) {
           send({ type: 'error', code: failure.code, message: failure.message });
         } else {
@@ -184,6 +194,7 @@ export class WebShell {
         send({ type: 'ready', agent, target, hostKey });
         this.pipe(ws, channel, (n) => (bytesIn += n), (n) => (bytesOut += n));
         channel.on('exit', (code: number | null, signal?: string) => {
+          exited = true;
           endReason = code === null ? `shell killed by ${signal ?? 'a signal'}` : `shell exited with status ${code}`;
         });
         channel.on('close', () => finish(endReason ?? 'closed'));
