@@ -65,7 +65,7 @@ export const hubOptions = {
   maxUserCertTtl: option(durationText, { arg: 'd', default: '7d', help: 'longest lifetime `warren user-cert create --ttl` may ask for (user certificates cannot be revoked)' }),
   dialTimeout: option(durationText, { arg: 'd', default: '10s', help: 'how long an agent may take to reach a target' }),
   headerTimeout: option(durationText, { arg: 'd', default: '10s', help: 'how long a client may take to complete TLS and send request headers' }),
-  drainTimeout: option(durationText, { arg: 'd', default: '10s', help: 'on SIGTERM, how long open streams may finish' }),
+  drainTimeout: option(durationText, { arg: 'd', default: '10s', help: 'on SIGTERM, how long requests already sent and open streams may finish; what is left is then refused or reset' }),
   maxStreamsPerPrincipal: option(limit, { arg: 'n', default: '256', help: 'streams one user, token or forward may hold open at once, every door together (0: no limit)' }),
   maxNewStreamsPerSecond: option(limit, { arg: 'n', default: '1000', help: 'new streams one principal may open per second, with a burst of as many (0: no limit)' }),
   maxStreamsPerAgent: option(limit, { arg: 'n', default: '4000', help: "streams open through one agent at once, shared fairly between principals (below the tunnel's 4096)" }),
