@@ -197,7 +197,7 @@ export async function startHub(config: HubConfig, log: Logger): Promise<Hub> {
   httpServer.emit('listening');
   // What a stopping hub answers before it drops connections (see close()): a connection accepted before
   // its listener closed, until its handshake ends; then each request until it is answered, a CONNECT or
-  // Upgrade until its stream is open (the opener drains it from there) or its socket closes.
+  // Upgrade until its socket closes (all within the one drain deadline).
   const inFlight = new InFlight();
   /** HTTP connections that finished their handshake and have sent no request yet, counted in inFlight. */
   const unasked = new Map<net.Socket, () => void>();
