@@ -214,7 +214,11 @@ export class HubMesh extends EventEmitter implements AgentDirectory {
 
   reconnecting(name: string): boolean {
     const at = this.lost.get(name);
-    return at !== undefined && performance.now() - at < RECONNECTING_MS;
+    if (at !== undefined && performance.now() - at < RECONNECTING_MS) return true;
+    // A hub that has just started cannot know which agents were connected a moment ago (to its
+    // predecessor on this address, to a hub that is stopping, or elsewhere while it was still reading
+    // the presence map): a known agent may be on its way.
+    return Date.now() - this.startedAt < RECONNECTING_MS && this.isKnown(name);
   }
 
   private markLost(name: string): void {
@@ -242,7 +246,8 @@ export class HubMesh extends EventEmitter implements AgentDirectory {
         const link = fresh();
         if (link) done(link);
       };
-      const stop = () => done(undefined);
+      // The last look at the deadline: a change may have come without its event (a reload).
+      const stop = () => done(fresh());
       const timer = setTimeout(stop, ms);
       this.on('presence', check);
       this.deps.tunnels.on('connected', check);
