@@ -145,6 +145,11 @@ function logOf(child: ChildProcess): OutputLog {
   return logs.get(child)!;
 }
 
+/** The last `lines` lines a child printed (stdout and stderr, in order) that match `filter`, for a failure report. */
+export function outputTail(child: ChildProcess, lines: number, filter: RegExp = /./): string[] {
+  return logOf(child).lines.filter((l) => filter.test(l.line)).slice(-lines).map((l) => l.line);
+}
+
 function describeChild(child: ChildProcess): string {
   return `${child.spawnargs.join(' ')} [pid ${child.pid ?? '?'}]`;
 }
