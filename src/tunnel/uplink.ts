@@ -69,13 +69,14 @@ export class Uplink {
       },
     });
     const forget = () => {
-      stopKeepalive();
       if (this.current === mine) this.current = this.live = undefined;
     };
     // dial() passed its first await, so `current` already holds the promise this call fulfils.
     const mine = this.current;
-    session.once('close', forget);
-    // A session the hub is draining takes no new streams: the next caller dials afresh.
+    session.once('close', () => (stopKeepalive(), forget()));
+    // A session the hub is draining takes no new streams: the next caller dials afresh. Its pings go on
+    // until it closes: a hub that never finishes closing it (seen: a stopping hub whose socket stayed
+    // open) is then noticed and its streams cut, instead of hanging with them.
     session.once('goaway', forget);
     // The hub's SETTINGS frame is the proof that it serves this uplink.
     await new Promise<void>((resolve, reject) => {
