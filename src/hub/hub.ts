@@ -283,20 +283,21 @@ export async function startHub(config: HubConfig, log: Logger): Promise<Hub> {
     // side. During the handshake it does: a client that gave up frees its place at once.
     socket.allowHalfOpen = true;
     socket.setNoDelay(true);
-    // An HTTP connection is counted until its first request from here (before its handshake's count
-    // ends, so that a stopping hub never sees zero in between).
-    const http1 = socket.alpnProtocol !== ALPN && socket.alpnProtocol !== UP_ALPN && socket.alpnProtocol !== HUB_ALPN;
-    if (http1 && !unaskedGraceOver) {
-      unasked.set(socket, inFlight.untilClose(socket));
-      socket.once('close', () => unasked.delete(socket));
-    }
-    // Node's TLS server keeps the socket it was given as _parent (as handshakeQueue.ts relies on too).
-    const raw = (socket as unknown as { _parent?: net.Socket })._parent;
-    if (raw) handshaking.get(raw)?.();
     if (socket.alpnProtocol === ALPN) tunnels.accept(socket);
     else if (socket.alpnProtocol === UP_ALPN) forwards.acceptUplink(socket);
     else if (socket.alpnProtocol === HUB_ALPN) mesh.accept(socket);
-    else httpServer.emit('connection', socket);
+    else {
+      // Counted until its first request from here on.
+      if (!unaskedGraceOver) {
+        unasked.set(socket, inFlight.untilClose(socket));
+        socket.once('close', () => unasked.delete(socket));
+      }
+      httpServer.emit('connection', socket);
+    }
+    // The handshake's count ends last, so that a stopping hub never sees zero in between. Node's TLS
+    // server keeps the socket it was given as _parent (as handshakeQueue.ts relies on too).
+    const raw = (socket as unknown as { _parent?: net.Socket })._parent;
+    if (raw) handshaking.get(raw)?.();
   });
   tlsServer.on('tlsClientError', (err, socket) => {
     log.debug({ err: err.message, source: formatSource(socket) }, 'TLS handshake failed');

@@ -61,7 +61,8 @@ export class Uplink {
     }
     const session = http2.connect(ep.url.origin, { createConnection: () => socket, settings: H2_SETTINGS, maxSessionMemory: MAX_SESSION_MEMORY_MB });
     session.on('error', (err: Error) => this.opts.log.debug({ err: err.message }, 'uplink session error'));
-    const stopKeepalive = startKeepalive(session, {
+    // The keepalive stops by itself when the session closes.
+    startKeepalive(session, {
       intervalMs: this.opts.pingIntervalMs,
       onDead: () => {
         this.opts.log.warn('hub missed the uplink keepalive deadline; dropping the uplink');
@@ -73,7 +74,7 @@ export class Uplink {
     };
     // dial() passed its first await, so `current` already holds the promise this call fulfils.
     const mine = this.current;
-    session.once('close', () => (stopKeepalive(), forget()));
+    session.once('close', forget);
     // A session the hub is draining takes no new streams: the next caller dials afresh. Its pings go on
     // until it closes: a hub that never finishes closing it (seen: a stopping hub whose socket stayed
     // open) is then noticed and its streams cut, instead of hanging with them.
