@@ -53,3 +53,29 @@ test('a pooled stream socket keeps one request-timeout listener however often it
   assert.ok(opened[0]!.listenerCount('timeout') <= 2, `${opened[0]!.listenerCount('timeout')} timeout listeners after 25 requests`);
   assert.deepEqual(warnings.filter((w) => w.name === 'MaxListenersExceededWarning').map((w) => w.message), []);
 });
+
+test('a stream reset before it was wrapped gives a socket that fails: a request over it errors instead of hanging', async (t) => {
+  // The agent's side answers 200 and resets the stream in the same turn, as an agent that stops does;
+  // both frames arrive in one read, so the stream has closed by the time the opener's caller wraps it.
+  const tunnel = http2.createServer();
+  tunnel.on('stream', (stream) => {
+    stream.respond({ ':status': 200 });
+    stream.close(http2.constants.NGHTTP2_CANCEL);
+  });
+  tunnel.listen(0, '127.0.0.1');
+  await once(tunnel, 'listening');
+  const session = http2.connect(`http://127.0.0.1:${(tunnel.address() as { port: number }).port}`);
+  t.after(() => (session.destroy(), tunnel.close()));
+  const stream = session.request({ ':method': 'CONNECT', ':authority': 'kube' }, { endStream: false });
+  stream.on('error', () => undefined);
+  await once(stream, 'close');
+
+  const req = http.request({ host: 'kube', path: '/api', createConnection: () => streamSocket(stream) });
+  req.end();
+  const outcome = await Promise.race([
+    once(req, 'error').then(([err]) => `error: ${(err as Error).message}`),
+    once(req, 'response').then(() => 'response'),
+    new Promise((resolve) => setTimeout(resolve, 5_000, 'neither an answer nor an error within 5 s')).then(String),
+  ]);
+  assert.match(outcome, /^error: tunnel stream reset \(code 8\)$/);
+});

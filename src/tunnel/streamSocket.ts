@@ -11,7 +11,8 @@
  *
  * Half-close is kept: `end()` sends END_STREAM and the other direction stays open. A stream reset by
  * the peer (any code but NO_ERROR) destroys the wrapper with an error, so a cut-off response is never
- * taken for a complete one; destroying the wrapper resets the stream (CANCEL).
+ * taken for a complete one (also when it was reset before it was wrapped); destroying the wrapper resets
+ * the stream (CANCEL).
  */
 import { constants as h2c, type Http2Stream } from 'node:http2';
 import { Duplex } from 'node:stream';
@@ -58,10 +59,14 @@ export function streamSocket(stream: Http2Stream): StreamSocket {
   });
   stream.on('end', () => socket.push(null));
   stream.on('error', (err) => socket.destroy(err));
-  stream.on('close', () => {
+  const onClose = () => {
     if (stream.rstCode !== h2c.NGHTTP2_NO_ERROR) socket.destroy(new Error(`tunnel stream reset (code ${stream.rstCode})`));
     else if (!socket.readableEnded && socket.readableLength === 0 && !stream.readableEnded) socket.destroy();
-  });
+  };
+  // A stream can close between the answer that opened it and its wrapping (an agent that answers and
+  // stops in one turn): its 'close' has been emitted already, and the wrapper fails now.
+  if (stream.destroyed) process.nextTick(onClose);
+  else stream.on('close', onClose);
   // One listener for the stream's idle timer; setTimeout below only re-arms it (http2's own
   // setTimeout(ms, cb) would add a listener per call, and http.Agent calls it on every reuse).
   stream.on('timeout', () => socket.emit('timeout'));

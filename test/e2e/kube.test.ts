@@ -31,7 +31,7 @@ import { CoreV1Api, KubeConfig, Watch } from '@kubernetes/client-node';
 import { SignJWT } from 'jose';
 import YAML from 'yaml';
 import { AGENT_SERVICE_ACCOUNT, startFakeApiserver, type FakeApiserver, type RecordedRequest } from '../support/kube/apiserver.js';
-import { ChildGroup, run, waitForLine, waitForReady, withDeadline, type RunResult } from '../support/proc.js';
+import { ChildGroup, outputTail, run, waitForLine, waitForReady, withDeadline, type RunResult } from '../support/proc.js';
 import { accessToken, cli, cliJson, startAgent, startHub, tempDir, WARREN_BIN, type AgentProc, type HubProc } from '../support/warren.js';
 
 interface KubeAuditRow {
@@ -610,9 +610,17 @@ describe('the Kubernetes door: kubectl and client-node through the hub to member
         const failures: string[] = [];
         let killed = false;
         let afterKill = 0;
+        // What each request still waiting has seen, for the report should one never end.
+        const pending = new Map<number, { started: number; seen: string }>();
+        let n = 0;
         const get = () =>
           new Promise<void>((resolve) => {
+            const id = n++;
+            const state = { started: Date.now(), seen: killed ? 'sent after the kill' : 'sent before the kill' };
+            pending.set(id, state);
+            const done = () => (pending.delete(id), resolve());
             const req = https.get(`${hub.url}/k8s/clusters/${cluster}/api/v1/namespaces/team-a/pods`, { headers: { Authorization: `Bearer ${devToken}` }, agent: client }, (res) => {
+              state.seen += `, answer ${res.statusCode} ${res.headers['content-length'] ?? '(no length)'}`;
               let body = '';
               res.setEncoding('utf8');
               res.on('data', (c: string) => (body += c));
@@ -620,10 +628,11 @@ describe('the Kubernetes door: kubectl and client-node through the hub to member
                 if (res.statusCode === 200 && body.includes('web-1')) ok++;
                 else failures.push(`${res.statusCode}: ${body.slice(0, 200)}`);
                 if (killed) afterKill++;
-                resolve();
+                done();
               });
             });
-            req.on('error', (err) => (failures.push(err.message), resolve()));
+            req.on('socket', (s: net.Socket) => (state.seen += `, on a ${s.connecting ? 'new' : 'reused'} connection`));
+            req.on('error', (err) => (failures.push(err.message), done()));
           });
         let stop = false;
         const workers = Array.from({ length: 6 }, async () => {
@@ -634,7 +643,11 @@ describe('the Kubernetes door: kubectl and client-node through the hub to member
           await kubeAudit((r) => r.agent === victim.options.name && r.user === 'dev', `a request served by ${victim.options.name}`);
           victim.child.kill(how);
           killed = true;
-          await withDeadline(Promise.all(workers), 60_000, '120 requests after the kill');
+          await withDeadline(Promise.all(workers), 60_000, '120 requests after the kill').catch((err: unknown) => {
+            const waiting = [...pending.values()].map((p) => `${p.seen}, ${Date.now() - p.started} ms ago`);
+            const warnings = (c: AgentProc | HubProc) => outputTail(c.child, 6, /"level":(40|50|60)/).join(' | ');
+            throw new Error(`${(err as Error).message}; ${afterKill} done after the kill; still waiting: ${waiting.join('; ')}; hub: ${warnings(hub)}; victim: ${warnings(victim)}`);
+          });
         } finally {
           stop = true;
           client.destroy();
