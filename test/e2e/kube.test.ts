@@ -102,6 +102,8 @@ describe('the Kubernetes door: kubectl and client-node through the hub to member
         res.setEncoding('utf8');
         res.on('data', (c: string) => (body += c));
         res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body }));
+        // An answer cut after its head ends with 'close' and no 'end'.
+        res.on('close', () => res.complete || reject(new Error(`the answer (${res.statusCode}) was cut after ${body.length} bytes of its body`)));
       });
       req.on('error', reject);
       req.end();
@@ -630,6 +632,8 @@ describe('the Kubernetes door: kubectl and client-node through the hub to member
                 if (killed) afterKill++;
                 done();
               });
+              // An answer cut after its head ends with 'close' and no 'end'.
+              res.on('close', () => res.complete || (failures.push(`${res.statusCode}: answer cut after ${body.length} bytes of it`), done()));
             });
             req.on('socket', (s: net.Socket) => (state.seen += `, on a ${s.connecting ? 'new' : 'reused'} connection`));
             req.on('error', (err) => (failures.push(err.message), done()));

@@ -3,12 +3,21 @@
  * stand-in (test/support/kube/apiserver.ts) in this same process, and requests over HTTPS.
  */
 import assert from 'node:assert/strict';
+import { once } from 'node:events';
 import fs from 'node:fs';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
 import path from 'node:path';
+import type { Duplex } from 'node:stream';
 import { after, test } from 'node:test';
 import { startFakeApiserver } from '../../../test/support/kube/apiserver.js';
 import { inProcessHub } from '../../../test/support/inProcess.js';
 import { tempDir } from '../../../test/support/warren.js';
+import type { Admission } from '../../doors/door.js';
+import { silentLogger } from '../../shared/log.js';
+import type { AuditRow } from '../../store/store.js';
+import { duplexPair } from '../../tunnel/duplexPair.js';
+import { KubeRouter } from './kubeRouter.js';
 
 const api = await startFakeApiserver();
 after(() => api.close());
@@ -46,4 +55,56 @@ test('without a grant, for an unknown cluster, or without credentials the hub an
   assert.equal((await lab.request('GET', '/k8s/clusters/nosuch/api/v1/pods', { token: dev })).status, 404);
   assert.equal((await lab.request('GET', PODS)).status, 401);
   assert.equal(api.requests.length, seen);
+});
+
+test('a GET whose answer is cut half way by its stream dying is sent again on a fresh stream: the client gets the whole answer once', async (t) => {
+  // The router alone, its streams in memory: the pooled stream's agent sends the head and half the body
+  // and then dies (its stream is destroyed as a reset one is); the fresh stream's agent answers whole.
+  const body = JSON.stringify({ kind: 'PodList', apiVersion: 'v1', metadata: {}, items: [{ metadata: { name: 'whole' } }] });
+  const agentSide = (answer: (res: http.ServerResponse) => void) => {
+    const server = http.createServer((_req, res) => {
+      res.writeHead(200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) });
+      answer(res);
+    });
+    const [hubEnd, agentEnd] = duplexPair();
+    server.emit('connection', agentEnd);
+    return hubEnd;
+  };
+  const dying = agentSide((res) => res.write(body.slice(0, body.length / 2)));
+  // Dies once the hub has the half: the client would have it too if the router passed it on.
+  dying.on('data', (c: Buffer) => c.includes('"kind"') && dying.destroy(new Error('tunnel stream reset (code 8)')));
+  const pool = new (class extends http.Agent {
+    override createConnection(_o: http.ClientRequestArgs, cb?: (err: Error | null, s: Duplex) => void): undefined {
+      cb?.(null, dying);
+      return undefined;
+    }
+  })();
+  const rows: Array<Partial<AuditRow>> = [];
+  const admission: Admission = {
+    kubeGroups: [], revoked: new AbortController().signal, pool, usedAgent: () => undefined, end: () => undefined,
+    dial: () => Promise.resolve({ agent: 'k-b', stream: agentSide((res) => res.end(body)) }),
+  };
+  const router = new KubeRouter({
+    opener: { admit: () => Promise.resolve(admission) },
+    authenticate: () => Promise.resolve({ user: 'dev', groups: [], via: 'token' }),
+    record: (row) => (rows.push(row), Promise.resolve()),
+    jwt: undefined,
+    log: silentLogger,
+  });
+  const front = http.createServer((req, res) => router.handleRequest(req, res));
+  front.listen(0, '127.0.0.1');
+  await once(front, 'listening');
+  t.after(() => (front.closeAllConnections(), front.close()));
+  const got = await new Promise<{ status: number; text: string }>((resolve, reject) => {
+    http.get({ port: (front.address() as AddressInfo).port, path: '/k8s/clusters/k1/api/v1/namespaces/team-a/pods', headers: { authorization: 'Bearer x' } }, (res) => {
+      let text = '';
+      res.setEncoding('utf8');
+      res.on('data', (c: string) => (text += c));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, text }));
+      res.on('close', () => res.complete || reject(new Error(`the answer was cut after ${text.length} bytes of its body`)));
+    }).on('error', reject);
+  });
+  assert.deepEqual(got, { status: 200, text: body });
+  assert.equal(rows.length, 1);
+  assert.equal(rows[0]!.status, 200);
 });

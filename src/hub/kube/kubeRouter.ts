@@ -21,7 +21,9 @@
  * pipes after the 101, through a tunnel stream of their own. Plain requests go over pooled streams;
  * when a pooled stream dies before the answer begins (its agent was killed), a GET/HEAD/OPTIONS
  * without a body (watches included) is sent again on a fresh stream, to an agent that is still there,
- * and anything else gets a 503 Status with `Retry-After: 1`, which client-go retries by itself.
+ * and anything else gets a 503 Status with `Retry-After: 1`, which client-go retries by itself. The
+ * answer to such a request, when it is sized and at most 1 MiB, is passed on once whole, so a stream
+ * that dies in the middle of it is sent again as well.
  *
  * Which requests are multikube's: a path under the Kubernetes API root (`/api`, `/apis`, `/version`,
  * `/openapi`, and what is below them) whose Bearer token is a JWT with a `ctx` claim. Hub tokens never
@@ -60,6 +62,8 @@ export interface KubeRouterDeps {
 
 /** Times an idempotent request is sent again after its stream died before the answer began. */
 const REPLAYS = 2;
+/** A sized answer to a replayable request up to this long is sent on whole (see forward()). */
+const WHOLE_ANSWER_BYTES = 1 << 20;
 /** Retry-After (seconds) of the 503 for a request whose tunnel died under it and that is not replayed. */
 const TUNNEL_FAILED_RETRY_AFTER_S = 1;
 
@@ -228,20 +232,14 @@ export class KubeRouter {
         state.agent = (s as StreamSocket).tag ?? state.agent;
         if (state.agent) a.admission.usedAgent(state.agent);
       });
-      preq.on('response', (pres) => {
-        status = pres.statusCode ?? 502;
-        res.writeHead(status, pres.statusMessage, filterHeaders(pres.rawHeaders, { upgrade: false }).headers);
-        // A streamed answer (no length: a watch, logs -f) sends its headers now, so an idle watch looks
-        // open to the client; a sized one sends them with its body, in one write.
-        if (pres.headers['content-length'] === undefined) res.flushHeaders();
-        pres.on('data', (c: Buffer) => void (state.bytesOut += c.length));
-        pres.on('error', () => res.destroy());
-        pres.pipe(res);
-      });
-      preq.on('error', (err) => {
+      // One outcome per attempt: a stream that dies mid-answer fails both the request and its response.
+      let failedOnce = false;
+      const failed = (err: Error) => {
+        if (failedOnce) return;
+        failedOnce = true;
         if (res.headersSent || res.destroyed || a.admission.revoked.aborted) return void res.destroy();
-        // The stream died before the answer began (its agent was killed or went away): an idempotent
-        // request goes again, on a stream to an agent that is still there.
+        // The stream died before the client was sent anything (its agent was killed or went away): an
+        // idempotent request goes again, on a stream to an agent that is still there.
         if (replayable && attempt < REPLAYS && !(err instanceof WarrenError)) return send(attempt + 1);
         // Anything else may or may not have reached the member API server: it is not sent again here,
         // but answered with a 503 that says to retry, with a Retry-After so client-go (kubectl) retries
@@ -249,7 +247,36 @@ export class KubeRouter {
         const e = err instanceof WarrenError ? err : new WarrenError('WARREN_E_UNAVAILABLE', `the tunnel to cluster ${a.cluster} failed during the request; retry it`, { retryAfterS: TUNNEL_FAILED_RETRY_AFTER_S });
         status = e.status;
         sendStatus(res, kubeStatus(e.status, e.message), { warning: isDiscoveryPath(a.path), retryAfterS: retryAfterOf(e) });
+      };
+      preq.on('response', (pres) => {
+        const length = Number(pres.headers['content-length'] ?? NaN);
+        const answer = () => {
+          status = pres.statusCode ?? 502;
+          res.writeHead(status, pres.statusMessage, filterHeaders(pres.rawHeaders, { upgrade: false }).headers);
+        };
+        pres.on('error', failed);
+        if (replayable && length <= WHOLE_ANSWER_BYTES) {
+          // A small sized answer to a request that can go again is passed on once it is whole: a stream
+          // that dies in the middle of it is then replayed, and the client never sees a cut answer.
+          const chunks: Buffer[] = [];
+          pres.on('data', (c: Buffer) => chunks.push(c));
+          pres.once('end', () => {
+            if (res.destroyed) return;
+            answer();
+            const whole = Buffer.concat(chunks);
+            state.bytesOut += whole.length;
+            res.end(whole);
+          });
+          return;
+        }
+        answer();
+        // A streamed answer (no length: a watch, logs -f) sends its headers now, so an idle watch looks
+        // open to the client; a sized one sends them with its body, in one write.
+        if (pres.headers['content-length'] === undefined) res.flushHeaders();
+        pres.on('data', (c: Buffer) => void (state.bytesOut += c.length));
+        pres.pipe(res);
       });
+      preq.on('error', failed);
       if (bodiless) preq.end();
       else req.pipe(preq);
     };
