@@ -3,6 +3,7 @@
 // reported per forward, and the uplink let go when no listener is left.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import http2 from 'node:http2';
 import net from 'node:net';
 import { once } from 'node:events';
 import { silentLogger } from '../shared/log.js';
@@ -75,4 +76,24 @@ test('a connection the agent cannot carry to the hub is reset, not left hanging'
   }), 5_000, 'the entry listener closing a connection it cannot carry');
   assert.match(ended, /ECONNRESET|closed/);
   entries.closeAll();
+});
+
+test('a connection the hub never answers is reset after the answer deadline, and its stream cancelled', async (t) => {
+  // A hub that takes the stream and then says nothing, neither an answer nor a reset.
+  const hub = http2.createServer();
+  const cancelled = new Promise<number>((resolve) => hub.on('stream', (stream) => stream.once('close', () => resolve(stream.rstCode ?? -1))));
+  hub.listen(0, '127.0.0.1');
+  await once(hub, 'listening');
+  const session = http2.connect(`http://127.0.0.1:${(hub.address() as net.AddressInfo).port}`);
+  t.after(() => (session.destroy(), hub.close()));
+  const entries = new EntryListeners({ uplink: { session: () => Promise.resolve(session), close: () => undefined }, log: silentLogger, answerTimeoutMs: 300 });
+  t.after(() => entries.closeAll());
+  const r = await entries.apply([{ forward: 'x', host: '127.0.0.1', port: 0 }]);
+  const ended = await withDeadline(new Promise<string>((resolve) => {
+    const s = net.connect({ port: portOf(r.listeners[0]!.address), host: '127.0.0.1' });
+    s.on('error', (err: NodeJS.ErrnoException) => resolve(err.code ?? 'error'));
+    s.on('close', () => resolve('closed'));
+  }), 5_000, 'the entry closing a connection the hub never answered');
+  assert.equal(ended, 'ECONNRESET');
+  assert.equal(await withDeadline(cancelled, 5_000, 'the unanswered stream closing at the hub'), http2.constants.NGHTTP2_CANCEL);
 });

@@ -23,6 +23,12 @@ import { decodeListenerSet, encodeListenerReport, MAX_LISTENER_BODY } from '../t
 import { decodeRefusalHeaders, refuseStream } from '../tunnel/refusalHeaders.js';
 import type { Uplink } from '../tunnel/uplink.js';
 
+/**
+ * How long the hub may take to answer a forward connection: well above its own deadlines for the
+ * answer (a reconnecting gateway waited for, then the target's dial, each a few seconds).
+ */
+const ANSWER_TIMEOUT_MS = 60_000;
+
 interface Held {
   readonly spec: ListenerSpec;
   readonly server: net.Server;
@@ -33,6 +39,8 @@ interface Held {
 export interface EntryListenersOptions {
   readonly uplink: Pick<Uplink, 'session' | 'close'>;
   readonly log: Logger;
+  /** How long the hub may take to answer a forward connection; 60 s unless given. */
+  readonly answerTimeoutMs?: number;
 }
 
 export class EntryListeners {
@@ -121,6 +129,7 @@ export class EntryListeners {
     socket.on('error', () => undefined);
     const source = formatSource(socket);
     const log = this.opts.log.child({ forward: held.spec.forward, source });
+    log.debug('forward connection accepted');
     let req;
     try {
       req = await this.openStream(held, source);
@@ -129,17 +138,32 @@ export class EntryListeners {
       return abortStream(socket);
     }
     req.on('error', () => undefined);
+    log.debug({ stream: req.id }, 'forward connection sent to the hub');
     let answered = false;
     const cancel = () => req.close(h2c.NGHTTP2_CANCEL);
     socket.once('close', cancel);
+    // The hub answers once its target is connected (its own dial deadlines are shorter); a hub that never
+    // answers must not hold the client forever.
+    const answerTimeoutMs = this.opts.answerTimeoutMs ?? ANSWER_TIMEOUT_MS;
+    const unanswered = setTimeout(() => {
+      log.warn({ stream: req.id, waitedMs: answerTimeoutMs }, 'the hub did not answer the forward connection in time; closing it');
+      req.close(h2c.NGHTTP2_CANCEL);
+      abortStream(socket);
+    }, answerTimeoutMs);
     // The client's first bytes go with the request; the hub holds them until its target is connected.
     const early = new EarlyData(socket);
     early.sendTo(req);
     req.once('close', () => {
-      if (!answered) abortStream(socket);
+      clearTimeout(unanswered);
+      if (!answered) {
+        log.debug({ stream: req.id, rstCode: req.rstCode }, 'forward stream closed before the hub answered');
+        abortStream(socket);
+      }
     });
     req.once('response', (h) => {
       answered = true;
+      clearTimeout(unanswered);
+      log.debug({ stream: req.id, status: h[':status'] }, 'the hub answered the forward connection');
       early.stop(true);
       socket.off('close', cancel);
       if (h[':status'] !== 200) {

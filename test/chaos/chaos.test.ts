@@ -1,5 +1,5 @@
-// Chaos: mixed traffic through the doors (HTTP CONNECT, SOCKS5, a hub forward, the kube router, the web
-// shell) while agents and the hub are killed (SIGKILL) and restarted at seeded random times. Every stream
+// Chaos: mixed traffic through the doors (HTTP CONNECT, SOCKS5, a hub forward, an egress rule whose entry
+// is on an agent, the kube router, the web shell) while agents and the hub are killed (SIGKILL) and restarted at seeded random times. Every stream
 // either completes with the sha256 of what the upstream sent, or fails with an error its client sees; a
 // stream that ends cleanly with missing or wrong bytes, or hangs, fails the test. Beside it: stream churn
 // leaves the hub's open file descriptors and RSS (each after a full GC) within 10 % of where they started; a reader
@@ -146,8 +146,8 @@ function kubeGet(hub: HubProc, ca: string, urlPath: string, token: string): Prom
   });
 }
 
-type Door = 'connect' | 'socks5' | 'forward' | 'kube' | 'shell';
-const DOORS: readonly Door[] = ['connect', 'socks5', 'forward', 'kube', 'shell'];
+type Door = 'connect' | 'socks5' | 'forward' | 'egress' | 'kube' | 'shell';
+const DOORS: readonly Door[] = ['connect', 'socks5', 'forward', 'egress', 'kube', 'shell'];
 
 /** How a web shell session ended, and what its terminal showed. */
 interface ShellOutcome {
@@ -236,6 +236,13 @@ test('chaos: mixed traffic through every door while agents and the hub are kille
   const target = `127.0.0.1:${source.port}`;
   const fwd = await cliJson<{ address: string }>(hub, ['forwards', 'create', 'chaos-fwd', '--entry', 'hub:127.0.0.1:0', '--target', target]);
   const fwdPort = Number(fwd.address.split(':').pop());
+  // An egress rule: clients connect to an entry on agent chaos-a, the stream goes up its uplink to the hub
+  // and out through gateway chaos-gw from its source address.
+  const gw = await startAgent({ group: procs, hub, name: 'chaos-gw', args: [...PING, '--source-ip', '127.0.0.1', '--allow', '127.0.0.1'] });
+  agents.set('chaos-gw', gw);
+  dirs.push(gw.dataDir);
+  const eg = await cliJson<{ address: string }>(hub, ['egress', 'create', 'chaos-eg', '--gateway', 'chaos-gw', '--target', target, '--source-ip', '127.0.0.1', '--entry', 'chaos-a:127.0.0.1:0']);
+  const egressPort = Number(eg.address.split(':').pop());
 
   // The kube door: two agents serve cluster `chaos` in front of the kube-apiserver stand-in; a kube
   // stream is a pod's log (a chunked GET) as long as the other doors' streams, lines of seeded hex.
@@ -276,7 +283,7 @@ test('chaos: mixed traffic through every door while agents and the hub are kille
   /** Kube refusals by status and the Status message, e.g. `503 cluster chaos has no connected agent`. */
   const kubeRefusals: Record<string, number> = {};
 
-  const stats = { streams: 0, ok: 0, failedVisibly: 0, resetReadAsEof: 0, openFailed: 0, silent: [] as string[], hung: [] as string[], bytesLost: 0, cutByHubKill: 0, bytes: 0, agentKills: 0, hubKills: 0, hubRestarts: 0, openMs: [] as number[] };
+  const stats = { streams: 0, ok: 0, failedVisibly: 0, resetReadAsEof: 0, openFailed: 0, silent: [] as string[], hung: [] as string[], bytesLost: 0, cutByKill: 0, bytes: 0, agentKills: 0, hubKills: 0, hubRestarts: 0, openMs: [] as number[] };
   const byDoor = Object.fromEntries(DOORS.map((d) => [d, { ok: 0, failed: 0 }])) as Record<Door, { ok: number; failed: number }>;
   let hubDown = false;
   /**
@@ -284,6 +291,8 @@ test('chaos: mixed traffic through every door while agents and the hub are kille
    * process is left to send an RST or (on the CONNECT door) a TLS close_notify.
    */
   let hubKillEpoch = 0;
+  /** The same for the agent that holds the egress rule's entry: its clients get the kernel's FIN. */
+  let entryKillEpoch = 0;
 
   async function open(door: Door): Promise<net.Socket | http.IncomingMessage> {
     if (door === 'connect') return connectThroughHub(hub, target, { timeoutMs: 10_000 });
@@ -297,11 +306,19 @@ test('chaos: mixed traffic through every door while agents and the hub are kille
         throw err;
       });
     }
-    return dialForward(fwdPort);
+    return dialForward(door === 'egress' ? egressPort : fwdPort);
   }
 
   /** The hub's last warnings and errors, for the report of a stream that hangs. */
   const hubWarnings = () => outputTail(hub.child, 8, /"level":(40|50|60)/).join(' | ');
+
+  /** What the entry agent and the hub logged about an egress client's connection (they name it by its address). */
+  const egressWay = (door: Door, socket: net.Socket | http.IncomingMessage): string => {
+    const port = socket instanceof net.Socket ? socket.localPort : undefined;
+    if (door !== 'egress' || port === undefined) return '';
+    const about = new RegExp(`127\\.0\\.0\\.1:${port}\\b`);
+    return `; entry agent: ${outputTail(agents.get('chaos-a')!.child, 8, about).join(' | ')}; hub: ${outputTail(hub.child, 8, about).join(' | ')}`;
+  };
 
   /** One web shell session; its outcome is counted like a stream's. */
   async function shell(): Promise<'ok' | 'failed'> {
@@ -349,6 +366,7 @@ test('chaos: mixed traffic through every door while agents and the hub are kille
     stats.streams++;
     const started = performance.now();
     const epoch = hubKillEpoch;
+    const entryEpoch = entryKillEpoch;
     let socket: net.Socket | http.IncomingMessage;
     try {
       socket = await withDeadline(open(door), 15_000, `opening a ${door} stream`);
@@ -365,8 +383,9 @@ test('chaos: mixed traffic through every door while agents and the hub are kille
     } catch {
       // Neither an end nor an error: a stream that hangs is a failure of its own, reported with what the
       // processes on its path logged last (warnings and errors), and the run goes on.
+      const way = egressWay(door, socket);
       socket.destroy();
-      stats.hung.push(`${door}: no end and no error ${STALL_MS / 1000} s after ${seen} of ${door === 'kube' ? kubeBytes : streamBytes} bytes; hub: ${hubWarnings()}`);
+      stats.hung.push(`${door}: no end and no error ${STALL_MS / 1000} s after ${seen} of ${door === 'kube' ? kubeBytes : streamBytes} bytes; hub: ${hubWarnings()}${way}`);
       byDoor[door].failed++;
       return 'failed';
     }
@@ -382,20 +401,22 @@ test('chaos: mixed traffic through every door while agents and the hub are kille
     // Node's socket layer can report as an end, see errorAfterEof) or a FIN. A kube response has HTTP
     // framing (chunked): a cut one is an error to its client however the connection ended.
     const reset = got.clean && socket instanceof net.Socket ? await withDeadline(errorAfterEof(socket), 10_000, 'the socket error after a short EOF') : undefined;
+    const way = egressWay(door, socket);
     socket.destroy();
     if (reset) {
       stats.resetReadAsEof++;
       stats.failedVisibly++;
-    } else if (got.clean && door !== 'kube' && hubKillEpoch !== epoch) {
+    } else if (got.clean && door !== 'kube' && (hubKillEpoch !== epoch || (door === 'egress' && entryKillEpoch !== entryEpoch))) {
       // The client of a hub process that was SIGKILLed gets the kernel's FIN: no process is left to say
       // otherwise. A plain TCP client (SOCKS5, a forward) cannot tell; on the CONNECT door the TLS
       // close_notify is missing, which OpenSSL-based clients (curl) report as an unexpected EOF and
-      // Node's TLS client does not. Counted apart; a graceful restart and an agent kill are not excused.
-      stats.cutByHubKill++;
+      // Node's TLS client does not. The same holds for the agent that holds the egress entry. Counted
+      // apart; a graceful restart and the kill of any other process are not excused.
+      stats.cutByKill++;
     } else if (got.clean) {
       // The one outcome that must never happen: a stream that ends with a FIN but is short or wrong.
       stats.bytesLost += got.bytes < wantBytes ? wantBytes - got.bytes : wantBytes; // short, or as long but wrong
-      stats.silent.push(`${door}: clean EOF after ${got.bytes} of ${wantBytes} bytes, sha256 ${got.sha256 === wantSha256 ? 'matches' : 'differs'}`);
+      stats.silent.push(`${door}: clean EOF after ${got.bytes} of ${wantBytes} bytes, sha256 ${got.sha256 === wantSha256 ? 'matches' : 'differs'}${way}`);
     } else stats.failedVisibly++;
     byDoor[door].failed++;
     return 'failed';
@@ -430,6 +451,7 @@ test('chaos: mixed traffic through every door while agents and the hub are kille
         const name = names[Math.floor(random() * names.length)]!;
         const a = agents.get(name)!;
         stats.agentKills++;
+        if (name === 'chaos-a') entryKillEpoch++;
         await stopProcess(a.child, 'SIGKILL');
         agents.set(name, await startAgent({ ...a.options, hub }));
       }
@@ -447,7 +469,7 @@ test('chaos: mixed traffic through every door while agents and the hub are kille
     assert.equal(outcome, 'ok', `the ${door} door did not recover after the faults`);
   }
 
-  const line = `chaos: ${stats.streams} streams (${stats.ok} complete with matching sha256, ${stats.failedVisibly} failed with an error the client saw (${stats.resetReadAsEof} of them an RST first read as EOF), ${stats.openFailed} refused at open, ${stats.silent.length} silently short, ${stats.hung.length} hung, ${stats.cutByHubKill} cut by a hub SIGKILL) ` +
+  const line = `chaos: ${stats.streams} streams (${stats.ok} complete with matching sha256, ${stats.failedVisibly} failed with an error the client saw (${stats.resetReadAsEof} of them an RST first read as EOF), ${stats.openFailed} refused at open, ${stats.silent.length} silently short, ${stats.hung.length} hung, ${stats.cutByKill} cut by a SIGKILL of the hub or of the egress entry's agent) ` +
     `${mb(stats.bytes)} verified, ${stats.bytesLost} bytes lost without an error; faults: ${stats.agentKills} agent kills, ${stats.hubKills} hub kills, ${stats.hubRestarts} hub restarts in ${Math.round(durationMs / 1000)} s; ` +
     `open latency p50 ${percentile(stats.openMs, 50).toFixed(0)} ms p99 ${percentile(stats.openMs, 99).toFixed(0)} ms; by door ${JSON.stringify(byDoor)}; kube refusals ${JSON.stringify(kubeRefusals)}`;
   console.log(line);
