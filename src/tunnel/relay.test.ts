@@ -1,7 +1,9 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import http2 from 'node:http2';
 import net from 'node:net';
 import { once } from 'node:events';
+import { PassThrough } from 'node:stream';
 import { relay } from './relay.js';
 import { Backoff } from './backoff.js';
 import { withDeadline } from '../../test/support/proc.js';
@@ -77,4 +79,37 @@ test('backoff: full jitter under a capped exponential ceiling', () => {
   assert.equal(b.next(), 99);
   const zero = new Backoff({ baseMs: 100, capMs: 1000, random: () => 0 });
   assert.equal(zero.next(), 0);
+});
+
+test('a tunnel stream reset while data is still buffered, after our side ended, aborts the other side instead of ending it', async (t) => {
+  // Node ends such a stream's readable side like an END_STREAM once the buffered data is read (its
+  // writable side had ended, so no 'aborted'); only its rstCode tells. The relay must not pass a FIN on.
+  const server = http2.createServer();
+  const serverStream = new Promise<http2.ServerHttp2Stream>((resolve) => server.on('stream', (stream) => {
+    stream.respond({ ':status': 200 });
+    // More than the stream's flow-control window: the rest waits in the server while the client reads nothing.
+    stream.write(Buffer.alloc(1024 * 1024, 7));
+    resolve(stream);
+  }));
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  const session = http2.connect(`http://127.0.0.1:${(server.address() as net.AddressInfo).port}`);
+  t.after(() => (session.destroy(), server.close()));
+  const stream = session.request({ ':path': '/' }, { endStream: true });
+  // The other side reads nothing at first: the relay pauses the tunnel stream, whose data stays buffered.
+  const other = new PassThrough({ highWaterMark: 1024 });
+  let endedCleanly = false;
+  other.on('finish', () => (endedCleanly = true));
+  const done = relay(stream, other);
+  await once(stream, 'data');
+  const sender = await serverStream;
+  sender.close(http2.constants.NGHTTP2_CANCEL);
+  // A PING answered after the reset means the client has read the reset.
+  await withDeadline(new Promise<void>((resolve, reject) => sender.session!.ping((err) => (err ? reject(err) : resolve()))), 5_000, 'a ping after the reset');
+  assert.equal(stream.rstCode, http2.constants.NGHTTP2_CANCEL);
+  other.resume();
+  const r = await withDeadline(done, 5_000, 'the relay ending');
+  assert.equal(endedCleanly, false, 'the other side was ended with a FIN');
+  assert.ok(other.destroyed);
+  assert.match(String(r.error?.message), /tunnel stream reset \(code 8\)/);
 });

@@ -96,14 +96,17 @@ export function relay(a: Duplex, b: Duplex): Promise<RelayCounts> {
     }
     // When its session dies, Node ends an open HTTP/2 stream's readable side like a real END_STREAM
     // (after an 'aborted' event, or with none at all once our side was half-closed), with rstCode 0.
-    // carry() would pass that on as a FIN and a cut-off transfer would look complete, so these listeners
-    // are registered before carry()'s and turn it into an abort (RST) first.
+    // So does a stream the peer resets (RST_STREAM) while its data is still buffered here and our side
+    // has ended: no 'aborted', only the rstCode says so. carry() would pass either on as a FIN and a
+    // cut-off transfer would look complete, so these listeners are registered before carry()'s and turn
+    // it into an abort (RST) first.
     for (const side of [a, b]) {
       if (!isH2Stream(side)) continue;
       const session = side.session;
       side.once('aborted', () => fail(new Error('tunnel stream aborted')));
       side.once('end', () => {
-        if (side.aborted || session?.destroyed) fail(new Error('tunnel closed before the stream finished'));
+        if (side.rstCode !== undefined && side.rstCode !== h2.NGHTTP2_NO_ERROR) fail(new Error(`tunnel stream reset (code ${side.rstCode})`));
+        else if (side.aborted || session?.destroyed) fail(new Error('tunnel closed before the stream finished'));
       });
     }
     carry(a, b, (n) => (aToB += n));
