@@ -25,6 +25,8 @@ import { dataDirStore, enroll, joinTokenOrThrow, renew, renewalDelayMs, type Age
 import { EntryListeners } from './listeners.js';
 import { checkOwnedSourceIps } from './sourceIps.js';
 import { Uplink } from '../tunnel/uplink.js';
+import { abortSession } from '../tunnel/relay.js';
+import { drainSessions } from '../tunnel/sessions.js';
 import { KubeCredentials } from './kube/credentials.js';
 import { KubeProxy } from './kube/kubeProxy.js';
 import { secretIdentityStore } from './kube/identitySecret.js';
@@ -39,7 +41,12 @@ export interface Agent extends EventEmitter {
   /** Resolves when the agent stops: after stop(), or rejects on a fatal refusal from the hub. */
   readonly done: Promise<void>;
   readonly connected: boolean;
-  stop(): Promise<void>;
+  /**
+   * Stops the agent. With `drainMs` (SIGTERM: --drain-timeout) it drains first: GOAWAY to the hub on the
+   * tunnel and the uplink, so no new stream comes, while the open ones (kube requests, forwards, shells)
+   * may finish for up to `drainMs`; what is left then is reset. Without it everything is cut at once.
+   */
+  stop(options?: { readonly drainMs?: number }): Promise<void>;
 }
 
 export async function startAgent(config: AgentConfig, log: Logger): Promise<Agent> {
@@ -93,6 +100,7 @@ class AgentRunner extends EventEmitter implements Agent {
   private renewTimer: NodeJS.Timeout | undefined;
   /** Forward entries the hub asked this agent to hold (PUT /warren/v1/listeners), and their uplink. */
   private readonly entries: EntryListeners;
+  private readonly uplink: Uplink;
 
   constructor(
     private identity: AgentIdentity,
@@ -111,12 +119,12 @@ class AgentRunner extends EventEmitter implements Agent {
     this.backoff = new Backoff({ baseMs: 250, capMs: config.reconnectMaxMs });
     this.allow = new AllowList(config.allow);
     this.h2.on('stream', (stream, headers) => this.onStream(stream, headers));
-    const uplink = new Uplink({
+    this.uplink = new Uplink({
       endpoint: () => this.endpoint(),
       pingIntervalMs: config.pingIntervalMs,
       log,
     });
-    this.entries = new EntryListeners({ uplink, log });
+    this.entries = new EntryListeners({ uplink: this.uplink, log });
   }
 
   get name(): string {
@@ -322,10 +330,20 @@ class AgentRunner extends EventEmitter implements Agent {
     this.renewTimer.unref();
   }
 
-  async stop(): Promise<void> {
+  async stop(options: { readonly drainMs?: number } = {}): Promise<void> {
+    const drainMs = this.stopped ? 0 : options.drainMs ?? 0;
     this.stopped = true;
     clearTimeout(this.renewTimer);
+    // No new forward connections; the uplink is sent GOAWAY (the ones under way go on).
     this.entries.closeAll();
+    const sessions = [...(this.session ? [this.session] : []), ...this.uplink.sessions()];
+    if (drainMs > 0 && sessions.length > 0) {
+      this.log.info({ drainTimeoutMs: drainMs }, `stopping: the hub sends no new streams; open ones may finish within ${drainMs} ms`);
+      const started = Date.now();
+      await drainSessions(sessions, drainMs);
+      this.log.info({ ms: Date.now() - started }, 'drained');
+    }
+    for (const s of this.uplink.sessions()) abortSession(s);
     this.kube?.close();
     this.dropTunnel?.();
     this.wake?.();

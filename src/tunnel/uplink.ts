@@ -24,8 +24,15 @@ export interface UplinkOptions {
 export class Uplink {
   private current: Promise<ClientHttp2Session> | undefined;
   private live: ClientHttp2Session | undefined;
+  /** Every session not closed yet, the ones sent GOAWAY included (their streams go on). */
+  private readonly open = new Set<ClientHttp2Session>();
 
   constructor(private readonly opts: UplinkOptions) {}
+
+  /** The sessions still open: the live one and any that are closing with streams in flight. */
+  sessions(): ClientHttp2Session[] {
+    return [...this.open];
+  }
 
   /** An open session, dialling one if there is none (concurrent callers share one dial). */
   session(): Promise<ClientHttp2Session> {
@@ -60,6 +67,8 @@ export class Uplink {
       throw new WarrenError('WARREN_E_AGENT_REVOKED', `hub ${ep.url.host} refused the uplink`);
     }
     const session = http2.connect(ep.url.origin, { createConnection: () => socket, settings: H2_SETTINGS, maxSessionMemory: MAX_SESSION_MEMORY_MB });
+    this.open.add(session);
+    session.once('close', () => this.open.delete(session));
     session.on('error', (err: Error) => this.opts.log.debug({ err: err.message }, 'uplink session error'));
     // The keepalive stops by itself when the session closes.
     startKeepalive(session, {

@@ -1,6 +1,6 @@
 // Chaos: mixed traffic through the doors (HTTP CONNECT, SOCKS5, a hub forward, an egress rule whose entry
-// is on an agent, the kube router, the web shell) while agents and the hub are killed (SIGKILL) and restarted at seeded random times. Every stream
-// either completes with the sha256 of what the upstream sent, or fails with an error its client sees; a
+// is on an agent, the kube router, the web shell) while agents and the hub are killed (SIGKILL) and
+// restarted (SIGTERM: they drain) at seeded random times. Every stream either completes with the sha256 of what the upstream sent, or fails with an error its client sees; a
 // stream that ends cleanly with missing or wrong bytes, or hangs, fails the test. Beside it: stream churn
 // leaves the hub's open file descriptors and RSS (each after a full GC) within 10 % of where they started; a reader
 // limited to 1 MB/s beside a fast stream keeps the hub's memory within the flow-control windows and the
@@ -43,6 +43,8 @@ const MiB = 1024 * 1024;
 /** A stream that has neither ended nor failed this long after it opened hangs (the longest take seconds). */
 const STALL_MS = 120_000;
 const PING = ['--ping-interval', '1s'];
+/** Agents drain for 3 s on SIGTERM (a stream here takes well under a second). */
+const AGENT = [...PING, '--drain-timeout', '3s'];
 
 /** mulberry32: a small seeded PRNG, so a run's schedule can be replayed. */
 function rng(seed: number): () => number {
@@ -229,7 +231,7 @@ test('chaos: mixed traffic through every door while agents and the hub are kille
   // Three agents serve the same route: a new stream fails over to a live one while another is down.
   const agents = new Map<string, AgentProc>();
   for (const name of ['chaos-a', 'chaos-b', 'chaos-c']) {
-    const a = await startAgent({ group: procs, hub, name, args: [...PING, '--route', '127.0.0.0/8'] });
+    const a = await startAgent({ group: procs, hub, name, args: [...AGENT, '--route', '127.0.0.0/8'] });
     agents.set(name, a);
     dirs.push(a.dataDir);
   }
@@ -238,7 +240,7 @@ test('chaos: mixed traffic through every door while agents and the hub are kille
   const fwdPort = Number(fwd.address.split(':').pop());
   // An egress rule: clients connect to an entry on agent chaos-a, the stream goes up its uplink to the hub
   // and out through gateway chaos-gw from its source address.
-  const gw = await startAgent({ group: procs, hub, name: 'chaos-gw', args: [...PING, '--source-ip', '127.0.0.1', '--allow', '127.0.0.1'] });
+  const gw = await startAgent({ group: procs, hub, name: 'chaos-gw', args: [...AGENT, '--source-ip', '127.0.0.1', '--allow', '127.0.0.1'] });
   agents.set('chaos-gw', gw);
   dirs.push(gw.dataDir);
   const eg = await cliJson<{ address: string }>(hub, ['egress', 'create', 'chaos-eg', '--gateway', 'chaos-gw', '--target', target, '--source-ip', '127.0.0.1', '--entry', 'chaos-a:127.0.0.1:0']);
@@ -260,7 +262,7 @@ test('chaos: mixed traffic through every door while agents and the hub are kille
   const agentKubeconfig = path.join(kubeDir, 'agent.kubeconfig');
   fs.writeFileSync(agentKubeconfig, api.kubeconfig('agent'), { mode: 0o600 });
   for (const name of ['chaos-k1', 'chaos-k2']) {
-    const a = await startAgent({ group: procs, hub, name, args: [...PING, '--kube', agentKubeconfig, '--cluster', 'chaos'] });
+    const a = await startAgent({ group: procs, hub, name, args: [...AGENT, '--kube', agentKubeconfig, '--cluster', 'chaos'] });
     agents.set(name, a);
     dirs.push(a.dataDir);
   }
@@ -283,7 +285,7 @@ test('chaos: mixed traffic through every door while agents and the hub are kille
   /** Kube refusals by status and the Status message, e.g. `503 cluster chaos has no connected agent`. */
   const kubeRefusals: Record<string, number> = {};
 
-  const stats = { streams: 0, ok: 0, failedVisibly: 0, resetReadAsEof: 0, openFailed: 0, silent: [] as string[], hung: [] as string[], bytesLost: 0, cutByKill: 0, bytes: 0, agentKills: 0, hubKills: 0, hubRestarts: 0, openMs: [] as number[] };
+  const stats = { streams: 0, ok: 0, failedVisibly: 0, resetReadAsEof: 0, openFailed: 0, silent: [] as string[], hung: [] as string[], bytesLost: 0, cutByKill: 0, bytes: 0, agentKills: 0, agentRestarts: 0, hubKills: 0, hubRestarts: 0, openMs: [] as number[] };
   const byDoor = Object.fromEntries(DOORS.map((d) => [d, { ok: 0, failed: 0 }])) as Record<Door, { ok: number; failed: number }>;
   let hubDown = false;
   /**
@@ -450,9 +452,15 @@ test('chaos: mixed traffic through every door while agents and the hub are kille
         const names = [...agents.keys()];
         const name = names[Math.floor(random() * names.length)]!;
         const a = agents.get(name)!;
-        stats.agentKills++;
-        if (name === 'chaos-a') entryKillEpoch++;
-        await stopProcess(a.child, 'SIGKILL');
+        // SIGKILL, or a graceful restart (SIGTERM: the agent drains, its open streams finish).
+        if (random() < 0.5) {
+          stats.agentKills++;
+          if (name === 'chaos-a') entryKillEpoch++;
+          await stopProcess(a.child, 'SIGKILL');
+        } else {
+          stats.agentRestarts++;
+          await stopProcess(a.child, 'SIGTERM');
+        }
         agents.set(name, await startAgent({ ...a.options, hub }));
       }
     }
@@ -470,14 +478,14 @@ test('chaos: mixed traffic through every door while agents and the hub are kille
   }
 
   const line = `chaos: ${stats.streams} streams (${stats.ok} complete with matching sha256, ${stats.failedVisibly} failed with an error the client saw (${stats.resetReadAsEof} of them an RST first read as EOF), ${stats.openFailed} refused at open, ${stats.silent.length} silently short, ${stats.hung.length} hung, ${stats.cutByKill} cut by a SIGKILL of the hub or of the egress entry's agent) ` +
-    `${mb(stats.bytes)} verified, ${stats.bytesLost} bytes lost without an error; faults: ${stats.agentKills} agent kills, ${stats.hubKills} hub kills, ${stats.hubRestarts} hub restarts in ${Math.round(durationMs / 1000)} s; ` +
+    `${mb(stats.bytes)} verified, ${stats.bytesLost} bytes lost without an error; faults: ${stats.agentKills} agent kills, ${stats.agentRestarts} agent restarts, ${stats.hubKills} hub kills, ${stats.hubRestarts} hub restarts in ${Math.round(durationMs / 1000)} s; ` +
     `open latency p50 ${percentile(stats.openMs, 50).toFixed(0)} ms p99 ${percentile(stats.openMs, 99).toFixed(0)} ms; by door ${JSON.stringify(byDoor)}; kube refusals ${JSON.stringify(kubeRefusals)}`;
   console.log(line);
   t.diagnostic(line);
   assert.deepEqual(stats.silent, [], 'streams ended with a FIN (no reset) with missing or wrong bytes');
   assert.deepEqual(stats.hung, [], 'streams that neither ended nor failed');
   for (const door of DOORS) assert.ok(byDoor[door].ok > 0, `no ${door} stream completed`);
-  assert.ok(stats.agentKills + stats.hubKills + stats.hubRestarts > 0, 'no fault was injected');
+  assert.ok(stats.agentKills + stats.agentRestarts + stats.hubKills + stats.hubRestarts > 0, 'no fault was injected');
 });
 
 /** A hub with one agent and an echo upstream, for the measurements below. */

@@ -36,9 +36,9 @@ Examples:
       const health = config.healthListen ? await startHealthServer(config.healthListen, () => agent?.connected ?? false) : undefined;
       if (health) log.info({ healthListen: formatHostPort({ host: health.address.address, port: health.address.port }) }, 'health endpoints listening');
       agent = await startAgent(config, log);
-      const stop = () => void agent.stop();
-      process.once('SIGTERM', stop);
-      process.once('SIGINT', stop);
+      // SIGTERM (a rollout, systemctl stop) drains; Ctrl-C stops at once.
+      process.once('SIGTERM', () => void agent.stop({ drainMs: config.drainTimeoutMs }));
+      process.once('SIGINT', () => void agent.stop());
       sendAgentReadyWhenUp(agent, config);
       await agent.done.finally(() => health?.close());
     });

@@ -5,9 +5,10 @@
  * streams come from the opener (which picks the agent, least loaded first, and fails over).
  *
  * A pooled stream is only as good as its tunnel: when a tunnel announces it is going (GOAWAY: the agent
- * drains on a rollout) or closes, the idle streams on it are dropped at once, so no request is sent
- * down a tunnel that will not answer. Requests already in flight on it finish (GOAWAY) or fail (close),
- * and the kube router retries the idempotent ones.
+ * drains on a rollout) or closes, the idle streams on it are dropped at once, and busy ones when their
+ * request is done, so no request is sent down a tunnel that will not answer (and a draining agent is
+ * left with no stream once its requests are answered). Requests already in flight on it finish
+ * (GOAWAY) or fail (close), and the kube router retries the idempotent ones.
  */
 import http from 'node:http';
 import type { Http2Session } from 'node:http2';
@@ -33,6 +34,14 @@ export class KubeStreamPool extends http.Agent {
       (err: unknown) => callback?.(err as Error, undefined as unknown as Duplex),
     );
     return undefined;
+  }
+
+  /** A stream whose tunnel is going (GOAWAY) or gone is not kept for another request: it is closed. */
+  override keepSocketAlive(socket: Duplex): boolean {
+    const session = (socket as StreamSocket).stream.session;
+    if (!session || session.closed || session.destroyed) return false;
+    // Node's returns whether it kept the socket (its typings say void).
+    return (http.Agent.prototype.keepSocketAlive as (this: http.Agent, s: Duplex) => boolean).call(this, socket);
   }
 
   private watch(session: Http2Session | undefined): void {
