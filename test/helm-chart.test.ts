@@ -183,7 +183,7 @@ describe('Helm chart deploy/helm/warren', () => {
     const [c] = pod.containers;
     assert.ok(objects.every((o) => o.metadata.namespace === 'warren-system'));
     assert.equal(c.image, `ghcr.io/warren/warren:${PACKAGE_VERSION}`);
-    assert.deepEqual(c.command, ['warren', 'hub', '--listen', '0.0.0.0:8443', '--data-dir', '/var/lib/warren']);
+    assert.deepEqual(c.command, ['warren', 'hub', '--listen', '0.0.0.0:8443', '--data-dir', '/var/lib/warren', '--shutdown-delay', '5s']);
     assert.equal(deploy.spec.replicas, 1);
     assert.equal(deploy.spec.strategy.type, 'Recreate', 'a ReadWriteOnce volume and one SQLite writer');
     // The Service reaches the pods: its selector is in the pod labels and its targetPort is the named port.
@@ -212,11 +212,12 @@ describe('Helm chart deploy/helm/warren', () => {
     const { objects } = await renderChart({
       hub: {
         publicUrl: 'https://warren.example.com:8443', store: 'postgres://warren@db:5432/warren', tlsSecret: 'warren-tls',
-        persistence: { enabled: false }, service: { type: 'LoadBalancer', port: 443 },
+        persistence: { enabled: false }, service: { type: 'LoadBalancer', port: 443 }, shutdownDelay: '',
       },
     });
     assert.deepEqual(ids(objects), ['Deployment/warren-hub', 'Service/warren-hub'], 'no claim without persistence');
     const pod = find(objects, 'Deployment', 'warren-hub').spec.template.spec;
+    // shutdownDelay '' leaves --shutdown-delay out.
     assert.deepEqual(pod.containers[0].command.slice(6), [
       '--public-url', 'https://warren.example.com:8443', '--store', 'postgres://warren@db:5432/warren',
       '--tls-cert', '/etc/warren/tls/tls.crt', '--tls-key', '/etc/warren/tls/tls.key',
@@ -291,7 +292,7 @@ describe('Helm chart deploy/helm/warren', () => {
     const [c] = pod.containers;
     assert.equal(deploy.spec.replicas, 3);
     assert.deepEqual(deploy.spec.strategy, { type: 'RollingUpdate', rollingUpdate: { maxUnavailable: 1, maxSurge: 0 } });
-    assert.deepEqual(c.command, ['warren', 'hub', '--listen', '0.0.0.0:8443', '--data-dir', '/var/lib/warren', '--public-url', 'https://warren.example.com:8443', '--hub-lease', '10s']);
+    assert.deepEqual(c.command, ['warren', 'hub', '--listen', '0.0.0.0:8443', '--data-dir', '/var/lib/warren', '--shutdown-delay', '5s', '--public-url', 'https://warren.example.com:8443', '--hub-lease', '10s']);
     assert.ok(!c.command.join(' ').includes('postgres://'), 'the DSN is not in the pod spec');
     const env = Object.fromEntries(c.env.map((e: Obj) => [e.name, e]));
     assert.deepEqual(env.WARREN_STORE.valueFrom, { secretKeyRef: { name: 'warren-store', key: 'dsn' } });

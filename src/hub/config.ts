@@ -66,6 +66,10 @@ export const hubOptions = {
   dialTimeout: option(durationText, { arg: 'd', default: '10s', help: 'how long an agent may take to reach a target' }),
   headerTimeout: option(durationText, { arg: 'd', default: '10s', help: 'how long a client may take to complete TLS and send request headers' }),
   drainTimeout: option(durationText, { arg: 'd', default: '10s', help: 'on SIGTERM, how long requests already sent and open streams may finish; what is left is then refused or reset' }),
+  shutdownDelay: option(durationText, {
+    arg: 'd',
+    help: 'on SIGTERM, keep serving this long with /readyz answering 503 before the listeners close, so a load balancer that checks /readyz stops sending connections first (behind a Kubernetes Service: above the readiness probe period) (default: none)',
+  }),
   maxStreamsPerPrincipal: option(limit, { arg: 'n', default: '256', help: 'streams one user, token or forward may hold open at once, every door together (0: no limit)' }),
   maxNewStreamsPerSecond: option(limit, { arg: 'n', default: '1000', help: 'new streams one principal may open per second, with a burst of as many (0: no limit)' }),
   maxStreamsPerAgent: option(limit, { arg: 'n', default: '4000', help: "streams open through one agent at once, shared fairly between principals (below the tunnel's 4096)" }),
@@ -159,6 +163,8 @@ const hubSchema = optionsSchema(hubOptions).transform((f, ctx) => {
     /** The longest TTL `warren user-cert create` may ask for: user certificates cannot be revoked. */
     maxUserCertTtlMs: f.maxUserCertTtl,
     drainTimeoutMs: f.drainTimeout,
+    /** --shutdown-delay: serving on, not ready, before a SIGTERM closes the listeners. */
+    shutdownDelayMs: f.shutdownDelay ?? 0,
     dialTimeoutMs: f.dialTimeout,
     /** How long a client may take to send TLS handshake and request headers (slowloris bound). */
     headerTimeoutMs: f.headerTimeout,

@@ -84,8 +84,12 @@ export interface Hub {
   readonly log: Logger;
   /** The SOCKS5 door's bound address (--socks-listen), when enabled. */
   readonly socksAddress: net.AddressInfo | undefined;
-  /** Stops accepting, drains tunnels (GOAWAY, open streams may finish), closes the store. */
-  close(): Promise<void>;
+  /**
+   * Stops accepting, drains tunnels (GOAWAY, open streams may finish), closes the store. With
+   * `delayMs` (SIGTERM: --shutdown-delay) it first goes on serving that long with /readyz answering 503;
+   * a call without one meanwhile ends the delay.
+   */
+  close(options?: { readonly delayMs?: number }): Promise<void>;
 }
 
 function defaultPublicHost(listenHost: string): string {
@@ -221,7 +225,7 @@ export async function startHub(config: HubConfig, log: Logger): Promise<Hub> {
     if (url.pathname === '/healthz') return sendJson(res, 200, { status: 'ok' });
     if (url.pathname === '/readyz') {
       return void store.ping().then(
-        () => sendJson(res, listening ? 200 : 503, { status: listening ? 'ready' : 'starting' }),
+        () => sendJson(res, listening ? 200 : 503, { status: listening ? 'ready' : stopping ? 'stopping' : 'starting' }),
         (err: unknown) => sendError(res, new WarrenError('WARREN_E_UNAVAILABLE', 'store is not reachable', undefined, { cause: err }), log),
       );
     }
@@ -314,6 +318,8 @@ export async function startHub(config: HubConfig, log: Logger): Promise<Hub> {
     onAuthFailure: (door) => metrics.authFailures.inc({ door }),
   }).catch((err: unknown) => (listener.close(), Promise.reject(err)));
   let listening = true;
+  /** close() is under way: /readyz says so (while a --shutdown-delay runs, the hub still serves). */
+  let stopping = false;
   const address = listener.address() as net.AddressInfo;
   const socksBound = doorListeners.socksAddress;
   hubPorts = [
@@ -329,12 +335,25 @@ export async function startHub(config: HubConfig, log: Logger): Promise<Hub> {
   log.info({ listen: formatHostPort({ host: address.address, port: address.port }), url, caPin: pki.caPin }, 'hub listening');
 
   let closing: Promise<void> | undefined;
+  let endDelay: (() => void) | undefined;
   return {
     url, address, caPin: pki.caPin, caPath, adminTokenPath, firstStart: pki.created, store, tunnels, enrollment, tokens, opener, auth, audit, metrics, log,
     socksAddress: doorListeners.socksAddress,
-    close() {
+    close(options = {}) {
+      // A close() without a delay while one waits out its delay (a Ctrl-C after the SIGTERM) cuts it short.
+      if (!options.delayMs) endDelay?.();
       closing ??= (async () => {
         listening = false;
+        stopping = true;
+        if (options.delayMs) {
+          // Not ready any more, still serving: a load balancer that checks /readyz takes this hub out
+          // before its listeners close (a connection that reaches a closed listener is reset).
+          log.info({ delayMs: options.delayMs }, 'not ready; serving on until the shutdown delay is over');
+          await new Promise<void>((resolve) => {
+            const timer = setTimeout(resolve, options.delayMs);
+            endDelay = () => (clearTimeout(timer), resolve());
+          });
+        }
         listener.close();
         doorListeners.stopAccepting();
         // One deadline for what clients started: after it, what is still open is cut (opener.stop()).

@@ -79,3 +79,19 @@ test('a forward and a CONNECT waiting for a reconnecting agent are refused with 
   assert.match(JSON.parse(refused.body).message, /the hub is stopping/);
   await withDeadline(stopped, 10_000, 'the hub stopping');
 });
+
+test('with a shutdown delay the hub goes on serving, /readyz answering 503 "stopping", before its listener closes', async () => {
+  const lab = await inProcessHub();
+  const port = Number(new URL(lab.hub.url).port);
+  assert.deepEqual(await lab.request('GET', '/readyz').then((r) => [r.status, r.body]), [200, { status: 'ready' }]);
+  let closed = false;
+  const stopped = lab.hub.close({ delayMs: 60_000 }).finally(() => (closed = true));
+  // New connections during the delay: served, and told the hub is not ready.
+  assert.deepEqual(await lab.request('GET', '/readyz').then((r) => [r.status, r.body]), [503, { status: 'stopping' }]);
+  assert.equal((await lab.request('GET', '/healthz')).status, 200);
+  assert.equal(closed, false);
+  // A close() without a delay (Ctrl-C after the SIGTERM) ends the delay: the hub stops now.
+  await withDeadline(lab.hub.close(), 10_000, 'the hub stopping once its delay was cut short');
+  await stopped;
+  await listenerClosed(port);
+});

@@ -39,7 +39,8 @@ import { cli, cliJson, joinToken, restartHub, startAgent, startHub, tempDir, typ
 
 /** A short lease, so that a dead hub leaves the set within seconds (2 leases = 6 s). */
 const LEASE_MS = 3_000;
-const HUB_ARGS = ['--hub-lease', `${LEASE_MS / 1000}s`, '--socks-listen', '127.0.0.1:0', '--drain-timeout', '3s'];
+/** A stopping hub serves on, not ready, for 1 s: the load balancer (probing /readyz every 100 ms) takes it out first. */
+const HUB_ARGS = ['--hub-lease', `${LEASE_MS / 1000}s`, '--socks-listen', '127.0.0.1:0', '--drain-timeout', '3s', '--shutdown-delay', '1s'];
 
 interface HubRow { id: string; self: boolean; leader: boolean; agents: number; relayUrl: string }
 interface AgentRow { name: string; connected: boolean; hub: string | null }
@@ -278,7 +279,7 @@ describe('several hubs on one PostgreSQL', () => {
   });
 
   it('agents behind one address: a client reaches every agent through every hub, by CONNECT and SOCKS5', async (t) => {
-    lb = await startBalancer(hubs.map((h) => h.port));
+    lb = await startBalancer(hubs.map((h) => h.port), { readyz: { everyMs: 100 } });
     for (const name of spread) await startAgent({ group: procs, hub: hubs[0]!, name, args: ['--hub', lb.url] });
     const at = await allReachable(hubs[0]!, 10_000);
     for (const hub of hubs.slice(1)) await allReachable(hub, 10_000);

@@ -44,16 +44,17 @@ A config file holds the same options, keyed by the flag names without --:
       printNextSteps(hub, config.demo);
       sendHubReady(hub);
       await new Promise<void>((resolve) => {
-        const stop = (signal: string) => {
+        const stop = (signal: string, delayMs: number) => {
           log.info({ signal }, 'draining');
           void (async () => {
             await stopDemo?.();
-            await hub.close();
+            await hub.close({ delayMs });
             resolve();
           })();
         };
-        process.once('SIGTERM', () => stop('SIGTERM'));
-        process.once('SIGINT', () => stop('SIGINT'));
+        // SIGTERM (a rollout, systemctl stop) waits out --shutdown-delay first; Ctrl-C does not.
+        process.once('SIGTERM', () => stop('SIGTERM', config.shutdownDelayMs));
+        process.once('SIGINT', () => stop('SIGINT', 0));
       });
     });
 }
