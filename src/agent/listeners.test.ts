@@ -31,6 +31,15 @@ function connects(port: number): Promise<boolean> {
   });
 }
 
+/** Connects to an entry and resolves with how the connection ended: its error code, or 'closed'. */
+function howItEnds(port: number): Promise<string> {
+  return new Promise((resolve) => {
+    const s = net.connect({ port, host: '127.0.0.1' });
+    s.on('error', (err: NodeJS.ErrnoException) => resolve(err.code ?? 'error'));
+    s.on('close', () => resolve('closed'));
+  });
+}
+
 test('reconcile opens, keeps and closes entries to match the whole set', async () => {
   const uplink = fakeUplink();
   const entries = new EntryListeners({ uplink, log: silentLogger });
@@ -69,11 +78,7 @@ test('a bind failure is reported for that forward only', async () => {
 test('a connection the agent cannot carry to the hub is reset, not left hanging', async () => {
   const entries = new EntryListeners({ uplink: fakeUplink(), log: silentLogger });
   const r = await entries.apply([{ forward: 'x', host: '127.0.0.1', port: 0 }]);
-  const ended = await withDeadline(new Promise<string>((resolve) => {
-    const s = net.connect({ port: portOf(r.listeners[0]!.address), host: '127.0.0.1' });
-    s.on('error', (err: NodeJS.ErrnoException) => resolve(err.code ?? 'error'));
-    s.on('close', () => resolve('closed'));
-  }), 5_000, 'the entry listener closing a connection it cannot carry');
+  const ended = await withDeadline(howItEnds(portOf(r.listeners[0]!.address)), 5_000, 'the entry listener closing a connection it cannot carry');
   assert.match(ended, /ECONNRESET|closed/);
   entries.closeAll();
 });
@@ -89,11 +94,7 @@ test('a connection the hub never answers is reset after the answer deadline, and
   const entries = new EntryListeners({ uplink: { session: () => Promise.resolve(session), close: () => undefined }, log: silentLogger, answerTimeoutMs: 300 });
   t.after(() => entries.closeAll());
   const r = await entries.apply([{ forward: 'x', host: '127.0.0.1', port: 0 }]);
-  const ended = await withDeadline(new Promise<string>((resolve) => {
-    const s = net.connect({ port: portOf(r.listeners[0]!.address), host: '127.0.0.1' });
-    s.on('error', (err: NodeJS.ErrnoException) => resolve(err.code ?? 'error'));
-    s.on('close', () => resolve('closed'));
-  }), 5_000, 'the entry closing a connection the hub never answered');
+  const ended = await withDeadline(howItEnds(portOf(r.listeners[0]!.address)), 5_000, 'the entry closing a connection the hub never answered');
   assert.equal(ended, 'ECONNRESET');
   assert.equal(await withDeadline(cancelled, 5_000, 'the unanswered stream closing at the hub'), http2.constants.NGHTTP2_CANCEL);
 });
