@@ -64,6 +64,11 @@ export interface KubeRouterDeps {
 const REPLAYS = 2;
 /** A sized answer to a replayable request up to this long is sent on whole (see forward()). */
 const WHOLE_ANSWER_BYTES = 1 << 20;
+/**
+ * What all such answers may hold in the hub at once, from their first byte until their client has
+ * them; past it an answer flows through as it comes (flow-controlled), as a larger one does.
+ */
+const WHOLE_ANSWERS_BUDGET = 64 << 20;
 /** Retry-After (seconds) of the 503 for a request whose tunnel died under it and that is not replayed. */
 const TUNNEL_FAILED_RETRY_AFTER_S = 1;
 
@@ -100,6 +105,9 @@ interface AuditState {
 }
 
 export class KubeRouter {
+  /** Bytes of whole answers held now (see WHOLE_ANSWERS_BUDGET). */
+  private wholeAnswers = 0;
+
   constructor(private readonly deps: KubeRouterDeps) {}
 
   /** Whether the request belongs to this door (see the module comment). */
@@ -255,9 +263,11 @@ export class KubeRouter {
           res.writeHead(status, pres.statusMessage, filterHeaders(pres.rawHeaders, { upgrade: false }).headers);
         };
         pres.on('error', failed);
-        if (replayable && length <= WHOLE_ANSWER_BYTES) {
+        if (replayable && length <= WHOLE_ANSWER_BYTES && this.wholeAnswers + length <= WHOLE_ANSWERS_BUDGET) {
           // A small sized answer to a request that can go again is passed on once it is whole: a stream
           // that dies in the middle of it is then replayed, and the client never sees a cut answer.
+          this.wholeAnswers += length;
+          res.once('close', () => (this.wholeAnswers -= length));
           const chunks: Buffer[] = [];
           pres.on('data', (c: Buffer) => chunks.push(c));
           pres.once('end', () => {
