@@ -101,6 +101,12 @@ class AgentRunner extends EventEmitter implements Agent {
   /** Forward entries the hub asked this agent to hold (PUT /warren/v1/listeners), and their uplink. */
   private readonly entries: EntryListeners;
   private readonly uplink: Uplink;
+  /**
+   * The stops under way (drain, then cut what is left); `done` waits for them, since the process exits
+   * right after it, and a connection it then leaves to the kernel ends with a FIN, which its peer would
+   * take for a complete stream.
+   */
+  private tearingDown: Promise<void> = Promise.resolve();
 
   constructor(
     private identity: AgentIdentity,
@@ -195,6 +201,8 @@ class AgentRunner extends EventEmitter implements Agent {
       });
       this.wake = undefined;
     }
+    // Not before the stops under way are done (the tunnel can close long before the uplink's streams end).
+    await this.tearingDown;
     this.resolveDone();
   }
 
@@ -331,9 +339,17 @@ class AgentRunner extends EventEmitter implements Agent {
   }
 
   async stop(options: { readonly drainMs?: number } = {}): Promise<void> {
+    // A second stop (Ctrl-C during a drain) has no drain: it cuts the first one short.
     const drainMs = this.stopped ? 0 : options.drainMs ?? 0;
     this.stopped = true;
     clearTimeout(this.renewTimer);
+    const teardown = this.teardown(drainMs);
+    this.tearingDown = Promise.all([this.tearingDown, teardown]).then(() => undefined);
+    await teardown;
+    await this.done.catch(() => undefined);
+  }
+
+  private async teardown(drainMs: number): Promise<void> {
     // No new forward connections; the uplink is sent GOAWAY (the ones under way go on).
     this.entries.closeAll();
     const sessions = [...(this.session ? [this.session] : []), ...this.uplink.sessions()];
@@ -347,6 +363,5 @@ class AgentRunner extends EventEmitter implements Agent {
     this.kube?.close();
     this.dropTunnel?.();
     this.wake?.();
-    await this.done.catch(() => undefined);
   }
 }

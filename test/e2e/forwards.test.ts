@@ -10,10 +10,10 @@ import fs from 'node:fs';
 import net from 'node:net';
 import { randomBytes } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
-import { ChildGroup, eventually, withDeadline } from '../support/proc.js';
+import { ChildGroup, eventually, outputTail, withDeadline } from '../support/proc.js';
 import { cli, cliJson, restartHub, startAgent, startHub, type AgentProc, type HubProc } from '../support/warren.js';
 import { sha256Hex, startUpstream, type Upstream } from '../support/upstreams.js';
-import { mbPerSec, readAll, writeSeeded } from '../support/connectClient.js';
+import { errorAfterEof, mbPerSec, readAll, writeSeeded } from '../support/connectClient.js';
 import { hubRequest, jsonOrThrow } from '../../src/client/hubHttp.js';
 import { dialHub } from '../../src/tunnel/dialHub.js';
 import http2 from 'node:http2';
@@ -298,6 +298,30 @@ describe('TCP forwards', () => {
       const { sent, received } = await withDeadline(throughSink(portOf(f), `again-${f.name}`, 4 * MiB), 60_000, `through ${f.name} after restart`);
       assert.equal(received, sent, `${f.name}: sha256 after restart`);
     }
+  });
+
+  it('an entry agent stopped (SIGTERM) with a connection still open resets it when its drain is up, never a FIN', async () => {
+    // The agent's process exits right after its stop: a connection it left to the kernel would end with
+    // a FIN, and a client would take a cut-off stream for a complete one.
+    const entry = await startAgent({ group: procs, hub, name: 'fw-stopping', args: ['--drain-timeout', '300ms'] });
+    agents.push(entry);
+    const { f } = await create('s-echo', 'fw-stopping:127.0.0.1:0', `${TARGET_AGENT}:${echo.port}`);
+    assert.equal(f.listening, true, JSON.stringify(f.lastError));
+    const s = net.connect({ host: '127.0.0.1', port: portOf(f), allowHalfOpen: true });
+    await withDeadline(new Promise((resolve, reject) => s.once('connect', resolve).once('error', reject)), 5_000, 'connecting to the entry');
+    s.write('open');
+    await withDeadline(new Promise((resolve) => s.once('data', resolve)), 10_000, 'the echo through the entry');
+    const outcome = new Promise<string>((resolve) => {
+      s.on('data', () => undefined);
+      s.once('error', (err: NodeJS.ErrnoException) => resolve(err.code ?? err.message));
+      // An RST can be read as an end (docs/reliability.md); a write after it then fails.
+      s.once('end', () => void errorAfterEof(s).then((err) => resolve(err ? `end, then ${(err).code}` : 'a clean end (FIN)')));
+    });
+    entry.child.kill('SIGTERM');
+    const got = await withDeadline(outcome, 15_000, 'the entry connection ending');
+    await new Promise((r) => entry.child.exitCode !== null || entry.child.signalCode !== null ? r(null) : entry.child.once('exit', r));
+    assert.match(got, /ECONNRESET/, outputTail(entry.child, 30).join('\n'));
+    s.destroy();
   });
 
   it('deleting a forward closes its listener within 1 s (hub and agent-side)', async (t) => {
