@@ -225,7 +225,8 @@ export async function startHub(config: HubConfig, log: Logger): Promise<Hub> {
     if (url.pathname === '/healthz') return sendJson(res, 200, { status: 'ok' });
     if (url.pathname === '/readyz') {
       return void store.ping().then(
-        () => sendJson(res, listening ? 200 : 503, { status: listening ? 'ready' : stopping ? 'stopping' : 'starting' }),
+        // close() under way (while a --shutdown-delay runs, the hub still serves): stopping.
+        () => sendJson(res, listening ? 200 : 503, { status: listening ? 'ready' : closing ? 'stopping' : 'starting' }),
         (err: unknown) => sendError(res, new WarrenError('WARREN_E_UNAVAILABLE', 'store is not reachable', undefined, { cause: err }), log),
       );
     }
@@ -318,8 +319,6 @@ export async function startHub(config: HubConfig, log: Logger): Promise<Hub> {
     onAuthFailure: (door) => metrics.authFailures.inc({ door }),
   }).catch((err: unknown) => (listener.close(), Promise.reject(err)));
   let listening = true;
-  /** close() is under way: /readyz says so (while a --shutdown-delay runs, the hub still serves). */
-  let stopping = false;
   const address = listener.address() as net.AddressInfo;
   const socksBound = doorListeners.socksAddress;
   hubPorts = [
@@ -344,7 +343,6 @@ export async function startHub(config: HubConfig, log: Logger): Promise<Hub> {
       if (!options.delayMs) endDelay?.();
       closing ??= (async () => {
         listening = false;
-        stopping = true;
         if (options.delayMs) {
           // Not ready any more, still serving: a load balancer that checks /readyz takes this hub out
           // before its listeners close (a connection that reaches a closed listener is reset).

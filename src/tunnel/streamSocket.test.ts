@@ -4,6 +4,7 @@ import http from 'node:http';
 import http2 from 'node:http2';
 import type { Duplex } from 'node:stream';
 import { test } from 'node:test';
+import { withDeadline } from '../../test/support/proc.js';
 import { streamSocket, type StreamSocket } from './streamSocket.js';
 
 test('a pooled stream socket keeps one request-timeout listener however often it is reused', async (t) => {
@@ -72,10 +73,9 @@ test('a stream reset before it was wrapped gives a socket that fails: a request 
 
   const req = http.request({ host: 'kube', path: '/api', createConnection: () => streamSocket(stream) });
   req.end();
-  const outcome = await Promise.race([
+  const outcome = await withDeadline(Promise.race([
     once(req, 'error').then(([err]) => `error: ${(err as Error).message}`),
     once(req, 'response').then(() => 'response'),
-    new Promise((resolve) => setTimeout(resolve, 5_000, 'neither an answer nor an error within 5 s')).then(String),
-  ]);
+  ]), 5_000, 'an answer or an error on the request');
   assert.match(outcome, /^error: tunnel stream reset \(code 8\)$/);
 });

@@ -257,13 +257,14 @@ export class KubeRouter {
         sendStatus(res, kubeStatus(e.status, e.message), { warning: isDiscoveryPath(a.path), retryAfterS: retryAfterOf(e) });
       };
       preq.on('response', (pres) => {
-        const length = Number(pres.headers['content-length'] ?? NaN);
+        const sized = pres.headers['content-length'] !== undefined;
+        const length = Number(pres.headers['content-length']);
         const answer = () => {
           status = pres.statusCode ?? 502;
           res.writeHead(status, pres.statusMessage, filterHeaders(pres.rawHeaders, { upgrade: false }).headers);
         };
         pres.on('error', failed);
-        if (replayable && length <= WHOLE_ANSWER_BYTES && this.wholeAnswers + length <= WHOLE_ANSWERS_BUDGET) {
+        if (replayable && sized && length <= WHOLE_ANSWER_BYTES && this.wholeAnswers + length <= WHOLE_ANSWERS_BUDGET) {
           // A small sized answer to a request that can go again is passed on once it is whole: a stream
           // that dies in the middle of it is then replayed, and the client never sees a cut answer.
           this.wholeAnswers += length;
@@ -282,7 +283,7 @@ export class KubeRouter {
         answer();
         // A streamed answer (no length: a watch, logs -f) sends its headers now, so an idle watch looks
         // open to the client; a sized one sends them with its body, in one write.
-        if (pres.headers['content-length'] === undefined) res.flushHeaders();
+        if (!sized) res.flushHeaders();
         pres.on('data', (c: Buffer) => void (state.bytesOut += c.length));
         pres.pipe(res);
       });
