@@ -1,20 +1,27 @@
 /**
  * The keepalive against a real HTTP/2 peer behind a TCP hop that can go silent (a partition: no FIN,
  * no RST, nothing): answered pings report their RTT, and a peer that stops answering is declared dead
- * within two intervals.
+ * within two intervals — also once the session is closing (the peer sent GOAWAY and streams drain),
+ * when Node sends no PING at all.
  */
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import http2 from 'node:http2';
 import net from 'node:net';
-import { test } from 'node:test';
+import { test, type TestContext } from 'node:test';
 import { withDeadline } from '../../test/support/proc.js';
 import { startKeepalive } from './keepalive.js';
 
 const INTERVAL_MS = 100;
 
-test('a peer that stops answering PINGs is declared dead within two intervals', async (t) => {
+for (const closing of [false, true]) {
+  test(`a peer that stops answering is declared dead within two intervals${closing ? ' (session closing after its GOAWAY)' : ''}`, (t) => silentPeer(t, closing));
+}
+
+async function silentPeer(t: TestContext, closing: boolean): Promise<void> {
   const h2 = http2.createServer();
+  // The peer drains: GOAWAY once a stream is open, which keeps the session (closing) while it lasts.
+  h2.on('stream', (stream) => (stream.respond(), stream.session?.close()));
   h2.listen(0, '127.0.0.1');
   await withDeadline(once(h2, 'listening'), 5_000, 'the HTTP/2 peer listening');
   // The hop forwards bytes both ways until `silent`, then drops them: the peer looks alive to TCP.
@@ -33,6 +40,11 @@ test('a peer that stops answering PINGs is declared dead within two intervals', 
   const session = http2.connect(`http://127.0.0.1:${(hop.address() as net.AddressInfo).port}`);
   session.on('error', () => undefined);
   t.after(() => session.destroy());
+  if (closing) {
+    session.request({ ':path': '/' }).on('error', () => undefined);
+    await withDeadline(once(session, 'goaway'), 10 * INTERVAL_MS, 'the peer\'s GOAWAY');
+  }
+  assert.equal(session.closed, closing);
   let rtts = 0;
   let answered!: () => void;
   const twoAnswers = new Promise<void>((resolve) => (answered = resolve));
@@ -55,4 +67,4 @@ test('a peer that stops answering PINGs is declared dead within two intervals', 
   // Timers fire late on a busy machine, never early: a little slack over two intervals, no more.
   assert.ok(afterMs <= 2 * INTERVAL_MS + 60, `declared dead ${afterMs.toFixed(0)} ms after going silent`);
   assert.ok(afterMs >= INTERVAL_MS - 5, `not before a ping could have been missed (${afterMs.toFixed(0)} ms)`);
-});
+}

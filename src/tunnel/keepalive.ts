@@ -1,8 +1,8 @@
 /**
- * PING keepalive with a reply deadline, run on both ends of a tunnel. A ping is sent every interval;
- * if the previous one is still unanswered when the next is due, the peer is declared dead. So a peer
- * that stops answering is detected within two intervals, including a silent partition where no FIN or
- * RST ever arrives.
+ * PING keepalive with a reply deadline, run on both ends of a tunnel. A ping (a SETTINGS frame once the
+ * session is closing) is sent every interval; if the previous one is still unanswered when the next is
+ * due, the peer is declared dead. So a peer that stops answering is detected within two intervals,
+ * including a silent partition where no FIN or RST ever arrives.
  *
  * A hub holds one session per agent, so the sessions share one timer per interval (a wheel of SLOTS
  * slots, one slot run per tick) instead of a timer each: a session joins the slot that has just run, so
@@ -66,15 +66,20 @@ export function startKeepalive(session: Http2Session, opts: KeepaliveOptions): (
   let wheel = wheels.get(opts.intervalMs);
   if (!wheel) wheels.set(opts.intervalMs, (wheel = new Wheel(opts.intervalMs)));
   let outstanding = false;
+  let sentAt = 0;
   const answered = (err: Error | null, durationMs: number) => {
     if (err) return; // session closing; its own close handling takes over
     outstanding = false;
     opts.onRtt?.(durationMs);
   };
+  const settingsAcked = () => {
+    outstanding = false;
+    opts.onRtt?.(performance.now() - sentAt);
+  };
   const beat: Beat = {
     slot: 0,
     run() {
-      // Only a destroyed session stops the pings: a closing one (GOAWAY, streams still draining) must
+      // Only a destroyed session stops the probes: a closing one (GOAWAY, streams still draining) must
       // still notice a peer that died meanwhile, or it lingers with its streams forever.
       if (session.destroyed) return stop();
       if (outstanding) {
@@ -83,7 +88,14 @@ export function startKeepalive(session: Http2Session, opts: KeepaliveOptions): (
         return;
       }
       outstanding = true;
-      if (!session.ping(answered)) outstanding = false;
+      if (session.closed) {
+        // Node's ping() sends nothing on a closing session (GOAWAY sent or received): it only calls back
+        // with a cancel, although HTTP/2 allows PING then. A SETTINGS frame must be acknowledged just the
+        // same, and Node does send one on a closing session: its ACK is the answer.
+        sentAt = performance.now();
+        session.once('localSettings', settingsAcked);
+        session.settings({});
+      } else if (!session.ping(answered)) outstanding = false;
     },
   };
   const owner = wheel;
