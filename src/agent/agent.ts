@@ -160,6 +160,19 @@ class AgentRunner extends EventEmitter implements Agent {
   }
 
   private async loop(): Promise<void> {
+    // The agent runs until it is stopped, and this holds the process's event loop meanwhile. Without it
+    // a tunnel whose socket Node's HTTP/2 layer had stopped reading (seen with a hub gone under load,
+    // nothing pending on the socket) left nothing alive (the keepalive's timer is unref'd: hubs share
+    // it), and the process exited with code 13 instead of its keepalive noticing the dead hub.
+    const hold = setInterval(() => undefined, 2 ** 31 - 1);
+    try {
+      await this.run();
+    } finally {
+      clearInterval(hold);
+    }
+  }
+
+  private async run(): Promise<void> {
     while (!this.stopped) {
       this.upSince = undefined;
       /** Why the last attempt ended badly, for the line that says what the agent waits for. */

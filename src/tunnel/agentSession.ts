@@ -10,7 +10,7 @@ import type { Logger } from '../shared/log.js';
 import { decodeGoawayReason } from './goawayReason.js';
 import { startKeepalive } from './keepalive.js';
 import { abortSession } from './relay.js';
-import { adoptSocket } from './sessions.js';
+import { adoptSocket, closeWithSocket } from './sessions.js';
 import { CONNECTION_WINDOW, type Refusal } from './protocol.js';
 
 export interface AgentSessionOptions {
@@ -43,12 +43,7 @@ export function serveAgentSession(server: Http2Server, socket: TLSSocket, o: Age
     socket.destroy();
   };
   session.setLocalWindowSize(CONNECTION_WINDOW);
-  // dialHub's socket is half-open capable, so the hub's FIN alone would not close the session (it
-  // would linger, e.g. while draining with a stream open, once the hub is gone). EOF means gone.
-  socket.once('end', drop);
-  // The session ends the socket when it is done with it, and after a GOAWAY it would then wait for the
-  // hub's FIN, which a hub that died or misbehaves never sends. Nothing is left to read by then.
-  socket.once('finish', () => socket.destroy());
+  closeWithSocket(session, socket);
   // A hub that completed TLS but never takes the tunnel (overloaded, or it dropped the connection
   // unnoticed) is given as long as an unanswered ping.
   const admitTimer = setTimeout(() => {
@@ -70,10 +65,18 @@ export function serveAgentSession(server: Http2Server, socket: TLSSocket, o: Age
   // No reason in the data: a plain GOAWAY (the hub draining).
   session.on('goaway', (_code: number, _last: number, data?: Buffer) => void (refusal ??= decodeGoawayReason(data)));
   session.on('error', (err: Error) => o.log.debug({ err: err.message }, 'tunnel session error'));
-  session.once('close', () => {
+  // The tunnel is over when its session closes, or its socket does: Node emits a destroyed session's
+  // 'close' only once it has finished writing to the socket, which a socket destroyed meanwhile may
+  // never let it do.
+  let over = false;
+  const closed = () => {
+    if (over) return;
+    over = true;
     clearTimeout(admitTimer);
     stopKeepalive();
     o.onClosed(refusal);
-  });
+  };
+  session.once('close', closed);
+  socket.once('close', closed);
   return { session, drop };
 }

@@ -14,6 +14,7 @@ import { decodeListenerReport, encodeListenerSet, MAX_LISTENER_BODY } from './li
 import { decodeRefusalHeaders } from './refusalHeaders.js';
 import { startKeepalive } from './keepalive.js';
 import { abortSession } from './relay.js';
+import { closeWithSocket } from './sessions.js';
 import type { EarlyData } from './earlyData.js';
 import {
   ALPN, CONNECTION_WINDOW, H2_SETTINGS, INFO_PATH, LISTENERS_PATH, MAX_SESSION_MEMORY_MB, SERVICE_HEADER, SOURCE_IP_HEADER,
@@ -212,10 +213,8 @@ export function openTunnelSession(socket: TLSSocket, log: Logger): ClientHttp2Se
     maxSessionMemory: MAX_SESSION_MEMORY_MB,
   });
   session.on('error', (err: Error) => log.debug({ err: err.message }, 'agent session error'));
-  // The TLS server keeps half-open sockets (CONNECT streams need them), so an agent's EOF alone does
-  // not close the session: a killed agent's tunnel would stay "connected", and take new streams into
-  // the void, until the keepalive deadline. A tunnel never half-closes on purpose; EOF means gone.
-  socket.once('end', () => abortSession(session));
+  // A killed agent's tunnel would otherwise stay "connected", and take new streams into the void.
+  closeWithSocket(session, socket);
   session.once('connect', () => session.setLocalWindowSize(CONNECTION_WINDOW));
   return session;
 }

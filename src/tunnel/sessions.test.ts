@@ -9,18 +9,19 @@ import type net from 'node:net';
 import tls from 'node:tls';
 import { test, type TestContext } from 'node:test';
 import { createCa, issueServerCert, loadCa } from '../pki/pki.js';
-import { adoptSocket, drainSessions } from './sessions.js';
+import { withDeadline } from '../../test/support/proc.js';
+import { adoptSocket, closeWithSocket, drainSessions } from './sessions.js';
 
 const caPair = await createCa('sessions test CA');
 const serving = await issueServerCert(await loadCa(caPair), ['127.0.0.1']);
 
 /** A TLS connection with `alpn` offered by both ends; returns the accepted and the dialled end. */
-async function tlsPair(t: TestContext, alpn: string[] | undefined) {
+async function tlsPair(t: TestContext, alpn: string[] | undefined, dial: { allowHalfOpen?: boolean } = {}) {
   const server = tls.createServer({ key: serving.keyPem, cert: serving.certPem, ...(alpn ? { ALPNProtocols: alpn } : {}) });
   server.listen(0, '127.0.0.1');
   await once(server, 'listening');
   const accepted = once(server, 'secureConnection') as Promise<[tls.TLSSocket]>;
-  const dialled = tls.connect({ host: '127.0.0.1', port: (server.address() as net.AddressInfo).port, ca: [caPair.certPem], ...(alpn ? { ALPNProtocols: alpn } : {}) });
+  const dialled = tls.connect({ host: '127.0.0.1', port: (server.address() as net.AddressInfo).port, ca: [caPair.certPem], ...(alpn ? { ALPNProtocols: alpn } : {}), ...dial });
   await once(dialled, 'secureConnect');
   const [socket] = await accepted;
   t.after(() => (dialled.destroy(), socket.destroy(), server.close()));
@@ -93,4 +94,27 @@ test('drain lets a stream in flight finish, and aborts a session still busy afte
   if (!stuckReq.closed) await once(stuckReq, 'close');
   assert.equal(stuckReq.rstCode, http2.constants.NGHTTP2_CANCEL, 'the stream left after the grace period did not end as aborted');
   assert.ok(politeSession.destroyed && stuckSession.destroyed);
+});
+
+test('a session tied to its half-open capable socket aborts its streams when the peer is gone (its FIN)', async (t) => {
+  // The agent's uplink: an HTTP/2 client over dialHub's socket, which allows half-open.
+  const { accepted, dialled } = await tlsPair(t, ['warren-up/1'], { allowHalfOpen: true });
+  const server = http2.createServer();
+  server.on('stream', (stream) => stream.respond({ ':status': 200 }));
+  assert.ok(adoptSocket(server, accepted));
+  const client = clientOver(dialled);
+  t.after(() => client.destroy());
+  closeWithSocket(client, dialled);
+  const req = client.request({ ':method': 'CONNECT', ':authority': 'a:1' }, { endStream: false });
+  req.on('error', () => undefined);
+  await once(req, 'response');
+  // The hub is gone, and its FIN is all that arrives (the kernel's, when the process exits).
+  accepted.end();
+  await withDeadline(once(req, 'close'), 5_000, 'the stream closing once its peer was gone');
+  // 'aborted' is what the relay turns into a reset toward the client, instead of a FIN.
+  assert.ok(req.aborted, 'the stream did not end as aborted');
+  assert.ok(client.destroyed);
+  // And the socket goes too: a destroyed session stops reading it, and a socket neither read nor written
+  // keeps nothing alive, so a process waiting on it would exit with nothing said (Node's exit code 13).
+  if (!dialled.closed) await withDeadline(once(dialled, 'close'), 5_000, 'the socket closing once its peer was gone');
 });

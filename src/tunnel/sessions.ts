@@ -1,6 +1,6 @@
 /**
- * Session plumbing both ends share: adopting an accepted socket into an HTTP/2 server, and the graceful
- * drain of a set of sessions.
+ * Session plumbing both ends share: adopting an accepted socket into an HTTP/2 server, tying a session
+ * to its socket's ends, and the graceful drain of a set of sessions.
  */
 import type { Http2Server, Http2Session, ServerHttp2Session } from 'node:http2';
 import type { Duplex } from 'node:stream';
@@ -22,6 +22,25 @@ export function adoptSocket(server: Http2Server, socket: Duplex): ServerHttp2Ses
     server.off('session', take);
   }
   return session;
+}
+
+/**
+ * Ties a tunnel or uplink session to the ends of its socket. Those sockets are half-open capable (the
+ * hub's TLS server keeps half-open sockets for CONNECT streams, dialHub's for `warren connect`), so the
+ * peer's FIN alone would not close the session: a peer that died (the kernel's FIN) would leave it, and
+ * every stream on it, waiting for the keepalive deadline. Neither end ever half-closes one on purpose:
+ * EOF means the peer is gone, and the streams are aborted. Once the session has ended its socket (done
+ * with it, e.g. after a GOAWAY), nothing is left to read, and a peer that died would never send its FIN.
+ */
+export function closeWithSocket(session: Http2Session, socket: Duplex): void {
+  socket.once('end', () => {
+    abortSession(session);
+    // Not left to the session: a destroyed session stops reading its socket, and was seen (a gateway
+    // agent, under load) never to finish with it; a socket neither read nor written keeps nothing alive,
+    // so the agent process, waiting for that session to close, exited with nothing said (code 13).
+    socket.destroy();
+  });
+  socket.once('finish', () => socket.destroy());
 }
 
 /** GOAWAY to every session: streams in flight may finish; sessions left after `graceMs` are aborted, and the drain ends. */

@@ -10,6 +10,7 @@ import type { Logger } from '../shared/log.js';
 import { dialHub, type HubEndpoint } from './dialHub.js';
 import { startKeepalive } from './keepalive.js';
 import { abortSession } from './relay.js';
+import { closeWithSocket } from './sessions.js';
 import { CONNECTION_WINDOW, H2_SETTINGS, MAX_SESSION_MEMORY_MB, UP_ALPN } from './protocol.js';
 
 const HANDSHAKE_TIMEOUT_MS = 10_000;
@@ -67,6 +68,7 @@ export class Uplink {
       throw new WarrenError('WARREN_E_AGENT_REVOKED', `hub ${ep.url.host} refused the uplink`);
     }
     const session = http2.connect(ep.url.origin, { createConnection: () => socket, settings: H2_SETTINGS, maxSessionMemory: MAX_SESSION_MEMORY_MB });
+    closeWithSocket(session, socket);
     this.open.add(session);
     session.once('close', () => this.open.delete(session));
     session.on('error', (err: Error) => this.opts.log.debug({ err: err.message }, 'uplink session error'));

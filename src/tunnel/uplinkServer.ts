@@ -13,7 +13,7 @@ import type { Logger } from '../shared/log.js';
 import { startKeepalive } from './keepalive.js';
 import { admitAgent } from './peerCertificate.js';
 import { abortSession } from './relay.js';
-import { adoptSocket, drainSessions } from './sessions.js';
+import { adoptSocket, closeWithSocket, drainSessions } from './sessions.js';
 import { CONNECTION_WINDOW, H2_SETTINGS, MAX_SESSION_MEMORY_MB } from './protocol.js';
 
 export interface UplinkServerOptions {
@@ -48,6 +48,7 @@ export class UplinkServer {
         if (this.closing || socket.destroyed) return void socket.destroy();
         const s = adoptSocket(this.h2, socket);
         if (!s) return void socket.destroy();
+        closeWithSocket(s, socket);
         this.sessions.set(s, agent);
         s.on('error', (err: Error) => this.opts.log.debug({ agent, err: err.message }, 'uplink session error'));
         s.setLocalWindowSize(CONNECTION_WINDOW);

@@ -474,7 +474,8 @@ test('chaos: mixed traffic through every door while agents and the hub are kille
       outcome = await stream(door);
       if (outcome === 'failed') await delay(500);
     }
-    assert.equal(outcome, 'ok', `the ${door} door did not recover after the faults`);
+    const exited = [...agents].filter(([, a]) => a.child.exitCode !== null || a.child.signalCode !== null).map(([n, a]) => `${n} (${a.child.exitCode ?? a.child.signalCode})`);
+    assert.equal(outcome, 'ok', `the ${door} door did not recover after the faults${exited.length ? `; agent processes that exited: ${exited.join(', ')}` : ''}`);
   }
 
   const line = `chaos: ${stats.streams} streams (${stats.ok} complete with matching sha256, ${stats.failedVisibly} failed with an error the client saw (${stats.resetReadAsEof} of them an RST first read as EOF), ${stats.openFailed} refused at open, ${stats.silent.length} silently short, ${stats.hung.length} hung, ${stats.cutByKill} cut by a SIGKILL of the hub or of the egress entry's agent) ` +
