@@ -373,6 +373,7 @@ class AgentRunner extends EventEmitter implements Agent {
       this.log.info({ ms: Date.now() - started }, 'drained');
     }
     for (const s of this.uplink.sessions()) abortSession(s);
+    this.entries.resetAll();
     this.kube?.close();
     this.dropTunnel?.();
     this.wake?.();

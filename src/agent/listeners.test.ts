@@ -98,3 +98,21 @@ test('a connection the hub never answers is reset after the answer deadline, and
   assert.equal(ended, 'ECONNRESET');
   assert.equal(await withDeadline(cancelled, 5_000, 'the unanswered stream closing at the hub'), http2.constants.NGHTTP2_CANCEL);
 });
+
+test('resetAll (the end of a stop) resets every open entry connection at once: an RST, never a FIN', async (t) => {
+  // A hub that answers and then sends nothing: the relay is open, and stays so.
+  const hub = http2.createServer();
+  hub.on('stream', (stream) => stream.respond({ ':status': 200 }));
+  hub.listen(0, '127.0.0.1');
+  await once(hub, 'listening');
+  const session = http2.connect(`http://127.0.0.1:${(hub.address() as net.AddressInfo).port}`);
+  t.after(() => (session.destroy(), hub.close()));
+  const entries = new EntryListeners({ uplink: { session: () => Promise.resolve(session), close: () => undefined }, log: silentLogger });
+  t.after(() => entries.closeAll());
+  const r = await entries.apply([{ forward: 'x', host: '127.0.0.1', port: 0 }]);
+  const answered = once(hub, 'stream');
+  const ended = howItEnds(portOf(r.listeners[0]!.address));
+  await withDeadline(answered, 5_000, 'the connection reaching the hub');
+  entries.resetAll();
+  assert.equal(await withDeadline(ended, 5_000, 'the entry connection ending'), 'ECONNRESET');
+});

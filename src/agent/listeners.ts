@@ -45,6 +45,8 @@ export interface EntryListenersOptions {
 
 export class EntryListeners {
   private readonly held = new Map<string, Held>();
+  /** The connections accepted and not closed yet. */
+  private readonly accepted = new Set<net.Socket>();
   private queue: Promise<unknown> = Promise.resolve();
 
   constructor(private readonly opts: EntryListenersOptions) {}
@@ -83,6 +85,16 @@ export class EntryListeners {
     if (this.held.size > 0) this.opts.log.info({ listeners: this.held.size }, 'forward entries closed');
     this.held.clear();
     this.opts.uplink.close();
+  }
+
+  /**
+   * Resets every connection still open, at once (the agent's stop, when its drain is over). Not left to
+   * the relays, which reset their client when their stream's 'close' comes: the process exits right after
+   * the stop, possibly before those events run, and the kernel would then close the connections with a
+   * FIN, which their clients would take for a complete stream.
+   */
+  resetAll(): void {
+    for (const socket of this.accepted) abortStream(socket);
   }
 
   private async reconcile(specs: readonly ListenerSpec[]): Promise<ListenerReport> {
@@ -127,6 +139,8 @@ export class EntryListeners {
   private async onConnection(held: Held, socket: net.Socket): Promise<void> {
     socket.setNoDelay(true);
     socket.on('error', () => undefined);
+    this.accepted.add(socket);
+    socket.once('close', () => this.accepted.delete(socket));
     const source = formatSource(socket);
     const log = this.opts.log.child({ forward: held.spec.forward, source });
     log.debug('forward connection accepted');
