@@ -9,7 +9,6 @@ import { WarrenError } from '../shared/errors.js';
 import type { Logger } from '../shared/log.js';
 import { decodeGoawayReason } from './goawayReason.js';
 import { startKeepalive } from './keepalive.js';
-import { abortSession } from './relay.js';
 import { adoptSocket, closeWithSocket } from './sessions.js';
 import { CONNECTION_WINDOW, type Refusal } from './protocol.js';
 
@@ -38,12 +37,8 @@ export function serveAgentSession(server: Http2Server, socket: TLSSocket, o: Age
     socket.destroy();
     throw new WarrenError('WARREN_E_INTERNAL', 'no HTTP/2 session on the hub connection');
   }
-  const drop = () => {
-    abortSession(session);
-    socket.destroy();
-  };
   session.setLocalWindowSize(CONNECTION_WINDOW);
-  closeWithSocket(session, socket);
+  const drop = closeWithSocket(session, socket);
   // A hub that completed TLS but never takes the tunnel (overloaded, or it dropped the connection
   // unnoticed) is given as long as an unanswered ping.
   const admitTimer = setTimeout(() => {

@@ -31,16 +31,19 @@ export function adoptSocket(server: Http2Server, socket: Duplex): ServerHttp2Ses
  * every stream on it, waiting for the keepalive deadline. Neither end ever half-closes one on purpose:
  * EOF means the peer is gone, and the streams are aborted. Once the session has ended its socket (done
  * with it, e.g. after a GOAWAY), nothing is left to read, and a peer that died would never send its FIN.
+ * Returns that same drop (abort the session, destroy the socket) for the caller's own deadlines.
  */
-export function closeWithSocket(session: Http2Session, socket: Duplex): void {
-  socket.once('end', () => {
+export function closeWithSocket(session: Http2Session, socket: Duplex): () => void {
+  const drop = () => {
     abortSession(session);
     // Not left to the session: a destroyed session stops reading its socket, and was seen (a gateway
     // agent, under load) never to finish with it; a socket neither read nor written keeps nothing alive,
     // so the agent process, waiting for that session to close, exited with nothing said (code 13).
     socket.destroy();
-  });
+  };
+  socket.once('end', drop);
   socket.once('finish', () => socket.destroy());
+  return drop;
 }
 
 /** GOAWAY to every session: streams in flight may finish; sessions left after `graceMs` are aborted, and the drain ends. */

@@ -10,7 +10,7 @@ import fs from 'node:fs';
 import net from 'node:net';
 import { randomBytes } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
-import { ChildGroup, eventually, outputTail, withDeadline } from '../support/proc.js';
+import { ChildGroup, eventually, outputTail, waitForExit, withDeadline } from '../support/proc.js';
 import { cli, cliJson, restartHub, startAgent, startHub, type AgentProc, type HubProc } from '../support/warren.js';
 import { sha256Hex, startUpstream, type Upstream } from '../support/upstreams.js';
 import { errorAfterEof, mbPerSec, readAll, writeSeeded } from '../support/connectClient.js';
@@ -319,7 +319,7 @@ describe('TCP forwards', () => {
     });
     entry.child.kill('SIGTERM');
     const got = await withDeadline(outcome, 15_000, 'the entry connection ending');
-    await new Promise((r) => entry.child.exitCode !== null || entry.child.signalCode !== null ? r(null) : entry.child.once('exit', r));
+    await waitForExit(entry.child, 15_000);
     assert.match(got, /ECONNRESET/, outputTail(entry.child, 30).join('\n'));
     s.destroy();
   });

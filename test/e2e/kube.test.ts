@@ -31,7 +31,7 @@ import { CoreV1Api, KubeConfig, Watch } from '@kubernetes/client-node';
 import { SignJWT } from 'jose';
 import YAML from 'yaml';
 import { AGENT_SERVICE_ACCOUNT, startFakeApiserver, type FakeApiserver, type RecordedRequest } from '../support/kube/apiserver.js';
-import { ChildGroup, outputTail, run, waitForLine, waitForReady, withDeadline, type RunResult } from '../support/proc.js';
+import { ChildGroup, outputTail, run, waitForExit, waitForLine, waitForReady, withDeadline, type RunResult } from '../support/proc.js';
 import { accessToken, cli, cliJson, startAgent, startHub, tempDir, WARREN_BIN, type AgentProc, type HubProc } from '../support/warren.js';
 
 interface KubeAuditRow {
@@ -659,8 +659,7 @@ describe('the Kubernetes door: kubectl and client-node through the hub to member
         assert.deepEqual(failures, [], `${failures.length} of ${ok + failures.length} requests failed`);
         // A SIGTERMed agent drains (10 s at most): the hub closes its pooled streams to it once their
         // requests are answered, so it is done, and exits, long before that.
-        const exited = new Promise((r) => (victim.child.exitCode !== null || victim.child.signalCode !== null ? r(null) : victim.child.once('exit', r)));
-        await withDeadline(exited, how === 'SIGTERM' ? 5_000 : 15_000, how === 'SIGTERM' ? 'the draining agent exiting once its requests were answered' : 'the agent exiting');
+        await waitForExit(victim.child, how === 'SIGTERM' ? 5_000 : 15_000);
       });
     }
 
