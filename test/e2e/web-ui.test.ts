@@ -8,7 +8,7 @@
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
-import { after, before, describe, it } from 'node:test';
+import { after, afterEach, before, describe, it } from 'node:test';
 import type { Download, Page } from 'playwright-core';
 import YAML from 'yaml';
 import { natLab, type NatLab } from '../support/netns.js';
@@ -63,6 +63,11 @@ describe('web UI in Chromium', () => {
     hub = await startHub({ group: nat.lab.group, netns: nat.lab.ns('public'), listen: `${nat.public.ip}:${HUB_PORT}`, publicUrl: `https://${nat.public.ip}:${HUB_PORT}` });
     dirs.push(hub.dataDir);
     browser = await launchBrowser({ netns: nat.lab.ns('public'), artifactPrefix: 'web-ui' });
+  });
+
+  // `passed` is Node's (20.12+), not yet in the @types/node used here.
+  afterEach(async (t) => {
+    if ('passed' in t && t.passed === false) await browser?.reportFailure(t.name);
   });
 
   after(async () => {
