@@ -4,6 +4,10 @@
 //
 //   1. esbuild bundles src/cli/agentMain.ts and everything it imports into one CommonJS file. The
 //      agent has no native module (the hub's SQLite store is the only one, and is not imported).
+//      A library only some agents use (EMBEDDED below) is bundled on its own and carried inside,
+//      compressed, as a string, compiled the first time it is imported: V8 parses a script's every function at start,
+//      and the Kubernetes client, 3.5 MiB of the bundle's 4.5, cost every agent ~30 MiB of RSS while
+//      only an agent with --kube ever runs it (docs/benchmarks.md, finding 10).
 //   2. Node's single executable application: `node --experimental-sea-config` makes a blob of the
 //      bundle, postject injects it into a copy of this Node binary.
 //
@@ -13,6 +17,7 @@ import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { brotliCompressSync } from 'node:zlib';
 import { build } from 'esbuild';
 import { inject } from 'postject';
 
@@ -22,6 +27,28 @@ const bundle = path.join(out, 'warren-agent.cjs');
 const blob = path.join(out, 'warren-agent.blob');
 const exe = path.join(out, 'warren-agent');
 const { version } = JSON.parse(fs.readFileSync(path.join(root, 'package.json'), 'utf8'));
+
+/** Imported lazily by the agent (src/agent/kube/credentials.ts), and only by an agent serving a cluster. */
+const EMBEDDED = ['@kubernetes/client-node'];
+
+/**
+ * A CommonJS module that compiles `pkg`'s own bundle on first require. The bundle is carried
+ * brotli-compressed in base64 (3.5 → 0.8 MiB): one ASCII string literal, which V8 skips over without
+ * parsing and holds in a fifth of the space.
+ */
+async function embeddedModule(pkg) {
+  const lib = await build({
+    stdin: { contents: `module.exports = require(${JSON.stringify(pkg)});`, resolveDir: root },
+    bundle: true, platform: 'node', format: 'cjs', target: 'node20', minify: true, legalComments: 'eof', write: false, logLevel: 'warning',
+  });
+  const packed = brotliCompressSync(lib.outputFiles[0].contents).toString('base64');
+  return [
+    `const m = { exports: {} };`,
+    `const source = require('node:zlib').brotliDecompressSync(Buffer.from(${JSON.stringify(packed)}, 'base64')).toString();`,
+    `require('node:vm').compileFunction(source, ['exports', 'require', 'module'], { filename: ${JSON.stringify(`embedded:${pkg}`)} })(m.exports, require, m);`,
+    `module.exports = m.exports;`,
+  ].join('\n');
+}
 
 fs.mkdirSync(out, { recursive: true });
 const started = performance.now();
@@ -42,6 +69,13 @@ const result = await build({
       name: 'warren-version',
       setup(b) {
         b.onLoad({ filter: /[\\/]src[\\/]shared[\\/]version\.ts$/ }, () => ({ contents: `export const VERSION = ${JSON.stringify(version)};`, loader: 'ts' }));
+      },
+    },
+    {
+      name: 'warren-embedded',
+      setup(b) {
+        b.onResolve({ filter: /.*/ }, (a) => (EMBEDDED.includes(a.path) ? { path: a.path, namespace: 'embedded' } : undefined));
+        b.onLoad({ filter: /.*/, namespace: 'embedded' }, async (a) => ({ contents: await embeddedModule(a.path), loader: 'js' }));
       },
     },
   ],

@@ -3,7 +3,8 @@
 //   (a) the npm package: `npm pack`, `npm install -g` into a fresh prefix, then the installed `warren`
 //       runs a hub and an agent that carry a stream;
 //   (b) the single-file agent (`npm run dist`): copied alone into an empty directory, it joins a hub
-//       and carries a stream;
+//       and carries a stream, and serves a cluster through the Kubernetes client it carries compressed
+//       (scripts/dist.mjs) — the kube-apiserver is test/support/kube/apiserver.ts's stand-in;
 //   (c) the container image: the Dockerfile builds the tag the manifests name, and its build context
 //       holds what the build copies and nothing it must not (no data dirs, no node_modules, no tokens);
 //       its lint is in test/helm-chart.test.ts.
@@ -14,6 +15,7 @@ import { fileURLToPath } from 'node:url';
 import { after, describe, it } from 'node:test';
 import balenaDockerignore from '@balena/dockerignore';
 import { assertCarriesAStream } from '../support/connectClient.js';
+import { startFakeApiserver } from '../support/kube/apiserver.js';
 import { ChildGroup, run, runOk } from '../support/proc.js';
 import { startAgent, startHub, tempDir } from '../support/warren.js';
 import { VERSION } from '../../src/shared/version.js';
@@ -66,7 +68,7 @@ describe('install', () => {
     assert.deepEqual(fs.readdirSync(empty), [], 'the installed warren wrote into its working directory');
   });
 
-  it('(b) npm run dist: the single-file agent, alone in an empty directory, joins and carries a stream', { timeout: 180_000 }, async (t) => {
+  it('(b) npm run dist: the single-file agent, alone in an empty directory, joins, carries a stream and serves a cluster', { timeout: 180_000 }, async (t) => {
     const started = performance.now();
     const dist = await run('npm', ['run', 'dist'], { cwd: ROOT, timeoutMs: 150_000 });
     assert.equal(dist.code, 0, `npm run dist failed:\n${dist.stderr}${dist.stdout}`);
@@ -87,6 +89,23 @@ describe('install', () => {
     await startAgent({ group: procs, hub, name: 'single', command: [exe], cwd: empty, dataDir: path.join(empty, 'data'), env });
     await assertCarriesAStream(procs, hub, 'single');
     assert.deepEqual(fs.readdirSync(empty).sort(), ['data', 'warren-agent']);
+
+    // The Kubernetes client is compiled only when an agent serves a cluster: this one does.
+    const api = await startFakeApiserver();
+    try {
+      const kubeconfig = path.join(tempDir('single-kube'), 'kubeconfig');
+      fs.writeFileSync(kubeconfig, api.kubeconfig('agent'), { mode: 0o600 });
+      await startAgent({ group: procs, hub, name: 'single-kube', command: [exe], cwd: empty, dataDir: path.join(empty, 'data-kube'), env, args: ['--kube', kubeconfig, '--cluster', 'edge'] });
+      const r = await runOk('curl', ['-sS', '--max-time', '20', '--cacert', hub.caPath, '-H', `Authorization: Bearer ${hub.adminToken}`, '-w', '\n%{http_code}', `${hub.url}/k8s/clusters/edge/version`], { timeoutMs: 30_000 });
+      const [body, status] = [r.stdout.slice(0, r.stdout.lastIndexOf('\n')), r.stdout.slice(r.stdout.lastIndexOf('\n') + 1)];
+      assert.equal(status, '200', body);
+      assert.match((JSON.parse(body) as { gitVersion: string }).gitVersion, /^v1\./, body);
+      const seen = api.requests.find((q) => q.path === '/version');
+      assert.equal(seen?.authenticatedUser, 'system:serviceaccount:warren-system:warren-agent', 'the agent authenticated with its kubeconfig\'s token');
+      assert.equal(seen?.impersonatedUser, 'admin');
+    } finally {
+      await api.close();
+    }
   });
 
   it('(c) the image: the Dockerfile builds the image the manifests name, from a context of what it copies and no secrets', { timeout: 60_000 }, async () => {
