@@ -13,26 +13,20 @@
  *
  * The single-file agent is built first (`npm run dist`, ~10 s).
  */
-import os from 'node:os';
 import path from 'node:path';
 import { execFileSync, type ChildProcess } from 'node:child_process';
 import { ChildGroup, waitForReady } from '../test/support/proc.js';
 import { tempDir, WARREN_BIN } from '../test/support/warren.js';
 import { AGENT_NODE_FLAGS, AGENT_NODE_OPTIONS } from '../src/shared/nodeFlags.js';
 import { startBenchHub, warrenCli, type BenchHub } from './lib/warrenProcs.js';
+import { positiveInt } from './lib/env.js';
+import { machineLine } from './lib/machine.js';
 import { rssBytes, rssParts } from './lib/procstat.js';
+import { fmt, markdownTable, median, mib } from './lib/stats.js';
 
 const IDLE_MS = positiveInt('BENCH_IDLE_SECONDS', 15) * 1000;
 const RESTARTS = positiveInt('BENCH_RESTARTS', 3);
 const ROOT = path.resolve(import.meta.dirname, '..');
-
-function positiveInt(name: string, fallback: number): number {
-  const text = process.env[name];
-  if (text === undefined || text === '') return fallback;
-  const n = Number(text);
-  if (!Number.isSafeInteger(n) || n <= 0) throw new Error(`${name} must be a positive integer, got "${text}"`);
-  return n;
-}
 
 interface Variant {
   readonly name: string;
@@ -82,6 +76,7 @@ async function startIdle(group: ChildGroup, hub: BenchHub, v: Variant, agent: { 
 async function main(): Promise<void> {
   process.stderr.write('[agent-memory] building the single-file agent (npm run dist)…\n');
   execFileSync(process.execPath, [path.join(ROOT, 'scripts/dist.mjs')], { cwd: ROOT, stdio: ['ignore', 'ignore', 'inherit'] });
+  const machine = machineLine();
   const group = new ChildGroup();
   const started = performance.now();
   const rows: Array<{ name: string; joined?: Sample; idle: Sample[] }> = [];
@@ -111,22 +106,20 @@ async function main(): Promise<void> {
     await group.killAll();
   }
 
-  const mib = (b: number) => (b / 2 ** 20).toFixed(1);
-  const med = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
-  const floor = med(rows[0]!.idle.map((s) => s.rss));
-  const load = os.loadavg().map((x) => x.toFixed(2)).join(' ');
-  const out = [
-    `Idle agent memory, ${new Date().toISOString()}: Node ${process.version}, ${os.cpus().length} CPUs, load average ${load}; agent flags ${AGENT_NODE_FLAGS.join(' ')}; ${RESTARTS} restarts, ${IDLE_MS / 1000} s idle each; took ${((performance.now() - started) / 1000).toFixed(0)} s.`,
-    '',
-    '| agent | RSS idle, restarted MiB (median) | anonymous / file MiB | above the floor MiB | just joined MiB | target < 40 MiB |',
-    '| --- | ---: | ---: | ---: | ---: | --- |',
-    ...rows.map((r) => {
-      const rss = med(r.idle.map((s) => s.rss));
-      const s = r.idle.find((x) => x.rss === rss)!;
-      return `| ${r.name} | ${mib(rss)} | ${mib(s.anon)} / ${mib(s.file)} | ${r.joined ? mib(rss - floor) : '–'} | ${r.joined ? mib(r.joined.rss) : '–'} | ${rss < 40 * 2 ** 20 ? 'met' : 'missed'} |`;
+  const floor = median(rows[0]!.idle.map((x) => x.rss));
+  const table = markdownTable(
+    ['agent', 'RSS idle, restarted MiB (median)', 'anonymous / file MiB', 'above the floor MiB', 'just joined MiB', 'target < 40 MiB'],
+    rows.map((r) => {
+      const rss = median(r.idle.map((x) => x.rss));
+      // The parts of the restart closest to the median.
+      const at = r.idle.reduce((a, b) => (Math.abs(b.rss - rss) < Math.abs(a.rss - rss) ? b : a));
+      return [
+        r.name, fmt(mib(rss), 1), `${fmt(mib(at.anon), 1)} / ${fmt(mib(at.file), 1)}`, r.joined ? fmt(mib(rss - floor), 1) : '–',
+        r.joined ? fmt(mib(r.joined.rss), 1) : '–', rss < 40 * 2 ** 20 ? 'met' : 'missed',
+      ];
     }),
-  ];
-  console.log(`\n${out.join('\n')}\n`);
+  );
+  console.log(`\nIdle agent memory: ${machine}; agent flags ${AGENT_NODE_FLAGS.join(' ')}; ${RESTARTS} restarts, ${IDLE_MS / 1000} s idle each; took ${fmt((performance.now() - started) / 1000)} s.\n\n${table}\n`);
 }
 
 await main();

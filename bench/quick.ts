@@ -17,19 +17,13 @@ import { ChildGroup, withDeadline } from '../test/support/proc.js';
 import { startAgent, startHub } from '../test/support/warren.js';
 import { startUpstream } from '../test/support/upstreams.js';
 import { connectThroughHub, mbPerSec } from '../test/support/connectClient.js';
+import { positiveInt } from './lib/env.js';
+import { median } from './lib/stats.js';
 
 const BYTES = positiveInt('BENCH_BYTES', 1 << 30);
 const REPEATS = positiveInt('BENCH_REPEATS', 3);
 const DEADLINE_MS = positiveInt('BENCH_DEADLINE_SECONDS', 120) * 1000;
 const AGENT = 'bench';
-
-function positiveInt(name: string, fallback: number): number {
-  const text = process.env[name];
-  if (text === undefined || text === '') return fallback;
-  const n = Number(text);
-  if (!Number.isSafeInteger(n) || n <= 0) throw new Error(`${name} must be a positive integer, got "${text}"`);
-  return n;
-}
 
 /** Reads until EOF, counting bytes only (no hashing: this measures the path, not the CPU's sha256). */
 function drain(stream: Readable, expected: number): Promise<number> {
@@ -45,12 +39,6 @@ function drain(stream: Readable, expected: number): Promise<number> {
     });
     stream.resume();
   });
-}
-
-function median(xs: readonly number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  const mid = Math.floor(s.length / 2);
-  return s.length % 2 ? s[mid]! : (s[mid - 1]! + s[mid]!) / 2;
 }
 
 async function main(): Promise<void> {
