@@ -34,7 +34,8 @@ const EMBEDDED = ['@kubernetes/client-node'];
 /**
  * A CommonJS module that compiles `pkg`'s own bundle on first require. The bundle is carried
  * brotli-compressed in base64 (3.5 → 0.8 MiB): one ASCII string literal, which V8 skips over without
- * parsing and holds in a fifth of the space.
+ * parsing and holds in a fifth of the space. It runs as the bundle's other CommonJS modules do (the same
+ * require, __filename and __dirname: the bundle's).
  */
 async function embeddedModule(pkg) {
   const lib = await build({
@@ -45,7 +46,8 @@ async function embeddedModule(pkg) {
   return [
     `const m = { exports: {} };`,
     `const source = require('node:zlib').brotliDecompressSync(Buffer.from(${JSON.stringify(packed)}, 'base64')).toString();`,
-    `require('node:vm').compileFunction(source, ['exports', 'require', 'module'], { filename: ${JSON.stringify(`embedded:${pkg}`)} })(m.exports, require, m);`,
+    `const wrapper = require('node:vm').compileFunction(source, ['exports', 'require', 'module', '__filename', '__dirname'], { filename: ${JSON.stringify(`embedded:${pkg}`)} });`,
+    `wrapper(m.exports, require, m, __filename, __dirname);`,
     `module.exports = m.exports;`,
   ].join('\n');
 }
