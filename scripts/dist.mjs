@@ -5,9 +5,10 @@
 //   1. esbuild bundles src/cli/agentMain.ts and everything it imports into one CommonJS file. The
 //      agent has no native module (the hub's SQLite store is the only one, and is not imported).
 //      A library only some agents use (EMBEDDED below) is bundled on its own and carried inside,
-//      compressed, as a string, compiled the first time it is imported: V8 parses a script's every function at start,
-//      and the Kubernetes client, 3.5 MiB of the bundle's 4.5, cost every agent ~30 MiB of RSS while
-//      only an agent with --kube ever runs it (docs/benchmarks.md, finding 10).
+//      compressed, as a string, compiled the first time it is imported: V8 pre-parses every function
+//      of a script it loads, called or not, and the Kubernetes client, 3.5 MiB of the bundle's 4.5,
+//      cost every agent ~30 MiB of RSS while only an agent with --kube runs it (docs/benchmarks.md,
+//      finding 10).
 //   2. Node's single executable application: `node --experimental-sea-config` makes a blob of the
 //      bundle, postject injects it into a copy of this Node binary.
 //
@@ -33,9 +34,9 @@ const EMBEDDED = ['@kubernetes/client-node'];
 
 /**
  * A CommonJS module that compiles `pkg`'s own bundle on first require. The bundle is carried
- * brotli-compressed in base64 (3.5 → 0.8 MiB): one ASCII string literal, which V8 skips over without
- * parsing and holds in a fifth of the space. It runs as the bundle's other CommonJS modules do (the same
- * require, __filename and __dirname: the bundle's).
+ * brotli-compressed in base64 (3.5 → 0.27 MiB): one ASCII string literal, which V8 skips over without
+ * parsing. It runs as the bundle's other CommonJS modules do (the same require, __filename and
+ * __dirname: the bundle's).
  */
 async function embeddedModule(pkg) {
   const lib = await build({
