@@ -3,8 +3,8 @@
  * the floor of the runtime (a bare `node` doing nothing) in the same run. Every agent starts with the
  * agent's own heap flags (src/shared/nodeFlags.ts; the single-file executable takes Node options only
  * from NODE_OPTIONS, which refuses --heap-growing-percent, so it runs with AGENT_NODE_OPTIONS alone, as
- * docs/install.md's unit does), joins a real hub once (the "just joined" column: the signing library is loaded for
- * the CSR), then is restarted BENCH_RESTARTS times with its identity, as after every restart of its
+ * docs/install.md's unit does), joins a real hub once (the "just joined" column: the signing library
+ * is loaded for the CSR), then is restarted BENCH_RESTARTS times with its identity, as after every restart of its
  * service, and measured after BENCH_IDLE_SECONDS of idle with its tunnel up (V8's memory reducer gives
  * back an unused young generation in the first seconds). Medians over the restarts.
  *
@@ -14,6 +14,7 @@
  * The single-file agent is built first (`npm run dist`, ~10 s).
  */
 import path from 'node:path';
+import { setTimeout as idle } from 'node:timers/promises';
 import { execFileSync, type ChildProcess } from 'node:child_process';
 import { ChildGroup, waitForReady } from '../test/support/proc.js';
 import { tempDir, WARREN_BIN } from '../test/support/warren.js';
@@ -49,15 +50,6 @@ function sample(pid: number): Sample {
   return { rss: rssBytes(pid), anon: parts.anon, file: parts.file };
 }
 
-const idle = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-async function stop(child: ChildProcess): Promise<void> {
-  if (child.exitCode !== null || child.signalCode !== null) return;
-  const gone = new Promise((r) => child.once('exit', r));
-  child.kill('SIGTERM');
-  await gone;
-}
-
 /** Starts the variant's agent (or the bare node) and resolves once it is connected and idle. */
 async function startIdle(group: ChildGroup, hub: BenchHub, v: Variant, agent: { name: string; dataDir: string; token?: string }): Promise<ChildProcess> {
   if (!v.argv) {
@@ -91,14 +83,14 @@ async function main(): Promise<void> {
         const child = await startIdle(group, hub, v, { ...agent, token });
         await idle(IDLE_MS);
         row.joined = sample(child.pid!);
-        await stop(child);
+        await group.kill(child);
       }
       for (let r = 0; r < RESTARTS; r++) {
         process.stderr.write(`[agent-memory] ${v.name}: restart ${r + 1}/${RESTARTS}, ${IDLE_MS / 1000} s idle\n`);
         const child = await startIdle(group, hub, v, agent);
         await idle(IDLE_MS);
         row.idle.push(sample(child.pid!));
-        await stop(child);
+        await group.kill(child);
       }
       rows.push(row);
     }

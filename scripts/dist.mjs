@@ -29,8 +29,11 @@ const blob = path.join(out, 'warren-agent.blob');
 const exe = path.join(out, 'warren-agent');
 const { version } = JSON.parse(fs.readFileSync(path.join(root, 'package.json'), 'utf8'));
 
-/** Imported lazily by the agent (src/agent/kube/credentials.ts), and only by an agent serving a cluster. */
-const EMBEDDED = ['@kubernetes/client-node'];
+/**
+ * Imported lazily by the agent (src/agent/kube/credentials.ts), and only by an agent serving a cluster.
+ * A filter, so that esbuild calls the plugin for these imports alone.
+ */
+const EMBEDDED = /^@kubernetes\/client-node$/;
 
 /**
  * A CommonJS module that compiles `pkg`'s own bundle on first require. The bundle is carried
@@ -77,7 +80,7 @@ const result = await build({
     {
       name: 'warren-embedded',
       setup(b) {
-        b.onResolve({ filter: /.*/ }, (a) => (EMBEDDED.includes(a.path) ? { path: a.path, namespace: 'embedded' } : undefined));
+        b.onResolve({ filter: EMBEDDED }, (a) => ({ path: a.path, namespace: 'embedded' }));
         b.onLoad({ filter: /.*/, namespace: 'embedded' }, async (a) => ({ contents: await embeddedModule(a.path), loader: 'js' }));
       },
     },
