@@ -7,11 +7,11 @@ import os from 'node:os';
 import path from 'node:path';
 import fs from 'node:fs';
 import net from 'node:net';
-import { z } from 'zod';
+import * as z from 'zod/mini';
 import { WarrenError } from '../shared/errors.js';
 import { canonicalIp, isLabel, parseListen } from '../shared/hostPort.js';
 import { isRoute } from '../shared/patterns.js';
-import { commaList, durationText, logFormatOption, logLevelOption, option, optionsSchema, parseOptions, refuse, textAs } from '../shared/options.js';
+import { commaList, configSchema, durationText, logFormatOption, logLevelOption, option, parseOptions, refuse, textAs } from '../shared/options.js';
 import type { KubeSource } from './kube/credentials.js';
 
 /** The first label of the host name, lower-cased, made into an RFC 1123 label. */
@@ -53,24 +53,27 @@ export const agentOptions = {
     conflicts: 'tokenFile',
     help: 'join token on the command line: visible to every user in `ps`; prefer --token-file or the environment',
   }),
-  hub: option(z.string().regex(/^https:\/\//, '--hub must be an https:// URL'), { arg: 'url', help: 'override the hub URL stored in the token or identity' }),
+  hub: option(z.string().check(z.regex(/^https:\/\//, '--hub must be an https:// URL')), { arg: 'url', help: 'override the hub URL stored in the token or identity' }),
   name: option(textAs((s) => (isLabel(s) ? s : undefined), "is not an RFC 1123 label (lower-case letters, digits, '-', at most 63)"), {
     arg: 'name',
     help: 'agent name, an RFC 1123 label (default: the first label of the hostname)',
   }),
-  dataDir: option(z.string().transform((dir) => path.resolve(dir)), { arg: 'dir', default: './warren-agent', help: 'where the key, certificate and hub CA are kept (unless --identity-secret)' }),
+  dataDir: option(z.pipe(z.string(), z.transform((dir: string) => path.resolve(dir))), { arg: 'dir', default: './warren-agent', help: 'where the key, certificate and hub CA are kept (unless --identity-secret)' }),
   identitySecret: option(textAs((s) => (isDnsSubdomain(s) ? s : undefined), 'is not a Kubernetes object name (lower-case letters, digits, \'-\', \'.\', at most 253)'), {
     arg: 'name',
     help: 'in a pod: keep the identity in this Secret of the pod\'s namespace (under the key NAME.json), not in --data-dir, so a replaced pod comes back as the same agent; needs get and update on it',
   }),
   labels: option(
-    z.string().transform((text, ctx) => {
-      try {
-        return parseLabels(text);
-      } catch (err) {
-        return refuse(ctx, (err as Error).message);
-      }
-    }),
+    z.pipe(
+      z.string(),
+      z.transform((text: string, ctx) => {
+        try {
+          return parseLabels(text);
+        } catch (err) {
+          return refuse(ctx, (err as Error).message);
+        }
+      }),
+    ),
     { arg: 'k=v,...', default: '', help: 'labels shown in `warren agents ls`' },
   ),
   allow: option(commaList(), { arg: 'patterns', help: 'what this agent will dial: localhost, globs, CIDRs, HOST:PORTS, * (default: own host + routes)' }),
@@ -85,7 +88,7 @@ export const agentOptions = {
     default: '',
     help: 'gateway: addresses of this host that egress rules dial from and ingress rules listen on (TCP only); each must be on a local interface',
   }),
-  kube: option(z.string().trim(), { arg: 'source', help: 'serve this cluster\'s API: "in-cluster" (the pod\'s service account) or a kubeconfig path' }),
+  kube: option(z.string().check(z.trim()), { arg: 'source', help: 'serve this cluster\'s API: "in-cluster" (the pod\'s service account) or a kubeconfig path' }),
   kubeContext: option(z.string(), { arg: 'name', help: 'context of the --kube kubeconfig to use (default: its current-context)' }),
   healthListen: option(textAs((s) => (s === 'off' ? null : parseListen(s)), 'is not HOST:PORT (or off)'), {
     arg: 'addr',
@@ -103,7 +106,7 @@ export const agentOptions = {
   kubernetesServicePort: option(z.string(), { envOnly: true, env: 'KUBERNETES_SERVICE_PORT', help: 'set in a pod; --kube in-cluster needs it' }),
 };
 
-const agentSchema = optionsSchema(agentOptions).transform((f, ctx) => {
+const agentSchema = configSchema(agentOptions, (f, ctx) => {
   const fail = (message: string) => refuse(ctx, message);
   let token = f.token;
   if (f.tokenFile !== undefined) {

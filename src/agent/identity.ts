@@ -17,7 +17,7 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import { z } from 'zod';
+import * as z from 'zod/mini';
 import { WarrenError } from '../shared/errors.js';
 import { parseJoinToken, type JoinToken } from '../shared/joinToken.js';
 import { makePrivateDir, writePrivateFile } from '../shared/privateFiles.js';
@@ -36,7 +36,7 @@ export interface AgentIdentity {
   readonly keyPem: string;
 }
 
-const identitySchema = z.object({ name: z.string(), hubUrl: z.string(), caPin: z.string(), joinTokenId: z.string().optional() });
+const identitySchema = z.object({ name: z.string(), hubUrl: z.string(), caPin: z.string(), joinTokenId: z.optional(z.string()) });
 
 /** Where an identity is kept: loaded once at start, saved on join, re-join and renewal. */
 export interface IdentityStore {
@@ -47,7 +47,7 @@ export interface IdentityStore {
 }
 
 /** The identity as one JSON document (what a Secret holds under the agent's key). */
-export const identityDocumentSchema = identitySchema.extend({ caPem: z.string(), certPem: z.string(), keyPem: z.string() });
+export const identityDocumentSchema = z.extend(identitySchema, { caPem: z.string(), certPem: z.string(), keyPem: z.string() });
 
 export function identityDocument(id: AgentIdentity): z.input<typeof identityDocumentSchema> {
   return { name: id.name, hubUrl: id.hubUrl.toString(), caPin: id.caPin, joinTokenId: id.joinTokenId, caPem: id.caPem, certPem: id.certPem, keyPem: id.keyPem };

@@ -7,7 +7,8 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { z } from 'zod';
 import { parseListen } from '../shared/hostPort.js';
-import { durationText, logFormatOption, logLevelOption, option, optionsSchema, parseOptions, refuse, textAs } from '../shared/options.js';
+import { configSchema, durationText, logFormatOption, logLevelOption, option, parseOptions, refuse, textAs } from '../shared/options.js';
+import { readOptionsFile } from '../shared/optionsFile.js';
 import type { DoorName } from '../doors/door.js';
 import { redactUrl, type StoreLocation } from '../store/store.js';
 
@@ -96,7 +97,7 @@ export const hubOptions = {
   connectUds: option(z.string().min(1), { arg: 'path', help: 'also serve plain HTTP CONNECT on this unix socket (mode 0660; callers are user "uds", group warren:uds)' }),
 };
 
-const hubSchema = optionsSchema(hubOptions).transform((f, ctx) => {
+const hubSchema = configSchema(hubOptions, (f, ctx) => {
   const fail = (message: string) => refuse(ctx, message);
   if (Boolean(f.tlsCert) !== Boolean(f.tlsKey)) return fail('--tls-cert and --tls-key go together: give both or neither');
   let store: StoreLocation = { kind: 'sqlite', path: path.join(f.dataDir, 'warren.db') };
@@ -187,5 +188,5 @@ export type HubFlags = z.input<typeof hubSchema>;
 
 /** Builds the config from CLI flags, the environment and the `--config` file, in that order of precedence. */
 export function hubConfig(flags: HubFlags, env: NodeJS.ProcessEnv = process.env): HubConfig {
-  return parseOptions(hubOptions, hubSchema, { flags, env, file: flags.config });
+  return parseOptions(hubOptions, hubSchema, { flags, env, file: flags.config === undefined ? undefined : readOptionsFile(hubOptions, flags.config) });
 }

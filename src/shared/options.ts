@@ -11,22 +11,27 @@
  * Where a value can come from several places the first one given wins: the flag, then the environment
  * variable, then the config file, then the default.
  *
- * Config file (YAML): keys are the long flag names without `--`, in kebab-case as `--help` prints them,
- * so a flag and its key read the same:
+ * A config file (src/shared/optionsFile.ts) gives values under the flags' names.
  *
- *     listen: 0.0.0.0:8443
- *     max-handshakes: 128
- *     tls-san: [hub.example.com, 10.0.0.5]
+ * Schemas here are zod's functional API (`zod/mini`): it builds the same schemas as `z.string().max()`
+ * chains, and a bundle takes only the checks it calls. The agent's single-file build carries this
+ * module and the agent's own schemas, and zod's chained API would add ~440 KiB of code to it that
+ * Node compiles at every start (~5 MiB of an idle agent's memory). A process may still pass a chained
+ * (`zod`) schema to {@link option}: both are the same core schema at run time.
  */
-import fs from 'node:fs';
 import { Option, type Command } from 'commander';
-import YAML from 'yaml';
-import { z } from 'zod';
+import { en } from 'zod/locales';
+import * as z from 'zod/mini';
 import { WarrenError } from './errors.js';
 import { parseDuration } from './duration.js';
 import { LOG_FORMATS } from './log.js';
 
-export interface OptionSpec<S extends z.ZodType = z.ZodType> {
+// zod/mini carries no messages until a locale is set (the chained API sets English when it is imported).
+z.config(en());
+
+export type Schema = z.core.$ZodType;
+
+export interface OptionSpec<S extends Schema = Schema> {
   /** Validates what was given (text; a switch's boolean; a repeatable option's list) into the config value. */
   readonly schema: S;
   readonly help: string;
@@ -46,26 +51,33 @@ export interface OptionSpec<S extends z.ZodType = z.ZodType> {
   readonly conflicts?: string;
 }
 
-type Spec<S extends z.ZodType> = Omit<OptionSpec<S>, 'schema' | 'default'>;
+type Spec<S extends Schema> = Omit<OptionSpec<S>, 'schema' | 'default'>;
 
 /** One option. With a default its value is always there (the default goes through the schema too); without, it may be undefined. */
-export function option<S extends z.ZodType>(schema: S, spec: Spec<S> & { default: z.input<S> | (() => z.input<S>) }): OptionSpec<z.ZodPrefault<S>>;
-export function option<S extends z.ZodType>(schema: S, spec: Spec<S>): OptionSpec<z.ZodOptional<S>>;
-export function option<S extends z.ZodType>(schema: S, spec: Spec<S> & { default?: unknown }): OptionSpec {
-  if (spec.default === undefined) return { ...spec, schema: schema.optional() };
-  return { ...spec, schema: schema.prefault(spec.default as never) };
+export function option<S extends Schema>(schema: S, spec: Spec<S> & { default: z.input<S> | (() => z.input<S>) }): OptionSpec<z.ZodMiniPrefault<S>>;
+export function option<S extends Schema>(schema: S, spec: Spec<S>): OptionSpec<z.ZodMiniOptional<S>>;
+export function option<S extends Schema>(schema: S, spec: Spec<S> & { default?: unknown }): OptionSpec {
+  if (spec.default === undefined) return { ...spec, schema: z.optional(schema) };
+  return { ...spec, schema: z.prefault(schema, spec.default as never) };
 }
 
 export type OptionSpecs = Record<string, OptionSpec>;
 
 /** The strict object schema of a set of options: unknown keys are rejected. */
-export function optionsSchema<T extends OptionSpecs>(specs: T): z.ZodObject<{ [K in keyof T]: T[K]['schema'] }, z.core.$strict> {
+export function optionsSchema<T extends OptionSpecs>(specs: T): OptionsSchema<T> {
   const shape = Object.fromEntries(Object.entries(specs).map(([key, spec]) => [key, spec.schema])) as { [K in keyof T]: T[K]['schema'] };
   return z.strictObject(shape);
 }
 
+type OptionsSchema<T extends OptionSpecs> = z.ZodMiniObject<{ [K in keyof T]: T[K]['schema'] }, z.core.$strict>;
+
+/** A process's config: its options, checked together and turned into what the process uses (`refuse` reports a problem). */
+export function configSchema<T extends OptionSpecs, C>(specs: T, toConfig: (options: z.output<OptionsSchema<T>>, ctx: z.core.ParsePayload) => C) {
+  return z.pipe(optionsSchema(specs), z.transform(toConfig));
+}
+
 export const flagName = (key: string): string => `--${kebab(key)}`;
-const kebab = (key: string): string => key.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`);
+export const kebab = (key: string): string => key.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`);
 const envNames = (spec: OptionSpec): readonly string[] => (spec.env === undefined ? [] : typeof spec.env === 'string' ? [spec.env] : spec.env);
 
 /** Adds one commander option per flag, with default and environment variable in its help, and an Environment section. */
@@ -91,8 +103,14 @@ export interface OptionSources {
   /** What the command line (or a caller) gave; absent keys are not given. */
   readonly flags: Readonly<Record<string, unknown>>;
   readonly env: NodeJS.ProcessEnv;
-  /** A YAML config file to read. */
-  readonly file?: string | undefined;
+  /** What a config file gave (src/shared/optionsFile.ts). */
+  readonly file?: OptionsFile | undefined;
+}
+
+/** A config file's values by option key, and its path for messages. */
+export interface OptionsFile {
+  readonly path: string;
+  readonly values: Readonly<Record<string, unknown>>;
 }
 
 /**
@@ -100,8 +118,8 @@ export interface OptionSources {
  * transform into the process's config). Any problem throws WARREN_E_CONFIG naming where the bad value
  * came from: `--flag`, the environment variable, or `FILE: key`.
  */
-export function parseOptions<S extends z.ZodType>(specs: OptionSpecs, schema: S, sources: OptionSources): z.output<S> {
-  const file = sources.file === undefined ? {} : readOptionsFile(specs, sources.file);
+export function parseOptions<S extends Schema>(specs: OptionSpecs, schema: S, sources: OptionSources): z.output<S> {
+  const file = sources.file?.values ?? {};
   const input: Record<string, unknown> = {};
   const from: Record<string, string> = {};
   const fromEnv = new Set<string>();
@@ -116,7 +134,7 @@ export function parseOptions<S extends z.ZodType>(specs: OptionSpecs, schema: S,
     if (env !== undefined) {
       [input[key], from[key]] = [sources.env[env], env];
       fromEnv.add(key);
-    } else if (key in file) [input[key], from[key]] = [file[key], `${sources.file}: ${kebab(key)}`];
+    } else if (key in file) [input[key], from[key]] = [file[key], `${sources.file!.path}: ${kebab(key)}`];
   }
   // The environment is ambient (set for a whole shell or pod), so only flags and the file can contradict each other.
   const given = (key: string) => key in from && !fromEnv.has(key);
@@ -124,7 +142,7 @@ export function parseOptions<S extends z.ZodType>(specs: OptionSpecs, schema: S,
   if (conflicting.length) {
     throw new WarrenError('WARREN_E_CONFIG', conflicting.map(([key, spec]) => `${from[key]} and ${from[spec.conflicts!]} are alternatives: give one`).join('; '));
   }
-  const parsed = schema.safeParse(input);
+  const parsed = z.safeParse(schema, input);
   if (parsed.success) return parsed.data;
   throw new WarrenError('WARREN_E_CONFIG', parsed.error.issues.map((issue) => describeIssue(issue, from)).join('; '));
 }
@@ -138,63 +156,21 @@ function describeIssue(issue: z.core.$ZodIssue, from: Record<string, string>): s
   return flag.test(issue.message) ? issue.message.replace(flag, source) : `${source}: ${issue.message}`;
 }
 
-function readOptionsFile(specs: OptionSpecs, file: string): Record<string, unknown> {
-  let text: string;
-  let doc: unknown;
-  try {
-    text = fs.readFileSync(file, 'utf8');
-  } catch (err) {
-    throw new WarrenError('WARREN_E_CONFIG', `--config ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
-  }
-  try {
-    doc = YAML.parse(text);
-  } catch (err) {
-    throw new WarrenError('WARREN_E_CONFIG', `--config ${file}: ${(err as Error).message.split('\n')[0]}`);
-  }
-  if (doc === null || doc === undefined) return {};
-  if (typeof doc !== 'object' || Array.isArray(doc)) throw new WarrenError('WARREN_E_CONFIG', `--config ${file}: not a YAML mapping of option names to values`);
-  const byKey = new Map(Object.entries(specs).filter(([, spec]) => !spec.envOnly && !spec.notInFile).map(([key, spec]) => [kebab(key), { key, spec }]));
-  const values: Record<string, unknown> = {};
-  const problems: string[] = [];
-  for (const [name, value] of Object.entries(doc)) {
-    const known = byKey.get(name);
-    if (!known) {
-      const hint = byKey.has(kebab(name)) ? `write it as "${kebab(name)}"` : 'keys are the flag names without --, as `--help` lists them';
-      problems.push(`${file}: unknown key "${name}" (${hint})`);
-      continue;
-    }
-    const v = fileValue(known.spec, value);
-    if ('problem' in v) problems.push(`${file}: ${name}: ${v.problem}`);
-    else values[known.key] = v.value;
-  }
-  if (problems.length) throw new WarrenError('WARREN_E_CONFIG', problems.join('; '));
-  return values;
-}
-
-/** YAML's types, brought to what the command line would give: text, a switch's boolean, a list. */
-function fileValue(spec: OptionSpec, value: unknown): { value: unknown } | { problem: string } {
-  const scalar = typeof value === 'string' || typeof value === 'number';
-  if (!spec.arg) return typeof value === 'boolean' ? { value } : { problem: 'must be true or false' };
-  if (spec.repeatable) {
-    if (scalar) return { value: collect(String(value), []) };
-    if (Array.isArray(value) && value.every((v) => typeof v === 'string' || typeof v === 'number')) return { value: value.map(String) };
-    return { problem: 'must be a value or a list of values' };
-  }
-  return scalar ? { value: String(value) } : { problem: 'must be a single value' };
-}
-
 /** Reports a problem from inside a transform; what it returns (z.NEVER) is what a transform that has no value returns. */
-export function refuse(ctx: z.core.$RefinementCtx, message: string): never {
-  ctx.addIssue({ code: 'custom', message });
+export function refuse(ctx: z.core.ParsePayload, message: string): never {
+  ctx.issues.push({ code: 'custom', message, input: ctx.value });
   return z.NEVER;
 }
 
 /** Text turned into a value by `parse`; what it cannot parse is reported as `"TEXT" problem`. */
 export function textAs<T>(parse: (text: string) => T | undefined, problem: string) {
-  return z.string().transform((text, ctx): T => {
-    const value = parse(text);
-    return value !== undefined ? value : refuse(ctx, `"${text}" ${problem}`);
-  });
+  return z.pipe(
+    z.string(),
+    z.transform((text: string, ctx): T => {
+      const value = parse(text);
+      return value !== undefined ? value : refuse(ctx, `"${text}" ${problem}`);
+    }),
+  );
 }
 
 /** A duration in milliseconds, from text like 500ms, 10s, 5m, 8h, 30d. */
@@ -205,11 +181,14 @@ export const durationText = textAs((text) => {
 
 /** A comma list, each item checked by `isValid`. */
 export const commaList = (isValid: (item: string) => boolean = () => true, problem = '') =>
-  z.string().transform((text, ctx) => {
-    const items = collect(text, []);
-    for (const item of items.filter((i) => !isValid(i))) refuse(ctx, `"${item}" ${problem}`);
-    return items;
-  });
+  z.pipe(
+    z.string(),
+    z.transform((text: string, ctx) => {
+      const items = collect(text, []);
+      for (const item of items.filter((i) => !isValid(i))) refuse(ctx, `"${item}" ${problem}`);
+      return items;
+    }),
+  );
 
 /** --log-level, the same for every process. */
 export const logLevelOption = option(z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'], { error: 'must be trace, debug, info, warn, error, fatal or silent' }), {

@@ -7,7 +7,7 @@
  *                         {"forward":"web","listening":false,"error":{"code":"WARREN_E_LISTEN_FAILED","message":"…"}}]}
  */
 import net from 'node:net';
-import { z } from 'zod';
+import * as z from 'zod/mini';
 import type { ListenerReport, ListenerSet } from './protocol.js';
 
 /** Either body is read whole; a peer cannot make the other side buffer more than this. */
@@ -18,21 +18,27 @@ export type DecodeResult<T> = { readonly kind: 'ok'; readonly value: T } | { rea
 
 const setSchema = z.object({
   listeners: z
-    .array(z.object({ forward: z.string().regex(/^[a-z0-9-]{1,63}$/), host: z.string().refine((h) => net.isIP(h) !== 0), port: z.number().int().min(0).max(65535) }))
-    .max(MAX_LISTENERS),
+    .array(
+      z.object({
+        forward: z.string().check(z.regex(/^[a-z0-9-]{1,63}$/)),
+        host: z.string().check(z.refine((h) => net.isIP(h) !== 0)),
+        port: z.int().check(z.minimum(0), z.maximum(65535)),
+      }),
+    )
+    .check(z.maxLength(MAX_LISTENERS)),
 });
 
 const reportSchema = z.object({
   listeners: z
     .array(
       z.object({
-        forward: z.string().max(63),
+        forward: z.string().check(z.maxLength(63)),
         listening: z.boolean(),
-        address: z.string().max(300).optional(),
-        error: z.object({ code: z.string().max(64), message: z.string().max(1000) }).optional(),
+        address: z.optional(z.string().check(z.maxLength(300))),
+        error: z.optional(z.object({ code: z.string().check(z.maxLength(64)), message: z.string().check(z.maxLength(1000)) })),
       }),
     )
-    .max(MAX_LISTENERS),
+    .check(z.maxLength(MAX_LISTENERS)),
 });
 
 export function encodeListenerSet(set: ListenerSet): string {
@@ -51,7 +57,7 @@ export function decodeListenerReport(body: Uint8Array): DecodeResult<ListenerRep
   return decodeJson(body, reportSchema, 'listener report');
 }
 
-function decodeJson<T>(body: Uint8Array, schema: z.ZodType<T>, what: string): DecodeResult<T> {
+function decodeJson<T>(body: Uint8Array, schema: z.ZodMiniType<T>, what: string): DecodeResult<T> {
   if (body.length > MAX_LISTENER_BODY) return { kind: 'error', reason: `${what} is larger than ${MAX_LISTENER_BODY} bytes` };
   let json: unknown;
   try {
