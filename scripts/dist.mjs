@@ -30,10 +30,12 @@ const exe = path.join(out, 'warren-agent');
 const { version } = JSON.parse(fs.readFileSync(path.join(root, 'package.json'), 'utf8'));
 
 /**
- * Imported lazily by the agent (src/agent/kube/credentials.ts), and only by an agent serving a cluster.
- * A filter, so that esbuild calls the plugin for these imports alone.
+ * Imported lazily by the agent: the Kubernetes client by an agent serving a cluster
+ * (src/agent/kube/credentials.ts), the certificate library (and the metadata polyfill it needs loaded
+ * first) to join or renew (src/pki/pki.ts). A filter, so that esbuild calls the plugin for these
+ * imports alone.
  */
-const EMBEDDED = /^@kubernetes\/client-node$/;
+const EMBEDDED = /^(@kubernetes\/client-node|@peculiar\/x509|reflect-metadata)$/;
 
 /**
  * A CommonJS module that compiles `pkg`'s own bundle on first require. The bundle is carried
