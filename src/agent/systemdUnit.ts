@@ -24,8 +24,8 @@ export const ENV_PATH = '/etc/warren/agent.env';
 export interface AgentUnitOptions {
   /** Absolute path of the node binary. */
   readonly nodePath: string;
-  /** Absolute path of bin/warren.js. */
-  readonly warrenBin: string;
+  /** Absolute path of bin/warren-agent.js: the agent alone, without the rest of the CLI. */
+  readonly agentBin: string;
   readonly user: string;
   readonly dataDir: string;
   readonly envFile: string;
@@ -38,7 +38,7 @@ const USER = /^[a-z_][a-z0-9_-]{0,31}$/;
 export function checkUnitOptions(o: AgentUnitOptions): void {
   if (!USER.test(o.user)) throw new WarrenError('WARREN_E_USAGE', `--user "${o.user}" is not a valid system user name (lower-case letters, digits, _ and -)`);
   if (o.user === 'root') throw new WarrenError('WARREN_E_USAGE', '--user root defeats the point: the agent runs unprivileged; pick another user (default warren)');
-  for (const [what, p] of [['--data-dir', o.dataDir], ['the env file', o.envFile], ['node', o.nodePath], ['warren', o.warrenBin]] as const) {
+  for (const [what, p] of [['--data-dir', o.dataDir], ['the env file', o.envFile], ['node', o.nodePath], ['warren-agent', o.agentBin]] as const) {
     if (!path.isAbsolute(p)) throw new WarrenError('WARREN_E_USAGE', `${what} must be an absolute path, not "${p}"`);
     if (/[\s"'\\%$]/.test(p)) throw new WarrenError('WARREN_E_USAGE', `${what} "${p}" contains whitespace, quotes or % $ \\; pick a plain path`);
     // The unit runs with PrivateTmp=yes: it sees an empty /tmp and /var/tmp of its own, so nothing there is reachable.
@@ -61,7 +61,7 @@ export function systemdWord(arg: string): string {
 
 export function renderAgentUnit(o: AgentUnitOptions): string {
   checkUnitOptions(o);
-  const exec = [o.nodePath, ...AGENT_NODE_FLAGS, o.warrenBin, 'agent', '--data-dir', o.dataDir, ...o.agentArgs].map(systemdWord).join(' ');
+  const exec = [o.nodePath, ...AGENT_NODE_FLAGS, o.agentBin, '--data-dir', o.dataDir, ...o.agentArgs].map(systemdWord).join(' ');
   const varLib = '/var/lib/';
   const stateDir = o.dataDir.startsWith(varLib) && o.dataDir.length > varLib.length ? o.dataDir.slice(varLib.length).replace(/\/+$/, '') : undefined;
   return [

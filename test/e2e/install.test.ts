@@ -30,7 +30,7 @@ describe('install', () => {
   const procs = new ChildGroup();
   after(() => procs.killAll());
 
-  it('(a) npm pack → npm install -g into a fresh prefix: warren --version, a hub and an agent, no checkout', { timeout: 300_000 }, async (t) => {
+  it('(a) npm pack → npm install -g into a fresh prefix: warren --version, a hub, an agent and warren-agent, no checkout', { timeout: 300_000 }, async (t) => {
     const dir = tempDir('npm');
     const empty = path.join(dir, 'empty');
     fs.mkdirSync(empty);
@@ -65,6 +65,12 @@ describe('install', () => {
     const hub = await startHub({ group: procs, command: [warren, 'hub'], cwd: empty, env: { PATH } });
     await startAgent({ group: procs, hub, name: 'npm-node', command: [warren, 'agent'], cwd: empty, env: { PATH } });
     await assertCarriesAStream(procs, hub, 'npm-node');
+    // `warren-agent`, the agent alone (what the unit of `warren agent install` runs), linked by npm too.
+    const agentBin = path.join(prefix, 'bin/warren-agent');
+    assert.ok(fs.realpathSync(agentBin).startsWith(fs.realpathSync(installed)), 'warren-agent on PATH is not the installed package');
+    assert.equal((await runOk(agentBin, ['--version'], { cwd: empty, env: { ...process.env, PATH } })).stdout.trim(), VERSION);
+    await startAgent({ group: procs, hub, name: 'npm-agent-only', command: [agentBin], cwd: empty, env: { PATH } });
+    await assertCarriesAStream(procs, hub, 'npm-agent-only');
     assert.deepEqual(fs.readdirSync(empty), [], 'the installed warren wrote into its working directory');
   });
 
