@@ -119,7 +119,7 @@ export interface OptionsFile {
  * came from: `--flag`, the environment variable, or `FILE: key`.
  */
 export function parseOptions<S extends Schema>(specs: OptionSpecs, schema: S, sources: OptionSources): z.output<S> {
-  const file = sources.file?.values ?? {};
+  const file = sources.file;
   const input: Record<string, unknown> = {};
   const from: Record<string, string> = {};
   const fromEnv = new Set<string>();
@@ -134,7 +134,7 @@ export function parseOptions<S extends Schema>(specs: OptionSpecs, schema: S, so
     if (env !== undefined) {
       [input[key], from[key]] = [sources.env[env], env];
       fromEnv.add(key);
-    } else if (key in file) [input[key], from[key]] = [file[key], `${sources.file!.path}: ${kebab(key)}`];
+    } else if (file && key in file.values) [input[key], from[key]] = [file.values[key], `${file.path}: ${kebab(key)}`];
   }
   // The environment is ambient (set for a whole shell or pod), so only flags and the file can contradict each other.
   const given = (key: string) => key in from && !fromEnv.has(key);
