@@ -1,6 +1,8 @@
 /** PostgreSQL-only behaviour: hubs opening one database together, a database restart, redaction. */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
+import net from 'node:net';
+import { once } from 'node:events';
 import { Writable } from 'node:stream';
 import { pino } from 'pino';
 import { ChildGroup } from '../../test/support/proc.js';
@@ -61,6 +63,69 @@ test('a database restart: writes during it wait and succeed, the outage is logge
   assert.ok(outages.length >= 1 && outages.length <= 2, `outage logged ${outages.length} times`);
   assert.ok(lines.some((l) => l.includes('store reachable again')));
   await s.close();
+});
+
+/**
+ * A TCP hop to the database that, once armed, forwards the next client message holding the text
+ * COMMIT and then closes both sides when the server starts to answer, without passing the answer on:
+ * the server has committed, and the client has lost its connection before it knew.
+ */
+async function commitCutter(target: { host: string; port: number }) {
+  const conns = new Set<net.Socket>();
+  let armed = false;
+  let cuts = 0;
+  const server = net.createServer((client) => {
+    const db = net.connect(target.port, target.host);
+    conns.add(client).add(db);
+    let cutOnAnswer = false;
+    const end = () => (client.destroy(), db.destroy(), conns.delete(client), conns.delete(db));
+    client.on('data', (chunk: Buffer) => {
+      if (armed && chunk.includes('COMMIT')) [armed, cutOnAnswer] = [false, true];
+      db.write(chunk);
+    });
+    db.on('data', (chunk: Buffer) => {
+      if (!cutOnAnswer) return void client.write(chunk);
+      cuts++;
+      end();
+    });
+    client.on('error', end).on('close', end);
+    db.on('error', end).on('close', end);
+  });
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  return {
+    port: (server.address() as net.AddressInfo).port,
+    /** Drops every open connection (the pool's next statements then open fresh ones) and arms the cut. */
+    arm: () => {
+      for (const c of conns) c.destroy();
+      armed = true;
+    },
+    get cuts() {
+      return cuts;
+    },
+    close: () => new Promise<void>((resolve) => server.close(() => resolve())),
+  };
+}
+
+test('a connection lost while its COMMIT was on the way: the retry finds the transaction committed and does not apply it twice', async () => {
+  const cutter = await commitCutter({ host: pg.host, port: pg.port });
+  const url = new URL(pg.url());
+  url.port = String(cutter.port);
+  const s = await PostgresStore.open({ url: url.toString() }, silentLogger);
+  try {
+    const before = Number(await pg.psql('SELECT count(*) FROM audit', 'warren'));
+    cutter.arm();
+    const ids = await s.appendAudit([row(1), row(2)]);
+    assert.equal(cutter.cuts, 1, 'the COMMIT was cut off');
+    assert.equal(Number(await pg.psql('SELECT count(*) FROM audit', 'warren')), before + 2, 'the two rows are there once');
+    assert.equal(await pg.psql(`SELECT count(*) FROM audit WHERE id IN (${ids.join(',')})`, 'warren'), '2', 'the ids returned are the committed rows');
+    // A write that had not reached its COMMIT is run again: nothing lost either.
+    assert.equal((await s.appendAudit([row(3)])).length, 1);
+    assert.equal(Number(await pg.psql('SELECT count(*) FROM audit', 'warren')), before + 3);
+  } finally {
+    await s.close();
+    await cutter.close();
+  }
 });
 
 test('an unreachable database fails the open with the URL redacted', async () => {

@@ -145,16 +145,35 @@ export class PostgresStore implements Store {
     return this.withClient((q) => q(text, values));
   }
 
-  /** One transaction; rolled back when `fn` throws, retried whole when the connection was lost. */
+  /**
+   * One transaction; rolled back when `fn` throws, retried whole when the connection was lost. A
+   * connection lost while its COMMIT was on the way leaves the outcome unknown: the server may have
+   * committed and died before it answered. Run again blindly, the transaction would then apply twice
+   * (an audit row written twice, seen in a restart test), so the retry first asks the server whether
+   * the transaction committed (`txid_status`, PostgreSQL's way to resolve an interrupted COMMIT) and,
+   * if it did, returns what that attempt computed.
+   */
   private tx<T>(fn: (q: Querier) => Promise<T>, retryWindowMs?: number): Promise<T> {
+    let committing: { xid: string; result: T } | undefined;
     return this.withClient(async (q) => {
+      if (committing) {
+        const status = (await q('SELECT txid_status($1) AS status', [committing.xid])).rows[0]?.status;
+        if (status === 'committed') return committing.result;
+        committing = undefined;
+      }
       await q('BEGIN');
       try {
         const result = await fn(q);
+        // NULL when the transaction wrote nothing: then running it again is harmless.
+        const xid = (await q('SELECT txid_current_if_assigned() AS xid')).rows[0]?.xid as string | null | undefined; // int8: text in pg
+        if (typeof xid === 'string') committing = { xid, result };
         await q('COMMIT');
         return result;
       } catch (err) {
-        if (!isTransient(err)) await q('ROLLBACK');
+        if (!isTransient(err)) {
+          committing = undefined;
+          await q('ROLLBACK');
+        }
         throw err;
       }
     }, retryWindowMs);
