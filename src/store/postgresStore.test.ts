@@ -36,10 +36,12 @@ test('hubs opening one database at once apply each migration once (advisory lock
   await pg.psql(`UPDATE warren_schema SET version = ${SCHEMA_VERSION}`, 'warren');
 });
 
-test('a database restart: writes during it wait and succeed, the outage is logged once, nothing is lost', async () => {
+test('a database restart: writes during it wait and succeed, the outage is logged once, nothing is lost', async (t) => {
   const lines: string[] = [];
   const log = pino({ level: 'info' }, new Writable({ write: (chunk: Buffer, _e, done) => (lines.push(chunk.toString()), done()) }));
   const s = await PostgresStore.open({ url: pg.url() }, log);
+  // Closed whatever happens: an open pool would keep the test process alive after a failed assertion.
+  t.after(() => s.close());
   const before = Number(await pg.psql('SELECT count(*) FROM audit', 'warren'));
   // Fill the pool with idle connections the restart will kill.
   await Promise.all(Array.from({ length: 10 }, (_, i) => s.appendAudit([row(i)])));
@@ -62,7 +64,6 @@ test('a database restart: writes during it wait and succeed, the outage is logge
   const outages = lines.filter((l) => l.includes('store connection lost'));
   assert.ok(outages.length >= 1 && outages.length <= 2, `outage logged ${outages.length} times`);
   assert.ok(lines.some((l) => l.includes('store reachable again')));
-  await s.close();
 });
 
 /**
@@ -107,25 +108,21 @@ async function commitCutter(target: { host: string; port: number }) {
   };
 }
 
-test('a connection lost while its COMMIT was on the way: the retry finds the transaction committed and does not apply it twice', async () => {
+test('a connection lost while its COMMIT was on the way: the retry finds the transaction committed and does not apply it twice', async (t) => {
   const cutter = await commitCutter({ host: pg.host, port: pg.port });
   const url = new URL(pg.url());
   url.port = String(cutter.port);
   const s = await PostgresStore.open({ url: url.toString() }, silentLogger);
-  try {
-    const before = Number(await pg.psql('SELECT count(*) FROM audit', 'warren'));
-    cutter.arm();
-    const ids = await s.appendAudit([row(1), row(2)]);
-    assert.equal(cutter.cuts, 1, 'the COMMIT was cut off');
-    assert.equal(Number(await pg.psql('SELECT count(*) FROM audit', 'warren')), before + 2, 'the two rows are there once');
-    assert.equal(await pg.psql(`SELECT count(*) FROM audit WHERE id IN (${ids.join(',')})`, 'warren'), '2', 'the ids returned are the committed rows');
-    // A write that had not reached its COMMIT is run again: nothing lost either.
-    assert.equal((await s.appendAudit([row(3)])).length, 1);
-    assert.equal(Number(await pg.psql('SELECT count(*) FROM audit', 'warren')), before + 3);
-  } finally {
-    await s.close();
-    await cutter.close();
-  }
+  t.after(async () => (await s.close(), await cutter.close()));
+  const before = Number(await pg.psql('SELECT count(*) FROM audit', 'warren'));
+  cutter.arm();
+  const ids = await s.appendAudit([row(1), row(2)]);
+  assert.equal(cutter.cuts, 1, 'the COMMIT was cut off');
+  assert.equal(Number(await pg.psql('SELECT count(*) FROM audit', 'warren')), before + 2, 'the two rows are there once');
+  assert.equal(await pg.psql(`SELECT count(*) FROM audit WHERE id IN (${ids.join(',')})`, 'warren'), '2', 'the ids returned are the committed rows');
+  // A write that had not reached its COMMIT is run again: nothing lost either.
+  assert.equal((await s.appendAudit([row(3)])).length, 1);
+  assert.equal(Number(await pg.psql('SELECT count(*) FROM audit', 'warren')), before + 3);
 });
 
 test('an unreachable database fails the open with the URL redacted', async () => {
