@@ -120,14 +120,14 @@ export class PostgresStore implements Store {
   }
 
   /** Runs `fn` on one connection, retried on a fresh one while the failure is a lost connection. */
-  private async withClient<T>(fn: (q: Querier) => Promise<T>, retryWindowMs = RETRY_WINDOW_MS): Promise<T> {
+  private async withClient<T>(fn: (q: Querier, client: pg.PoolClient) => Promise<T>, retryWindowMs = RETRY_WINDOW_MS): Promise<T> {
     const deadline = Date.now() + retryWindowMs;
     for (let attempt = 0; ; attempt++) {
       let client: pg.PoolClient | undefined;
       try {
         client = await this.pool.connect();
         const c = client;
-        const result = await fn((text, values) => c.query<Row>(this.statement(text, values)));
+        const result = await fn((text, values) => c.query<Row>(this.statement(text, values)), c);
         client.release();
         this.recovered();
         return result;
@@ -155,18 +155,19 @@ export class PostgresStore implements Store {
    */
   private tx<T>(fn: (q: Querier) => Promise<T>, retryWindowMs?: number): Promise<T> {
     let committing: { xid: string; result: T } | undefined;
-    return this.withClient(async (q) => {
+    return this.withClient(async (q, client) => {
       if (committing) {
         const status = (await q('SELECT txid_status($1) AS status', [committing.xid])).rows[0]?.status;
         if (status === 'committed') return committing.result;
         committing = undefined;
       }
-      await q('BEGIN');
+      // BEGIN and the transaction's id in one round trip: the simple query protocol (no parameters, no
+      // statement name) takes several statements and answers with one result each.
+      const [, started] = (await client.query('BEGIN; SELECT txid_current()::text AS xid')) as unknown as [pg.QueryResult, pg.QueryResult<Row>];
+      const xid = started.rows[0]!.xid as string;
       try {
         const result = await fn(q);
-        // NULL when the transaction wrote nothing: then running it again is harmless.
-        const xid = (await q('SELECT txid_current_if_assigned() AS xid')).rows[0]?.xid as string | null | undefined; // int8: text in pg
-        if (typeof xid === 'string') committing = { xid, result };
+        committing = { xid, result };
         await q('COMMIT');
         return result;
       } catch (err) {
