@@ -8,9 +8,9 @@ import path from 'node:path';
 import fs from 'node:fs';
 import net from 'node:net';
 import * as z from 'zod/mini';
-import { WarrenError } from '../shared/errors.js';
 import { canonicalIp, isLabel, parseListen } from '../shared/hostPort.js';
 import { isRoute } from '../shared/patterns.js';
+import { parseLabels } from '../shared/textLists.js';
 import { commaList, configSchema, durationText, logFormatOption, logLevelOption, option, parseOptions, refuse, textAs } from '../shared/options.js';
 import type { KubeSource } from './kube/credentials.js';
 
@@ -18,17 +18,6 @@ import type { KubeSource } from './kube/credentials.js';
 export function defaultAgentName(hostname = os.hostname()): string {
   const label = hostname.split('.')[0]!.toLowerCase().replace(/[^a-z0-9-]/g, '-').replace(/^-+|-+$/g, '').slice(0, 63);
   return label || 'agent';
-}
-
-export function parseLabels(text: string | undefined): Record<string, string> {
-  const out: Record<string, string> = {};
-  for (const item of (text ?? '').split(',').map((s) => s.trim()).filter(Boolean)) {
-    const eq = item.indexOf('=');
-    const key = eq < 0 ? item : item.slice(0, eq);
-    if (!/^[A-Za-z0-9._/-]{1,63}$/.test(key)) throw new WarrenError('WARREN_E_CONFIG', `--labels: "${item}" is not key=value`);
-    out[key] = eq < 0 ? '' : item.slice(eq + 1);
-  }
-  return out;
 }
 
 /**

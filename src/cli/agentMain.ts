@@ -12,10 +12,12 @@ import { Command, CommanderError } from 'commander';
 import { asWarrenError } from '../shared/errors.js';
 import { VERSION } from '../shared/version.js';
 import { registerAgent } from './commands/agent.js';
+import { loadDeferredOptions } from './conventions.js';
 
 async function agentMain(argv: string[]): Promise<number> {
   // The `agent` command itself is the program: its options, help and examples, under this name.
   const program = registerAgent(new Command());
+  await loadDeferredOptions(program);
   program.parent = null;
   program.name('warren-agent').version(VERSION, '-v, --version').exitOverride();
   try {

@@ -16,12 +16,28 @@ after(() => {
 test('a damaged login file is a config error that says what to do, not an internal JSON error', () => {
   const file = path.join(dir, 'config.json');
   env.WARREN_CONFIG = file;
-  for (const text of ['{"hub": "https://h:8443", "tok', '', 'null', '{"hub": 1}']) {
+  const login = '{"hub": "https://h:8443", "token": "t", "caPin": "p", "caPem": "c"}';
+  const damaged = ['{"hub": "https://h:8443", "tok', '', 'null', '{"hub": 1}', '[]', '{"contexts": []}', '{"contexts": {"a": {"hub": 1}}}',
+    `{"contexts": {"a": ${login}, "b": {"hub": "https://h:8443"}}}`, `{"currentContext": "b", "contexts": {"a": ${login}}}`, `{"currentContext": 7, "contexts": {"a": ${login}}}`];
+  for (const text of damaged) {
     fs.writeFileSync(file, text);
     assert.throws(readLogin, (e: WarrenError) => e.code === 'WARREN_E_CONFIG' && e.message.includes(file) && /is damaged .*run `warren login` again/.test(e.message), JSON.stringify(text));
   }
   fs.rmSync(file);
   assert.equal(readLogin(), undefined);
+});
+
+test('a login file keeps only what `warren login` writes, and a context is only a saved one', () => {
+  const file = path.join(dir, 'extra.json');
+  env.WARREN_CONFIG = file;
+  const lab = { hub: 'https://10.0.0.5:8443', token: 'at1.lab', caPin: `sha256:${'b'.repeat(64)}`, caPem: 'PEM-B' };
+  fs.writeFileSync(file, JSON.stringify({ contexts: { lab: { ...lab, note: 'mine' } }, extra: true }));
+  assert.deepEqual(readLoginFile(), { contexts: { lab } });
+  assert.equal(readLogin(), undefined, 'no current context');
+  assert.deepEqual(readLogin('lab'), lab);
+  for (const name of ['toString', '__proto__', 'constructor']) {
+    assert.throws(() => readLogin(name), (e: WarrenError) => e.code === 'WARREN_E_CONFIG' && e.message.startsWith(`no context "${name}"`), name);
+  }
 });
 
 test('a login file from before contexts is read as one context named after its hub, and kept at the next login', () => {

@@ -17,7 +17,6 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { z } from 'zod';
 import { WarrenError } from '../shared/errors.js';
 import { fingerprint } from '../pki/certInfo.js';
 import { pinsEqual } from '../shared/joinToken.js';
@@ -33,11 +32,35 @@ export interface ClientFlags {
   context?: string | undefined;
 }
 
-const savedSchema = z.object({ hub: z.string(), token: z.string(), caPin: z.string(), caPem: z.string() });
-export type SavedLogin = z.infer<typeof savedSchema>;
+export interface SavedLogin {
+  hub: string;
+  token: string;
+  caPin: string;
+  caPem: string;
+}
+const LOGIN_KEYS = ['hub', 'token', 'caPin', 'caPem'] as const satisfies readonly (keyof SavedLogin)[];
 
-const fileSchema = z.object({ currentContext: z.string().optional(), contexts: z.record(z.string(), savedSchema) });
-export type LoginFile = z.infer<typeof fileSchema>;
+export interface LoginFile {
+  currentContext?: string | undefined;
+  contexts: Record<string, SavedLogin>;
+}
+
+// The file is checked here rather than with a zod schema: every client command reads it, `warren
+// connect` too, which ssh starts once per connection, and loading zod is ~80 ms of a ~150 ms start
+// (docs/benchmarks.md, finding 9). Its shape is a few strings. Unknown keys are dropped.
+const isRecord = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
+
+function asLogin(v: unknown): SavedLogin | undefined {
+  if (!isRecord(v) || !LOGIN_KEYS.every((key) => typeof v[key] === 'string')) return undefined;
+  return Object.fromEntries(LOGIN_KEYS.map((key) => [key, v[key]])) as unknown as SavedLogin;
+}
+
+function asLoginFile(v: unknown): LoginFile | undefined {
+  if (!isRecord(v) || !isRecord(v.contexts) || (v.currentContext !== undefined && typeof v.currentContext !== 'string')) return undefined;
+  const contexts = Object.entries(v.contexts).map(([name, login]) => [name, asLogin(login)] as const);
+  if (contexts.some(([, login]) => !login)) return undefined;
+  return { ...(v.currentContext !== undefined ? { currentContext: v.currentContext } : {}), contexts: Object.fromEntries(contexts) as Record<string, SavedLogin> };
+}
 
 export const env: NodeJS.ProcessEnv = process.env;
 
@@ -62,12 +85,12 @@ export function readLoginFile(): LoginFile {
   } catch {
     data = undefined;
   }
-  const parsed = fileSchema.safeParse(data);
-  if (parsed.success && (parsed.data.currentContext === undefined || parsed.data.contexts[parsed.data.currentContext])) return parsed.data;
-  const single = savedSchema.safeParse(data);
-  if (single.success) {
-    const name = defaultContextName(single.data.hub);
-    return { currentContext: name, contexts: { [name]: single.data } };
+  const parsed = asLoginFile(data);
+  if (parsed && (parsed.currentContext === undefined || Object.hasOwn(parsed.contexts, parsed.currentContext))) return parsed;
+  const single = asLogin(data);
+  if (single) {
+    const name = defaultContextName(single.hub);
+    return { currentContext: name, contexts: { [name]: single } };
   }
   throw new WarrenError('WARREN_E_CONFIG', `${file} is damaged (not the JSON \`warren login\` writes): run \`warren login\` again, or remove the file and pass --hub/--token/--ca-fingerprint`);
 }
@@ -76,7 +99,7 @@ export function readLoginFile(): LoginFile {
 export function readLogin(name?: string): SavedLogin | undefined {
   const saved = readLoginFile();
   if (name === undefined) return saved.currentContext === undefined ? undefined : saved.contexts[saved.currentContext];
-  const login = saved.contexts[name];
+  const login = Object.hasOwn(saved.contexts, name) ? saved.contexts[name] : undefined;
   if (!login) {
     const known = Object.keys(saved.contexts);
     throw new WarrenError('WARREN_E_CONFIG', `no context "${name}" in ${loginFilePath()} (${known.length ? `saved: ${known.join(', ')}` : 'none saved'}); \`warren login --context ${name} --hub URL …\` saves one`);

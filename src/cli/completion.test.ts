@@ -12,13 +12,18 @@ import path from 'node:path';
 import { after, test } from 'node:test';
 import { buildProgram } from './program.js';
 import { completionScript, completionTree } from './completion.js';
+import { loadDeferredOptions } from './conventions.js';
+
+// The tree `warren completion` walks: every command's flags, `warren hub`'s and `warren agent`'s too.
+const program = buildProgram();
+await loadDeferredOptions(program);
 
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'warren-completion-'));
 after(() => fs.rmSync(dir, { recursive: true, force: true }));
 
 function scriptFile(shell: 'bash' | 'zsh' | 'fish'): string {
   const file = path.join(dir, `warren.${shell}`);
-  fs.writeFileSync(file, completionScript(buildProgram(), shell));
+  fs.writeFileSync(file, completionScript(program, shell));
   return file;
 }
 
@@ -49,6 +54,7 @@ test('bash: the script loads, registers for warren, and completes nouns, aliases
   assert.deepEqual(bashComplete(file, 'warren token cr'), ['create'], 'the singular alias leads to the same verbs');
   assert.deepEqual(bashComplete(file, 'warren tokens create --us'), ['--user']);
   assert.deepEqual(bashComplete(file, 'warren grants ls -o '), ['json', 'table', 'yaml']);
+  assert.deepEqual(bashComplete(file, 'warren hub --max-hand'), ['--max-handshakes'], 'a flag from the hub\'s option specs, added before the tree is walked');
   assert.deepEqual(bashComplete(file, 'warren completion '), [], 'an argument, not a command: nothing to offer');
   assert.ok(bashComplete(file, 'warren --').includes('--version'));
 });
@@ -77,7 +83,7 @@ printf '%s\n' "\${COMPREPLY[@]}"
 
 test('every noun with verbs, by its name and by each alias, offers its verbs, alike in bash, zsh and fish', () => {
   const [bash, zsh, fish] = [scriptFile('bash'), scriptFile('zsh'), scriptFile('fish')];
-  const tree = completionTree(buildProgram());
+  const tree = completionTree(program);
   const byPath = new Map(tree.map((n) => [n.path, n]));
   const nouns = tree[0]!.children.filter((c) => byPath.get(c.path)!.children.length > 0);
   assert.ok(nouns.some((c) => c.word === 'agent'), 'agent has verbs (install, manifest)');

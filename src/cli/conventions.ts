@@ -10,8 +10,13 @@
  * - listing leaves (`ls`, `list`, `show`, `get`) take `-o table|json|yaml`, table by default; other
  *   commands with structured output declare it themselves with {@link outputOption}; nothing else has it.
  * - a usage error is one line on stderr, commander's "(Did you mean …?)" included, and exits 2 (main.ts).
+ * - a command whose flags come from its process's option specs (`warren hub`, `warren agent`: src/shared/
+ *   options.ts, which loads zod) gets them when it is about to run or show its help ({@link deferOptions}),
+ *   so every other command starts without loading them: ~80 ms off each `warren connect`, which ssh
+ *   starts once per connection (docs/benchmarks.md, finding 9).
  */
 import { Option, type Command } from 'commander';
+import type { OptionSpecs } from '../shared/options.js';
 
 /** Subcommands that make a command a resource noun. */
 const RESOURCE_VERBS = new Set(['create', 'ls', 'list', 'show', 'get', 'rm', 'delete']);
@@ -86,11 +91,32 @@ function oneLineErrors(cmd: Command): void {
   for (const sub of cmd.commands) oneLineErrors(sub);
 }
 
+const deferred = new WeakMap<Command, () => Promise<OptionSpecs>>();
+
+/** `cmd`'s flags are the option specs `load` gives; they are added when `cmd` is dispatched to, or by {@link loadDeferredOptions}. */
+export function deferOptions(cmd: Command, load: () => Promise<OptionSpecs>): Command {
+  deferred.set(cmd, load);
+  return cmd;
+}
+
+/** Adds the deferred flags of `cmd` and of every command under it (the whole tree: completion needs every flag). */
+export async function loadDeferredOptions(cmd: Command): Promise<void> {
+  for (const c of walk(cmd)) {
+    const load = deferred.get(c);
+    if (!load) continue;
+    deferred.delete(c);
+    const [{ addOptions }, specs] = await Promise.all([import('../shared/options.js'), load()]);
+    addOptions(c, specs);
+  }
+}
+
 /** Applies the conventions above to the whole tree; call once, after every command is registered. */
 export function applyConventions(program: Command): void {
   addNounAliases(program);
   addListingOutput(program);
   oneLineErrors(program);
+  // commander runs this before a subcommand parses its arguments or prints its help (`warren help agent` too).
+  for (const c of walk(program)) c.hook('preSubcommand', (_parent, sub) => loadDeferredOptions(sub));
 }
 
 /** Every command under `cmd` (itself included), depth first. */

@@ -1,6 +1,11 @@
 /** `-o json|yaml|table` for every listing. */
-import YAML from 'yaml';
+import { createRequire } from 'node:module';
+import type YAML from 'yaml';
 import { WarrenError } from '../shared/errors.js';
+
+// yaml is required when -o yaml asks for it: loading it is ~45 ms of every command's start, and most
+// runs print a table or JSON.
+const require = createRequire(import.meta.url);
 
 export type OutputFormat = 'json' | 'yaml' | 'table';
 
@@ -25,7 +30,7 @@ function cell(v: unknown): string {
 
 export function render<T>(data: T | T[], format: OutputFormat, columns: Column<T>[]): string {
   if (format === 'json') return JSON.stringify(data, null, 2) + '\n';
-  if (format === 'yaml') return YAML.stringify(data);
+  if (format === 'yaml') return (require('yaml') as typeof YAML).stringify(data);
   const rows = Array.isArray(data) ? data : [data];
   const table = [columns.map((c) => c.header), ...rows.map((r) => columns.map((c) => cell(c.get(r))))];
   const widths = columns.map((_, i) => Math.max(...table.map((row) => row[i]!.length)));

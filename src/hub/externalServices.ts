@@ -22,8 +22,8 @@
 import { isDeepStrictEqual } from 'node:util';
 import { WarrenError, asWarrenError } from '../shared/errors.js';
 import { formatHostPort } from '../shared/hostPort.js';
-import { entriesClash, formatEntry } from '../shared/forwardSpec.js';
-import { ENTRY_AGENT_ANNOTATION, checkExternalServices, type ExternalService } from '../shared/externalService.js';
+import { ENTRY_AGENT_ANNOTATION, entriesClash, formatEntry } from '../shared/forwardSpec.js';
+import { checkExternalServices, type ExternalService } from '../shared/externalService.js';
 import type { ExternalServiceRecord, ForwardRecord, Store } from '../store/store.js';
 import { entryOf, type ForwardInput, type Forwards, type ForwardSessions, type ForwardView } from './forwards.js';
 

@@ -24,9 +24,8 @@ import net from 'node:net';
 import YAML from 'yaml';
 import { z } from 'zod';
 import { WarrenError } from './errors.js';
+import { ENTRY_AGENT_ANNOTATION } from './forwardSpec.js';
 
-/** The annotation that names the agent whose host (a pod in the sources' cluster) carries the entries. */
-export const ENTRY_AGENT_ANNOTATION = 'warren.dev/entry-agent';
 export const API_VERSIONS = ['externalservice.example.com/v1alpha1', 'warren.dev/v1alpha1'] as const;
 /** Room left in a 63-character rule name for `-e99-65535`. */
 export const MAX_NAME = 50;

@@ -24,6 +24,12 @@ import { formatHostPort, isLabel } from './hostPort.js';
 import { cidrContains, parseCidr } from './patterns.js';
 
 export const HUB_ENTRY = 'hub';
+/**
+ * The annotation of an ExternalService (externalService.ts) that names the agent whose host (a pod in
+ * the sources' cluster) carries its rules' entries. Here, with the entries' grammar, so that the CLI
+ * can name it without loading the document's schema.
+ */
+export const ENTRY_AGENT_ANNOTATION = 'warren.dev/entry-agent';
 /** Where an entry binds when it names no address. */
 export const DEFAULT_BIND = '0.0.0.0';
 

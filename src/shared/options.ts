@@ -25,6 +25,7 @@ import * as z from 'zod/mini';
 import { WarrenError } from './errors.js';
 import { parseDuration } from './duration.js';
 import { LOG_FORMATS } from './log.js';
+import { collect } from './textLists.js';
 
 // zod/mini carries no messages until a locale is set (the chained API sets English when it is imported).
 z.config(en());
@@ -204,8 +205,3 @@ export const logFormatOption = option(z.enum(LOG_FORMATS, { error: 'must be json
   env: 'WARREN_LOG_FORMAT',
   help: 'json|pretty (default: pretty on a terminal, json otherwise)',
 });
-
-/** Repeatable option: `--x a --x b,c` → ['a', 'b', 'c']. */
-export function collect(value: string, previous: string[]): string[] {
-  return [...previous, ...value.split(',').map((s) => s.trim()).filter(Boolean)];
-}

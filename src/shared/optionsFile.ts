@@ -12,7 +12,8 @@
 import fs from 'node:fs';
 import YAML from 'yaml';
 import { WarrenError } from './errors.js';
-import { collect, kebab, type OptionSpec, type OptionSpecs, type OptionsFile } from './options.js';
+import { collect } from './textLists.js';
+import { kebab, type OptionSpec, type OptionSpecs, type OptionsFile } from './options.js';
 
 /** Reads FILE's options (`--config FILE`); unknown keys and values of the wrong shape are named, all at once. */
 export function readOptionsFile(specs: OptionSpecs, file: string): OptionsFile {

@@ -1,16 +1,14 @@
 /** `warren agent`: join once with a token, then keep one tunnel to the hub open. */
 import type { Command } from 'commander';
-import { agentConfig, agentOptions, type AgentFlags } from '../../agent/config.js';
-import { startAgent } from '../../agent/agent.js';
-import { createLogger } from '../../shared/log.js';
+import type { AgentFlags } from '../../agent/config.js';
+import type { Agent } from '../../agent/agent.js';
 import { sendAgentReadyWhenUp } from '../readySignal.js';
-import { startHealthServer } from '../../agent/health.js';
 import { formatHostPort } from '../../shared/hostPort.js';
-import { addOptions } from '../../shared/options.js';
+import { deferOptions } from '../conventions.js';
 
 export function registerAgent(program: Command): Command {
   const command = program.command('agent').description('Run an agent: dials out to the hub and carries streams to targets it is allowed to reach.');
-  return addOptions(command, agentOptions)
+  return deferOptions(command, async () => (await import('../../agent/config.js')).agentOptions)
     .addHelpText(
       'after',
       `
@@ -25,6 +23,10 @@ Examples:
   warren agent manifest --cluster alpha | kubectl apply -f -                              # the same, as a StatefulSet in the cluster`,
     )
     .action(async (flags: AgentFlags) => {
+      // The agent's modules load when it runs, not at every `warren` command's start.
+      const [{ agentConfig }, { startAgent }, { createLogger }, { startHealthServer }] = await Promise.all([
+        import('../../agent/config.js'), import('../../agent/agent.js'), import('../../shared/log.js'), import('../../agent/health.js'),
+      ]);
       const config = agentConfig(flags);
       const log = await createLogger('agent', config.logLevel, config.logFormat);
       if (flags.token !== undefined) {
@@ -32,7 +34,7 @@ Examples:
       }
       // Up before joining, so a liveness probe passes while the agent enrolls; ready once the tunnel is.
       // eslint-disable-next-line prefer-const -- the health check below reads it before startAgent() resolves
-      let agent: Awaited<ReturnType<typeof startAgent>> | undefined;
+      let agent: Agent | undefined;
       const health = config.healthListen ? await startHealthServer(config.healthListen, () => agent?.connected ?? false) : undefined;
       if (health) log.info({ healthListen: formatHostPort({ host: health.address.address, port: health.address.port }) }, 'health endpoints listening');
       agent = await startAgent(config, log);

@@ -9,7 +9,6 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Command } from 'commander';
 import { WarrenError } from '../../shared/errors.js';
-import { agentConfig } from '../../agent/config.js';
 import { ENV_PATH, UNIT_PATH, checkUnitOptions, renderAgentEnv, renderAgentUnit, type AgentUnitOptions } from '../../agent/systemdUnit.js';
 
 // The unit runs the agent's own entry (`warren-agent`, the same command line as `warren agent`): it
@@ -54,12 +53,13 @@ Examples:
   sudo warren agent install --token wj1.… --route 10.20.0.0/16
   warren agent install --token wj1.… --print      # for a node image: unit + env file on stdout`)
     .action(async (o: InstallFlags) => {
-      process.exitCode = installAgent(o);
+      process.exitCode = await installAgent(o);
     });
 }
 
-export function unitOptionsFrom(o: InstallFlags): AgentUnitOptions {
+async function unitOptionsFrom(o: InstallFlags): Promise<AgentUnitOptions> {
   // The same validation the agent runs at start-up, now, rather than in a crash loop on every node.
+  const { agentConfig } = await import('../../agent/config.js');
   agentConfig({ token: o.token, name: o.name, dataDir: o.dataDir, hub: o.hub, labels: o.labels, allow: o.allow, route: o.route, cluster: o.cluster }, {});
   const agentArgs: string[] = [];
   for (const [flag, value] of [['--name', o.name], ['--hub', o.hub], ['--labels', o.labels], ['--allow', o.allow], ['--route', o.route], ['--cluster', o.cluster]] as const) {
@@ -70,8 +70,8 @@ export function unitOptionsFrom(o: InstallFlags): AgentUnitOptions {
   return options;
 }
 
-function installAgent(o: InstallFlags): number {
-  const options = unitOptionsFrom(o);
+async function installAgent(o: InstallFlags): Promise<number> {
+  const options = await unitOptionsFrom(o);
   const unit = renderAgentUnit(options);
   const env = renderAgentEnv(o.token);
   if (o.print) {

@@ -17,7 +17,6 @@ import type { Command } from 'commander';
 import { WarrenError } from '../../shared/errors.js';
 import { parseDuration } from '../../shared/duration.js';
 import { hubRequest, jsonOrThrow } from '../../client/hubHttp.js';
-import { agentManifest } from '../../kube/manifest.js';
 import { resolveClient, type ClientFlags } from '../clientConfig.js';
 
 interface ManifestFlags extends ClientFlags {
@@ -69,6 +68,7 @@ async function buildManifest(o: ManifestFlags): Promise<string> {
     cluster: o.cluster, namespace: o.namespace, replicas,
     ...(o.image ? { image: o.image } : {}), ...(o.agentHubUrl ? { hubUrl: o.agentHubUrl } : {}),
   };
+  const { agentManifest } = await import('../../kube/manifest.js'); // yaml: loaded by this command alone
   // Validate everything (names, image, URL) before a token exists that nobody will use.
   agentManifest({ ...options, joinToken: 'validate-only' });
   let joinToken = o.joinToken;

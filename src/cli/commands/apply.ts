@@ -11,7 +11,8 @@
 import fs from 'node:fs';
 import type { Command } from 'commander';
 import { WarrenError } from '../../shared/errors.js';
-import { ENTRY_AGENT_ANNOTATION, formatExternalServices, parseExternalServices, type ExternalService } from '../../shared/externalService.js';
+import type { ExternalService } from '../../shared/externalService.js';
+import { ENTRY_AGENT_ANNOTATION } from '../../shared/forwardSpec.js';
 import { parseFormat, render, type Column } from '../output.js';
 import { examples, outputOption } from '../conventions.js';
 import { call, type ForwardRow } from './forwards.js';
@@ -75,6 +76,7 @@ export function registerApply(program: Command): void {
     ],
   ).action(async (o: Opts, cmd: Command) => {
     const source = o.filename === '-' ? 'stdin' : o.filename;
+    const { parseExternalServices } = await import('../../shared/externalService.js'); // yaml and zod: loaded by these commands alone
     const items = parseExternalServices(readInput(o.filename), source);
     const { applied } = await call<{ applied: ApplyResult[] }>(cmd, 'POST', '/api/v1/externalservices', { items });
     const format = parseFormat(cmd.optsWithGlobals<Opts>().output);
@@ -99,7 +101,7 @@ export function registerApply(program: Command): void {
       ? await call<ServiceRow[]>(cmd, 'GET', '/api/v1/externalservices')
       : [await call<ServiceRow>(cmd, 'GET', `/api/v1/externalservices/${encodeURIComponent(name)}`)];
     const manifests = rows.map((r) => r.manifest);
-    if (format === 'yaml') return void process.stdout.write(formatExternalServices(manifests));
+    if (format === 'yaml') return void process.stdout.write((await import('../../shared/externalService.js')).formatExternalServices(manifests));
     if (format === 'json') return void process.stdout.write(JSON.stringify(name === undefined ? manifests : manifests[0], null, 2) + '\n');
     process.stdout.write(render(rows, 'table', columns));
   });

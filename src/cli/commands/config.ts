@@ -50,12 +50,13 @@ export function registerConfig(program: Command): void {
       .description('Make a saved context the current one: later commands talk to its hub with its token.')
       .action((name: string) => {
         const saved = readLoginFile();
-        if (!saved.contexts[name]) {
+        const login = Object.hasOwn(saved.contexts, name) ? saved.contexts[name] : undefined;
+        if (!login) {
           const known = Object.keys(saved.contexts);
           throw new WarrenError('WARREN_E_USAGE', `no context "${name}"${known.length ? ` (saved: ${known.join(', ')})` : ''}; \`warren config get-contexts\` lists them`);
         }
         writeLoginFile({ ...saved, currentContext: name });
-        process.stdout.write(`Switched to context "${name}" (${saved.contexts[name].hub}).\n`);
+        process.stdout.write(`Switched to context "${name}" (${login.hub}).\n`);
       }),
     ['warren config use-context lab'],
   );

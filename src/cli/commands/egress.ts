@@ -8,7 +8,7 @@ import { isLabel, parseHostPort } from '../../shared/hostPort.js';
 import { isForwardName, parseAllowFrom, parseEntry } from '../../shared/forwardSpec.js';
 import { parseFormat, render, type Column } from '../output.js';
 import { examples, outputOption } from '../conventions.js';
-import { collect } from '../../shared/options.js';
+import { collect } from '../../shared/textLists.js';
 import { call, type ForwardRow } from './forwards.js';
 
 const state: Column<ForwardRow>[] = [

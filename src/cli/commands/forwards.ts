@@ -6,7 +6,7 @@ import { parseHostPort } from '../../shared/hostPort.js';
 import { isForwardName, parseAllowFrom, parseEntry } from '../../shared/forwardSpec.js';
 import { resolveClient, type ClientFlags } from '../clientConfig.js';
 import { parseFormat, render, type Column } from '../output.js';
-import { collect } from '../../shared/options.js';
+import { collect } from '../../shared/textLists.js';
 import { outputOption } from '../conventions.js';
 
 type Opts = ClientFlags & { output?: string };

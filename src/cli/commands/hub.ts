@@ -2,17 +2,14 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import type { Command } from 'commander';
-import { hubConfig, hubOptions, type HubFlags } from '../../hub/config.js';
+import type { HubFlags } from '../../hub/config.js';
 import type { Hub } from '../../hub/hub.js';
-import { createLogger } from '../../shared/log.js';
 import { sendHubReady } from '../readySignal.js';
-import { agentConfig } from '../../agent/config.js';
-import { startAgent } from '../../agent/agent.js';
-import { addOptions } from '../../shared/options.js';
+import { deferOptions } from '../conventions.js';
 
 export function registerHub(program: Command): void {
   const command = program.command('hub').description('Run the hub: the one HTTPS port agents dial out to and people connect through.');
-  addOptions(command, hubOptions)
+  deferOptions(command, async () => (await import('../../hub/config.js')).hubOptions)
     .addHelpText(
       'after',
       `
@@ -34,11 +31,11 @@ A config file holds the same options, keyed by the flag names without --:
   jwt-public-key: /etc/warren/issuer.pem`,
     )
     .action(async (flags: HubFlags) => {
+      // Loaded here, not at start-up: every `warren` process would otherwise carry the hub's store
+      // drivers, kube router and UI in its memory, and load its config schema at every start.
+      const [{ hubConfig }, { createLogger }, { startHub }] = await Promise.all([import('../../hub/config.js'), import('../../shared/log.js'), import('../../hub/hub.js')]);
       const config = hubConfig(flags);
       const log = await createLogger('hub', config.logLevel, config.logFormat);
-      // Loaded here, not at start-up: every `warren` process (an agent on each node included) would
-      // otherwise carry the hub's store drivers, kube router and UI in its memory.
-      const { startHub } = await import('../../hub/hub.js');
       const hub = await startHub(config, log);
       const stopDemo = config.demo ? await startDemoAgent(hub, config.dataDir) : undefined;
       printNextSteps(hub, config.demo);
@@ -60,6 +57,7 @@ A config file holds the same options, keyed by the flag names without --:
 }
 
 async function startDemoAgent(hub: Hub, dataDir: string): Promise<() => Promise<void>> {
+  const [{ agentConfig }, { startAgent }, { createLogger }] = await Promise.all([import('../../agent/config.js'), import('../../agent/agent.js'), import('../../shared/log.js')]);
   const agentDir = path.join(dataDir, 'demo-agent');
   let token: string | undefined;
   if (!fs.existsSync(path.join(agentDir, 'identity.json'))) {

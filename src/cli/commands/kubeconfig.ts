@@ -4,14 +4,12 @@
  * --user (admins), a new access token issued for that user and groups.
  */
 import { Option, type Command } from 'commander';
-import YAML from 'yaml';
 import { WarrenError } from '../../shared/errors.js';
 import { parseDuration } from '../../shared/duration.js';
 import { hubRequest, jsonOrThrow } from '../../client/hubHttp.js';
 import { isLabel } from '../../shared/hostPort.js';
-import { kubeconfigObject } from '../../kube/kubeconfig.js';
 import { resolveClient, type ClientFlags } from '../clientConfig.js';
-import { collect } from '../../shared/options.js';
+import { collect } from '../../shared/textLists.js';
 
 interface KubeconfigFlags extends ClientFlags {
   cluster: string[];
@@ -89,6 +87,8 @@ async function buildKubeconfig(o: KubeconfigFlags): Promise<string> {
     user = (await call<{ user: string }>('GET', '/api/v1/whoami')).user;
     kubeToken = token!;
   }
+  // Loaded here: yaml is ~45 ms of a start, which every other command would pay (docs/benchmarks.md, finding 9).
+  const [{ kubeconfigObject }, { default: YAML }] = await Promise.all([import('../../kube/kubeconfig.js'), import('yaml')]);
   const config = kubeconfigObject({
     hubUrl: endpoint.url.origin, caPem: endpoint.ca!, clusters, user, token: kubeToken,
     ...(o.contextPrefix ? { contextPrefix: o.contextPrefix } : {}), ...(o.namespace ? { namespace: o.namespace } : {}),
