@@ -54,6 +54,9 @@ const INSERT_FORWARD = `INSERT INTO forwards (${FORWARD_COLUMNS.join(', ')}) VAL
 
 type Querier = (text: string, values?: readonly unknown[]) => Promise<pg.QueryResult<Row>>;
 
+/** Audit rows per INSERT statement: 17 parameters each, and a statement takes at most 65,535. */
+const AUDIT_ROWS_PER_INSERT = 1000;
+
 export class PostgresStore implements Store {
   private readonly names = new Map<string, string>();
   private down = false;
@@ -417,10 +420,17 @@ export class PostgresStore implements Store {
   async appendAudit(rows: readonly AuditRow[]): Promise<number[]> {
     if (rows.length === 0) return [];
     const columns = AUDIT_COLUMNS.map((c) => (c === 'user' ? '"user"' : c)).join(', ');
-    const params = `(${AUDIT_COLUMNS.map((_, i) => `$${i + 1}`).join(',')})`;
+    const n = AUDIT_COLUMNS.length;
     return this.tx(async (q) => {
       const ids: number[] = [];
-      for (const r of rows) ids.push(Number((await q(`INSERT INTO audit (${columns}) VALUES ${params} RETURNING id`, auditValues(r))).rows[0]!.id));
+      // One INSERT per chunk of rows rather than per row: each statement is a round trip to the server.
+      for (let at = 0; at < rows.length; at += AUDIT_ROWS_PER_INSERT) {
+        const chunk = rows.slice(at, at + AUDIT_ROWS_PER_INSERT);
+        const values = chunk.map((_, r) => `(${AUDIT_COLUMNS.map((_, c) => `$${r * n + c + 1}`).join(',')})`).join(',');
+        const inserted = await q(`INSERT INTO audit (${columns}) VALUES ${values} RETURNING id`, chunk.flatMap(auditValues));
+        // The ids are drawn in the order of the VALUES list; RETURNING's order is not a documented promise.
+        ids.push(...inserted.rows.map((row) => Number(row.id)).sort((a, b) => a - b));
+      }
       return ids;
     });
   }

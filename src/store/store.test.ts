@@ -164,6 +164,12 @@ for (const [name, backend] of [['sqlite', sqlite], ['postgres', postgres]] as co
       const [kube] = await s.appendAudit([{ ...base, kind: 'kube', time: 5000, user: 'dev', agent: 'a1', verb: 'list', resource: 'pods', namespace: 'team-a', name: null, status: 200 }]);
       const row = (await s.queryAudit({ kind: 'kube' }))[0]!;
       assert.deepEqual([row.id, row.verb, row.resource, row.namespace, row.name, row.status, row.bytesIn], [kube, 'list', 'pods', 'team-a', null, 200, 1]);
+      // A large batch (PostgreSQL writes it in several multi-row INSERTs): every row's id is its own, in order.
+      const many = Array.from({ length: 2_500 }, (_, i) => ({ ...base, time: 6000 + i, user: `u${i}`, agent: 'a9', bytesIn: i }));
+      const manyIds = await s.appendAudit(many);
+      assert.deepEqual(manyIds, Array.from({ length: 2_500 }, (_, i) => kube! + 1 + i));
+      const back = await s.queryAudit({ agent: 'a9', limit: 5_000 });
+      assert.deepEqual(back.map((r) => [r.id, r.user, r.bytesIn, r.time]), many.map((r, i) => [manyIds[i], r.user, r.bytesIn, r.time]));
     });
 
     test('forwards: created once per name, port-0 entries remember their port, survive reopen', async () => {
