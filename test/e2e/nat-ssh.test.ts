@@ -149,4 +149,28 @@ describe('ssh and scp to a node behind NAT through `warren connect`', () => {
     await waitForAudit(hub, (row) => big(row) && (row.bytesIn ?? 0) > SCP_BYTES, 'an upload stream of > 64 MiB');
     await waitForAudit(hub, (row) => big(row) && (row.bytesOut ?? 0) > SCP_BYTES, 'a download stream of > 64 MiB');
   });
+
+  it('ssh ControlMaster (docs/ssh-and-ansible.md): later sessions reuse the first one\'s stream, one `warren connect` for all', async () => {
+    const streams = async () => {
+      const r = await cli(hub, ['audit', '-o', 'json', '--kind', 'stream']);
+      assert.equal(r.code, 0, r.stderr);
+      return (JSON.parse(r.stdout) as AuditRow[]).filter((row) => row.user === 'ops-ana' && row.target === 'node1:22');
+    };
+    const before = await streams();
+    const control = ['-o', 'ControlMaster=auto', '-o', `ControlPath=${path.join(work, 'cm-%C')}`, '-o', 'ControlPersist=60'];
+    for (const word of ['one', 'two', 'three']) {
+      const r = await ssh([...control, 'root@node1', `echo ${word}`]);
+      assert.equal(r.code, 0, r.stderr);
+      assert.equal(r.stdout, `${word}\n`);
+    }
+    const check = await ssh([...control, '-O', 'check', 'root@node1']);
+    assert.equal(check.code, 0, check.stderr);
+    assert.match(check.stderr, /Master running/);
+    const exit = await ssh([...control, '-O', 'exit', 'root@node1']);
+    assert.equal(exit.code, 0, exit.stderr);
+    // The master's one stream closes with it: one row, and no other stream for the three sessions.
+    const known = new Set(before.map((row) => row.id));
+    await waitForAudit(hub, (row) => !known.has(row.id) && row.user === 'ops-ana' && row.target === 'node1:22' && row.result === 'ok', 'the master\'s stream');
+    assert.equal((await streams()).length, before.length + 1);
+  });
 });
