@@ -63,6 +63,33 @@ test('hub-issued tokens work at every door whatever --jwt-doors says', async () 
   for (const door of ALL_DOORS) assert.deepEqual(await auth.fromToken(token, door), { user: 'ana', groups: ['dev'], via: 'token', tokenId: id }, door);
 });
 
+test('a hub token checked once is still refused the moment it is revoked or expires, and a changed one never passes', async () => {
+  const store = new SqliteStore(join(mkdtempSync(join(tmpdir(), 'warren-auth-')), 'store.db'));
+  let now = Date.UTC(2026, 0, 1);
+  const tokens = new AccessTokens(store, hubKeys.privateKey, hubKeys.publicKey, 'w:test', () => now);
+  const refused = (pattern: RegExp) => (err: unknown) => err instanceof WarrenError && err.code === 'WARREN_E_UNAUTHENTICATED' && pattern.test(err.message);
+
+  const revoked = await tokens.issue({ user: 'ana', groups: [], ttlMs: null, createdBy: 'test' });
+  for (let i = 0; i < 3; i++) assert.equal((await tokens.verify(revoked.token)).user, 'ana');
+  assert.ok(await store.revokeAccessToken(revoked.id, now));
+  await assert.rejects(tokens.verify(revoked.token), refused(/^access token was revoked/));
+
+  const expiring = await tokens.issue({ user: 'bob', groups: [], ttlMs: 60_000, createdBy: 'test' });
+  assert.equal((await tokens.verify(expiring.token)).user, 'bob');
+  now += 59_000;
+  assert.equal((await tokens.verify(expiring.token)).user, 'bob');
+  now += 1_000;
+  await assert.rejects(tokens.verify(expiring.token), refused(/^access token expired/));
+
+  const good = await tokens.issue({ user: 'cy', groups: [], ttlMs: null, createdBy: 'test' });
+  assert.equal((await tokens.verify(good.token)).user, 'cy');
+  const [header, payload, signature] = good.token.split('.') as [string, string, string];
+  const flipped = `${signature.slice(0, -2)}${signature.at(-2) === 'A' ? 'B' : 'A'}${signature.at(-1)}`;
+  await assert.rejects(tokens.verify(`${header}.${payload}.${flipped}`), refused(/^access token is not valid/));
+  const otherUser = Buffer.from(JSON.stringify({ ...JSON.parse(Buffer.from(payload, 'base64url').toString()), jti: revoked.id })).toString('base64url');
+  await assert.rejects(tokens.verify(`${header}.${otherUser}.${signature}`), refused(/^access token is not valid/));
+});
+
 test('without --jwt-public-key an external JWT is just an invalid token; a foreign one keeps the hub error', async () => {
   const token = await externalToken();
   await assert.rejects(setUp(undefined).auth.fromToken(token, 'kube'), /access token is not valid for this hub/);
