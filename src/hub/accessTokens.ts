@@ -5,16 +5,14 @@
  * what names the user and groups. The JWT carries only issuer, id and expiry, which keeps every token
  * under 255 bytes: it fits an RFC 1929 SOCKS5 password and a Basic password of any client.
  */
-import { createHash, randomBytes, type KeyObject } from 'node:crypto';
-import { SignJWT, jwtVerify, errors as joseErrors } from 'jose';
+import { randomBytes, type KeyObject } from 'node:crypto';
+import { SignJWT, decodeJwt, jwtVerify, errors as joseErrors } from 'jose';
 import { WarrenError } from '../shared/errors.js';
 import type { Store } from '../store/store.js';
 import type { Principal } from '../doors/door.js';
+import { VerifiedTokens } from './verifiedTokens.js';
 
 export const ADMIN_GROUP = 'warren:admins';
-
-/** Signature checks remembered (see {@link AccessTokens.verify}); beyond this the oldest is forgotten. */
-const VERIFIED_MAX = 10_000;
 
 export interface IssuedToken {
   readonly token: string;
@@ -25,14 +23,8 @@ export interface IssuedToken {
 }
 
 export class AccessTokens {
-  /**
-   * Tokens whose signature was checked, by their SHA-256, with the claims the check gave. jose verifies
-   * with WebCrypto, a job on libuv's thread pool: ~160 µs, and milliseconds when the pool is busy, on
-   * every connection of a client (each `warren connect`, CONNECT and SOCKS stream, kube request) that
-   * sends the same token again. The store row is read on every call all the same, so a revocation
-   * applies at once; the expiry is checked on every call.
-   */
-  private readonly verified = new Map<string, { jti: string | undefined; exp: number | undefined }>();
+  /** Signatures checked, with the token's id; its store row is still read on every use (revocation). */
+  private readonly verified = new VerifiedTokens<string | undefined>();
 
   constructor(
     private readonly store: Store,
@@ -59,27 +51,21 @@ export class AccessTokens {
 
   /** True when the token looks like one of ours (so other verifiers, e.g. external JWTs, can be tried). */
   async verify(token: string): Promise<Principal> {
-    const key = createHash('sha256').update(token).digest('base64');
-    let claims = this.verified.get(key);
-    // An expired token goes through jose again, for its own error.
-    if (claims?.exp !== undefined && claims.exp <= Math.floor(this.now() / 1000)) {
-      this.verified.delete(key);
-      claims = undefined;
-    }
-    if (!claims) {
-      claims = await this.checkSignature(token);
-      if (this.verified.size >= VERIFIED_MAX) this.verified.delete(this.verified.keys().next().value!);
-      this.verified.set(key, claims);
-    }
-    const row = claims.jti ? await this.store.getAccessToken(claims.jti) : undefined;
+    // An expired token is not found, and goes through jose again for its own error.
+    const jti = this.verified.get(token, Math.floor(this.now() / 1000)) ?? (await this.checkSignature(token));
+    const row = jti ? await this.store.getAccessToken(jti) : undefined;
     if (!row || row.revokedAt !== null) throw new WarrenError('WARREN_E_UNAUTHENTICATED', 'access token was revoked or is unknown to this hub');
     return { user: row.user, groups: row.groups, via: 'token', tokenId: row.id };
   }
 
-  private async checkSignature(token: string): Promise<{ jti: string | undefined; exp: number | undefined }> {
+  /** The token's id once its signature, issuer and expiry are checked (and remembered until it expires). */
+  private async checkSignature(token: string): Promise<string | undefined> {
     try {
+      // Not ours (an external JWT, tried next by HubAuth, or garbage): refused without the signature check.
+      if (decodeJwt(token).iss !== this.issuer) throw new Error('another issuer');
       const { payload } = await jwtVerify(token, this.verifyKey, { algorithms: ['ES256'], issuer: this.issuer, currentDate: new Date(this.now()) });
-      return { jti: payload.jti, exp: payload.exp };
+      this.verified.set(token, payload.jti, payload.exp ?? Infinity);
+      return payload.jti;
     } catch (err) {
       const expired = err instanceof joseErrors.JWTExpired;
       throw new WarrenError('WARREN_E_UNAUTHENTICATED', expired ? 'access token expired; ask an admin for a new one (`warren token create`)' : 'access token is not valid for this hub');

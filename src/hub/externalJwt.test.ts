@@ -108,3 +108,22 @@ test('the ctx claim can be read before verification, for routing only', async ()
   assert.equal(unverifiedCtx(await sign({ sub: 'a' }, rsa.privateKey, 'RS256')), undefined);
   assert.equal(unverifiedCtx('garbage'), undefined);
 });
+
+test('an accepted token is accepted again without a new check only until it expires (30 s of skew), and only as itself', async () => {
+  const v = ExternalJwt.fromPem(pem(ec.publicKey), policy);
+  // Valid for at least one more second (exp + 30 s of skew), then expired.
+  const exp = Math.ceil(Date.now() / 1000) - 29;
+  const token = await sign({ sub: 'a' }, ec.privateKey, 'ES256', exp);
+  assert.equal((await v.verify(token)).principal.user, 'jwt:a');
+  assert.equal((await v.verify(token)).principal.user, 'jwt:a');
+  const [header, payload, signature] = token.split('.') as [string, string, string];
+  const other = base64url.encode(JSON.stringify({ ...JSON.parse(new TextDecoder().decode(base64url.decode(payload))), sub: 'b' }));
+  await assert.rejects(v.verify(`${header}.${other}.${signature}`), /signature/);
+  const deadline = Date.now() + 3_000;
+  let refused: unknown;
+  while (!refused && Date.now() < deadline) {
+    refused = await v.verify(token).then(() => undefined, (err: unknown) => err);
+    if (!refused) await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+  assert.ok(refused instanceof WarrenError && /expired/.test(refused.message), `refused once expired: ${String(refused)}`);
+});

@@ -30,6 +30,7 @@ import { formatDuration } from '../shared/duration.js';
 import { WarrenError } from '../shared/errors.js';
 import type { DoorName, Principal } from '../doors/door.js';
 import type { ExternalIssuer } from './auth.js';
+import { VerifiedTokens } from './verifiedTokens.js';
 
 export type ExternalAlg = 'RS256' | 'ES256';
 
@@ -58,6 +59,9 @@ const MAX_GROUPS = 100;
 const CLOCK_SKEW_S = 30;
 
 export class ExternalJwt {
+  /** Tokens that passed every check below, until their exp (with the skew allowed). The key never changes in a hub's life. */
+  private readonly verified = new VerifiedTokens<ExternalClaims>();
+
   constructor(
     readonly key: KeyObject,
     readonly alg: ExternalAlg,
@@ -116,6 +120,8 @@ export class ExternalJwt {
   }
 
   private async check(token: string): Promise<{ claims: ExternalClaims } | { error: WarrenError; signedByKey: boolean }> {
+    const known = this.verified.get(token, Math.floor(Date.now() / 1000));
+    if (known) return { claims: known };
     let payload: JWTPayload;
     try {
       ({ payload } = await jwtVerify(token, this.key, {
@@ -132,7 +138,10 @@ export class ExternalJwt {
     }
     try {
       checkLifetime(payload, this.policy.maxTtlMs);
-      return { claims: claimsOf(payload, this.policy.trustNames) };
+      const claims = claimsOf(payload, this.policy.trustNames);
+      // Both checks above only get easier with time (nbf passed, less lifetime left): the result holds until exp.
+      this.verified.set(token, claims, payload.exp! + CLOCK_SKEW_S);
+      return { claims };
     } catch (err) {
       return { error: err as WarrenError, signedByKey: true };
     }
