@@ -3,6 +3,7 @@
  * hub with 200 or a refusal that says why (`warren-error` + `warren-message`), then relay bytes. A
  * gateway agent dials an egress rule's target from the source address the stream names.
  */
+import dns, { type LookupAddress } from 'node:dns';
 import net from 'node:net';
 import type { ServerHttp2Stream } from 'node:http2';
 import { WarrenError, type ErrorCode } from '../shared/errors.js';
@@ -19,6 +20,38 @@ export interface DialerOptions {
   /** The addresses this agent may dial from (--source-ip); a stream asking for another is refused. */
   readonly sourceIps: readonly string[];
 }
+
+/** How long `localhost`'s addresses are reused before they are looked up again. */
+const LOCALHOST_TTL_MS = 60_000;
+let localhost: { addresses: LookupAddress[]; at: number } | undefined;
+
+/**
+ * net.connect's lookup, with `localhost` — what a target naming the agent's own host (`NODE:22`) dials —
+ * answered from the last lookup of it (renewed every minute): getaddrinfo runs on libuv's thread pool,
+ * 0.2–0.4 ms of every such connection (docs/benchmarks.md, finding 9), and /etc/hosts, which answers
+ * it, hardly changes. Every other name is looked up as net.connect would.
+ */
+const lookup: net.LookupFunction = (hostname, options, callback) => {
+  if (hostname !== 'localhost') {
+    dns.lookup(hostname, options, callback);
+    return;
+  }
+  if (localhost && performance.now() - localhost.at < LOCALHOST_TTL_MS) {
+    process.nextTick(answer, null, localhost.addresses);
+    return;
+  }
+  dns.lookup(hostname, { ...options, family: 0, all: true }, (err, addresses) => {
+    if (!err) localhost = { addresses, at: performance.now() };
+    answer(err, addresses);
+  });
+
+  function answer(err: NodeJS.ErrnoException | null, all: LookupAddress[]): void {
+    const fit = err ? [] : all.filter((a) => !options.family || a.family === options.family);
+    if (err || fit.length === 0) return callback(err ?? Object.assign(new Error(`getaddrinfo ENOTFOUND ${hostname}`), { code: 'ENOTFOUND' }), options.all ? [] : '');
+    if (options.all) callback(null, fit);
+    else callback(null, fit[0]!.address, fit[0]!.family);
+  }
+};
 
 function dialError(err: NodeJS.ErrnoException, target: string): WarrenError {
   const map: Record<string, [ErrorCode, string]> = {
@@ -53,7 +86,7 @@ export async function handleConnectStream(stream: ServerHttp2Stream, authority: 
     return refuseStream(stream, new WarrenError('WARREN_E_AGENT_REFUSED', `agent refuses ${shown}: not in its allow-list (--allow)`));
   }
   const socket = net.connect({
-    host: address, port: target.port, allowHalfOpen: true, noDelay: true,
+    host: address, port: target.port, allowHalfOpen: true, noDelay: true, lookup,
     ...(localAddress === undefined ? { autoSelectFamily: true } : { localAddress, family: net.isIP(localAddress) }),
   });
   const connected = await new Promise<WarrenError | undefined>((resolve) => {
