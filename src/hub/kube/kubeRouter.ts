@@ -214,8 +214,10 @@ export class KubeRouter {
   }
 
   private forward(req: http.IncomingMessage, res: http.ServerResponse, a: Admitted, state: AuditState): void {
-    // The client left while it was being admitted: do not start a watch nobody will read.
-    if (!res.socket || res.socket.destroyed) return void this.audit(state, 499, 'client closed the connection');
+    // The client left while it was being admitted: do not start a watch nobody will read. Its request's
+    // socket says so; the response's may not be assigned yet (null while an earlier response on the same
+    // keep-alive connection is still finishing), which is no reason to leave the request unanswered.
+    if (req.socket.destroyed || res.destroyed) return void this.audit(state, 499, 'client closed the connection');
     let status = 0;
     let proxyReq: http.ClientRequest | undefined;
     const bodiless = !req.headers['transfer-encoding'] && (req.headers['content-length'] === undefined || req.headers['content-length'] === '0');
