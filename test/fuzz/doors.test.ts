@@ -83,15 +83,20 @@ function assertSocksAnswer(answer: Buffer): void {
   assert.equal(rest.length, reply.consumed, `bytes after the reply: ${answer.toString('hex')}`);
 }
 
-/** An HTTP answer: a response head, never 101/200 (nothing is granted), never a 500 or an internal error. */
-function assertHttpRefusal(answer: Buffer): number | undefined {
+/**
+ * An HTTP answer: a response head, never 101 or a 2xx that carries anything (nothing is granted), never a
+ * 500 or an internal error. The one 200 allowed is `whoami` (`ownIdentity`: the caller's own principal,
+ * which needs no grant): a mutated Upgrade request to /api/v1/whoami can become a plain GET of it.
+ */
+function assertHttpRefusal(answer: Buffer, ownIdentity: string): number | undefined {
   if (answer.length === 0) return undefined;
   const text = answer.toString('latin1');
   const m = /^HTTP\/1\.1 (\d{3}) [^\r\n]*\r\n/.exec(text);
   assert.ok(m, `not an HTTP response: ${JSON.stringify(text.slice(0, 200))}`);
   const status = Number(m[1]);
-  assert.ok(status >= 400 && status !== 500, `status ${status}: ${text.slice(0, 300)}`);
   const body = text.slice(text.indexOf('\r\n\r\n') + 4);
+  const whoami = status === 200 && body.trim() === ownIdentity;
+  assert.ok(whoami || (status >= 400 && status !== 500), `status ${status}: ${text.slice(0, 300)}`);
   if (/content-type: application\/json/i.test(text) && body.trim()) {
     const parsed = JSON.parse(body) as { code?: string; kind?: string };
     if (parsed.code !== undefined && typeof parsed.code === 'string') {
@@ -144,7 +149,8 @@ test('doors: SOCKS5, CONNECT and Upgrade, as raw bytes from users without a gran
       .map(({ path: p, proto }) => `GET ${p} HTTP/1.1\r\nHost: hub\r\nConnection: Upgrade\r\nUpgrade: ${proto}\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\nAuthorization: Bearer ${eve}\r\n\r\n`);
     const req = fc.oneof({ weight: 3, arbitrary: mutatedText(connectReq) }, { weight: 3, arbitrary: mutatedText(upgradeReq) }, { weight: 1, arbitrary: fc.string({ unit: 'binary-ascii', maxLength: 400 }) });
     const cases = sample(req, 1_000);
-    await pooled(cases, 4, tally.count('connect+upgrade', async (text: string) => void assertHttpRefusal(await exchange(tlsConnect, Buffer.from(text, 'latin1')))));
+    const whoami = JSON.stringify((await lab.request('GET', '/api/v1/whoami', { token: eve })).body);
+    await pooled(cases, 4, tally.count('connect+upgrade', async (text: string) => void assertHttpRefusal(await exchange(tlsConnect, Buffer.from(text, 'latin1')), whoami)));
   });
   assert.equal(upstream.accepted(), 0, 'the upstream was reached by a user without a grant');
 
