@@ -116,7 +116,7 @@ export function applyConventions(program: Command): void {
   addListingOutput(program);
   oneLineErrors(program);
   // commander runs this before a subcommand parses its arguments or prints its help (`warren help agent` too).
-  for (const c of walk(program)) c.hook('preSubcommand', (_parent, sub) => loadDeferredOptions(sub));
+  for (const c of walk(program)) if (c.commands.length) c.hook('preSubcommand', (_parent, sub) => loadDeferredOptions(sub));
 }
 
 /** Every command under `cmd` (itself included), depth first. */

@@ -66,6 +66,8 @@ export class ExternalJwt {
     readonly key: KeyObject,
     readonly alg: ExternalAlg,
     readonly policy: ExternalJwtPolicy,
+    /** Epoch ms: expiry and lifetime (jose's too). */
+    private readonly now: () => number = Date.now,
   ) {}
 
   /** Reads and checks the key at start-up; throws WARREN_E_CONFIG with what is wrong. */
@@ -120,13 +122,14 @@ export class ExternalJwt {
   }
 
   private async check(token: string): Promise<{ claims: ExternalClaims } | { error: WarrenError; signedByKey: boolean }> {
-    const known = this.verified.get(token, Math.floor(Date.now() / 1000));
+    const known = this.verified.get(token, Math.floor(this.now() / 1000));
     if (known) return { claims: known };
     let payload: JWTPayload;
     try {
       ({ payload } = await jwtVerify(token, this.key, {
         algorithms: [this.alg],
         clockTolerance: CLOCK_SKEW_S,
+        currentDate: new Date(this.now()),
         requiredClaims: ['exp'],
         ...(this.policy.issuer !== undefined ? { issuer: this.policy.issuer } : {}),
         ...(this.policy.audience !== undefined ? { audience: this.policy.audience } : {}),
@@ -137,7 +140,7 @@ export class ExternalJwt {
       return { error: new WarrenError('WARREN_E_UNAUTHENTICATED', verifyFailure(err, this.alg)), signedByKey };
     }
     try {
-      checkLifetime(payload, this.policy.maxTtlMs);
+      checkLifetime(payload, this.policy.maxTtlMs, this.now());
       const claims = claimsOf(payload, this.policy.trustNames);
       // Both checks above only get easier with time (nbf passed, less lifetime left): the result holds until exp.
       this.verified.set(token, claims, payload.exp! + CLOCK_SKEW_S);
@@ -162,14 +165,14 @@ export function unverifiedCtx(token: string): string | undefined {
 const rejected = (why: string) => new WarrenError('WARREN_E_UNAUTHENTICATED', `external token rejected: ${why}`);
 
 /** jose has checked that exp (and iat, when present) are numbers and that exp is not past. */
-function checkLifetime(payload: JWTPayload, maxTtlMs: number): void {
+function checkLifetime(payload: JWTPayload, maxTtlMs: number, nowMs: number): void {
   const exp = payload.exp!;
   const max = formatDuration(maxTtlMs);
   if (payload.iat !== undefined && (exp - payload.iat) * 1000 > maxTtlMs) {
     throw rejected(`it is valid for ${formatDuration(Math.round((exp - payload.iat) * 1000))} (exp − iat), longer than --jwt-max-ttl ${max}`);
   }
   // Also with iat: an iat in the future would otherwise stretch a token's life past the maximum.
-  if ((exp - Date.now() / 1000 - CLOCK_SKEW_S) * 1000 > maxTtlMs) {
+  if ((exp - nowMs / 1000 - CLOCK_SKEW_S) * 1000 > maxTtlMs) {
     throw rejected(`it expires more than --jwt-max-ttl ${max} from now`);
   }
 }
