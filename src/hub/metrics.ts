@@ -29,15 +29,22 @@ const NOT_QUERIES: ReadonlySet<PropertyKey> = new Set(['listen', 'close']);
 
 /** `store` with every query counted in `warren_store_queries_total{op}` (what reaches the database). */
 export function countStoreCalls(store: Store, metrics: HubMetrics): Store {
-  // A Proxy rather than a class that repeats the Store interface: every method is counted alike.
+  // A Proxy rather than a class that repeats the Store interface: every method is counted alike. Each
+  // method's counting wrapper is made once (a store call is made on every stream and kube request).
+  const wrapped = new Map<PropertyKey, unknown>();
   return new Proxy(store, {
     get: (target, prop) => {
+      if (wrapped.has(prop)) return wrapped.get(prop);
       const value: unknown = Reflect.get(target, prop, target);
       if (typeof value !== 'function') return value;
       const method = (value as (...args: unknown[]) => unknown).bind(target);
-      if (typeof prop !== 'string' || NOT_QUERIES.has(prop)) return method;
-      const calls = metrics.storeQueries.labels({ op: prop });
-      return (...args: unknown[]) => (calls.inc(), method(...args));
+      let fn = method;
+      if (typeof prop === 'string' && !NOT_QUERIES.has(prop)) {
+        const calls = metrics.storeQueries.labels({ op: prop });
+        fn = (...args: unknown[]) => (calls.inc(), method(...args));
+      }
+      wrapped.set(prop, fn);
+      return fn;
     },
   });
 }

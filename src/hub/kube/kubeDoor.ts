@@ -37,7 +37,7 @@ export function createKubeDoor(o: KubeDoorOptions): KubeDoor {
   const router = new KubeRouter({
     opener: o.opener,
     authenticate: (authorization, socket) => o.auth.fromHttp(authorization, socket, 'kube'),
-    record: (row) => o.audit.record(row),
+    record: (row, ro) => o.audit.record(row, ro),
     jwt: o.jwt,
     log: o.log.child({ component: 'kube' }),
   });

@@ -54,7 +54,8 @@ export interface KubeRouterDeps {
   /** The hub's one pipeline: grants, quotas, revocation, agent choice, pooled kube streams. */
   readonly opener: Admitter;
   readonly authenticate: (authorization: string | undefined, socket: import('node:net').Socket) => Promise<Principal>;
-  readonly record: (row: Partial<AuditRow> & Pick<AuditRow, 'kind' | 'result'>) => Promise<void>;
+  /** The audit; a kube row is written after its request has been answered (nobody waits for it). */
+  readonly record: (row: Partial<AuditRow> & Pick<AuditRow, 'kind' | 'result'>, o: { readonly deferred: true }) => Promise<void>;
   /** --jwt-public-key: enables multikube routing by the `ctx` claim. */
   readonly jwt: ExternalJwt | undefined;
   readonly log: Logger;
@@ -362,7 +363,7 @@ export class KubeRouter {
       verb: info.verb, resource: resourceLabel(info) || null, namespace: info.namespace || null, name: info.name || null, status,
       result: revoked || status === 401 || status === 403 || status === 429 ? 'denied' : status >= 400 || (status === 101 && why) ? 'error' : 'ok',
       reason: fields.join(' '), bytesIn: state.bytesIn, bytesOut: state.bytesOut, durationMs: Date.now() - state.started, source: state.source,
-    });
+    }, { deferred: true });
   }
 }
 
