@@ -11,6 +11,7 @@
  */
 import type { Duplex } from 'node:stream';
 import { closeGracefully, openEndpoint, type Endpoint } from './endpoints.js';
+import { percentile } from './stats.js';
 
 export type LoadTest =
   | { readonly kind: 'bulk'; readonly conns: number; readonly bytes: number; readonly seconds: number }
@@ -113,11 +114,6 @@ function reader(s: Duplex) {
       if (ended) wake();
     });
   };
-}
-
-function percentile(sorted: number[], p: number): number {
-  if (sorted.length === 0) return NaN;
-  return sorted[Math.min(sorted.length - 1, Math.floor((sorted.length - 1) * p + 0.5))]!;
 }
 
 async function rtt(ep: Endpoint, t: Extract<LoadTest, { kind: 'rtt' }>): Promise<RttResult> {

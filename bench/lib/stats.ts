@@ -7,6 +7,12 @@ export function median(values: readonly number[]): number {
   return v.length % 2 ? v[mid]! : (v[mid - 1]! + v[mid]!) / 2;
 }
 
+/** The `p` quantile (0–1) of values sorted ascending (nearest rank). */
+export function percentile(sorted: readonly number[], p: number): number {
+  if (sorted.length === 0) return NaN;
+  return sorted[Math.min(sorted.length - 1, Math.floor((sorted.length - 1) * p + 0.5))]!;
+}
+
 /** A number for a table cell: thousands separators, `digits` decimals, '–' for missing. */
 export function fmt(n: number | undefined, digits = 0): string {
   if (n === undefined || !Number.isFinite(n)) return '–';
