@@ -3,7 +3,7 @@
  *
  * One kube-apiserver stand-in (test/support/kube/apiserver.ts) holding BENCH_KUBE_OBJECTS pods
  * (default 1,000) in one namespace; a hub and one agent (`--kube`) in front of it, at log level info,
- * with the V8 flags they are deployed with (src/shared/nodeFlags.ts).
+ * with the V8 flags they are deployed with (bench/lib/warrenProcs.ts `warrenCommand`).
  * The same `kubectl get pods -n bench` (server-side Table, warm discovery cache) runs directly against
  * the stand-in and through Warren, in turns (direct, warren, direct, …) so drift hits both alike; each
  * figure is the median of BENCH_KUBE_REPEATS runs (default 15). The added time is printed against the
@@ -22,8 +22,8 @@ import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { startFakeApiserver } from '../test/support/kube/apiserver.js';
 import { ChildGroup, run, runOk } from '../test/support/proc.js';
-import { AGENT_NODE_FLAGS, NODE_FLAGS } from '../src/shared/nodeFlags.js';
-import { WARREN_BIN, accessToken, cli, startAgent, startHub, tempDir } from '../test/support/warren.js';
+import { accessToken, cli, startAgent, startHub, tempDir } from '../test/support/warren.js';
+import { warrenCommand } from './lib/warrenProcs.js';
 import { cpuSeconds } from './lib/procstat.js';
 import { fmt, markdownTable, median, percentile } from './lib/stats.js';
 
@@ -41,12 +41,10 @@ async function main(): Promise<void> {
   for (let i = 0; i < OBJECTS; i++) api.createPod('bench', `pod-${String(i).padStart(5, '0')}`);
 
   const env = { WARREN_LOG_LEVEL: 'info' };
-  // With the V8 flags a deployed hub and a deployed agent run with (bin/warren.js's shebang, the agent's
-  // manifests): started as `node bin/warren.js` the shebang's flags would not apply.
-  const hub = await startHub({ group: procs, env, command: [process.execPath, ...NODE_FLAGS, WARREN_BIN, 'hub'] });
+  const hub = await startHub({ group: procs, env, command: warrenCommand('hub') });
   const agentKc = path.join(dir, 'agent.kubeconfig');
   fs.writeFileSync(agentKc, api.kubeconfig('agent'));
-  const agent = await startAgent({ group: procs, hub, command: [process.execPath, ...AGENT_NODE_FLAGS, WARREN_BIN, 'agent'], name: 'bench-1', args: ['--kube', agentKc, '--cluster', 'bench'], env });
+  const agent = await startAgent({ group: procs, hub, command: warrenCommand('agent'), name: 'bench-1', args: ['--kube', agentKc, '--cluster', 'bench'], env });
   const grant = await cli(hub, ['grant', '--user', 'bencher', '--cluster', 'bench', '--kube-groups', 'cluster-admins']);
   if (grant.code !== 0) throw new Error(grant.stderr);
   const token = await accessToken(hub, 'bencher');

@@ -1,7 +1,8 @@
 /**
  * `npm run bench:quick`: one TCP stream of BENCH_BYTES (default 1 GiB) from a `source` upstream on
- * loopback, read directly and through Warren (real hub and agent processes, the HTTP CONNECT door over
- * TLS, the agent's HTTP/2 tunnel), in the same run, alternating direct/warren so drift hits both alike.
+ * loopback, read directly and through Warren (real hub and agent processes with their deployed V8
+ * flags, the HTTP CONNECT door over TLS, the agent's HTTP/2 tunnel), in the same run, alternating
+ * direct/warren so drift hits both alike.
  * Each figure is the median of BENCH_REPEATS (default 3) runs; the table ends with Warren ÷ direct.
  *
  * Bounds: BENCH_BYTES (bytes per run), BENCH_REPEATS, BENCH_DEADLINE_SECONDS (per run, default 120):
@@ -15,6 +16,7 @@ import os from 'node:os';
 import type { Readable } from 'node:stream';
 import { ChildGroup, withDeadline } from '../test/support/proc.js';
 import { startAgent, startHub } from '../test/support/warren.js';
+import { warrenCommand } from './lib/warrenProcs.js';
 import { startUpstream } from '../test/support/upstreams.js';
 import { connectThroughHub, mbPerSec } from '../test/support/connectClient.js';
 import { positiveInt } from './lib/env.js';
@@ -44,8 +46,8 @@ function drain(stream: Readable, expected: number): Promise<number> {
 async function main(): Promise<void> {
   const procs = new ChildGroup();
   try {
-    const hub = await startHub({ group: procs });
-    await startAgent({ group: procs, hub, name: AGENT });
+    const hub = await startHub({ group: procs, command: warrenCommand('hub') });
+    await startAgent({ group: procs, hub, name: AGENT, command: warrenCommand('agent') });
     const source = await startUpstream('source', { group: procs, listen: '127.0.0.1:0', bytes: BYTES, seed: 'bench' });
 
     const direct = async () => {

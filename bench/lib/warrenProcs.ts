@@ -47,12 +47,20 @@ const UNLIMITED = ['--max-new-streams-per-second', '0'];
 /** BENCH_FROM_SRC=1 runs hub and agent from src/ through tsx (no build needed while profiling). */
 const WARREN = process.env.BENCH_FROM_SRC ? ['--import', 'tsx', path.resolve('src/cli/main.ts')] : [WARREN_BIN];
 
+/**
+ * `node … warren hub` or `… warren agent` as it is deployed: with its role's V8 flags (which the
+ * shebang of bin/warren.js would give, but not when it is started as `node bin/warren.js`).
+ */
+export function warrenCommand(role: 'hub' | 'agent'): [string, ...string[]] {
+  return [process.execPath, ...(role === 'hub' ? NODE_ARGS : AGENT_NODE_ARGS), ...WARREN, role];
+}
+
 export async function startBenchHub(opts: { group: ChildGroup; standIn?: { target: string; user: string }; connectUds?: boolean }): Promise<BenchHub> {
   const dataDir = tempDir('bench-hub');
   const udsPath = opts.connectUds ? path.join(dataDir, 'connect.sock') : undefined;
   const args = opts.standIn
     ? [...NODE_ARGS, '--import', 'tsx', path.resolve('bench/lib/forwardStandIn.ts'), dataDir, opts.standIn.target, opts.standIn.user]
-    : [...NODE_ARGS, ...WARREN, 'hub', '--listen', '127.0.0.1:0', '--data-dir', dataDir, ...UNLIMITED, ...(udsPath ? ['--connect-uds', udsPath] : [])];
+    : [...warrenCommand('hub').slice(1), '--listen', '127.0.0.1:0', '--data-dir', dataDir, ...UNLIMITED, ...(udsPath ? ['--connect-uds', udsPath] : [])];
   const child = opts.group.spawn(process.execPath, args, { ipc: true, env: { ...process.env, ...ENV } });
   const { url, caPin, forward: standInPort } = await waitForReady<HubReady & { forward?: number }>(child, 30_000);
   return {
@@ -89,7 +97,7 @@ export async function benchUser(hub: BenchHub, user: string, agent: string): Pro
 export async function startBenchAgent(opts: { group: ChildGroup; hub: BenchHub; name: string }): Promise<ChildProcess> {
   const token = (await cliJson<{ token: string }>(opts.hub, ['join-token', 'create'])).token;
   const dataDir = tempDir(`bench-agent-${opts.name}`);
-  const child = opts.group.spawn(process.execPath, [...AGENT_NODE_ARGS, ...WARREN, 'agent', '--name', opts.name, '--data-dir', dataDir, '--hub', opts.hub.url], {
+  const child = opts.group.spawn(process.execPath, [...warrenCommand('agent').slice(1), '--name', opts.name, '--data-dir', dataDir, '--hub', opts.hub.url], {
     ipc: true, env: { ...process.env, ...ENV, WARREN_JOIN_TOKEN: token },
   });
   await waitForReady(child, 30_000);
