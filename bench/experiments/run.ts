@@ -4,7 +4,8 @@
  *
  * Rows: direct TCP; the plain Node TCP relay hop; the floor — two Node processes joined by one TLS 1.3
  * connection per stream (aes-128-gcm, mutual certificates), `stream.pipe` on both ends
- * (bench/experiments/streamPair.ts --mode node); (a) the same pair with the native relay
+ * (bench/experiments/streamPair.ts --mode node), bare and with Warren's V8 flags (src/shared/nodeFlags.ts);
+ * (a) the same pair with the native relay
  * (bench/experiments/native-relay, built here with node-gyp first; the row says so if it fell back or
  * did not build); (b) the floor with its near end (where a hub stands) as 2 processes behind one port
  * (node:cluster, the primary handing each accepted socket to a worker, and the workers accepting
@@ -25,6 +26,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { ChildGroup, waitForLine, withDeadline } from '../../test/support/proc.js';
 import { createCa, issueHubPeerCert, issueServerCert, loadCa } from '../../src/pki/pki.js';
+import { NODE_FLAGS } from '../../src/shared/nodeFlags.js';
 import { openEndpoint, type Endpoint } from '../lib/endpoints.js';
 import type { BulkResult, ConnsResult, LoneResult, RttResult } from '../lib/load.js';
 import { startLoadProcess } from '../lib/loadClient.js';
@@ -108,8 +110,8 @@ async function certsFile(dir: string): Promise<string> {
   return file;
 }
 
-async function pair(env: NodeJS.ProcessEnv, tport: number, mode: 'node' | 'native', workers = 1): Promise<{ port: number; near: ProcessGroupStat; far: ProcessGroupStat; fallback?: string }> {
-  const opts = { env, nodeArgs: NODE_ARGS };
+async function pair(env: NodeJS.ProcessEnv, tport: number, mode: 'node' | 'native', workers = 1, v8Flags: readonly string[] = []): Promise<{ port: number; near: ProcessGroupStat; far: ProcessGroupStat; fallback?: string }> {
+  const opts = { env, nodeArgs: [...v8Flags, ...NODE_ARGS] };
   const far = await startNodeScript(group, PAIR, ['far', '--mode', mode, '--target', String(tport)], 'listening', opts);
   const near = await startNodeScript(group, PAIR, ['near', '--mode', mode, '--far', String(far.port), '--workers', String(workers)], 'listening', opts);
   let fallback: string | undefined;
@@ -136,6 +138,13 @@ async function setUp(tmp: string): Promise<{ paths: Path[]; notes: string[] }> {
   const floorName = 'floor: Node TLS pair, stream.pipe';
   const floor = await pair(env, tport, 'node');
   paths.push({ name: floorName, endpoint: tcp(floor.port), floor: true, near: floor.near, far: floor.far });
+  // The floor as Warren's processes run: with the V8 flags of src/shared/nodeFlags.ts (findings 2 and 8),
+  // which the bare floor does not have; what the native relay would replace in Warren is this one.
+  const flaggedName = "floor with Warren's V8 flags";
+  if (want(flaggedName)) {
+    const p = await pair(env, tport, 'node', 1, NODE_FLAGS);
+    paths.push({ name: flaggedName, endpoint: tcp(p.port), near: p.near, far: p.far });
+  }
 
   const nativeName = '(a) native relay pair (C++, OpenSSL in node)';
   if (want(nativeName)) {
