@@ -10,8 +10,9 @@
  * A stream's row after its relay ended, or a kube request's after its answer, may be `deferred`:
  * nobody waits on it, and written at once its commit would land just when the client opens its next
  * connection or sends its next request (a client working through them one at a time waited behind it
- * every time, and a commit per row costs the hub ~0.1 ms of CPU per kube request). Such rows wait up to DEFER_MS, or until
- * DEFER_MAX_ROWS are pending, and go with any other row's batch; drain() writes them at once.
+ * every time, and a commit per row costs the hub ~0.1 ms of CPU per kube request). Such rows wait up
+ * to DEFER_MS, or until DEFER_MAX_ROWS are pending, and go with any other row's batch; drain() writes
+ * them at once.
  */
 import { EventEmitter } from 'node:events';
 import type { AuditFilter, AuditRow, Store } from '../store/store.js';
