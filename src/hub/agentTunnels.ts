@@ -15,7 +15,7 @@ import { admitAgent, claimedName } from '../tunnel/peerCertificate.js';
 import type { AgentInfo } from '../tunnel/protocol.js';
 import type { Store } from '../store/store.js';
 import type { Logger } from '../shared/log.js';
-import type { RouterView } from './router.js';
+import { AgentIndex, type RouteMatch, type RouterView } from './router.js';
 import { claimRefusal } from './authority.js';
 
 export interface AgentTunnelsOptions {
@@ -26,7 +26,7 @@ export interface AgentTunnelsOptions {
 }
 
 export class AgentTunnels extends EventEmitter implements RouterView {
-  private readonly tunnels = new Map<string, AgentTunnel>();
+  private readonly tunnels = new AgentIndex<AgentTunnel>((t) => t.info.clusters);
   private readonly known = new Set<string>();
   private draining = false;
 
@@ -52,6 +52,14 @@ export class AgentTunnels extends EventEmitter implements RouterView {
 
   get(name: string): AgentTunnel | undefined {
     return this.tunnels.get(name);
+  }
+
+  byRoute(host: string): RouteMatch<AgentTunnel> | undefined {
+    return this.tunnels.lookup(host);
+  }
+
+  serving(cluster: string): AgentTunnel[] {
+    return this.tunnels.serving(cluster);
   }
 
   get size(): number {
@@ -103,7 +111,7 @@ export class AgentTunnels extends EventEmitter implements RouterView {
 
     const tunnel = new AgentTunnel(name, info, session, source);
     const previous = this.tunnels.get(name);
-    this.tunnels.set(name, tunnel);
+    this.tunnels.set(tunnel);
     this.known.add(name);
     if (previous) abortSession(previous.session);
 

@@ -35,6 +35,7 @@ import { abortSession, abortStream, relay } from '../tunnel/relay.js';
 import { adoptSocket, drainSessions } from '../tunnel/sessions.js';
 import type { AgentTunnels } from './agentTunnels.js';
 import type { Change } from './changeFeed.js';
+import { AgentIndex, type RouteMatch, type RouterView } from './router.js';
 
 /** An agent whose tunnel was lost less than this ago is taken to be reconnecting. */
 const RECONNECTING_MS = 30_000;
@@ -51,10 +52,12 @@ export interface AgentLink {
 }
 
 /** The agents this hub can reach: its own tunnels first, then agents on other live hubs. */
-export interface AgentDirectory {
+export interface AgentDirectory extends RouterView {
   get(name: string): AgentLink | undefined;
   connected(): Iterable<AgentLink>;
-  isKnown(name: string): boolean;
+  byRoute(host: string): RouteMatch<AgentLink> | undefined;
+  /** The connected agents serving a Kubernetes cluster. */
+  serving(cluster: string): AgentLink[];
   /** True when `name`'s tunnel was lost recently, here or on another hub (it is likely reconnecting). */
   reconnecting(name: string): boolean;
   /**
@@ -124,7 +127,7 @@ export class HubMesh extends EventEmitter implements AgentDirectory {
   /** Live hubs (this one included) by id. */
   private hubs = new Map<string, HubRecord>();
   /** Agents whose tunnel is on another live hub. */
-  private readonly remote = new Map<string, RemoteAgent>();
+  private readonly remote = new AgentIndex<RemoteAgent>((r) => r.info.clusters);
   /** When agents' tunnels were last lost (here or on another hub), to wait for them briefly. */
   private readonly lost = new Map<string, number>();
   /** Client sessions to other hubs' relays. */
@@ -212,6 +215,21 @@ export class HubMesh extends EventEmitter implements AgentDirectory {
     return this.deps.tunnels.isKnown(name) || this.remote.has(name);
   }
 
+  /** This hub's own tunnels and the other hubs' agents (an agent with a tunnel here is served here), the longer match winning. */
+  /** The agents serving a Kubernetes cluster: this hub's own, then the other hubs'. */
+  serving(cluster: string): AgentLink[] {
+    const here = this.deps.tunnels.serving(cluster);
+    return [...here, ...this.remote.serving(cluster).filter((r) => !this.deps.tunnels.get(r.name))];
+  }
+
+  byRoute(host: string): RouteMatch<AgentLink> | undefined {
+    const here = this.deps.tunnels.byRoute(host);
+    const there = this.remote.lookup(host, (r) => this.deps.tunnels.get(r.name) !== undefined);
+    if (!here || !there) return here ?? there;
+    if (here.score !== there.score) return here.score > there.score ? here : there;
+    return { ...here, agents: [...here.agents, ...there.agents] };
+  }
+
   reconnecting(name: string): boolean {
     const at = this.lost.get(name);
     if (at !== undefined && performance.now() - at < RECONNECTING_MS) return true;
@@ -223,8 +241,14 @@ export class HubMesh extends EventEmitter implements AgentDirectory {
 
   private markLost(name: string): void {
     const now = performance.now();
+    // Kept in the order lost (a name lost again moves to the end), so the expired ones are at the front:
+    // a hub forgetting a dead hub's thousands of agents does not scan the whole map for each.
+    this.lost.delete(name);
     this.lost.set(name, now);
-    for (const [n, at] of this.lost) if (now - at >= RECONNECTING_MS) this.lost.delete(n);
+    for (const [n, at] of this.lost) {
+      if (now - at < RECONNECTING_MS) break;
+      this.lost.delete(n);
+    }
   }
 
   moved(name: string, stale: AgentLink | undefined, ms: number, signal?: AbortSignal): Promise<AgentLink | undefined> {
@@ -423,10 +447,10 @@ export class HubMesh extends EventEmitter implements AgentDirectory {
     // Its relayed streams are reset (never a clean end), its agents are unreachable until they reconnect.
     const s = this.peers.get(id);
     if (s) abortSession(s);
-    for (const [name, r] of this.remote) {
+    for (const r of [...this.remote.values()]) {
       if (r.hub.id !== id) continue;
-      this.remote.delete(name);
-      this.markLost(name);
+      this.remote.delete(r.name);
+      this.markLost(r.name);
     }
     this.emit('presence');
   }
@@ -457,7 +481,7 @@ export class HubMesh extends EventEmitter implements AgentDirectory {
       if (this.remote.delete(name)) this.markLost(name);
     } else {
       const meta = (await this.deps.store.getAgent(name))?.meta ?? {};
-      this.remote.set(name, new RemoteAgent(name, { clusters: meta.clusters ?? [], routes: meta.routes ?? [], sourceIps: meta.sourceIps }, hub, this));
+      this.remote.set(new RemoteAgent(name, { clusters: meta.clusters ?? [], routes: meta.routes ?? [], sourceIps: meta.sourceIps }, hub, this));
     }
     this.emit('presence');
   }
@@ -470,7 +494,7 @@ export class HubMesh extends EventEmitter implements AgentDirectory {
       const hub = this.hubs.get(row.hub);
       if (!hub || row.hub === this.id) continue;
       const meta = agents.get(row.agent) ?? {};
-      this.remote.set(row.agent, new RemoteAgent(row.agent, { clusters: meta.clusters ?? [], routes: meta.routes ?? [], sourceIps: meta.sourceIps }, hub, this));
+      this.remote.set(new RemoteAgent(row.agent, { clusters: meta.clusters ?? [], routes: meta.routes ?? [], sourceIps: meta.sourceIps }, hub, this));
     }
     this.emit('presence');
   }

@@ -344,7 +344,7 @@ export class HubOpener implements Opener, Admitter {
   /** Connected agents serving `cluster`, least loaded first (ties in random order). */
   private clusterAgents(cluster: string): AgentLink[] {
     const out: Array<{ t: AgentLink; k: number }> = [];
-    for (const t of this.deps.tunnels.connected()) if (t.info.clusters.includes(cluster) && t.usable) out.push({ t, k: Math.random() });
+    for (const t of this.deps.tunnels.serving(cluster)) if (t.usable) out.push({ t, k: Math.random() });
     return out.sort((a, b) => a.t.streamsOpen - b.t.streamsOpen || a.k - b.k).map((x) => x.t);
   }
 

@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import type { AgentRecord, GrantRecord } from '../store/store.js';
 import type { Principal } from '../doors/door.js';
 import { explainRoute, type LiveAgents } from './routeExplain.js';
+import { listView } from './router.js';
 
 interface Up {
   name: string;
@@ -12,11 +13,7 @@ interface Up {
 
 function live(up: Up[], known: string[]): LiveAgents {
   const agents = up.map((a) => ({ name: a.name, routes: a.routes, streamsOpen: a.streamsOpen ?? 0, info: { routes: a.routes } }));
-  return {
-    connected: () => agents,
-    isKnown: (n) => known.includes(n) || agents.some((a) => a.name === n),
-    get: (n) => agents.find((a) => a.name === n),
-  };
+  return listView(agents, (n) => known.includes(n) || agents.some((a) => a.name === n));
 }
 
 function record(name: string, routes: string[]): AgentRecord {

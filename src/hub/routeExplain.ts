@@ -23,7 +23,7 @@ import type { AgentRecord, GrantRecord } from '../store/store.js';
 import type { Principal } from '../doors/door.js';
 import { findTargetGrant } from './policy.js';
 import type { JudgedIdentity } from './judgedIdentity.js';
-import { resolveTarget, routeScore, SELF_HOST, type RoutableAgent, type RouterView, type Resolution } from './router.js';
+import { listView, resolveTarget, routeScore, SELF_HOST, type RoutableAgent, type RouterView, type Resolution } from './router.js';
 
 export const RULE_NAMES = {
   1: 'HOST.<agent>.warren names the agent',
@@ -37,6 +37,7 @@ export type Rule = keyof typeof RULE_NAMES;
 /** What the router sees of the live agents. */
 export interface LiveAgents extends RouterView {
   get(name: string): (RoutableAgent & { readonly info: { readonly routes: readonly string[] } }) | undefined;
+  connected(): Iterable<RoutableAgent>;
 }
 
 export interface ExplainInput {
@@ -113,16 +114,16 @@ export function explainRoute(input: ExplainInput): RouteExplanation {
 
   // The same resolution over every registered agent as if all were up: tells which rule a refused
   // target fell under and which offline agents would have served it.
-  const everyone: RouterView = {
-    isKnown: (name) => records.has(name) || live.isKnown(name),
-    *connected() {
-      for (const a of input.agents) {
+  const everyone = listView(
+    [
+      ...input.agents.map((a): RoutableAgent => {
         const up = live.get(a.name);
-        yield { name: a.name, routes: up?.info.routes ?? a.meta.routes ?? [], streamsOpen: up?.streamsOpen ?? 0 };
-      }
-      for (const up of live.connected()) if (!records.has(up.name)) yield up;
-    },
-  };
+        return { name: a.name, routes: up?.info.routes ?? a.meta.routes ?? [], streamsOpen: up?.streamsOpen ?? 0 };
+      }),
+      ...[...live.connected()].filter((up) => !records.has(up.name)),
+    ],
+    (name) => records.has(name) || live.isKnown(name),
+  );
   let ideal: Resolution | undefined;
   try {
     ideal = resolveTarget(host, everyone);

@@ -51,13 +51,78 @@ export function parseCidr(text: string): { address: string; prefix: number; fami
   return { address: m[1]!, prefix, family: v === 4 ? 'ipv4' : 'ipv6' };
 }
 
-export function cidrContains(cidr: string, ip: string): boolean {
-  const c = parseCidr(cidr);
+/**
+ * An IP address as a number (32 bits for IPv4, 128 for IPv6), so that a CIDR test is a mask and a
+ * compare. Hand-written because Node has no inet_pton: `net.BlockList` answers "contains" but not
+ * "which network", which a route index needs, and building one per test cost ~7 µs (a C++ object).
+ * The text is first checked by net.isIP; an IPv6 zone id (`fe80::1%eth0`) is refused.
+ */
+export function ipValue(ip: string): { family: 4 | 6; value: bigint } | undefined {
   const v = net.isIP(ip);
-  if (!c || v === 0 || (v === 4) !== (c.family === 'ipv4')) return false;
-  const list = new net.BlockList();
-  list.addSubnet(c.address, c.prefix, c.family);
-  return list.check(ip, c.family);
+  if (v === 4) return { family: 4, value: ipv4Value(ip) };
+  if (v === 6 && !ip.includes('%')) return { family: 6, value: ipv6Value(ip) };
+  return undefined;
+}
+
+function ipv4Value(ip: string): bigint {
+  let v = 0;
+  for (const part of ip.split('.')) v = v * 256 + Number(part);
+  return BigInt(v);
+}
+
+function ipv6Value(ip: string): bigint {
+  let text = ip;
+  const last = text.lastIndexOf(':');
+  if (text.includes('.', last)) {
+    // ::ffff:10.0.0.1 — the last 32 bits written as IPv4
+    const v4 = ipv4Value(text.slice(last + 1));
+    text = `${text.slice(0, last + 1)}${(v4 >> 16n).toString(16)}:${(v4 & 0xffffn).toString(16)}`;
+  }
+  const [head = '', tail] = text.split('::');
+  const h = head ? head.split(':') : [];
+  const t = tail ? tail.split(':') : [];
+  const groups = tail === undefined ? h : [...h, ...Array<string>(8 - h.length - t.length).fill('0'), ...t];
+  let v = 0n;
+  for (const g of groups) v = (v << 16n) | BigInt(parseInt(g, 16));
+  return v;
+}
+
+/** A CIDR as numbers: its network (the address with the host bits cleared, as `net.BlockList` reads it). */
+export interface CompiledCidr {
+  readonly family: 4 | 6;
+  readonly prefix: number;
+  readonly network: bigint;
+}
+
+/** The network bits of `value` under a prefix of `prefix` bits. */
+export function maskIp(family: 4 | 6, value: bigint, prefix: number): bigint {
+  const bits = family === 4 ? 32n : 128n;
+  const host = bits - BigInt(prefix);
+  return (value >> host) << host;
+}
+
+// CIDRs come from configuration (grants, routes, allow-lists), so their number is bounded by it; the
+// cache is cleared if it ever grows past this rather than evicting one by one.
+const CIDR_CACHE_MAX = 10_000;
+const compiled = new Map<string, CompiledCidr | null>();
+
+/** `10.0.0.0/8` as numbers, parsed once per text; undefined when not a CIDR. */
+export function compileCidr(text: string): CompiledCidr | undefined {
+  let c = compiled.get(text);
+  if (c === undefined) {
+    const p = parseCidr(text);
+    const ip = p && ipValue(p.address);
+    c = p && ip ? { family: ip.family, prefix: p.prefix, network: maskIp(ip.family, ip.value, p.prefix) } : null;
+    if (compiled.size >= CIDR_CACHE_MAX) compiled.clear();
+    compiled.set(text, c);
+  }
+  return c ?? undefined;
+}
+
+export function cidrContains(cidr: string, ip: string): boolean {
+  const c = compileCidr(cidr);
+  const v = c && ipValue(ip);
+  return Boolean(c && v && v.family === c.family && maskIp(v.family, v.value, c.prefix) === c.network);
 }
 
 /** A route: a CIDR (10.20.0.0/16) or a DNS suffix starting with a dot (.corp.internal). */
@@ -67,8 +132,7 @@ export function isRoute(r: string): boolean {
 
 /** Host pattern: a CIDR (IP hosts only) or a glob (names and IPs). */
 export function hostMatches(pattern: string, host: string): boolean {
-  if (parseCidr(pattern)) return cidrContains(pattern, host);
-  return matchesGlob(pattern, host);
+  return compileCidr(pattern) ? cidrContains(pattern, host) : matchesGlob(pattern, host);
 }
 
 /** `22,80,8000-8100`; undefined when malformed. */

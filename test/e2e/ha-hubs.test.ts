@@ -280,12 +280,18 @@ describe('several hubs on one PostgreSQL', () => {
 
   it('agents behind one address: a client reaches every agent through every hub, by CONNECT and SOCKS5', async (t) => {
     lb = await startBalancer(hubs.map((h) => h.port), { readyz: { everyMs: 100 } });
-    for (const name of spread) await startAgent({ group: procs, hub: hubs[0]!, name, args: ['--hub', lb.url] });
+    // m0 also advertises a route (rule 3): through the hubs it is not connected to, the route is found
+    // among the other hubs' agents.
+    for (const name of spread) await startAgent({ group: procs, hub: hubs[0]!, name, args: ['--hub', lb.url, ...(name === 'm0' ? ['--route', '127.0.0.0/8'] : [])] });
     const at = await allReachable(hubs[0]!, 10_000);
     for (const hub of hubs.slice(1)) await allReachable(hub, 10_000);
     const ids = await Promise.all(hubs.map(idOf));
     t.diagnostic(`agents on hubs: ${[...at].map(([a, h]) => `${a}→hub${ids.indexOf(h) + 1}`).join(' ')}`);
     for (const hub of hubs) for (const agent of spread) await roundTrip(hub, agent);
+    for (const hub of hubs) await roundTrip(hub, '127.0.0.1');
+    const byRoute = `SELECT agent FROM audit WHERE kind = 'stream' AND target = '127.0.0.1:${echo.port}'`;
+    await until(async () => ((await pg.psql(byRoute, 'warren')).split('\n').filter(Boolean).length >= hubs.length ? true : undefined), 10_000, 'the routed streams\' audit rows');
+    assert.deepEqual((await pg.psql(byRoute, 'warren')).split('\n').filter(Boolean), hubs.map(() => 'm0'), 'every hub routed 127.0.0.1 to m0');
 
     const ana = await cliJson<{ token: string }>(hubs[0]!, ['token', 'create', '--user', 'sockser']);
     await cliJson(hubs[0]!, ['grant', '--user', 'sockser', '--agent', 'm*', '--ports', String(echo.port)]);

@@ -14,7 +14,7 @@ import { formatHostPort, parseHostPort } from '../../src/shared/hostPort.js';
 import { formatJoinToken, parseJoinToken } from '../../src/shared/joinToken.js';
 import { formatEntry, parseAllowFrom, parseEntry } from '../../src/shared/forwardSpec.js';
 import { hostMatches, matchesGlob, parsePorts } from '../../src/shared/patterns.js';
-import { resolveTarget, type RoutableAgent } from '../../src/hub/router.js';
+import { listView, resolveTarget, type RoutableAgent } from '../../src/hub/router.js';
 import { tokenFromHeader } from '../../src/hub/auth.js';
 import { ExternalJwt, unverifiedCtx } from '../../src/hub/externalJwt.js';
 import { kubeRequestInfo } from '../../src/kube/requestInfo.js';
@@ -48,7 +48,7 @@ describe('target grammar (HOST:PORT) and routing', () => {
     { name: 'alpha', routes: ['10.20.0.0/16', '.corp.internal'], streamsOpen: 0 },
     { name: 'beta', routes: ['10.20.0.0/16', 'fd00::/8'], streamsOpen: 3 },
   ];
-  const view = { connected: () => agents, isKnown: (n: string) => n === 'alpha' || n === 'beta' || n === 'gone' };
+  const view = listView(agents, (n) => n === 'alpha' || n === 'beta' || n === 'gone');
 
   test('property: parseHostPort never throws; what it accepts formats back to itself and routes to a connected agent or a clean refusal', () => {
     fc.assert(
