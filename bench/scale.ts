@@ -7,7 +7,11 @@
  *   1. start every agent at once; time until all N have their tunnel
  *   2. idle for BENCH_SCALE_IDLE_SECONDS (default 30, ≥ 2 keepalive intervals): hub RSS, RSS per agent,
  *      hub CPU while idle (keepalive PINGs both ways are the only traffic)
- *   3. restart the hub (SIGTERM: graceful drain with GOAWAY; then a new process on the same port and data
+ *   3. open STREAMS new streams through the CONNECT door, 8 at a time, to an agent by name (rule 2) and to
+ *      an address routed by the agents' advertised routes (rule 3; every agent advertises a /24 of its own
+ *      in 10.0.0.0/8, agent 0 also 127.0.0.0/8, where the echo listens): streams/s and hub CPU per stream
+ *      with N tunnels held
+ *   4. restart the hub (SIGTERM: graceful drain with GOAWAY; then a new process on the same port and data
  *      dir): time until all N are back, counted from the new hub's "hub listening", and reconnects per 100 ms
  * With `--hubs H` (H > 1): H hubs on one PostgreSQL (test/support/postgres.ts), sharing hub 0's CA and keys,
  * behind one TCP load balancer (test/support/tcpBalancer.ts) that spreads the agents; RSS per agent over
@@ -29,7 +33,7 @@ import { ChildGroup, waitForExit, waitForLine } from '../test/support/proc.js';
 import { WARREN_BIN, tempDir } from '../test/support/warren.js';
 import { startPostgres } from '../test/support/postgres.js';
 import { startBalancer, type Balancer } from '../test/support/tcpBalancer.js';
-import { connectThroughHub, readAll } from '../test/support/connectClient.js';
+import { connectThroughHub, readAll, type HubAddress } from '../test/support/connectClient.js';
 import { sha256Hex } from '../test/support/upstreams.js';
 import { NODE_FLAGS } from '../src/shared/nodeFlags.js';
 import { cpuSeconds, rssBytes } from './lib/procstat.js';
@@ -264,6 +268,52 @@ interface ScaleResult {
   hostsCpuConnect: number;
   hubCpuReconnect: number;
   hostsCpuReconnect: number;
+  /** STREAMS new streams with N tunnels held, to an agent by name and to an address by route. */
+  byName: StreamRate;
+  byRoute: StreamRate;
+}
+
+interface StreamRate {
+  perSecond: number;
+  /** Hub CPU µs per stream. */
+  hubCpuUs: number;
+}
+
+/** The routes agent `i` advertises: a /24 of its own, and for agent 0 the loopback range too. */
+function routesOf(i: number): string[] {
+  return [`10.${(i >> 8) & 255}.${i & 255}.0/24`, ...(i === 0 ? ['127.0.0.0/8'] : [])];
+}
+
+/** STREAMS streams through the hub's CONNECT door to an echo named by `host`: streams/s and hub CPU per stream. */
+async function streamRate(hub: HubProc, dataDir: string, host: string): Promise<StreamRate> {
+  const client = { url: hub.url, caPath: path.join(dataDir, 'ca.crt'), adminToken: fs.readFileSync(path.join(dataDir, 'admin.token'), 'utf8').trim() };
+  const c0 = cpuSeconds(hub.pid);
+  const t0 = performance.now();
+  await echoStreams(client, () => host);
+  const seconds = (performance.now() - t0) / 1000;
+  return { perSecond: STREAMS / seconds, hubCpuUs: ((cpuSeconds(hub.pid) - c0) * 1e6) / STREAMS };
+}
+
+/**
+ * Opens STREAMS CONNECT streams through `client`'s hub (or balancer), 8 at a time, stream i to an echo on
+ * 127.0.0.1 by the host `host(i)`; each stream's echo is checked.
+ */
+async function echoStreams(client: HubAddress, host: (i: number) => string): Promise<void> {
+  const echo = net.createServer((s) => s.pipe(s)).listen(0, '127.0.0.1');
+  await once(echo, 'listening');
+  const port = (echo.address() as net.AddressInfo).port;
+  const one = async (i: number) => {
+    const socket = await connectThroughHub(client, `${host(i)}:${port}`);
+    const back = readAll(socket);
+    socket.resume();
+    socket.end(`stream ${i}`);
+    if ((await back).sha256 !== sha256Hex(`stream ${i}`)) throw new Error(`stream ${i} to ${host(i)}: the echo differs`);
+  };
+  try {
+    for (let i = 0; i < STREAMS; i += 8) await Promise.all(Array.from({ length: Math.min(8, STREAMS - i) }, (_, k) => one(i + k)));
+  } finally {
+    echo.close();
+  }
 }
 
 function hostsCpu(fleet: Fleet): number {
@@ -290,7 +340,7 @@ async function runScale(n: number): Promise<ScaleResult> {
   const port = hub.port;
   const fleet = new Fleet(n, root);
   try {
-    const token = (await cliJson<{ token: string }>(hub, dataDir, ['join-token', 'create', '--uses', String(n), '--ttl', '6h'])).token;
+    const token = (await cliJson<{ token: string }>(hub, dataDir, ['join-token', 'create', '--uses', String(n), '--ttl', '6h', '--routes', '10.0.0.0/8,127.0.0.0/8'])).token;
     log(`N=${n}: joining ${n} agents through the join API (${fleet.hosts.length} host processes)`);
     const j0 = Date.now();
     const joined = await fleet.each<{ count: number; failed: number; firstError?: string }>('enrolled', (h) => ({ cmd: 'enroll', token, hub: hub.url, names: h.names, root, concurrency: 8 }));
@@ -307,7 +357,7 @@ async function runScale(n: number): Promise<ScaleResult> {
     const s0 = Date.now();
     const hubC0 = cpuSeconds(hub.pid);
     const hostC0 = hostsCpu(fleet);
-    await fleet.each('started', (h) => ({ cmd: 'start', hub: hub.url, names: h.names, root }));
+    await fleet.each('started', (h) => ({ cmd: 'start', hub: hub.url, names: h.names, root, routes: h.names.map((_, k) => routesOf(h.offset + k)) }));
     const all = await fleet.until(() => fleet.connectedCount === n, TIMEOUT_MS);
     const connectSeconds = all ? (Math.max(...fleet.connects.map((c) => c[0] ?? 0)) - s0) / 1000 : undefined;
     const hubCpuConnect = cpuSeconds(hub.pid) - hubC0;
@@ -322,6 +372,9 @@ async function runScale(n: number): Promise<ScaleResult> {
     }
     const hostsRss = fleet.hosts.reduce((s, h) => s + rssBytes(h.child.pid!), 0);
     const connectedAtEnd = fleet.connectedCount;
+    log(`N=${n}: ${STREAMS} streams by agent name, then ${STREAMS} by route`);
+    const byName = await streamRate(hub, dataDir, 'a00000');
+    const byRoute = await streamRate(hub, dataDir, '127.0.0.1');
 
     log(`N=${n}: restarting the hub`);
     const before = fleet.mark();
@@ -349,7 +402,7 @@ async function runScale(n: number): Promise<ScaleResult> {
     return {
       n, joinSeconds, joinFailed, hubRssBase, connectSeconds, connectedAtEnd, hubRssIdle: idle.rss, hubCpuIdlePct: idle.cpuPct, hostsRss,
       restartDownSeconds, backSeconds, backCount: firstBack.length, maxWindowShare, histogram, hubRssAfterRestart,
-      hubCpuConnect, hostsCpuConnect, hubCpuReconnect, hostsCpuReconnect,
+      hubCpuConnect, hostsCpuConnect, hubCpuReconnect, hostsCpuReconnect, byName, byRoute,
     };
   } finally {
     await fleet.stop();
@@ -425,9 +478,6 @@ const READS = /^(get|list|query|ping)/;
  * (so most are relayed between hubs), and counts the store calls all hubs made meanwhile.
  */
 async function storeQueriesPerStream(hubs: readonly HubProc[], url: string, caPem: string, admin: string, fleet: Fleet): Promise<HaResult['queriesPerStream']> {
-  const echo = net.createServer((s) => s.pipe(s)).listen(0, '127.0.0.1');
-  await once(echo, 'listening');
-  const port = (echo.address() as net.AddressInfo).port;
   const caPath = path.join(tempDir('scale-ha-ca'), 'ca.crt');
   fs.writeFileSync(caPath, caPem);
   const names = fleet.hosts.flatMap((h) => h.names);
@@ -436,16 +486,9 @@ async function storeQueriesPerStream(hubs: readonly HubProc[], url: string, caPe
     for (const m of all) for (const [op, v] of m) t.set(op, (t.get(op) ?? 0) + v);
     return t;
   };
-  const one = async (i: number) => {
-    const socket = await connectThroughHub({ url, caPath, adminToken: admin }, `${names[(i * 7919) % names.length]}:${port}`);
-    const back = readAll(socket);
-    socket.resume();
-    socket.end(`stream ${i}`);
-    if ((await back).sha256 !== sha256Hex(`stream ${i}`)) throw new Error(`stream ${i}: the echo differs`);
-  };
   try {
     const before = total(await Promise.all(hubs.map((h) => storeQueries(h, caPem, admin))));
-    for (let i = 0; i < STREAMS; i += 8) await Promise.all(Array.from({ length: Math.min(8, STREAMS - i) }, (_, k) => one(i + k)));
+    await echoStreams({ url, caPath, adminToken: admin }, (i) => names[(i * 7919) % names.length]!);
     // Audit rows are written up to 25 ms after a stream ends: wait for them to be counted.
     await sleep(500);
     const after = total(await Promise.all(hubs.map((h) => storeQueries(h, caPem, admin))));
@@ -454,7 +497,6 @@ async function storeQueriesPerStream(hubs: readonly HubProc[], url: string, caPe
     const of = (read: boolean) => Object.entries(byOp).filter(([op]) => READS.test(op) === read).reduce((a, [, v]) => a + v, 0);
     return { reads: of(true), writes: of(false), byOp };
   } finally {
-    echo.close();
     fs.rmSync(path.dirname(caPath), { recursive: true, force: true });
   }
 }
@@ -598,8 +640,14 @@ function report(results: ScaleResult[], started: Date): string {
     fmt(mib(r.hostsRss)),
     `${fmt((1000 * r.hubCpuConnect) / r.n, 1)} / ${fmt((1000 * r.hostsCpuConnect) / r.n, 1)}`,
     `${fmt((1000 * r.hubCpuReconnect) / r.n, 1)} / ${fmt((1000 * r.hostsCpuReconnect) / r.n, 1)}`,
+    `${fmt(r.byName.perSecond)} / ${fmt(r.byRoute.perSecond)}`,
+    `${fmt(r.byName.hubCpuUs)} / ${fmt(r.byRoute.hubCpuUs)}`,
   ]);
-  const header = ['agents', 'join all s', 'connect all s', 'hub RSS 0 agents MiB', 'hub RSS idle MiB', 'KiB / agent', 'hub idle CPU %', 'restart: hub down s', 'restart: all back s', 'busiest 100 ms', 'hub RSS after restart MiB', 'agent hosts RSS MiB', 'CPU ms per agent, connect: hub / agents', 'CPU ms per agent, reconnect: hub / agents'];
+  const header = [
+    'agents', 'join all s', 'connect all s', 'hub RSS 0 agents MiB', 'hub RSS idle MiB', 'KiB / agent', 'hub idle CPU %', 'restart: hub down s', 'restart: all back s', 'busiest 100 ms',
+    'hub RSS after restart MiB', 'agent hosts RSS MiB', 'CPU ms per agent, connect: hub / agents', 'CPU ms per agent, reconnect: hub / agents',
+    'new streams/s (8 at a time): by name / by route', 'hub CPU µs per stream: by name / by route',
+  ];
   const out = [
     `Warren scale benchmark, ${started.toISOString()}: ${machineLine()}`,
     `One hub process; agents ${PER_PROCESS} per host process; idle window ${IDLE_SECONDS} s; keepalive 10 s both ways.`,

@@ -5,7 +5,7 @@
  *
  *   → { cmd: 'enroll', token, hub, names, root, concurrency }   joins through the real join API
  *   ← { kind: 'enrolled', count, failed, firstError? }
- *   → { cmd: 'start', hub, names, root }                          starts every agent at once
+ *   → { cmd: 'start', hub, names, root, routes? }                 starts every agent at once (routes[i]: what names[i] advertises)
  *   ← { kind: 'events', events: [[index, 'c' | 'd', epochMs], …] }  connected / disconnected, batched
  *   → { cmd: 'stop' }                                             stops them all, then exits
  */
@@ -17,7 +17,7 @@ import { startAgent, type Agent } from '../../src/agent/agent.js';
 
 type Msg =
   | { cmd: 'enroll'; token: string; hub: string; names: string[]; root: string; concurrency: number }
-  | { cmd: 'start'; hub: string; names: string[]; root: string }
+  | { cmd: 'start'; hub: string; names: string[]; root: string; routes?: string[][] }
   | { cmd: 'stop' };
 
 // Agents log only errors here: thousands of them logging their reconnects would measure this process's
@@ -55,7 +55,7 @@ async function enrollAll(m: Extract<Msg, { cmd: 'enroll' }>): Promise<void> {
 async function startAll(m: Extract<Msg, { cmd: 'start' }>): Promise<void> {
   await Promise.all(
     m.names.map(async (name, i) => {
-      const config = agentConfig({ name, dataDir: path.join(m.root, name), hub: m.hub, logLevel: 'error' }, {});
+      const config = agentConfig({ name, dataDir: path.join(m.root, name), hub: m.hub, logLevel: 'error', route: (m.routes?.[i] ?? []).join(',') }, {});
       const agent = await startAgent(config, log.child({ agent: name }));
       agent.on('connected', () => events.push([i, 'c', Date.now()]));
       agent.on('disconnected', () => events.push([i, 'd', Date.now()]));
