@@ -215,13 +215,13 @@ export class HubMesh extends EventEmitter implements AgentDirectory {
     return this.deps.tunnels.isKnown(name) || this.remote.has(name);
   }
 
-  /** This hub's own tunnels and the other hubs' agents (an agent with a tunnel here is served here), the longer match winning. */
   /** The agents serving a Kubernetes cluster: this hub's own, then the other hubs'. */
   serving(cluster: string): AgentLink[] {
     const here = this.deps.tunnels.serving(cluster);
     return [...here, ...this.remote.serving(cluster).filter((r) => !this.deps.tunnels.get(r.name))];
   }
 
+  /** This hub's own tunnels and the other hubs' agents (an agent with a tunnel here is served here), the longer match winning. */
   byRoute(host: string): RouteMatch<AgentLink> | undefined {
     const here = this.deps.tunnels.byRoute(host);
     const there = this.remote.lookup(host, (r) => this.deps.tunnels.get(r.name) !== undefined);

@@ -157,8 +157,8 @@ export class AgentIndex<A extends RoutableAgent> {
   }
 
   /**
-   * The agents whose route covers `host` best (longest prefix, longest suffix), skipping those `skip`
-   * names; ties — several agents advertising the same network or suffix — all come back.
+   * The agents whose route covers `host` best (longest prefix, longest suffix), leaving out those `skip`
+   * is true for; ties — several agents advertising the same network or suffix — all come back.
    */
   lookup(host: string, skip?: (agent: A) => boolean): RouteMatch<A> | undefined {
     const found = (b: Bucket<A> | undefined, score: number): RouteMatch<A> | undefined => {
