@@ -9,6 +9,7 @@
  * @module
  */
 import net from 'node:net';
+import { ipValue } from '../shared/patterns.js';
 
 export class PendingPerSource {
   private readonly counts = new Map<string, number>();
@@ -49,13 +50,8 @@ export class PendingPerSource {
 /** The unit a limit applies to: an IPv4 address, or the /64 of an IPv6 one. */
 export function sourceKey(address: string): string {
   if (!net.isIPv6(address) || /^::ffff:\d+\.\d+\.\d+\.\d+$/i.test(address)) return address;
-  return `${expandIpv6(address.replace(/%.*$/, '').toLowerCase()).slice(0, 4).map((b) => b.replace(/^0+(?=.)/, '')).join(':')}::/64`;
-}
-
-function expandIpv6(address: string): string[] {
-  const [head, tail] = address.split('::') as [string, string | undefined];
-  const left = head ? head.split(':') : [];
-  const right = tail ? tail.split(':') : [];
-  const fill = tail === undefined ? [] : Array<string>(8 - left.length - right.length).fill('0');
-  return [...left, ...fill, ...right];
+  const ip = ipValue(address.replace(/%.*$/, ''));
+  if (!ip) return address;
+  const groups = [3, 2, 1, 0].map((i) => ((ip.value >> BigInt(64 + 16 * i)) & 0xffffn).toString(16));
+  return `${groups.join(':')}::/64`;
 }
