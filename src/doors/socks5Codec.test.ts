@@ -3,6 +3,7 @@ import { Buffer } from 'node:buffer';
 import { describe, test } from 'node:test';
 import fc from 'fast-check';
 import { ErrorCodes, SocksReply } from '../shared/errors.js';
+import { parseIPv6 } from '../shared/patterns.js';
 import {
   encodeGreeting,
   encodeMethodSelection,
@@ -15,7 +16,6 @@ import {
   MAX_REQUEST_BYTES,
   MAX_USERPASS_BYTES,
   parseGreeting,
-  parseIPv6,
   parseMethodSelection,
   parseReply,
   parseRequest,

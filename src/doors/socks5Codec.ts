@@ -53,8 +53,9 @@
  * @module
  */
 import { Buffer } from 'node:buffer';
-import { isIPv4, isIPv6 } from 'node:net';
+import { isIPv4 } from 'node:net';
 import { ErrorCodes, SocksReply } from '../shared/errors.js';
+import { parseIPv6 } from '../shared/patterns.js';
 
 export const SOCKS_VERSION = 0x05;
 export const USERPASS_VERSION = 0x01;
@@ -435,28 +436,4 @@ export function formatIPv6(bytes: Uint8Array): string {
       .join(':');
   if (bestStart < 0) return text(0, 8);
   return `${text(0, bestStart)}::${text(bestStart + bestLength, 8)}`;
-}
-
-/** An IPv6 literal (any valid spelling, embedded IPv4 allowed, no zone id) as 16 bytes. */
-export function parseIPv6(text: string): Uint8Array | undefined {
-  if (!isIPv6(text) || text.includes('%')) return undefined;
-  let spelled = text;
-  const lastColon = spelled.lastIndexOf(':');
-  const tail = spelled.slice(lastColon + 1);
-  if (tail.includes('.')) {
-    const [a = 0, b = 0, c = 0, d = 0] = tail.split('.').map(Number);
-    spelled = `${spelled.slice(0, lastColon + 1)}${((a << 8) | b).toString(16)}:${((c << 8) | d).toString(16)}`;
-  }
-  const halves = spelled.split('::');
-  const left = halves[0] ? halves[0].split(':') : [];
-  const right = halves.length > 1 && halves[1] ? halves[1].split(':') : [];
-  const zeros = halves.length > 1 ? 8 - left.length - right.length : 0;
-  const groups = [...left, ...Array<string>(zeros).fill('0'), ...right].map((g) => Number.parseInt(g, 16));
-  if (groups.length !== 8 || groups.some((g) => !(g >= 0 && g <= 0xffff))) return undefined;
-  const bytes = new Uint8Array(16);
-  groups.forEach((g, i) => {
-    bytes[2 * i] = g >> 8;
-    bytes[2 * i + 1] = g & 0xff;
-  });
-  return bytes;
 }

@@ -208,7 +208,7 @@ export class HubMesh extends EventEmitter implements AgentDirectory {
 
   *connected(): Iterable<AgentLink> {
     yield* this.deps.tunnels.connected();
-    for (const r of this.remote.values()) if (!this.deps.tunnels.get(r.name)) yield r;
+    for (const r of this.remote.values()) if (!this.servedHere(r)) yield r;
   }
 
   isKnown(name: string): boolean {
@@ -218,13 +218,18 @@ export class HubMesh extends EventEmitter implements AgentDirectory {
   /** The agents serving a Kubernetes cluster: this hub's own, then the other hubs'. */
   serving(cluster: string): AgentLink[] {
     const here = this.deps.tunnels.serving(cluster);
-    return [...here, ...this.remote.serving(cluster).filter((r) => !this.deps.tunnels.get(r.name))];
+    return [...here, ...this.remote.serving(cluster).filter((r) => !this.servedHere(r))];
+  }
+
+  /** An agent on another hub that also has a tunnel here (it is moving): served here. */
+  private servedHere(r: RemoteAgent): boolean {
+    return this.deps.tunnels.get(r.name) !== undefined;
   }
 
   /** This hub's own tunnels and the other hubs' agents (an agent with a tunnel here is served here), the longer match winning. */
   byRoute(host: string): RouteMatch<AgentLink> | undefined {
     const here = this.deps.tunnels.byRoute(host);
-    const there = this.remote.lookup(host, (r) => this.deps.tunnels.get(r.name) !== undefined);
+    const there = this.remote.lookup(host, (r) => this.servedHere(r));
     if (!here || !there) return here ?? there;
     if (here.score !== there.score) return here.score > there.score ? here : there;
     return { ...here, agents: [...here.agents, ...there.agents] };

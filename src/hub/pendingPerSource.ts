@@ -50,8 +50,8 @@ export class PendingPerSource {
 /** The unit a limit applies to: an IPv4 address, or the /64 of an IPv6 one. */
 export function sourceKey(address: string): string {
   if (!net.isIPv6(address) || /^::ffff:\d+\.\d+\.\d+\.\d+$/i.test(address)) return address;
-  const ip = ipValue(address.replace(/%.*$/, ''));
-  if (!ip) return address;
-  const groups = [3, 2, 1, 0].map((i) => ((ip.value >> BigInt(64 + 16 * i)) & 0xffffn).toString(16));
+  // An IPv6 address without its zone id is one ipValue reads.
+  const { value } = ipValue(address.replace(/%.*$/, ''))!;
+  const groups = [3, 2, 1, 0].map((i) => ((value >> BigInt(64 + 16 * i)) & 0xffffn).toString(16));
   return `${groups.join(':')}::/64`;
 }

@@ -53,38 +53,40 @@ export function parseCidr(text: string): { address: string; prefix: number; fami
 
 /**
  * An IP address as a number (32 bits for IPv4, 128 for IPv6), so that a CIDR test is a mask and a
- * compare. Hand-written because Node has no inet_pton: `net.BlockList` answers "contains" but not
- * "which network", which a route index needs, and building one per test cost ~7 µs (a C++ object).
- * The text is first checked by net.isIP; an IPv6 zone id (`fe80::1%eth0`) is refused.
+ * compare: `net.BlockList` answers "contains" but not "which network", which a route index needs, and
+ * building one per test cost ~7 µs (a C++ object). An IPv6 zone id (`fe80::1%eth0`) is refused.
  */
 export function ipValue(ip: string): { family: 4 | 6; value: bigint } | undefined {
-  const v = net.isIP(ip);
-  if (v === 4) return { family: 4, value: ipv4Value(ip) };
-  if (v === 6 && !ip.includes('%')) return { family: 6, value: ipv6Value(ip) };
-  return undefined;
+  if (net.isIPv4(ip)) return { family: 4, value: BigInt(ip.split('.').reduce((v, part) => v * 256 + Number(part), 0)) };
+  const bytes = parseIPv6(ip);
+  return bytes && { family: 6, value: bytes.reduce((v, b) => (v << 8n) | BigInt(b), 0n) };
 }
 
-function ipv4Value(ip: string): bigint {
-  let v = 0;
-  for (const part of ip.split('.')) v = v * 256 + Number(part);
-  return BigInt(v);
-}
-
-function ipv6Value(ip: string): bigint {
-  let text = ip;
-  const last = text.lastIndexOf(':');
-  if (text.includes('.', last)) {
-    // ::ffff:10.0.0.1 — the last 32 bits written as IPv4
-    const v4 = ipv4Value(text.slice(last + 1));
-    text = `${text.slice(0, last + 1)}${(v4 >> 16n).toString(16)}:${(v4 & 0xffffn).toString(16)}`;
+/**
+ * An IPv6 literal (any valid spelling, embedded IPv4 allowed, no zone id) as 16 bytes. Hand-written:
+ * Node has no inet_pton (SOCKS5 sends these bytes, the route index and CIDR tests compare them).
+ */
+export function parseIPv6(text: string): Uint8Array | undefined {
+  if (!net.isIPv6(text) || text.includes('%')) return undefined;
+  let spelled = text;
+  const lastColon = spelled.lastIndexOf(':');
+  const tail = spelled.slice(lastColon + 1);
+  if (tail.includes('.')) {
+    const [a = 0, b = 0, c = 0, d = 0] = tail.split('.').map(Number);
+    spelled = `${spelled.slice(0, lastColon + 1)}${((a << 8) | b).toString(16)}:${((c << 8) | d).toString(16)}`;
   }
-  const [head = '', tail] = text.split('::');
-  const h = head ? head.split(':') : [];
-  const t = tail ? tail.split(':') : [];
-  const groups = tail === undefined ? h : [...h, ...Array<string>(8 - h.length - t.length).fill('0'), ...t];
-  let v = 0n;
-  for (const g of groups) v = (v << 16n) | BigInt(parseInt(g, 16));
-  return v;
+  const halves = spelled.split('::');
+  const left = halves[0] ? halves[0].split(':') : [];
+  const right = halves.length > 1 && halves[1] ? halves[1].split(':') : [];
+  const zeros = halves.length > 1 ? 8 - left.length - right.length : 0;
+  const groups = [...left, ...Array<string>(zeros).fill('0'), ...right].map((g) => Number.parseInt(g, 16));
+  if (groups.length !== 8 || groups.some((g) => !(g >= 0 && g <= 0xffff))) return undefined;
+  const bytes = new Uint8Array(16);
+  groups.forEach((g, i) => {
+    bytes[2 * i] = g >> 8;
+    bytes[2 * i + 1] = g & 0xff;
+  });
+  return bytes;
 }
 
 /** A CIDR as numbers: its network (the address with the host bits cleared, as `net.BlockList` reads it). */
