@@ -62,9 +62,13 @@ export class AgentTunnel {
     return this.session.socket.bytesWritten;
   }
 
-  /** PINGs with a reply deadline (design §1: a dead agent is noticed within two intervals); `rttMs` follows the replies. */
+  /**
+   * A dead agent is noticed within two intervals (design §1). The agent pings its hub every interval, so
+   * the hub listens: it probes only an agent that has been silent for an interval, and every few
+   * intervals for `rttMs`.
+   */
   keepAlive(intervalMs: number, onDead: () => void): void {
-    startKeepalive(this.session, { intervalMs, onRtt: (ms) => (this.rttMs = Math.round(ms * 100) / 100), onDead });
+    startKeepalive(this.session, { intervalMs, listen: true, onRtt: (ms) => (this.rttMs = Math.round(ms * 100) / 100), onDead });
   }
 
   /** False once the tunnel is closing: no new stream can be opened on it. */

@@ -9,16 +9,28 @@
  * its pings come every interval from its start, as a timer of its own would send them (to within
  * interval / SLOTS), and the pings of many sessions stay spread over the interval instead of leaving
  * in one burst.
+ *
+ * A hub need not ping an agent that pings it: with `listen`, what the peer sends (its own pings, any
+ * stream data; read as the socket's byte count, so receiving costs no JavaScript) is its liveness. The
+ * session is looked at every half interval; it is probed only after a whole interval without a byte, or
+ * every RTT_EVERY intervals for the RTT; and the peer is dead at the first look with nothing heard while
+ * a probe is out. So a peer that goes silent is still detected within two intervals (a probe leaves
+ * after one to one and a half silent intervals and has half an interval to be answered), and a hub with
+ * 10,000 agents sends a sixth of the pings.
  */
 import type { Http2Session } from 'node:http2';
 
 export interface KeepaliveOptions {
   readonly intervalMs: number;
+  /** The peer pings: count what it sends as its liveness, probe only when it is silent (above). */
+  readonly listen?: boolean;
   readonly onRtt?: (ms: number) => void;
   readonly onDead: () => void;
 }
 
 const SLOTS = 16;
+/** With `listen`, a probe for the RTT every this many intervals even while the peer is heard. */
+const RTT_EVERY = 6;
 
 interface Beat {
   slot: number;
@@ -63,8 +75,9 @@ class Wheel {
 const wheels = new Map<number, Wheel>();
 
 export function startKeepalive(session: Http2Session, opts: KeepaliveOptions): () => void {
-  let wheel = wheels.get(opts.intervalMs);
-  if (!wheel) wheels.set(opts.intervalMs, (wheel = new Wheel(opts.intervalMs)));
+  const period = opts.listen ? opts.intervalMs / 2 : opts.intervalMs;
+  let wheel = wheels.get(period);
+  if (!wheel) wheels.set(period, (wheel = new Wheel(period)));
   let outstanding = false;
   let sentAt = 0;
   const answered = (err: Error | null, durationMs: number) => {
@@ -76,28 +89,51 @@ export function startKeepalive(session: Http2Session, opts: KeepaliveOptions): (
     outstanding = false;
     opts.onRtt?.(performance.now() - sentAt);
   };
+  const probe = () => {
+    outstanding = true;
+    if (session.closed) {
+      // Node's ping() sends nothing on a closing session (GOAWAY sent or received): it only calls back
+      // with a cancel, although HTTP/2 allows PING then. A SETTINGS frame must be acknowledged just the
+      // same, and Node does send one on a closing session: its ACK is the answer.
+      sentAt = performance.now();
+      session.once('localSettings', settingsAcked);
+      session.settings({});
+    } else if (!session.ping(answered)) outstanding = false;
+  };
+  const dead = () => {
+    stop();
+    opts.onDead();
+  };
+  // Only a destroyed session stops the probes: a closing one (GOAWAY, streams still draining) must
+  // still notice a peer that died meanwhile, or it lingers with its streams forever.
   const beat: Beat = {
     slot: 0,
-    run() {
-      // Only a destroyed session stops the probes: a closing one (GOAWAY, streams still draining) must
-      // still notice a peer that died meanwhile, or it lingers with its streams forever.
+    run: opts.listen ? listening() : () => {
       if (session.destroyed) return stop();
-      if (outstanding) {
-        stop();
-        opts.onDead();
-        return;
-      }
-      outstanding = true;
-      if (session.closed) {
-        // Node's ping() sends nothing on a closing session (GOAWAY sent or received): it only calls back
-        // with a cancel, although HTTP/2 allows PING then. A SETTINGS frame must be acknowledged just the
-        // same, and Node does send one on a closing session: its ACK is the answer.
-        sentAt = performance.now();
-        session.once('localSettings', settingsAcked);
-        session.settings({});
-      } else if (!session.ping(answered)) outstanding = false;
+      if (outstanding) return dead();
+      probe();
     },
   };
+  /** The half-interval look of `listen`: heard since the last look, or quiet for how many looks. */
+  function listening(): () => void {
+    let heard = session.socket.bytesRead;
+    let quiet = 0;
+    let sinceProbe = 2 * RTT_EVERY - 1;
+    return () => {
+      if (session.destroyed) return stop();
+      const read = session.socket.bytesRead;
+      if (read !== heard) {
+        heard = read;
+        quiet = 0;
+        outstanding = false;
+      } else if (outstanding) return dead();
+      else quiet++;
+      if (++sinceProbe >= 2 * RTT_EVERY || quiet >= 2) {
+        sinceProbe = 0;
+        probe();
+      }
+    };
+  }
   const owner = wheel;
   owner.add(beat);
   function stop(): void {
