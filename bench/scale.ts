@@ -515,6 +515,11 @@ async function allReachable(hubs: readonly HubProc[], caPem: string, token: stri
 }
 
 async function runHa(n: number, hubCount: number): Promise<HaResult> {
+  // The load balancer runs in this process and holds two sockets per agent; checked before any work.
+  const need = 2 * n + 4096;
+  if (hardNofile() < need) {
+    throw new Error(`--hubs with ${n} agents needs ${need} open files in the bench process (the balancer holds two per agent) but the hard limit is ${hardNofile()}: run it under \`prlimit --nofile=${need}:${need} --\` or raise \`ulimit -Hn\` first`);
+  }
   const pg = await startPostgres({ group });
   const role = pg.roles[0]!;
   // The password from the environment, as in a deployment (a Secret), not on the command line.
