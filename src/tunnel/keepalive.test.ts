@@ -40,8 +40,9 @@ test('listening to a peer that pings every interval: alive, and a ping of its ow
   await withDeadline(once(h2, 'twelve'), 40 * INTERVAL_MS, 'twelve pings from the peer answered');
   assert.equal(died, false);
   // One ping at the start and one every six intervals; a pinging keepalive would have sent twelve.
-  // Timers fire late on a busy machine, which may leave a window without the peer's ping: a few more.
-  assert.ok(pingsToPeer >= 2 && pingsToPeer <= 5, `${pingsToPeer} pings sent to a peer that pings`);
+  // Timers fire late on a busy machine, which may leave a window without the peer's ping: a few more,
+  // never half as many as pinging would send.
+  assert.ok(pingsToPeer >= 2 && pingsToPeer <= 6, `${pingsToPeer} pings sent to a peer that pings`);
   assert.ok(rtts >= 2, `${rtts} RTTs measured`);
 });
 
