@@ -11,6 +11,7 @@ const list = <T extends z.ZodType>(item: T) => z.array(item).readonly();
 const Time = z.iso.datetime().describe('ISO 8601, UTC');
 const Labels = z.record(z.string(), z.string());
 const Strings = list(z.string());
+const RttMs = z.number().nullable().describe('Milliseconds: the round trip of the hub\'s last keepalive probe of the agent\'s tunnel, refreshed at least every six ping intervals; null when offline or not measured yet');
 const Code = z.enum(Object.keys(ErrorCodes) as [ErrorCode, ...ErrorCode[]]);
 
 export const ErrorBody = z
@@ -74,7 +75,7 @@ export const Agent = z
     sourceIps: Strings.describe('Source addresses it may dial from (a gateway agent)'),
     connectedAt: Time.nullable(),
     lastSeen: Time.nullable(),
-    rttMs: z.number().nullable(),
+    rttMs: RttMs,
     streamsOpen: z.number().int(),
     bytesIn: z.number().int().describe('Bytes received from the agent over its tunnel since it connected (0 when offline)'),
     bytesOut: z.number().int().describe('Bytes sent to the agent over its tunnel since it connected'),
@@ -217,7 +218,7 @@ export const ReachableTarget = z
   .object({
     agent: z.string(),
     connected: z.boolean(),
-    rttMs: z.number().nullable(),
+    rttMs: RttMs,
     lastSeen: Time.nullable(),
     version: z.string().nullable(),
     labels: Labels,
