@@ -6,7 +6,8 @@
  * its memory holds no enrolment garbage, then
  *   1. start every agent at once; time until all N have their tunnel
  *   2. idle for BENCH_SCALE_IDLE_SECONDS (default 30, ≥ 2 keepalive intervals): hub RSS, RSS per agent,
- *      hub CPU while idle (keepalive PINGs both ways are the only traffic)
+ *      hub CPU while idle (keepalives are the only traffic: each agent's PING every 10 s, the hub's own
+ *      probe every six intervals)
  *   3. open STREAMS new streams through the CONNECT door, 8 at a time, to an agent by name (rule 2) and to
  *      an address routed by the agents' advertised routes (rule 3; every agent advertises a /24 of its own
  *      in 10.0.0.0/8, agent 0 also 127.0.0.0/8, where the echo listens): streams/s and hub CPU per stream
@@ -655,7 +656,7 @@ function report(results: ScaleResult[], started: Date): string {
   ];
   const out = [
     `Warren scale benchmark, ${started.toISOString()}: ${machineLine()}`,
-    `One hub process; agents ${PER_PROCESS} per host process; idle window ${IDLE_SECONDS} s; keepalive 10 s both ways.`,
+    `One hub process; agents ${PER_PROCESS} per host process; idle window ${IDLE_SECONDS} s; keepalive 10 s (agents ping, the hub probes every 60 s).`,
     '',
     markdownTable(header, rows),
     '',

@@ -452,7 +452,8 @@ export class HubMesh extends EventEmitter implements AgentDirectory {
     // Its relayed streams are reset (never a clean end), its agents are unreachable until they reconnect.
     const s = this.peers.get(id);
     if (s) abortSession(s);
-    for (const r of [...this.remote.values()]) {
+    // Deleting the entry being visited is safe while iterating a Map: no copy of the whole index.
+    for (const r of this.remote.values()) {
       if (r.hub.id !== id) continue;
       this.remote.delete(r.name);
       this.markLost(r.name);
