@@ -67,6 +67,7 @@ export async function startSshd(opts: SshdOptions): Promise<Sshd> {
     await runOk('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-C', 'warren-test-host', '-f', hostKey]);
     await runOk('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-C', 'warren-test-client', '-f', clientKeyPath]);
     writeFileSync(join(dir, 'authorized_keys'), readFileSync(`${clientKeyPath}.pub`));
+    mkdirSync(join(dir, 'home'));
 
     const attempts = opts.port !== undefined || opts.netns ? [opts.port ?? 22] : randomPorts(5);
     let lastError: unknown;
@@ -140,6 +141,9 @@ function sshdConfig(c: { dir: string; hostKey: string; host: string; port: numbe
     'PidFile none',
     'PrintMotd no',
     'UseDNS no',
+    // Sessions get a home of their own: the machine's root dotfiles (a shell rc that runs a version
+    // manager, say) are not part of what a test runs, and one that waits on a lock hangs every session.
+    `SetEnv HOME=${join(c.dir, 'home')}`,
     'AllowTcpForwarding yes',
     // Ansible copies modules over SFTP; internal-sftp needs no helper binary path.
     'Subsystem sftp internal-sftp',
