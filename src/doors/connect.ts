@@ -38,14 +38,10 @@ export async function handleConnect(req: IncomingMessage, socket: Duplex, head: 
   } catch (err) {
     return refuse(socket, failed(err), requestId, true);
   }
-  const abort = new AbortController();
-  const onClose = () => abort.abort();
-  socket.once('close', onClose);
   // Bytes a client sent right behind its request (it did not wait for the 200) are the stream's first.
   if (head.length > 0) socket.unshift(head);
   try {
-    const opened = await deps.opener.open({ target: req.url ?? '', principal, door: deps.door ?? 'connect', source, signal: abort.signal, early: socket });
-    socket.off('close', onClose);
+    const opened = await deps.opener.open({ target: req.url ?? '', principal, door: deps.door ?? 'connect', source, early: socket });
     if (socket.destroyed) {
       opened.stream.destroy();
       return;
@@ -53,7 +49,6 @@ export async function handleConnect(req: IncomingMessage, socket: Duplex, head: 
     socket.write('HTTP/1.1 200 Connection Established\r\n\r\n');
     await opened.relay(socket);
   } catch (err) {
-    socket.off('close', onClose);
     refuse(socket, failed(err), requestId, false);
   }
 }

@@ -56,7 +56,8 @@ export type OpenRequest = {
    * The client, when what it sends may travel before the agent has answered (early data): the door has
    * not answered yet, so a refusal still gets the door's own answer, and the client is the one later
    * passed to relay(). Read only until the stream is open, then left paused; bytes a door read past its
-   * own protocol must be unshifted into it first.
+   * own protocol must be unshifted into it first. Its 'close' (a reset, or both directions ended) ends
+   * the opening as `signal` would: a door need not watch for it.
    */
   readonly early?: Duplex;
 } & Caller;

@@ -121,21 +121,17 @@ async function serve(session: Session): Promise<void> {
     return;
   }
 
-  // Dialling through the tunnel takes a while; a client that resets meanwhile aborts it. A FIN does
-  // not: a client may half-close right after its request and still want the answer.
-  const abort = new AbortController();
-  const onClose = (): void => abort.abort();
-  socket.once('close', onClose);
+  // Dialling through the tunnel takes a while; a client that resets meanwhile aborts it (the opener
+  // watches its early-data client). A FIN does not: a client may half-close right after its request
+  // and still want the answer.
   let opened: OpenedStream;
   try {
-    opened = await deps.opener.open({ target, principal, door: 'socks5', source, signal: abort.signal, early: socket });
+    opened = await deps.opener.open({ target, principal, door: 'socks5', source, early: socket });
   } catch (err) {
     const failure = logFailure(log, err, { requestId: streamId, door: 'socks5', source, user: principal.user, target });
     if (failure.status < 500) log.info({ source, user: principal.user, target, code: failure.code, reason: failure.message }, 'socks5 connect refused');
     refuse(socket, encodeReply(failure.socks), timeoutMs);
     return;
-  } finally {
-    socket.off('close', onClose);
   }
   if (socket.destroyed) {
     log.debug({ source, user: principal.user, target }, 'socks5 client left while the stream was opening');

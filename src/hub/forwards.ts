@@ -575,14 +575,10 @@ export class Forwards {
     f.connections++;
     f.openStreams++;
     f.clients.add(client);
-    const abort = new AbortController();
-    const onClose = () => abort.abort();
-    client.once('close', onClose);
     try {
       const { gateway, sourceIp } = f.record;
       const via = f.record.kind === 'egress' && gateway && sourceIp ? { gateway: { agent: gateway, sourceIp } } : {};
-      const opened = await opener.open({ target: f.record.target, principal: f.principal, door: 'forward', source, signal: abort.signal, early: client, ...via });
-      client.off('close', onClose);
+      const opened = await opener.open({ target: f.record.target, principal: f.principal, door: 'forward', source, early: client, ...via });
       if (client.destroyed || f.deleted) {
         abortStream(opened.stream);
         if (!client.destroyed) io.refuse(new WarrenError('WARREN_E_NOT_FOUND', `forward "${f.name}" was deleted`));
@@ -596,7 +592,6 @@ export class Forwards {
       opened.stream.on('data', (c: Buffer) => void (f.bytesOut += c.length));
       await done;
     } catch (err) {
-      client.off('close', onClose);
       const e = logFailure(this.deps.log, err, { requestId: newRequestId(), forward: f.name, source });
       f.fail(e.code, e.message);
       io.refuse(e);

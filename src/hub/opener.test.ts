@@ -4,11 +4,12 @@
  */
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
+import { PassThrough, type Duplex } from 'node:stream';
 import { test } from 'node:test';
 import { WarrenError } from '../shared/errors.js';
 import { readAll } from '../../test/support/connectClient.js';
 import { echoServer, inProcessHub } from '../../test/support/inProcess.js';
-import { withDeadline } from '../../test/support/proc.js';
+import { eventually, withDeadline } from '../../test/support/proc.js';
 import { sha256Hex } from '../../test/support/upstreams.js';
 import type { AdmitRequest, Principal } from '../doors/door.js';
 
@@ -18,7 +19,7 @@ await lab.agent('site1');
 const opener = lab.hub.opener;
 
 const user = (name: string): Principal => ({ user: name, groups: [], via: 'token' });
-const open = (target: string, principal: Principal) => opener.open({ target, principal, door: 'connect', source: '127.0.0.1:1' });
+const open = (target: string, principal: Principal, early?: Duplex) => opener.open({ target, principal, door: 'connect', source: '127.0.0.1:1', early });
 const refusal = (code: string, message?: RegExp) => (err: unknown) => {
   assert.ok(err instanceof WarrenError, `a WarrenError, not ${String(err)}`);
   assert.equal(err.code, code);
@@ -77,6 +78,23 @@ test('revoke() ends exactly the uses whose grant is gone: their revocation signa
   await withDeadline(revoked, 1_000, "the admission's revocation signal");
   admission.end();
   assert.equal(await opener.revoke('again'), 0, 'an ended use is no longer watched');
+});
+
+test("a client that goes while its stream waits for a reconnecting agent ends the wait (the door's early-data client)", async () => {
+  const eve = user('eve');
+  const away = await lab.agent('away');
+  await lab.grant({ subjectKind: 'user', subject: 'eve', agent: 'away' });
+  const left = once(lab.hub.tunnels, 'disconnected');
+  await away.stop();
+  await withDeadline(left, 5_000, 'the hub noticing agent away left');
+  // The hub takes the agent to be reconnecting and would wait 5 s for it; the client leaves first.
+  const client = new PassThrough();
+  const opening = open(`away:${echoPort}`, eve, client).then(() => assert.fail('the stream opened'), (err: unknown) => err);
+  await eventually('the open waiting for the agent', 5_000, async () => (opener.openingCount === 1 ? true : undefined), 10);
+  client.destroy();
+  const err = await withDeadline(opening, 3_000, 'the open to end once its client went (not after the 5 s wait)');
+  assert.ok(err instanceof WarrenError, String(err));
+  assert.equal(opener.openingCount, 0);
 });
 
 test('kube admission: an unknown cluster is 404, a known one needs a grant, and a granted one with no agent is offline', async () => {

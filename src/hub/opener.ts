@@ -15,6 +15,7 @@
  * kube stream, or dials a stream of its own for an upgrade (exec, attach, port-forward); it writes its
  * own audit rows, which describe HTTP requests rather than byte streams.
  */
+import type { Duplex } from 'node:stream';
 import { WarrenError, asWarrenError } from '../shared/errors.js';
 import { formatHostPort, isLabel, parseHostPort } from '../shared/hostPort.js';
 import { KUBE_SERVICE } from '../tunnel/protocol.js';
@@ -115,9 +116,14 @@ export class HubOpener implements Opener, Admitter {
     return this.active.size;
   }
 
-  async admit(req: AdmitRequest): Promise<Admission> {
+  admit(req: AdmitRequest): Promise<Admission> {
+    return this.admitFor(req, undefined);
+  }
+
+  /** `client`: the door's client (OpenRequest.early), whose going ends the waits as `req.signal` does. */
+  private async admitFor(req: AdmitRequest, client: Duplex | undefined): Promise<Admission> {
     if (this.stopping) throw stoppingError();
-    const wait = this.waitFor(req.signal);
+    const wait = this.waitFor(req.signal, client);
     let plan: Plan;
     let slot;
     try {
@@ -185,7 +191,7 @@ export class HubOpener implements Opener, Admitter {
     const base = { kind: 'stream' as const, user: req.principal.user, door: req.door, target: req.target, source: req.source };
     let admission: Admission | undefined;
     try {
-      admission = await this.admit(req);
+      admission = await this.admitFor(req, req.early);
       const early = req.early ? new EarlyData(req.early) : undefined;
       const { agent, stream } = await admission.dial(early);
       const a = admission;
@@ -256,20 +262,24 @@ export class HubOpener implements Opener, Admitter {
   }
 
   /**
-   * An abort signal for one use's waits, aborted by the client's own signal or by stop(); done()
-   * forgets it (a use that is open, refused or ended waits no more).
+   * An abort signal for one use's waits, aborted by the caller's signal, by the client's going (its
+   * 'close': a reset, or both directions ended; a FIN alone does not, a client may half-close right
+   * after its request and still want the answer) or by stop(); done() forgets it (a use that is open,
+   * refused or ended waits no more).
    */
-  private waitFor(client: AbortSignal | undefined): { signal: AbortSignal; done(): void } {
+  private waitFor(signal: AbortSignal | undefined, client: Duplex | undefined): { signal: AbortSignal; done(): void } {
     const ctl = new AbortController();
     const abort = () => ctl.abort();
-    if (client?.aborted) ctl.abort();
-    client?.addEventListener('abort', abort, { once: true });
+    if (signal?.aborted || client?.destroyed) ctl.abort();
+    signal?.addEventListener('abort', abort, { once: true });
+    client?.once('close', abort);
     this.waits.add(ctl);
     const counted = this.opening.begin();
     return {
       signal: ctl.signal,
       done: () => {
-        client?.removeEventListener('abort', abort);
+        signal?.removeEventListener('abort', abort);
+        client?.off('close', abort);
         this.waits.delete(ctl);
         counted();
       },
