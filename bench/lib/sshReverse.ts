@@ -30,16 +30,12 @@ export async function startSshReverse(opts: {
 }): Promise<SshReverse> {
   const { sshd } = opts;
   const args = [
-    '-i', sshd.clientKeyPath,
-    '-o', 'IdentitiesOnly=yes',
-    '-o', 'BatchMode=yes',
-    '-o', `Port=${sshd.port}`,
-    '-o', 'StrictHostKeyChecking=no',
-    '-o', 'UserKnownHostsFile=/dev/null',
+    // ssh takes the first value of an option: INFO (for the "Allocated port" line) before sshArgs' ERROR.
+    '-o', 'LogLevel=INFO',
+    ...sshd.sshArgs(),
     '-o', 'ExitOnForwardFailure=yes',
     '-o', 'ServerAliveInterval=0',
     '-o', 'Compression=no',
-    '-o', 'LogLevel=INFO',
     '-c', opts.cipher,
     '-R', `127.0.0.1:0:127.0.0.1:${opts.targetPort}`,
     ...(opts.noSession ? ['-N'] : []),

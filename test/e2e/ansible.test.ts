@@ -57,7 +57,7 @@ describe('Ansible through `warren connect` against two nodes behind NAT', () => 
         '[nodes:vars]',
         'ansible_user=root',
         'ansible_python_interpreter=/usr/bin/python3',
-        `ansible_ssh_common_args='-o ProxyCommand="${proxyCommand}" -o IdentitiesOnly=yes -o UserKnownHostsFile=/dev/null'`,
+        `ansible_ssh_common_args='-F /dev/null -o ProxyCommand="${proxyCommand}" -o IdentitiesOnly=yes -o UserKnownHostsFile=/dev/null'`,
         '',
       ].join('\n'),
     );

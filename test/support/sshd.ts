@@ -98,6 +98,8 @@ export async function startSshd(opts: SshdOptions): Promise<Sshd> {
         knownHostsPath,
         child,
         sshArgs: ({ strict = false } = {}) => [
+          // The machine's own client configuration (~/.ssh/config, /etc/ssh/ssh_config) is not part of the test.
+          '-F', '/dev/null',
           '-i', clientKeyPath,
           '-o', 'IdentitiesOnly=yes',
           '-o', 'BatchMode=yes',
