@@ -15,7 +15,8 @@
  *   4. restart the hub (SIGTERM: graceful drain with GOAWAY; then a new process on the same port and data
  *      dir): time until all N are back, counted from the new hub's "hub listening", and reconnects per 100 ms
  * With `--hubs H` (H > 1): H hubs on one PostgreSQL (test/support/postgres.ts), sharing hub 0's CA and keys,
- * behind one TCP load balancer (test/support/tcpBalancer.ts) that spreads the agents; RSS per agent over
+ * behind TCP load balancers (test/support/tcpBalancer.ts, each in a process of its own holding two sockets
+ * per agent: as many as the open-file limit needs, each in front of every hub) that spread the agents; RSS per agent over
  * all hubs, and after one hub's restart the time until every hub's agent list shows every agent connected
  * (reachable through that hub, on it or relayed to another).
  * Targets (issue 5): 10,000 agents in < 512 MB hub RSS; after a restart 1,000 agents back within 10 s with
@@ -33,7 +34,6 @@ import { fork, spawnSync, type ChildProcess } from 'node:child_process';
 import { ChildGroup, waitForExit, waitForLine } from '../test/support/proc.js';
 import { WARREN_BIN, tempDir } from '../test/support/warren.js';
 import { startPostgres } from '../test/support/postgres.js';
-import { startBalancer, type Balancer } from '../test/support/tcpBalancer.js';
 import { connectThroughHub, readAll, type HubAddress } from '../test/support/connectClient.js';
 import { sha256Hex } from '../test/support/upstreams.js';
 import { NODE_FLAGS } from '../src/shared/nodeFlags.js';
@@ -515,12 +515,28 @@ async function allReachable(hubs: readonly HubProc[], caPem: string, token: stri
   return false;
 }
 
+/**
+ * Load balancers in processes of their own (bench/lib/balancerHost.ts), each in front of every hub: a
+ * balancer holds two sockets per agent, so as many as fit under the hard open-file limit, agent host
+ * processes shared between them in turn. Resolves with their URLs.
+ */
+async function startBalancers(ports: readonly number[], fleet: Fleet): Promise<{ urls: string[]; close(): void }> {
+  const hosts = fleet.hosts.length;
+  let count = 1;
+  while (count < hosts && 2 * Math.ceil(hosts / count) * PER_PROCESS + 1024 > hardNofile()) count++;
+  const children = Array.from({ length: count }, () =>
+    fork(path.resolve('bench/lib/balancerHost.ts'), ports.map(String), { execArgv: ['--import', 'tsx'], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] }),
+  );
+  const urls = await Promise.all(
+    children.map((c) => new Promise<string>((resolve, reject) => {
+      c.once('message', (m: { port: number }) => resolve(`https://127.0.0.1:${m.port}`));
+      c.once('exit', (code) => reject(new Error(`a load balancer process exited (${code}) before listening`)));
+    })),
+  );
+  return { urls, close: () => children.forEach((c) => c.disconnect()) };
+}
+
 async function runHa(n: number, hubCount: number): Promise<HaResult> {
-  // The load balancer runs in this process and holds two sockets per agent; checked before any work.
-  const need = 2 * n + 4096;
-  if (hardNofile() < need) {
-    throw new Error(`--hubs with ${n} agents needs ${need} open files in the bench process (the balancer holds two per agent) but the hard limit is ${hardNofile()}: run it under \`prlimit --nofile=${need}:${need} --\` or raise \`ulimit -Hn\` first`);
-  }
   const pg = await startPostgres({ group });
   const role = pg.roles[0]!;
   // The password from the environment, as in a deployment (a Secret), not on the command line.
@@ -533,7 +549,7 @@ async function runHa(n: number, hubCount: number): Promise<HaResult> {
   const admin = fs.readFileSync(path.join(dirs[0]!, 'admin.token'), 'utf8').trim();
   const fleet = new Fleet(n, root);
   const hubs: HubProc[] = [];
-  let lb: Balancer | undefined;
+  let lb: Awaited<ReturnType<typeof startBalancers>> | undefined;
   try {
     const token = (await cliJson<{ token: string }>(first, dirs[0]!, ['join-token', 'create', '--uses', String(n), '--ttl', '6h'])).token;
     log(`N=${n}: joining ${n} agents through hub 0`);
@@ -545,13 +561,14 @@ async function runHa(n: number, hubCount: number): Promise<HaResult> {
     for (let i = 1; i < hubCount; i++) fs.cpSync(dirs[0]!, dirs[i]!, { recursive: true, filter: (src) => path.basename(src) !== 'hub.lock' });
     for (let i = 0; i < hubCount; i++) hubs.push(await startHub(dirs[i]!, 0, n, store));
     first = hubs[0]!;
-    lb = await startBalancer(hubs.map((h) => h.port));
+    lb = await startBalancers(hubs.map((h) => h.port), fleet);
+    log(`N=${n}: ${lb.urls.length} load balancer process(es) in front of the ${hubCount} hubs`);
     await sleep(3000);
     const hubRssBase = hubs.map((h) => rssBytes(h.pid));
 
     log(`N=${n}: starting ${n} agents at once through the load balancer`);
     const s0 = Date.now();
-    await fleet.each('started', (h) => ({ cmd: 'start', hub: lb!.url, names: h.names, root }));
+    await fleet.each('started', (h) => ({ cmd: 'start', hub: lb!.urls[fleet.hosts.indexOf(h) % lb!.urls.length], names: h.names, root }));
     const all = await fleet.until(() => fleet.connectedCount === n, TIMEOUT_MS);
     const connectSeconds = all ? (Math.max(...fleet.connects.map((c) => c[0] ?? 0)) - s0) / 1000 : undefined;
     log(`N=${n}: ${fleet.connectedCount}/${n} connected${all ? ` after ${connectSeconds!.toFixed(1)} s` : ' (timed out)'}; idling ${IDLE_SECONDS} s`);
@@ -562,7 +579,7 @@ async function runHa(n: number, hubCount: number): Promise<HaResult> {
     const selfIds = await Promise.all(hubs.map(async (h) => (await apiGet<Array<{ id: string; self: boolean }>>(h, caPem, admin, '/api/v1/hubs')).find((r) => r.self)!.id));
     const agentsPerHub = selfIds.map((id) => ids.get(id) ?? 0);
 
-    const queriesPerStream = await storeQueriesPerStream(hubs, lb.url, caPem, admin, fleet);
+    const queriesPerStream = await storeQueriesPerStream(hubs, lb.urls[0]!, caPem, admin, fleet);
     log(`N=${n}: store calls per new stream over all hubs: ${queriesPerStream.reads} reads, ${queriesPerStream.writes} writes (${JSON.stringify(queriesPerStream.byOp)})`);
 
     const victim = 1 % hubCount;
@@ -612,7 +629,7 @@ function reportHa(results: HaResult[], started: Date): string {
   const header = ['agents', 'hubs', 'connect all s', 'agents per hub', 'hub RSS 0 agents MiB', 'hub RSS idle MiB', 'KiB / agent (all hubs)', 'hub idle CPU %', 'restart: hub down s', 'restart: agents all connected s', 'restart: all reachable through every hub s', '… counted from the new hub listening s', 'store reads / writes per new stream (all hubs)'];
   return [
     `Warren scale benchmark, several hubs, ${started.toISOString()}: ${machineLine()}`,
-    'Hubs on one PostgreSQL (each hub its own process), agents spread by a TCP load balancer (round robin, a refused backend skipped);',
+    'Hubs on one PostgreSQL (each hub its own process), agents spread by TCP load balancers (round robin, a refused backend skipped; each its own process, the agent host processes shared between them);',
     `agents ${PER_PROCESS} per host process; idle window ${IDLE_SECONDS} s; one hub restarted with SIGTERM (times counted from the SIGTERM);`,
     `store calls counted over ${STREAMS} CONNECT streams through the balancer to random agents (warren_store_queries_total of every hub).`,
     '',
