@@ -17,9 +17,12 @@ COPY package.json package-lock.json ./
 RUN npm ci --ignore-scripts --no-audit --no-fund \
  && npm rebuild better-sqlite3
 COPY tsconfig.json tsconfig.build.json ./
+COPY scripts/build-ui.mjs scripts/build-agent.mjs ./scripts/
 COPY src ./src
 COPY bin ./bin
-RUN npx tsc -p tsconfig.build.json \
+# `npm run build`: the compiled JavaScript, the web UI (dist/ui, which the hub serves) and the agent's
+# bundle (dist/warren-agent.cjs, what `warren-agent` runs).
+RUN npm run build \
  && npm prune --omit=dev --no-audit --no-fund
 
 FROM node:20-slim AS runtime

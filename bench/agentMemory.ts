@@ -40,7 +40,7 @@ interface Variant {
 const VARIANTS: readonly Variant[] = [
   { name: 'bare `node` (the floor: no code of ours)' },
   { name: '`warren agent` (npm package)', argv: [process.execPath, ...AGENT_NODE_FLAGS, WARREN_BIN, 'agent'] },
-  { name: '`warren-agent` (npm package, the systemd unit)', argv: [process.execPath, ...AGENT_NODE_FLAGS, path.join(ROOT, 'bin/warren-agent.js')] },
+  { name: '`warren-agent` (npm package, the systemd unit)', argv: [process.execPath, ...AGENT_NODE_FLAGS, path.join(ROOT, 'bin/warren-agent.cjs')] },
   { name: '`node warren-agent.cjs` (the single-file bundle)', argv: [process.execPath, ...AGENT_NODE_FLAGS, path.join(ROOT, 'release/warren-agent.cjs')] },
   { name: '`warren-agent` (the single-file executable)', argv: [path.join(ROOT, 'release/warren-agent')], env: { NODE_OPTIONS: AGENT_NODE_OPTIONS } },
 ];

@@ -410,10 +410,16 @@ describe('Dockerfile', () => {
     assert.equal(manifestPod.securityContext.runAsUser, 10001);
   });
 
-  it('builds with npm ci and tsc from files that exist, and ships only what runs', () => {
+  it('builds with npm ci and npm run build (the web UI and the agent bundle included) from files that exist, and ships only what runs', () => {
     const build = instructions.slice(0, instructions.findIndex((i, n) => n > 0 && i.op === 'FROM'));
     assert.ok(build.some((i) => i.op === 'RUN' && /npm ci\b/.test(i.args)));
-    assert.ok(build.some((i) => i.op === 'RUN' && /tsc -p tsconfig\.build\.json/.test(i.args)));
+    assert.ok(build.some((i) => i.op === 'RUN' && /npm run build\b/.test(i.args)));
+    // What `npm run build` runs, so that the image's hub has its web UI and warren-agent its bundle.
+    const script = (JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { scripts: Record<string, string> }).scripts.build!;
+    for (const step of script.split('&&').map((x) => x.trim())) {
+      const file = /^node (scripts\/\S+)$/.exec(step)?.[1];
+      if (file) assert.ok(build.some((i) => i.op === 'COPY' && i.args.split(/\s+/).includes(file)), `the build stage copies ${file}, which npm run build runs`);
+    }
     assert.ok(build.some((i) => i.op === 'RUN' && /npm prune --omit=dev/.test(i.args)));
     for (const copy of build.filter((i) => i.op === 'COPY')) {
       const sources = copy.args.split(/\s+/).slice(0, -1);

@@ -7,7 +7,7 @@ const TOKEN = 'wj1.aHR0cHM6Ly9odWIuZXhhbXBsZS5jb206ODQ0Mw.' + 'a'.repeat(64) + '
 
 const base: AgentUnitOptions = {
   nodePath: '/usr/bin/node',
-  agentBin: '/opt/warren/bin/warren-agent.js',
+  agentBin: '/opt/warren/bin/warren-agent.cjs',
   user: 'warren',
   dataDir: '/var/lib/warren',
   envFile: '/etc/warren/agent.env',
@@ -30,7 +30,7 @@ test('the unit runs the agent unprivileged, hardened, token from the root-only e
   assert.deepEqual(d.get('Group'), ['warren']);
   assert.deepEqual(d.get('EnvironmentFile'), ['/etc/warren/agent.env']);
   assert.deepEqual(d.get('ExecStart'), [
-    '/usr/bin/node --max-semi-space-size=1 --heap-growing-percent=300 /opt/warren/bin/warren-agent.js --data-dir /var/lib/warren --route 10.20.0.0/16,.corp.internal --labels "site=dmz,rack=r 7"',
+    '/usr/bin/node --max-semi-space-size=1 --heap-growing-percent=300 /opt/warren/bin/warren-agent.cjs --data-dir /var/lib/warren --route 10.20.0.0/16,.corp.internal --labels "site=dmz,rack=r 7"',
   ]);
   assert.deepEqual(d.get('Restart'), ['always']);
   assert.deepEqual(d.get('NoNewPrivileges'), ['yes']);
@@ -52,7 +52,7 @@ test('a data dir outside /var/lib gets ReadWritePaths only', () => {
   const d = directives(renderAgentUnit({ ...base, dataDir: '/srv/warren-agent', agentArgs: ['--name', 'node7'] }));
   assert.deepEqual(d.get('ReadWritePaths'), ['/srv/warren-agent']);
   assert.equal(d.get('StateDirectory'), undefined);
-  assert.deepEqual(d.get('ExecStart'), ['/usr/bin/node --max-semi-space-size=1 --heap-growing-percent=300 /opt/warren/bin/warren-agent.js --data-dir /srv/warren-agent --name node7']);
+  assert.deepEqual(d.get('ExecStart'), ['/usr/bin/node --max-semi-space-size=1 --heap-growing-percent=300 /opt/warren/bin/warren-agent.cjs --data-dir /srv/warren-agent --name node7']);
 });
 
 test('the env file carries the token as WARREN_JOIN_TOKEN', () => {
@@ -84,7 +84,7 @@ test('paths under /tmp or /var/tmp are refused: the unit has PrivateTmp=yes and 
   const hidden: Array<Partial<AgentUnitOptions>> = [
     { dataDir: '/tmp/warren' },
     { dataDir: '/var/tmp/w' },
-    { agentBin: '/tmp/warren-checkout/bin/warren-agent.js' },
+    { agentBin: '/tmp/warren-checkout/bin/warren-agent.cjs' },
     { nodePath: '/tmp/node-v20/bin/node' },
     { dataDir: '/var/lib/../../tmp/x' },
   ];

@@ -24,7 +24,7 @@ export const ENV_PATH = '/etc/warren/agent.env';
 export interface AgentUnitOptions {
   /** Absolute path of the node binary. */
   readonly nodePath: string;
-  /** Absolute path of bin/warren-agent.js: the agent alone, without the rest of the CLI. */
+  /** Absolute path of bin/warren-agent.cjs: the agent alone, without the rest of the CLI. */
   readonly agentBin: string;
   readonly user: string;
   readonly dataDir: string;

@@ -1,6 +1,7 @@
 /**
- * `warren-agent`: the agent alone, the entry of the single-file executable (`npm run dist`,
- * scripts/dist.mjs). Its command line is `warren agent`'s:
+ * `warren-agent`: the agent alone, the entry of its bundle (scripts/build-agent.mjs), which the npm
+ * package's `warren-agent` runs and the single-file executable carries (`npm run dist`). Its command
+ * line is `warren agent`'s:
  *
  *   WARREN_JOIN_TOKEN=wj1.… ./warren-agent --name node1      # = warren agent --name node1
  *   ./warren-agent --version

@@ -20,7 +20,7 @@ test("the agent's flags: Node accepts them, and NODE_OPTIONS caps the shebang's 
     process.stdout.write(String(v8.getHeapSpaceStatistics().find((s) => s.space_name === 'new_space').space_size / 2 ** 20));
   `], { encoding: 'utf8', env: { ...process.env, NODE_OPTIONS: AGENT_NODE_OPTIONS } });
   assert.ok(Number(youngMiB) <= 2, `young generation ${youngMiB} MiB`);
-  assert.equal(read('bin/warren-agent.js').split('\n')[0], `#!/usr/bin/env -S node ${AGENT_NODE_FLAGS.join(' ')}`, "bin/warren-agent.js runs with the agent's flags");
+  assert.equal(read('bin/warren-agent.cjs').split('\n')[0], `#!/usr/bin/env -S node ${AGENT_NODE_FLAGS.join(' ')}`, "bin/warren-agent.cjs runs with the agent's flags");
   const helm = read('deploy/helm/warren/templates/agent-statefulset.yaml');
   assert.ok(helm.includes(`{name: NODE_OPTIONS, value: "${AGENT_NODE_OPTIONS}"}`), 'the Helm chart sets the same NODE_OPTIONS');
 });

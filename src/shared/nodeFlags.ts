@@ -17,7 +17,7 @@ export const NODE_FLAGS: readonly string[] = ['--min-semi-space-size=16', '--hea
 
 /**
  * The agent's own flags, where it runs as a service: the systemd unit of `warren agent install` passes
- * these instead of NODE_FLAGS (and bin/warren-agent.js's shebang has them); the Kubernetes manifests (`warren agent manifest`, the Helm chart), which
+ * these instead of NODE_FLAGS (and bin/warren-agent.cjs's shebang has them); the Kubernetes manifests (`warren agent manifest`, the Helm chart), which
  * run `warren agent` through bin/warren.js's shebang, set AGENT_NODE_OPTIONS in NODE_OPTIONS, which
  * caps the young generation below the shebang's 16 MiB minimum (V8 clamps the minimum to the maximum).
  *

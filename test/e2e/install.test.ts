@@ -127,10 +127,10 @@ describe('install', () => {
     const leftovers = ['warren-data/admin.token', 'warren-data/ca.key', 'warren-agent/agent.key', 'join-token', 'hub.log', '.git/config', 'node_modules/zod/package.json', 'dist/cli/main.js', 'release/warren-agent'];
     const ignore = dockerignore({ ignorecase: false }).add(fs.readFileSync(path.join(ROOT, '.dockerignore'), 'utf8').split('\n'));
     const context = ignore.filter([...checkoutFiles(ROOT, ignore), ...leftovers]);
-    for (const needed of ['package.json', 'package-lock.json', 'tsconfig.json', 'tsconfig.build.json', 'bin/warren.js', 'src/cli/main.ts', 'src/hub/hub.ts']) {
+    for (const needed of ['package.json', 'package-lock.json', 'tsconfig.json', 'tsconfig.build.json', 'scripts/build-ui.mjs', 'scripts/build-agent.mjs', 'bin/warren.js', 'src/cli/main.ts', 'src/hub/hub.ts']) {
       assert.ok(context.includes(needed), `the build context lacks ${needed}, which the Dockerfile copies`);
     }
-    const copied = /^(package(-lock)?\.json|tsconfig(\.build)?\.json|bin\/[^/]+|src\/.+)$/;
+    const copied = /^(package(-lock)?\.json|tsconfig(\.build)?\.json|scripts\/build-(ui|agent)\.mjs|bin\/[^/]+|src\/.+)$/;
     assert.deepEqual(context.filter((f) => !copied.test(f)), [], 'the build context holds files the Dockerfile does not copy');
     assert.deepEqual(context.filter((f) => f.endsWith('.test.ts')), [], 'tests in the build context');
   });

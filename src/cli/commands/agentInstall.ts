@@ -13,7 +13,7 @@ import { ENV_PATH, UNIT_PATH, checkUnitOptions, renderAgentEnv, renderAgentUnit,
 
 // The unit runs the agent's own entry (`warren-agent`, the same command line as `warren agent`): it
 // loads the agent alone, ~4 MiB less for a process that idles on every node (docs/benchmarks.md, finding 10).
-const AGENT_BIN = fileURLToPath(new URL('../../../bin/warren-agent.js', import.meta.url));
+const AGENT_BIN = fileURLToPath(new URL('../../../bin/warren-agent.cjs', import.meta.url));
 const SERVICE = path.basename(UNIT_PATH);
 
 interface InstallFlags {
