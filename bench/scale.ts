@@ -515,12 +515,18 @@ async function allReachable(hubs: readonly HubProc[], caPem: string, token: stri
   return false;
 }
 
+/** The load balancers of `--hubs`: one URL per balancer process. */
+interface Balancers {
+  readonly urls: readonly string[];
+  close(): void;
+}
+
 /**
  * Load balancers in processes of their own (bench/lib/balancerHost.ts), each in front of every hub: a
  * balancer holds two sockets per agent, so as many as fit under the hard open-file limit, agent host
  * processes shared between them in turn. Resolves with their URLs.
  */
-async function startBalancers(ports: readonly number[], fleet: Fleet): Promise<{ urls: string[]; close(): void }> {
+async function startBalancers(ports: readonly number[], fleet: Fleet): Promise<Balancers> {
   const hosts = fleet.hosts.length;
   let count = 1;
   while (count < hosts && 2 * Math.ceil(hosts / count) * PER_PROCESS + 1024 > hardNofile()) count++;
@@ -549,7 +555,7 @@ async function runHa(n: number, hubCount: number): Promise<HaResult> {
   const admin = fs.readFileSync(path.join(dirs[0]!, 'admin.token'), 'utf8').trim();
   const fleet = new Fleet(n, root);
   const hubs: HubProc[] = [];
-  let lb: Awaited<ReturnType<typeof startBalancers>> | undefined;
+  let lb: Balancers | undefined;
   try {
     const token = (await cliJson<{ token: string }>(first, dirs[0]!, ['join-token', 'create', '--uses', String(n), '--ttl', '6h'])).token;
     log(`N=${n}: joining ${n} agents through hub 0`);
@@ -568,7 +574,7 @@ async function runHa(n: number, hubCount: number): Promise<HaResult> {
 
     log(`N=${n}: starting ${n} agents at once through the load balancer`);
     const s0 = Date.now();
-    await fleet.each('started', (h) => ({ cmd: 'start', hub: lb!.urls[fleet.hosts.indexOf(h) % lb!.urls.length], names: h.names, root }));
+    await fleet.each('started', (h) => ({ cmd: 'start', hub: lb!.urls[(h.offset / PER_PROCESS) % lb!.urls.length], names: h.names, root }));
     const all = await fleet.until(() => fleet.connectedCount === n, TIMEOUT_MS);
     const connectSeconds = all ? (Math.max(...fleet.connects.map((c) => c[0] ?? 0)) - s0) / 1000 : undefined;
     log(`N=${n}: ${fleet.connectedCount}/${n} connected${all ? ` after ${connectSeconds!.toFixed(1)} s` : ' (timed out)'}; idling ${IDLE_SECONDS} s`);
